@@ -1,0 +1,45 @@
+# -*- Python -*-
+import os
+
+import lit.formats
+from lit.llvm import llvm_config
+from lit.llvm.subst import ToolSubst
+
+config.name = "LOWBIT"
+config.test_format = lit.formats.ShTest(not llvm_config.use_lit_shell)
+config.suffixes = [".mlir", ".test"]
+config.test_source_root = os.path.dirname(__file__)
+config.test_exec_root = os.path.join(config.lowbit_obj_root, "test")
+config.excludes = ["Inputs", "CMakeLists.txt", "lit.cfg.py", "lit.site.cfg.py",
+                   "unit", "fuzz"]
+
+config.substitutions.append(("%PATH%", config.environment["PATH"]))
+config.substitutions.append(("%shlibext", config.llvm_shlib_ext))
+config.substitutions.append(("%inputs", os.path.join(config.test_source_root, "Inputs")))
+config.substitutions.append(("%shared", config.lowbit_shared_dir))
+config.substitutions.append(("%srcroot", config.lowbit_src_root))
+
+llvm_config.with_system_environment(["HOME", "INCLUDE", "LIB", "TMP", "TEMP"])
+llvm_config.use_default_substitutions()
+
+# Tests that need ../shared/models or ../shared/golden declare
+# "REQUIRES: shared-models" and are reported UNSUPPORTED (with this reason)
+# when the folder is absent.
+if os.path.isdir(os.path.join(config.lowbit_shared_dir, "models")):
+    config.available_features.add("shared-models")
+else:
+    lit_config.note("../shared/models not found: tests needing real models are skipped")
+if os.path.isdir(os.path.join(config.lowbit_shared_dir, "golden")):
+    config.available_features.add("shared-golden")
+
+config.environment["LOWBIT_NO_PROGRESS"] = "1"
+
+tool_dirs = [config.lowbit_tools_dir, config.llvm_tools_dir]
+tools = [
+    ToolSubst("lowbit-opt", unresolved="fatal"),
+    ToolSubst("lowbit", unresolved="fatal"),
+    ToolSubst("gguf-tool", unresolved="ignore"),
+]
+llvm_config.add_tool_substitutions(tools, tool_dirs)
+llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
+llvm_config.with_environment("PATH", config.lowbit_tools_dir, append_path=True)
