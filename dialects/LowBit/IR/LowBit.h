@@ -1,0 +1,37 @@
+//===- LowBit.h - The lowbit dialect ----------------------------*- C++ -*-===//
+#ifndef LOWBIT_DIALECT_LOWBIT_IR_LOWBIT_H
+#define LOWBIT_DIALECT_LOWBIT_IR_LOWBIT_H
+
+#include "lowbit/Formats/Formats.h"
+#include "mlir/Bytecode/BytecodeOpInterface.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/BuiltinTypes.h"
+#include "mlir/IR/Dialect.h"
+#include "mlir/IR/OpDefinition.h"
+#include "mlir/IR/SymbolTable.h"
+#include "mlir/Interfaces/InferTypeOpInterface.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
+
+#include "LowBit/IR/LowBitDialect.h.inc"
+#include "LowBit/IR/LowBitEnums.h.inc"
+#define GET_ATTRDEF_CLASSES
+#include "LowBit/IR/LowBitAttrs.h.inc"
+#define GET_TYPEDEF_CLASSES
+#include "LowBit/IR/LowBitTypes.h.inc"
+#define GET_OP_CLASSES
+#include "LowBit/IR/LowBitOps.h.inc"
+
+namespace mlir::lowbit {
+/// Module attribute holding the ordered GGUF metadata (array of #lowbit.kv).
+constexpr llvm::StringLiteral kMetadataAttrName = "lowbit.metadata";
+/// Module attributes recording the source file's GGUF version and alignment.
+constexpr llvm::StringLiteral kGGUFVersionAttrName = "lowbit.gguf_version";
+constexpr llvm::StringLiteral kSourceAttrName = "lowbit.source";
+
+/// GGUF value type names as used in #lowbit.array ("u32", "string", ...).
+llvm::StringRef ggufTypeName(uint32_t type);
+std::optional<uint32_t> parseGGUFTypeName(llvm::StringRef name);
+} // namespace mlir::lowbit
+
+#endif // LOWBIT_DIALECT_LOWBIT_IR_LOWBIT_H

@@ -1,0 +1,224 @@
+//===- LowBitOps.cpp - lowbit op verifiers --------------------------------===//
+#include "LowBit/IR/LowBit.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/DialectResourceBlobManager.h"
+#include "mlir/IR/OpImplementation.h"
+
+using namespace mlir;
+using namespace mlir::lowbit;
+
+/// Shape of a weight-like operand (qtensor or ranked f32 tensor).
+static ArrayRef<int64_t> weightShape(Type type) {
+  if (auto q = dyn_cast<QTensorType>(type))
+    return q.getShape();
+  return cast<RankedTensorType>(type).getShape();
+}
+
+/// Two dimensions agree when equal or when either is dynamic.
+static bool compatible(int64_t a, int64_t b) {
+  return ShapedType::isDynamic(a) || ShapedType::isDynamic(b) || a == b;
+}
+
+static LogicalResult expectRank(Operation *op, StringRef what, Type type,
+                                int64_t rank) {
+  if (static_cast<int64_t>(weightShape(type).size()) != rank)
+    return op->emitOpError() << what << " must have rank " << rank << ", got "
+                             << type;
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// GlobalWeightOp / WeightOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult GlobalWeightOp::verify() {
+  QTensorType type = getWeightType();
+  uint64_t expected = type.getByteSize();
+  Attribute data = getData();
+  if (auto external = dyn_cast<ExternalDataAttr>(data)) {
+    if (external.getSize() != expected)
+      return emitOpError() << "external data holds " << external.getSize()
+                           << " bytes but " << type << " needs " << expected;
+    if (external.getPath().empty())
+      return emitOpError() << "external data has an empty path";
+    return success();
+  }
+  if (auto resource = dyn_cast<DenseResourceElementsAttr>(data)) {
+    ShapedType shaped = resource.getType();
+    if (!shaped.getElementType().isInteger(8) || shaped.getRank() != 1)
+      return emitOpError() << "resource data must be a 1-D tensor of i8, got "
+                           << shaped;
+    if (static_cast<uint64_t>(shaped.getNumElements()) != expected)
+      return emitOpError() << "resource data holds " << shaped.getNumElements()
+                           << " bytes but " << type << " needs " << expected;
+    return success();
+  }
+  return emitOpError() << "data must be #lowbit.external or a dense_resource, "
+                          "got "
+                       << data;
+}
+
+LogicalResult WeightOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
+  auto global =
+      symbolTable.lookupNearestSymbolFrom<GlobalWeightOp>(*this, getNameAttr());
+  if (!global)
+    return emitOpError() << "'" << getName()
+                         << "' does not name a lowbit.global_weight";
+  if (global.getWeightType() != getType())
+    return emitOpError() << "type " << getType() << " differs from "
+                         << global.getWeightType() << " of @" << getName();
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Compute ops
+//===----------------------------------------------------------------------===//
+
+LogicalResult EmbeddingOp::verify() {
+  if (failed(expectRank(*this, "table", getTable().getType(), 2)) ||
+      failed(expectRank(*this, "result", getResult().getType(), 2)))
+    return failure();
+  ArrayRef<int64_t> table = weightShape(getTable().getType());
+  ArrayRef<int64_t> result = getResult().getType().getShape();
+  int64_t tokens = getIds().getType().getDimSize(0);
+  if (!compatible(result[0], tokens) || !compatible(result[1], table[1]))
+    return emitOpError() << "result " << getResult().getType()
+                         << " must be [tokens, " << table[1] << "]";
+  return success();
+}
+
+LogicalResult MatmulOp::verify() {
+  if (failed(expectRank(*this, "input", getInput().getType(), 2)) ||
+      failed(expectRank(*this, "weight", getWeight().getType(), 2)) ||
+      failed(expectRank(*this, "result", getResult().getType(), 2)))
+    return failure();
+  ArrayRef<int64_t> input = getInput().getType().getShape();
+  ArrayRef<int64_t> weight = weightShape(getWeight().getType());
+  ArrayRef<int64_t> result = getResult().getType().getShape();
+  if (!compatible(input[1], weight[1]))
+    return emitOpError() << "input width " << input[1]
+                         << " does not match the weight's row length "
+                         << weight[1];
+  if (!compatible(result[0], input[0]) || !compatible(result[1], weight[0]))
+    return emitOpError() << "result " << getResult().getType()
+                         << " must be [" << input[0] << ", " << weight[0]
+                         << "]";
+  if (Value bias = getBias()) {
+    ArrayRef<int64_t> b = weightShape(bias.getType());
+    if (b.size() != 1 || !compatible(b[0], weight[0]))
+      return emitOpError() << "bias must be 1-D of size " << weight[0];
+  }
+  return success();
+}
+
+/// Norm weights are 1-D and as wide as the normalised dimension.
+static LogicalResult verifyNorm(Operation *op, RankedTensorType input,
+                                Type weight, Value bias, Type result) {
+  if (input != result)
+    return op->emitOpError() << "result type " << result
+                             << " must equal the input type " << input;
+  int64_t width = input.getShape().back();
+  ArrayRef<int64_t> w = weightShape(weight);
+  if (w.size() != 1 || !compatible(w[0], width))
+    return op->emitOpError() << "weight must be 1-D of size " << width
+                             << ", got " << weight;
+  if (bias) {
+    ArrayRef<int64_t> b = weightShape(bias.getType());
+    if (b.size() != 1 || !compatible(b[0], width))
+      return op->emitOpError() << "bias must be 1-D of size " << width;
+  }
+  return success();
+}
+
+LogicalResult RMSNormOp::verify() {
+  if (getEpsilon().convertToFloat() <= 0)
+    return emitOpError() << "epsilon must be positive";
+  return verifyNorm(*this, getInput().getType(), getWeight().getType(), {},
+                    getResult().getType());
+}
+
+LogicalResult LayerNormOp::verify() {
+  if (getEpsilon().convertToFloat() <= 0)
+    return emitOpError() << "epsilon must be positive";
+  return verifyNorm(*this, getInput().getType(), getWeight().getType(),
+                    getBias(), getResult().getType());
+}
+
+LogicalResult RopeOp::verify() {
+  if (failed(expectRank(*this, "input", getInput().getType(), 2)))
+    return failure();
+  int64_t heads = getHeads(), headDim = getHeadDim(), ropeDims = getRopeDims();
+  if (heads <= 0 || headDim <= 0)
+    return emitOpError() << "heads and head_dim must be positive";
+  if (ropeDims <= 0 || ropeDims > headDim || ropeDims % 2 != 0)
+    return emitOpError() << "rope_dims must be even and in (0, head_dim = "
+                         << headDim << "], got " << ropeDims;
+  ArrayRef<int64_t> input = getInput().getType().getShape();
+  if (!compatible(input[1], heads * headDim))
+    return emitOpError() << "input width " << input[1]
+                         << " must be heads * head_dim = " << heads * headDim;
+  if (!compatible(input[0], getPositions().getType().getDimSize(0)))
+    return emitOpError() << "needs one position per token";
+  if (getTheta().convertToFloat() <= 0)
+    return emitOpError() << "theta must be positive";
+  return success();
+}
+
+LogicalResult AttentionOp::verify() {
+  KVCacheType cache = getCache().getType();
+  for (Value v : {getQuery(), getKey(), getValue()})
+    if (failed(expectRank(*this, "query, key and value", v.getType(), 2)))
+      return failure();
+  int64_t heads = getHeads(), layer = getLayer();
+  if (layer < 0 || layer >= cache.getLayers())
+    return emitOpError() << "layer " << layer << " is outside the cache's "
+                         << cache.getLayers() << " layers";
+  if (heads <= 0 || heads % cache.getKvHeads() != 0)
+    return emitOpError() << "heads (" << heads
+                         << ") must be a positive multiple of the cache's "
+                         << cache.getKvHeads() << " kv heads";
+  int64_t qWidth = heads * cache.getHeadDim();
+  int64_t kvWidth = cache.getKvHeads() * cache.getHeadDim();
+  auto width = [](Value v) {
+    return cast<RankedTensorType>(v.getType()).getShape()[1];
+  };
+  if (!compatible(width(getQuery()), qWidth))
+    return emitOpError() << "query width must be heads * head_dim = " << qWidth;
+  if (!compatible(width(getKey()), kvWidth) ||
+      !compatible(width(getValue()), kvWidth))
+    return emitOpError() << "key and value width must be kv_heads * head_dim = "
+                         << kvWidth;
+  if (getResult().getType() != getQuery().getType())
+    return emitOpError() << "result type must equal the query type";
+  int64_t tokens = getQuery().getType().getShape()[0];
+  for (Value v : {getKey(), getValue()})
+    if (!compatible(cast<RankedTensorType>(v.getType()).getShape()[0], tokens))
+      return emitOpError() << "query, key and value must have the same tokens";
+  if (!compatible(getPositions().getType().getDimSize(0), tokens))
+    return emitOpError() << "needs one position per token";
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Quantize / dequantize
+//===----------------------------------------------------------------------===//
+
+static LogicalResult verifySameShape(Operation *op, RankedTensorType tensor,
+                                     QTensorType qtensor) {
+  if (tensor.getShape() != qtensor.getShape())
+    return op->emitOpError() << "shapes of " << tensor << " and " << qtensor
+                             << " differ";
+  return success();
+}
+
+LogicalResult QuantizeOp::verify() {
+  return verifySameShape(*this, getInput().getType(), getResult().getType());
+}
+
+LogicalResult DequantizeOp::verify() {
+  return verifySameShape(*this, getResult().getType(), getInput().getType());
+}
+
+#define GET_OP_CLASSES
+#include "LowBit/IR/LowBitOps.cpp.inc"

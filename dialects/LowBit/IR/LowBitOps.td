@@ -1,0 +1,217 @@
+//===- LowBitOps.td - lowbit operations --------------------*- tablegen -*-===//
+#ifndef LOWBIT_OPS_TD
+#define LOWBIT_OPS_TD
+
+include "LowBit/IR/LowBitTypes.td"
+include "mlir/IR/OpBase.td"
+include "mlir/IR/SymbolInterfaces.td"
+include "mlir/Interfaces/SideEffectInterfaces.td"
+include "mlir/Interfaces/InferTypeOpInterface.td"
+
+class LowBit_Op<string mnemonic, list<Trait> traits = []>
+    : Op<LowBit_Dialect, mnemonic, traits>;
+
+def LowBit_F32Tensor : RankedTensorOf<[F32]>;
+def LowBit_IndexTensor : 1DTensorOf<[I32]>;
+// A weight operand: a stored weight, or an f32 tensor computed in the graph.
+def LowBit_WeightLike : AnyTypeOf<[LowBit_QTensorType, LowBit_F32Tensor]>;
+
+//===----------------------------------------------------------------------===//
+// Weights
+//===----------------------------------------------------------------------===//
+
+def LowBit_GlobalWeightOp : LowBit_Op<"global_weight", [Symbol, IsolatedFromAbove]> {
+  let summary = "A named weight tensor of the model";
+  let description = [{
+    Declares a weight at module level. The symbol is the tensor's name in the
+    source model; module order is the tensor order of an exported file.
+    `data` is `#lowbit.external` (bytes in a file) or a `dense_resource` blob
+    of i8 (bytes materialised by a pass); its size must match the type.
+
+    ```mlir
+    lowbit.global_weight @token_embd.weight : !lowbit.qtensor<512x64 : f32>
+        = #lowbit.external<"/m.gguf", offset = 1536, size = 131072>
+    ```
+  }];
+  let arguments = (ins SymbolNameAttr:$sym_name,
+                       TypeAttrOf<LowBit_QTensorType>:$type,
+                       AnyAttr:$data);
+  let assemblyFormat = "$sym_name `:` $type `=` $data attr-dict";
+  let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    QTensorType getWeightType() { return ::llvm::cast<QTensorType>(getType()); }
+  }];
+}
+
+def LowBit_WeightOp : LowBit_Op<"weight",
+    [Pure, DeclareOpInterfaceMethods<SymbolUserOpInterface>]> {
+  let summary = "Reference to a global weight";
+  let description = [{
+    ```mlir
+    %w = lowbit.weight @blk.0.attn_q.weight : !lowbit.qtensor<64x64 : q4_0>
+    ```
+  }];
+  let arguments = (ins FlatSymbolRefAttr:$name);
+  let results = (outs LowBit_QTensorType:$result);
+  let assemblyFormat = "$name attr-dict `:` type($result)";
+}
+
+//===----------------------------------------------------------------------===//
+// Model-level compute
+//===----------------------------------------------------------------------===//
+
+def LowBit_EmbeddingOp : LowBit_Op<"embedding", [Pure]> {
+  let summary = "Rows of an embedding table for token ids";
+  let description = [{
+    `result[t, :] = table[ids[t], :]`, decoded to f32.
+    ```mlir
+    %x = lowbit.embedding %table[%ids] : !lowbit.qtensor<512x64 : q8_0>, tensor<?xi32> -> tensor<?x64xf32>
+    ```
+  }];
+  let arguments = (ins LowBit_WeightLike:$table, LowBit_IndexTensor:$ids);
+  let results = (outs LowBit_F32Tensor:$result);
+  let assemblyFormat = "$table `[` $ids `]` attr-dict `:` type($table) `,` type($ids) `->` type($result)";
+  let hasVerifier = 1;
+}
+
+def LowBit_MatmulOp : LowBit_Op<"matmul", [Pure]> {
+  let summary = "Activations times the transpose of a (quantized) weight";
+  let description = [{
+    `result[t, n] = sum_k x[t, k] * w[n, k] (+ bias[n])`, the GGML convention:
+    a weight of shape `[N, K]` has one row per output, so rows are contiguous
+    blocks of the format.
+    ```mlir
+    %y = lowbit.matmul %x, %w : tensor<?x64xf32>, !lowbit.qtensor<172x64 : q4_0> -> tensor<?x172xf32>
+    ```
+  }];
+  let arguments = (ins LowBit_F32Tensor:$input, LowBit_WeightLike:$weight,
+                       Optional<LowBit_WeightLike>:$bias);
+  let results = (outs LowBit_F32Tensor:$result);
+  let assemblyFormat = [{
+    $input `,` $weight (`bias` $bias^)? attr-dict `:` type($input) `,` type($weight)
+    (`,` type($bias)^)? `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+def LowBit_RMSNormOp : LowBit_Op<"rms_norm", [Pure]> {
+  let summary = "RMS normalisation over the last dimension, times a weight";
+  let description = [{
+    `y = x / sqrt(mean(x^2) + epsilon) * weight`
+    ```mlir
+    %y = lowbit.rms_norm %x, %w {epsilon = 1.0e-05 : f32} : tensor<?x64xf32>, !lowbit.qtensor<64 : f32> -> tensor<?x64xf32>
+    ```
+  }];
+  let arguments = (ins LowBit_F32Tensor:$input, LowBit_WeightLike:$weight,
+                       F32Attr:$epsilon);
+  let results = (outs LowBit_F32Tensor:$result);
+  let assemblyFormat = "$input `,` $weight attr-dict `:` type($input) `,` type($weight) `->` type($result)";
+  let hasVerifier = 1;
+}
+
+def LowBit_LayerNormOp : LowBit_Op<"layer_norm", [Pure]> {
+  let summary = "Layer normalisation over the last dimension";
+  let description = [{
+    `y = (x - mean(x)) / sqrt(var(x) + epsilon) * weight + bias`
+  }];
+  let arguments = (ins LowBit_F32Tensor:$input, LowBit_WeightLike:$weight,
+                       Optional<LowBit_WeightLike>:$bias, F32Attr:$epsilon);
+  let results = (outs LowBit_F32Tensor:$result);
+  let assemblyFormat = [{
+    $input `,` $weight (`bias` $bias^)? attr-dict `:` type($input) `,` type($weight)
+    (`,` type($bias)^)? `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+def LowBit_RopeOp : LowBit_Op<"rope", [Pure, AllTypesMatch<["input", "result"]>]> {
+  let summary = "Rotary position embedding on each head";
+  let description = [{
+    The input is `[tokens, heads * head_dim]`; the first `rope_dims` values of
+    every head are rotated by `pos * theta^(-2i/rope_dims)`. `mode` picks the
+    pairing: `normal` rotates (2i, 2i+1) (llama as stored in GGUF), `neox`
+    rotates (i, i + rope_dims/2).
+    ```mlir
+    %q = lowbit.rope %x, %pos {heads = 8 : i64, head_dim = 8 : i64, rope_dims = 8 : i64, theta = 1.0e+04 : f32, mode = #lowbit.rope_mode<normal>} : tensor<?x64xf32>, tensor<?xi32>
+    ```
+  }];
+  let arguments = (ins LowBit_F32Tensor:$input, LowBit_IndexTensor:$positions,
+                       I64Attr:$heads, I64Attr:$head_dim, I64Attr:$rope_dims,
+                       F32Attr:$theta, LowBit_RopeModeEnumAttr:$mode);
+  let results = (outs LowBit_F32Tensor:$result);
+  let assemblyFormat = "$input `,` $positions attr-dict `:` type($input) `,` type($positions)";
+  let hasVerifier = 1;
+}
+
+def LowBit_AttentionOp : LowBit_Op<"attention", [
+    MemoryEffects<[MemRead, MemWrite]>]> {
+  let summary = "Causal multi-head attention that appends to a KV cache";
+  let description = [{
+    Writes `key`/`value` (`[tokens, kv_heads * head_dim]`) into layer `layer`
+    of the cache at `positions`, then attends each query head (grouped: query
+    head h reads KV head h / (heads / kv_heads)) over cached positions
+    `<= positions[t]`, scaled by `scale`. Returns `[tokens, heads * head_dim]`.
+    ```mlir
+    %o = lowbit.attention %q, %k, %v, %cache, %pos {layer = 0 : i64, heads = 8 : i64, scale = 0.35355 : f32}
+        : tensor<?x64xf32>, tensor<?x32xf32>, tensor<?x32xf32>, !lowbit.kv_cache<layers = 5, context = 512, kv_heads = 4, head_dim = 8>, tensor<?xi32> -> tensor<?x64xf32>
+    ```
+  }];
+  let arguments = (ins LowBit_F32Tensor:$query, LowBit_F32Tensor:$key,
+                       LowBit_F32Tensor:$value, LowBit_KVCacheType:$cache,
+                       LowBit_IndexTensor:$positions, I64Attr:$layer,
+                       I64Attr:$heads, F32Attr:$scale);
+  let results = (outs LowBit_F32Tensor:$result);
+  let assemblyFormat = [{
+    $query `,` $key `,` $value `,` $cache `,` $positions attr-dict `:` type($query) `,`
+    type($key) `,` type($value) `,` type($cache) `,` type($positions) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+class LowBit_BinaryOp<string mnemonic, string what>
+    : LowBit_Op<mnemonic, [Pure, SameOperandsAndResultType, Commutative]> {
+  let summary = "Elementwise " # what;
+  let arguments = (ins LowBit_F32Tensor:$lhs, LowBit_F32Tensor:$rhs);
+  let results = (outs LowBit_F32Tensor:$result);
+  let assemblyFormat = "$lhs `,` $rhs attr-dict `:` type($result)";
+}
+def LowBit_AddOp : LowBit_BinaryOp<"add", "addition">;
+def LowBit_MulOp : LowBit_BinaryOp<"mul", "multiplication">;
+
+class LowBit_UnaryOp<string mnemonic, string what>
+    : LowBit_Op<mnemonic, [Pure, SameOperandsAndResultType]> {
+  let summary = what;
+  let arguments = (ins LowBit_F32Tensor:$input);
+  let results = (outs LowBit_F32Tensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($result)";
+}
+def LowBit_SiLUOp : LowBit_UnaryOp<"silu", "x * sigmoid(x)">;
+def LowBit_GELUOp : LowBit_UnaryOp<"gelu", "GELU, tanh approximation (as GGML)">;
+def LowBit_SoftmaxOp : LowBit_UnaryOp<"softmax", "Softmax over the last dimension">;
+
+//===----------------------------------------------------------------------===//
+// Quantize / dequantize
+//===----------------------------------------------------------------------===//
+
+def LowBit_QuantizeOp : LowBit_Op<"quantize", [Pure]> {
+  let summary = "Encode f32 values into a block format";
+  let description = [{
+    ```mlir
+    %q = lowbit.quantize %x : tensor<4x64xf32> -> !lowbit.qtensor<4x64 : q8_0>
+    ```
+  }];
+  let arguments = (ins LowBit_F32Tensor:$input);
+  let results = (outs LowBit_QTensorType:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
+  let hasVerifier = 1;
+}
+
+def LowBit_DequantizeOp : LowBit_Op<"dequantize", [Pure]> {
+  let summary = "Decode a block-format tensor to f32";
+  let arguments = (ins LowBit_QTensorType:$input);
+  let results = (outs LowBit_F32Tensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
+  let hasVerifier = 1;
+}
+
+#endif // LOWBIT_OPS_TD

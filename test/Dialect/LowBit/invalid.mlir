@@ -1,0 +1,260 @@
+// RUN: lowbit-opt %s --split-input-file --verify-diagnostics
+
+// expected-error @+1 {{unknown weight format 'q9_9'}}
+lowbit.global_weight @w : !lowbit.qtensor<4x32 : q9_9> = #lowbit.external<"m", offset = 0, size = 4>
+
+// -----
+
+// expected-error @+1 {{row length 48 is not a multiple of q4_0's block size 32}}
+lowbit.global_weight @w : !lowbit.qtensor<4x48 : q4_0> = #lowbit.external<"m", offset = 0, size = 4>
+
+// -----
+
+// expected-error @+1 {{row length 64 is not a multiple of q4_k's block size 256}}
+lowbit.global_weight @w : !lowbit.qtensor<4x64 : q4_k> = #lowbit.external<"m", offset = 0, size = 4>
+
+// -----
+
+// expected-error @+1 {{qtensor dimensions must be positive, got 0}}
+lowbit.global_weight @w : !lowbit.qtensor<0x32 : q4_0> = #lowbit.external<"m", offset = 0, size = 0>
+
+// -----
+
+// expected-error @+1 {{row count 6 is not a multiple of the layout's 4 interleaved rows}}
+lowbit.global_weight @w : !lowbit.qtensor<6x32 : q4_0, #lowbit.layout<rows = 4>> = #lowbit.external<"m", offset = 0, size = 108>
+
+// -----
+
+// expected-error @+1 {{layout rows must be a power of two in [1, 64], got 3}}
+lowbit.global_weight @w : !lowbit.qtensor<6x32 : q4_0, #lowbit.layout<rows = 3>> = #lowbit.external<"m", offset = 0, size = 108>
+
+// -----
+
+// expected-error @+1 {{external data holds 100 bytes but '!lowbit.qtensor<4x32 : q4_0>' needs 72}}
+lowbit.global_weight @w : !lowbit.qtensor<4x32 : q4_0> = #lowbit.external<"m", offset = 0, size = 100>
+
+// -----
+
+// expected-error @+1 {{external data has an empty path}}
+lowbit.global_weight @w : !lowbit.qtensor<4x32 : q4_0> = #lowbit.external<"", offset = 0, size = 72>
+
+// -----
+
+// expected-error @+1 {{resource data holds 8 bytes but '!lowbit.qtensor<4x32 : q4_0>' needs 72}}
+lowbit.global_weight @w : !lowbit.qtensor<4x32 : q4_0> = dense_resource<blob> : tensor<8xi8>
+
+// -----
+
+// expected-error @+1 {{resource data must be a 1-D tensor of i8}}
+lowbit.global_weight @w : !lowbit.qtensor<4x32 : q4_0> = dense_resource<blob> : tensor<18xi32>
+
+// -----
+
+// expected-error @+1 {{data must be #lowbit.external or a dense_resource}}
+lowbit.global_weight @w : !lowbit.qtensor<4x32 : q4_0> = 5 : i32
+
+// -----
+
+func.func @f() {
+  // expected-error @+1 {{'missing' does not name a lowbit.global_weight}}
+  %w = lowbit.weight @missing : !lowbit.qtensor<4x32 : q4_0>
+  return
+}
+
+// -----
+
+lowbit.global_weight @w : !lowbit.qtensor<4x32 : q4_0> = #lowbit.external<"m", offset = 0, size = 72>
+func.func @f() {
+  // expected-error @+1 {{type '!lowbit.qtensor<4x32 : q8_0>' differs from '!lowbit.qtensor<4x32 : q4_0>' of @w}}
+  %w = lowbit.weight @w : !lowbit.qtensor<4x32 : q8_0>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<?x64xf32>, %w: !lowbit.qtensor<16x32 : q4_0>) {
+  // expected-error @+1 {{input width 64 does not match the weight's row length 32}}
+  %y = lowbit.matmul %x, %w : tensor<?x64xf32>, !lowbit.qtensor<16x32 : q4_0> -> tensor<?x16xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<?x32xf32>, %w: !lowbit.qtensor<16x32 : q4_0>) {
+  // expected-error @+1 {{result 'tensor<?x8xf32>' must be [-9223372036854775808, 16]}}
+  %y = lowbit.matmul %x, %w : tensor<?x32xf32>, !lowbit.qtensor<16x32 : q4_0> -> tensor<?x8xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<?x32xf32>, %w: !lowbit.qtensor<16x32 : q4_0>, %b: tensor<8xf32>) {
+  // expected-error @+1 {{bias must be 1-D of size 16}}
+  %y = lowbit.matmul %x, %w bias %b : tensor<?x32xf32>, !lowbit.qtensor<16x32 : q4_0>, tensor<8xf32> -> tensor<?x16xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<?x32xf32>, %w: !lowbit.qtensor<2x16x32 : q4_0>) {
+  // expected-error @+1 {{weight must have rank 2}}
+  %y = lowbit.matmul %x, %w : tensor<?x32xf32>, !lowbit.qtensor<2x16x32 : q4_0> -> tensor<?x16xf32>
+  return
+}
+
+// -----
+
+func.func @f(%t: !lowbit.qtensor<10x32 : q8_0>, %ids: tensor<?xi32>) {
+  // expected-error @+1 {{result 'tensor<?x16xf32>' must be [tokens, 32]}}
+  %y = lowbit.embedding %t[%ids] : !lowbit.qtensor<10x32 : q8_0>, tensor<?xi32> -> tensor<?x16xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<?x32xf32>, %w: !lowbit.qtensor<16 : f32>) {
+  // expected-error @+1 {{weight must be 1-D of size 32}}
+  %y = lowbit.rms_norm %x, %w {epsilon = 1.0e-5 : f32} : tensor<?x32xf32>, !lowbit.qtensor<16 : f32> -> tensor<?x32xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<?x32xf32>, %w: !lowbit.qtensor<32 : f32>) {
+  // expected-error @+1 {{epsilon must be positive}}
+  %y = lowbit.rms_norm %x, %w {epsilon = 0.0 : f32} : tensor<?x32xf32>, !lowbit.qtensor<32 : f32> -> tensor<?x32xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<?x32xf32>, %w: !lowbit.qtensor<32 : f32>) {
+  // expected-error @+1 {{result type 'tensor<4x32xf32>' must equal the input type 'tensor<?x32xf32>'}}
+  %y = lowbit.rms_norm %x, %w {epsilon = 1.0e-5 : f32} : tensor<?x32xf32>, !lowbit.qtensor<32 : f32> -> tensor<4x32xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<?x32xf32>, %w: !lowbit.qtensor<32 : f32>, %b: tensor<4xf32>) {
+  // expected-error @+1 {{bias must be 1-D of size 32}}
+  %y = lowbit.layer_norm %x, %w bias %b {epsilon = 1.0e-5 : f32} : tensor<?x32xf32>, !lowbit.qtensor<32 : f32>, tensor<4xf32> -> tensor<?x32xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<?x64xf32>, %p: tensor<?xi32>) {
+  // expected-error @+1 {{input width 64 must be heads * head_dim = 32}}
+  %y = lowbit.rope %x, %p {heads = 4 : i64, head_dim = 8 : i64, rope_dims = 8 : i64, theta = 1.0e4 : f32, mode = #lowbit.rope_mode<normal>} : tensor<?x64xf32>, tensor<?xi32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<?x64xf32>, %p: tensor<?xi32>) {
+  // expected-error @+1 {{rope_dims must be even and in (0, head_dim = 8], got 7}}
+  %y = lowbit.rope %x, %p {heads = 8 : i64, head_dim = 8 : i64, rope_dims = 7 : i64, theta = 1.0e4 : f32, mode = #lowbit.rope_mode<neox>} : tensor<?x64xf32>, tensor<?xi32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<3x64xf32>, %p: tensor<2xi32>) {
+  // expected-error @+1 {{needs one position per token}}
+  %y = lowbit.rope %x, %p {heads = 8 : i64, head_dim = 8 : i64, rope_dims = 8 : i64, theta = 1.0e4 : f32, mode = #lowbit.rope_mode<neox>} : tensor<3x64xf32>, tensor<2xi32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<?x64xf32>, %p: tensor<?xi32>) {
+  // expected-error @+1 {{theta must be positive}}
+  %y = lowbit.rope %x, %p {heads = 8 : i64, head_dim = 8 : i64, rope_dims = 8 : i64, theta = -1.0 : f32, mode = #lowbit.rope_mode<neox>} : tensor<?x64xf32>, tensor<?xi32>
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<?x64xf32>, %k: tensor<?x32xf32>, %c: !lowbit.kv_cache<layers = 2, context = 16, kv_heads = 4, head_dim = 8>, %p: tensor<?xi32>) {
+  // expected-error @+1 {{layer 2 is outside the cache's 2 layers}}
+  %o = lowbit.attention %q, %k, %k, %c, %p {layer = 2 : i64, heads = 8 : i64, scale = 1.0 : f32} : tensor<?x64xf32>, tensor<?x32xf32>, tensor<?x32xf32>, !lowbit.kv_cache<layers = 2, context = 16, kv_heads = 4, head_dim = 8>, tensor<?xi32> -> tensor<?x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<?x48xf32>, %k: tensor<?x32xf32>, %c: !lowbit.kv_cache<layers = 2, context = 16, kv_heads = 4, head_dim = 8>, %p: tensor<?xi32>) {
+  // expected-error @+1 {{heads (6) must be a positive multiple of the cache's 4 kv heads}}
+  %o = lowbit.attention %q, %k, %k, %c, %p {layer = 0 : i64, heads = 6 : i64, scale = 1.0 : f32} : tensor<?x48xf32>, tensor<?x32xf32>, tensor<?x32xf32>, !lowbit.kv_cache<layers = 2, context = 16, kv_heads = 4, head_dim = 8>, tensor<?xi32> -> tensor<?x48xf32>
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<?x64xf32>, %k: tensor<?x64xf32>, %c: !lowbit.kv_cache<layers = 2, context = 16, kv_heads = 4, head_dim = 8>, %p: tensor<?xi32>) {
+  // expected-error @+1 {{key and value width must be kv_heads * head_dim = 32}}
+  %o = lowbit.attention %q, %k, %k, %c, %p {layer = 0 : i64, heads = 8 : i64, scale = 1.0 : f32} : tensor<?x64xf32>, tensor<?x64xf32>, tensor<?x64xf32>, !lowbit.kv_cache<layers = 2, context = 16, kv_heads = 4, head_dim = 8>, tensor<?xi32> -> tensor<?x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<?x32xf32>, %k: tensor<?x32xf32>, %c: !lowbit.kv_cache<layers = 2, context = 16, kv_heads = 4, head_dim = 8>, %p: tensor<?xi32>) {
+  // expected-error @+1 {{query width must be heads * head_dim = 64}}
+  %o = lowbit.attention %q, %k, %k, %c, %p {layer = 0 : i64, heads = 8 : i64, scale = 1.0 : f32} : tensor<?x32xf32>, tensor<?x32xf32>, tensor<?x32xf32>, !lowbit.kv_cache<layers = 2, context = 16, kv_heads = 4, head_dim = 8>, tensor<?xi32> -> tensor<?x32xf32>
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<3x64xf32>, %k: tensor<2x32xf32>, %c: !lowbit.kv_cache<layers = 2, context = 16, kv_heads = 4, head_dim = 8>, %p: tensor<3xi32>) {
+  // expected-error @+1 {{query, key and value must have the same tokens}}
+  %o = lowbit.attention %q, %k, %k, %c, %p {layer = 0 : i64, heads = 8 : i64, scale = 1.0 : f32} : tensor<3x64xf32>, tensor<2x32xf32>, tensor<2x32xf32>, !lowbit.kv_cache<layers = 2, context = 16, kv_heads = 4, head_dim = 8>, tensor<3xi32> -> tensor<3x64xf32>
+  return
+}
+
+// -----
+
+// expected-error @+1 {{kv_cache sizes must be positive}}
+func.func @f(%c: !lowbit.kv_cache<layers = 0, context = 16, kv_heads = 4, head_dim = 8>) {
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<4x64xf32>) {
+  // expected-error @+1 {{shapes of 'tensor<4x64xf32>' and '!lowbit.qtensor<4x32 : q8_0>' differ}}
+  %q = lowbit.quantize %x : tensor<4x64xf32> -> !lowbit.qtensor<4x32 : q8_0>
+  return
+}
+
+// -----
+
+func.func @f(%q: !lowbit.qtensor<4x32 : q8_0>) {
+  // expected-error @+1 {{shapes of 'tensor<2x32xf32>' and '!lowbit.qtensor<4x32 : q8_0>' differ}}
+  %x = lowbit.dequantize %q : !lowbit.qtensor<4x32 : q8_0> -> tensor<2x32xf32>
+  return
+}
+
+// -----
+
+// expected-error @+1 {{metadata key must not be empty}}
+module attributes {lowbit.metadata = [#lowbit.kv<"", 1 : ui32>]} {}
+
+// -----
+
+// expected-error @+1 {{metadata value 1 : i32 is not a GGUF value}}
+module attributes {lowbit.metadata = [#lowbit.kv<"k", 1 : i32>]} {}
+
+// -----
+
+// expected-error @+2 {{array element 1 (2 : si32) is not of type u32}}
+// expected-error @+1 {{failed to parse LowBit_MetadataEntryAttr parameter 'value'}}
+module attributes {lowbit.metadata = [#lowbit.kv<"k", #lowbit.array<u32: [1 : ui32, 2 : si32]>>]} {}
+
+// -----
+
+// expected-error @+2 {{unknown GGUF value type 'u128'}}
+// expected-error @+1 {{failed to parse LowBit_MetadataEntryAttr parameter 'value'}}
+module attributes {lowbit.metadata = [#lowbit.kv<"k", #lowbit.array<u128: []>>]} {}

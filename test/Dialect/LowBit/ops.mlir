@@ -1,0 +1,93 @@
+// RUN: lowbit-opt %s | FileCheck %s
+// Round trip: print, parse again, and print the same.
+// RUN: lowbit-opt %s | lowbit-opt | FileCheck %s
+// Generic form parses back to the same IR.
+// RUN: lowbit-opt %s --mlir-print-op-generic | lowbit-opt | FileCheck %s
+
+// CHECK: module attributes {lowbit.metadata = [#lowbit.kv<"general.architecture", "llama">, #lowbit.kv<"llama.block_count", 1 : ui32>, #lowbit.kv<"llama.attention.layer_norm_rms_epsilon", 9.99999974E-6 : f32>, #lowbit.kv<"tokenizer.ggml.add_bos_token", true>, #lowbit.kv<"tokenizer.ggml.scores", #lowbit.array<f32: [0.000000e+00 : f32, -1.000000e+00 : f32]>>, #lowbit.kv<"tokenizer.ggml.tokens", #lowbit.array_ref<"/m/model.gguf", string x 32000>>, #lowbit.kv<"empty", #lowbit.array<string: []>>, #lowbit.kv<"nested", #lowbit.array<array: [#lowbit.array<i16: [-3 : si16]>]>>]}
+module attributes {lowbit.metadata = [
+    #lowbit.kv<"general.architecture", "llama">,
+    #lowbit.kv<"llama.block_count", 1 : ui32>,
+    #lowbit.kv<"llama.attention.layer_norm_rms_epsilon", 1.0e-5 : f32>,
+    #lowbit.kv<"tokenizer.ggml.add_bos_token", true>,
+    #lowbit.kv<"tokenizer.ggml.scores", #lowbit.array<f32: [0.0 : f32, -1.0 : f32]>>,
+    #lowbit.kv<"tokenizer.ggml.tokens", #lowbit.array_ref<"/m/model.gguf", string x 32000>>,
+    #lowbit.kv<"empty", #lowbit.array<string: []>>,
+    #lowbit.kv<"nested", #lowbit.array<array: [#lowbit.array<i16: [-3 : si16]>]>>]} {
+
+// CHECK: lowbit.global_weight @token_embd.weight : !lowbit.qtensor<512x64 : q8_0> = #lowbit.external<"/m/model.gguf", offset = 1536, size = 34816>
+lowbit.global_weight @token_embd.weight : !lowbit.qtensor<512x64 : q8_0>
+    = #lowbit.external<"/m/model.gguf", offset = 1536, size = 34816>
+// CHECK: lowbit.global_weight @norm : !lowbit.qtensor<64 : f32> = #lowbit.external<"/m/model.gguf", offset = 0, size = 256>
+lowbit.global_weight @norm : !lowbit.qtensor<64 : f32>
+    = #lowbit.external<"/m/model.gguf", offset = 0, size = 256>
+// CHECK: lowbit.global_weight @wq : !lowbit.qtensor<64x64 : q4_0> = #lowbit.external<"/m/model.gguf", offset = 4096, size = 2304>
+lowbit.global_weight @wq : !lowbit.qtensor<64x64 : q4_0>
+    = #lowbit.external<"/m/model.gguf", offset = 4096, size = 2304>
+lowbit.global_weight @wk : !lowbit.qtensor<32x64 : iq4_nl>
+    = #lowbit.external<"/m/model.gguf", offset = 8192, size = 1152>
+lowbit.global_weight @wv : !lowbit.qtensor<32x64 : f16>
+    = #lowbit.external<"/m/model.gguf", offset = 12288, size = 4096>
+// A packed layout is part of the type.
+// CHECK: lowbit.global_weight @packed : !lowbit.qtensor<8x256 : q4_k, #lowbit.layout<rows = 4>> = dense_resource<blob1> : tensor<1152xi8>
+lowbit.global_weight @packed : !lowbit.qtensor<8x256 : q4_k, #lowbit.layout<rows = 4>>
+    = dense_resource<blob1> : tensor<1152xi8>
+
+// CHECK-LABEL: func.func @forward
+func.func @forward(%ids: tensor<?xi32>, %pos: tensor<?xi32>,
+    %cache: !lowbit.kv_cache<layers = 1, context = 128, kv_heads = 4, head_dim = 8>) -> tensor<?x64xf32> {
+  // CHECK: %[[E:.*]] = lowbit.weight @token_embd.weight : <512x64 : q8_0>
+  %e = lowbit.weight @token_embd.weight : !lowbit.qtensor<512x64 : q8_0>
+  // CHECK: %[[X:.*]] = lowbit.embedding %[[E]][%{{.*}}] : !lowbit.qtensor<512x64 : q8_0>, tensor<?xi32> -> tensor<?x64xf32>
+  %x = lowbit.embedding %e[%ids] : !lowbit.qtensor<512x64 : q8_0>, tensor<?xi32> -> tensor<?x64xf32>
+  %nw = lowbit.weight @norm : !lowbit.qtensor<64 : f32>
+  // CHECK: lowbit.rms_norm %[[X]], %{{.*}} {epsilon = 9.99999974E-6 : f32}
+  %h = lowbit.rms_norm %x, %nw {epsilon = 1.0e-5 : f32} : tensor<?x64xf32>, !lowbit.qtensor<64 : f32> -> tensor<?x64xf32>
+  // CHECK: lowbit.layer_norm
+  %ln = lowbit.layer_norm %x, %nw bias %nw {epsilon = 1.0e-5 : f32} : tensor<?x64xf32>, !lowbit.qtensor<64 : f32>, !lowbit.qtensor<64 : f32> -> tensor<?x64xf32>
+  %wq = lowbit.weight @wq : !lowbit.qtensor<64x64 : q4_0>
+  %wk = lowbit.weight @wk : !lowbit.qtensor<32x64 : iq4_nl>
+  %wv = lowbit.weight @wv : !lowbit.qtensor<32x64 : f16>
+  // CHECK: lowbit.matmul %{{.*}}, %{{.*}} : tensor<?x64xf32>, !lowbit.qtensor<64x64 : q4_0> -> tensor<?x64xf32>
+  %q = lowbit.matmul %h, %wq : tensor<?x64xf32>, !lowbit.qtensor<64x64 : q4_0> -> tensor<?x64xf32>
+  %k = lowbit.matmul %h, %wk : tensor<?x64xf32>, !lowbit.qtensor<32x64 : iq4_nl> -> tensor<?x32xf32>
+  // CHECK: lowbit.matmul %{{.*}}, %{{.*}} bias %{{.*}} : tensor<?x64xf32>, !lowbit.qtensor<32x64 : f16>, tensor<32xf32> -> tensor<?x32xf32>
+  %b = arith.constant dense<0.0> : tensor<32xf32>
+  %v = lowbit.matmul %h, %wv bias %b : tensor<?x64xf32>, !lowbit.qtensor<32x64 : f16>, tensor<32xf32> -> tensor<?x32xf32>
+  // CHECK: lowbit.rope %{{.*}}, %{{.*}} {head_dim = 8 : i64, heads = 8 : i64, mode = #lowbit.rope_mode<normal>, rope_dims = 8 : i64, theta = 1.000000e+04 : f32}
+  %qr = lowbit.rope %q, %pos {heads = 8 : i64, head_dim = 8 : i64, rope_dims = 8 : i64, theta = 1.0e4 : f32, mode = #lowbit.rope_mode<normal>} : tensor<?x64xf32>, tensor<?xi32>
+  // CHECK: mode = #lowbit.rope_mode<neox>
+  %kr = lowbit.rope %k, %pos {heads = 4 : i64, head_dim = 8 : i64, rope_dims = 4 : i64, theta = 1.0e4 : f32, mode = #lowbit.rope_mode<neox>} : tensor<?x32xf32>, tensor<?xi32>
+  // CHECK: lowbit.attention %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} {heads = 8 : i64, layer = 0 : i64, scale = 0.353553385 : f32}
+  %o = lowbit.attention %qr, %kr, %v, %cache, %pos {layer = 0 : i64, heads = 8 : i64, scale = 0.353553385 : f32}
+      : tensor<?x64xf32>, tensor<?x32xf32>, tensor<?x32xf32>, !lowbit.kv_cache<layers = 1, context = 128, kv_heads = 4, head_dim = 8>, tensor<?xi32> -> tensor<?x64xf32>
+  // CHECK: lowbit.add
+  %r = lowbit.add %x, %o : tensor<?x64xf32>
+  // CHECK: lowbit.silu
+  %s = lowbit.silu %r : tensor<?x64xf32>
+  // CHECK: lowbit.gelu
+  %g = lowbit.gelu %s : tensor<?x64xf32>
+  // CHECK: lowbit.mul
+  %m = lowbit.mul %g, %r : tensor<?x64xf32>
+  // CHECK: lowbit.softmax
+  %sm = lowbit.softmax %m : tensor<?x64xf32>
+  return %sm : tensor<?x64xf32>
+}
+
+// CHECK-LABEL: func.func @quant
+func.func @quant(%x: tensor<4x64xf32>) -> tensor<4x64xf32> {
+  // CHECK: lowbit.quantize %{{.*}} : tensor<4x64xf32> -> <4x64 : q8_0>
+  %q = lowbit.quantize %x : tensor<4x64xf32> -> !lowbit.qtensor<4x64 : q8_0>
+  // CHECK: lowbit.dequantize %{{.*}} : <4x64 : q8_0> -> tensor<4x64xf32>
+  %d = lowbit.dequantize %q : !lowbit.qtensor<4x64 : q8_0> -> tensor<4x64xf32>
+  return %d : tensor<4x64xf32>
+}
+}
+
+{-#
+  dialect_resources: {
+    builtin: {
+      blob1: "0x04000000"
+    }
+  }
+#-}

@@ -1,0 +1,16 @@
+//===- lowbit-opt.cpp - Run lowbit and upstream passes on textual IR ------===//
+#include "LowBit/IR/LowBit.h"
+
+#include "mlir/InitAllDialects.h"
+#include "mlir/InitAllPasses.h"
+#include "mlir/Tools/mlir-opt/MlirOptMain.h"
+
+int main(int argc, char **argv) {
+  mlir::registerAllPasses();
+
+  mlir::DialectRegistry registry;
+  mlir::registerAllDialects(registry);
+  registry.insert<mlir::lowbit::LowBitDialect>();
+  return mlir::asMainReturnCode(
+      mlir::MlirOptMain(argc, argv, "lowbit pass driver\n", registry));
+}
