@@ -32,6 +32,11 @@ constexpr llvm::StringLiteral kSourceAttrName = "lowbit.source";
 /// GGUF value type names as used in #lowbit.array ("u32", "string", ...).
 llvm::StringRef ggufTypeName(uint32_t type);
 std::optional<uint32_t> parseGGUFTypeName(llvm::StringRef name);
+
+/// Bytes of a weight's data wherever they are (#lowbit.external file bytes,
+/// mmap'ed and kept mapped for the life of the process, or a dense_resource
+/// blob). Null with `error` set when the data cannot be reached.
+const uint8_t *getWeightBytes(GlobalWeightOp op, std::string &error);
 } // namespace mlir::lowbit
 
 #endif // LOWBIT_DIALECT_LOWBIT_IR_LOWBIT_H

@@ -3,12 +3,33 @@
 // The codec library: one definition of every block layout, shared by the
 // compiler, the runtime and the exporters. No MLIR/LLVM dependency.
 //
+// GGUF formats (F16 ... MXFP4) are bit-exact with ggml/src/ggml-common.h; a
+// decoder returns the same float bits as ggml's reference dequantizer.
+//
+// Layouts of the formats GGUF cannot hold (all little-endian, one block after
+// another, `n` the group size):
+//
+//   I8_SYM_Gn    f16 scale d | n x int8 q              x = q * d
+//   I8_ASYM_Gn   f16 scale d | u8 zero point z | n x u8 q
+//                                                     x = (q - z) * d
+//   I4_SYM_Gn    f16 scale d | n/2 bytes of int4 q (two's complement)
+//                                                     x = q * d
+//   I4_ASYM_Gn   f16 scale d | u8 zero point z (0..15) | n/2 bytes of uint4 q
+//                                                     x = (q - z) * d
+//   NF4_G64      f16 absmax scale d | 32 bytes of 4-bit indices
+//                                                     x = kNF4Levels[q] * d
+//
+// 4-bit values are packed low nibble first: byte k holds element 2k in bits
+// 0-3 and element 2k+1 in bits 4-7 (the ONNX int4 / MatMulNBits order). A zero
+// point is an integer inside the value range, so 0.0 is always exact.
+//
 //===----------------------------------------------------------------------===//
 #ifndef LOWBIT_FORMATS_FORMATS_H
 #define LOWBIT_FORMATS_FORMATS_H
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 namespace lowbit::formats {
@@ -44,6 +65,65 @@ const char *ggmlName(Format format);
 inline uint64_t rowBytes(const FormatInfo &f, uint64_t n) {
   return n % f.blockSize ? 0 : n / f.blockSize * f.blockBytes;
 }
+
+/// The 16 NormalFloat4 levels of QLoRA (bitsandbytes' table): quantiles of
+/// N(0, 1) scaled to [-1, 1] with an exact zero, ascending.
+inline constexpr float kNF4Levels[16] = {
+    -1.0f,
+    -0.6961928009986877f,
+    -0.5250730514526367f,
+    -0.39491748809814453f,
+    -0.28444138169288635f,
+    -0.18477343022823334f,
+    -0.09105003625154495f,
+    0.0f,
+    0.07958029955625534f,
+    0.16093020141124725f,
+    0.24611230194568634f,
+    0.33791524171829224f,
+    0.44070982933044434f,
+    0.5626170039176941f,
+    0.7229568362236023f,
+    1.0f,
+};
+
+//===----------------------------------------------------------------------===//
+// Row codecs. A row is `n` weights, `n` a multiple of the block size; its
+// encoding is rowBytes(info(f), n) bytes. Rows of a matrix are back to back.
+//===----------------------------------------------------------------------===//
+
+/// True when this build has an encoder and a decoder for `format`.
+bool hasCodec(Format format);
+/// True when the encoder uses a per-column importance vector (imatrix).
+/// Encoders of other formats accept one and ignore it.
+bool supportsImportance(Format format);
+/// True when the encoder refuses to run without importance. No format of
+/// ours needs it; kept so callers need not special-case formats that would.
+bool requiresImportance(Format format);
+
+/// Decodes one row. `n` must be a multiple of the block size (asserted).
+void dequantizeRow(Format format, const void *src, float *dst, int64_t n);
+
+/// Encodes one row into rowBytes(info(format), n) bytes at `dst`.
+/// `importance` is null or `n` non-negative finite weights, one per column.
+/// Returns false and sets `*why` (when non-null) if `n` is not a multiple of
+/// the block size, the format has no codec, `src` holds NaN/Inf or a value the
+/// format cannot hold (f16 overflow), or `importance` is invalid; the message
+/// names the column. `dst` is then unspecified.
+bool quantizeRow(Format format, const float *src, void *dst, int64_t n,
+                 const float *importance, std::string *why = nullptr);
+
+/// Encodes `nrows` rows of `n` weights (row-major, back to back) on
+/// `nthreads` threads (0 = std::thread::hardware_concurrency()). The same
+/// importance vector is used for every row. The output does not depend on
+/// the thread count. On failure the message names the first bad row.
+bool quantizeRows(Format format, const float *src, void *dst, int64_t nrows,
+                  int64_t n, const float *importance, int nthreads,
+                  std::string *why = nullptr);
+
+/// Decodes `nrows` rows of `n` weights on `nthreads` threads (0 = all).
+void dequantizeRows(Format format, const void *src, float *dst, int64_t nrows,
+                    int64_t n, int nthreads = 0);
 
 } // namespace lowbit::formats
 

@@ -20,6 +20,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 namespace lowbit::gguf {
@@ -49,7 +50,9 @@ size_t scalarSize(ValueType type);
 /// One metadata value. Scalars are held widened (integers in `u`/`i` by
 /// signedness, floats in `f`, bools in `u`), strings in `str`, arrays in
 /// `elements` with `elementType` kept even when the array is empty so the
-/// round trip is exact. Nested arrays are arrays of Array values.
+/// round trip is exact. Nested arrays are arrays of Array values. Values read
+/// from a file also keep a float's raw bits in `u`, so that NaN payloads
+/// survive a round trip; the writer uses them only when `f` is a NaN.
 struct Value {
   ValueType type = ValueType::U8;
   uint64_t u = 0;
@@ -66,6 +69,12 @@ struct Value {
   static Value makeBool(bool v);
   static Value makeString(std::string v);
   static Value makeArray(ValueType elementType, std::vector<Value> elements);
+  static Value makeU8(uint8_t v);
+  static Value makeI8(int8_t v);
+  static Value makeU16(uint16_t v);
+  static Value makeI16(int16_t v);
+  static Value makeI64(int64_t v);
+  static Value makeF64(double v);
   /// Integer value of any integer/bool type (signed types sign-extended).
   int64_t asInt() const;
   bool isInteger() const;
@@ -105,6 +114,25 @@ struct Error {
 /// block size/bytes table of the formats library so there is one definition.
 bool ggmlTensorBytes(uint32_t ggmlType, uint64_t ne0, uint64_t elements,
                      uint64_t &bytes, std::string &why);
+
+/// Upper-case ggml name of a type id ("F32", "Q4_K", "IQ2_XXS"), or null when
+/// the id is not a ggml type this library can size.
+const char *ggmlTypeName(uint32_t ggmlType);
+/// Block size and bytes per block of a ggml type id; false when unknown.
+bool ggmlBlockLayout(uint32_t ggmlType, uint32_t &blockSize,
+                     uint32_t &blockBytes);
+
+/// Limits the reader enforces beyond the format itself, so that a hostile
+/// file cannot make it allocate much more than the file's size.
+constexpr unsigned kMaxArrayDepth = 8;
+/// Total array elements (over all keys) held in memory for one file; each
+/// costs sizeof(Value) (~100 bytes). Real tokenizers hold under a million.
+constexpr uint64_t kMaxTotalArrayElements = uint64_t(1) << 23;
+/// GGML_MAX_DIMS.
+constexpr unsigned kMaxDims = 4;
+/// GGML_MAX_NAME - 1: llama.cpp refuses longer tensor names; the writer does
+/// too so it never produces a file llama.cpp cannot load.
+constexpr size_t kMaxTensorNameLength = 63;
 
 /// A GGUF file opened for reading; the tensor data is mmap'ed, not copied.
 class Reader {
@@ -155,6 +183,7 @@ private:
   uint64_t dataOffset_ = 0;
   std::vector<KeyValue> kvs_;
   std::vector<TensorInfo> tensors_;
+  std::unordered_map<std::string, size_t> tensorIndex_;
 };
 
 /// Builds a GGUF file. Key/values and tensors are written in the order they
@@ -190,6 +219,8 @@ private:
     Fill fill;
   };
   uint64_t alignment() const;
+  /// Writes the whole file to `fd`; false with `why` on failure.
+  bool writeTo(int fd, const std::string &tmp, std::string &why) const;
   uint32_t version_;
   std::vector<KeyValue> kvs_;
   std::vector<PendingTensor> tensors_;

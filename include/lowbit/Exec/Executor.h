@@ -1,0 +1,122 @@
+//===- Executor.h - CPU reference executor for llama decoders ---*- C++ -*-===//
+//
+// Runs a llama-family decoder (GQA attention with RoPE, SwiGLU feed-forward,
+// RMSNorm, tied or untied output) in f32 on the CPU. Weights stay in their
+// stored format and are decoded on the fly, a small tile of rows at a time,
+// into per-thread buffers: the model is never expanded to f32 in memory.
+//
+// Results do not depend on the thread count: every output element is
+// computed by exactly one task with a fixed order of arithmetic (a matmul
+// output is the plain sum over k in order, whatever the blocking or vector
+// width).
+//
+//===----------------------------------------------------------------------===//
+#ifndef LOWBIT_EXEC_EXECUTOR_H
+#define LOWBIT_EXEC_EXECUTOR_H
+
+#include "lowbit/Exec/Model.h"
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace lowbit::exec {
+
+class ThreadPool;
+
+struct ExecOptions {
+  /// Worker threads including the caller; <= 0 = all hardware threads.
+  int threads = 0;
+  /// KV cache length in tokens; <= 0 = the model's training context.
+  int64_t contextSize = 0;
+  /// Most tokens evaluated in one pass; longer inputs are split.
+  int64_t batchSize = 512;
+};
+
+/// Called before every weight matmul with the weight's name and the input
+/// activations x[tokens, k] (row-major, the rows of the current pass), e.g.
+/// to collect calibration statistics. Runs on the calling thread.
+using MatmulObserver = std::function<void(
+    const std::string &weight, const float *x, int64_t tokens, int64_t k)>;
+
+class Executor {
+public:
+  /// Validates `model` and allocates the KV cache and buffers. The memory the
+  /// model's weights point into must outlive the executor (ModelDesc::storage
+  /// is copied, so a GGUF-backed model keeps itself alive).
+  static std::unique_ptr<Executor> create(const ModelDesc &model,
+                                          const ExecOptions &options,
+                                          std::string &err);
+  ~Executor();
+
+  /// Evaluates `n` tokens at positions [pos, pos + n); the KV cache must hold
+  /// positions [0, pos) of the same sequence (entries at >= pos are
+  /// overwritten). Writes the logits of batch rows [firstOutput, n) to
+  /// `logits` ((n - firstOutput) x vocabSize(), row-major). firstOutput = n
+  /// computes none, n - 1 only the last.
+  bool eval(const int32_t *tokens, int64_t n, int64_t pos,
+            std::vector<float> &logits, int64_t firstOutput,
+            std::string &err);
+  /// Convenience: logits of the last token only.
+  bool evalLast(const std::vector<int32_t> &tokens, int64_t pos,
+                std::vector<float> &logits, std::string &err) {
+    int64_t n = static_cast<int64_t>(tokens.size());
+    return eval(tokens.data(), n, pos, logits, n > 0 ? n - 1 : 0, err);
+  }
+
+  /// Forgets the sequence (the next eval must start at position 0).
+  void reset() { cached_ = 0; }
+  /// Positions currently held in the KV cache.
+  int64_t cachedTokens() const { return cached_; }
+
+  void setObserver(MatmulObserver observer) {
+    observer_ = std::move(observer);
+  }
+
+  const ModelDesc &model() const { return model_; }
+  int64_t vocabSize() const { return model_.vocabSize; }
+  int64_t contextSize() const { return ctx_; }
+  int64_t batchSize() const { return batch_; }
+  int threads() const;
+
+private:
+  Executor() = default;
+  bool evalBatch(const int32_t *tokens, int64_t n, int64_t pos,
+                 float *logits, int64_t firstOutput);
+  void matmul(const WeightRef &w, const std::string &name, const float *x,
+              int64_t rows, float *y);
+  void rmsNorm(const float *x, const std::vector<float> &weight,
+               int64_t rows, float *y);
+  void rope(float *x, int64_t rows, int64_t heads, int64_t pos);
+  void attention(int64_t layer, int64_t n, int64_t pos);
+
+  ModelDesc model_;
+  MatmulObserver observer_;
+  std::unique_ptr<ThreadPool> pool_;
+  int64_t ctx_ = 0, batch_ = 0, cached_ = 0;
+
+  struct Layer {
+    const WeightRef *q, *k, *v, *o, *gate, *up, *down;
+    std::string qName, kName, vName, oName, gateName, upName, downName;
+    std::vector<float> attnNorm, ffnNorm; // decoded once (tiny)
+  };
+  std::vector<Layer> layers_;
+  const WeightRef *embed_ = nullptr, *output_ = nullptr;
+  std::string outputName_;
+  std::vector<float> outputNorm_;
+
+  // KV cache: keys [layer][kv head][headDim][position] (transposed, so
+  // attention reads them as matmul panels), values [layer][position]
+  // [kvHeads * headDim].
+  std::vector<float> keysT_, values_;
+  // Activations of one pass of up to batch_ tokens.
+  std::vector<float> x_, xn_, q_, k_, v_, attn_, gate_, up_, tmp_;
+  // Per-thread scratch (decode tiles, attention scores).
+  std::vector<std::vector<float>> scratch_;
+};
+
+} // namespace lowbit::exec
+
+#endif // LOWBIT_EXEC_EXECUTOR_H

@@ -1,0 +1,54 @@
+//===- ThreadPool.h - Fork-join pool for the executor's ops -----*- C++ -*-===//
+//
+// A fixed set of threads that run one parallel loop at a time; the calling
+// thread takes part as thread 0. Tasks are handed out dynamically, so which
+// thread runs a task varies from run to run: callers make every task write
+// its own outputs with a fixed order of arithmetic, which keeps results
+// independent of the thread count and of scheduling.
+//
+//===----------------------------------------------------------------------===//
+#ifndef LOWBIT_EXEC_THREADPOOL_H
+#define LOWBIT_EXEC_THREADPOOL_H
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace lowbit::exec {
+
+class ThreadPool {
+public:
+  /// `threads` <= 0 means std::thread::hardware_concurrency().
+  explicit ThreadPool(int threads);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool &) = delete;
+  ThreadPool &operator=(const ThreadPool &) = delete;
+
+  int size() const { return static_cast<int>(workers_.size()) + 1; }
+
+  /// Calls fn(task, thread) for every task in [0, count), thread in
+  /// [0, size()); returns when all have finished. Not reentrant.
+  void run(int64_t count, const std::function<void(int64_t, int)> &fn);
+
+private:
+  void workerLoop(int index);
+  void drain(int thread);
+
+  std::vector<std::thread> workers_;
+  std::mutex mutex_;
+  std::condition_variable start_, done_;
+  uint64_t generation_ = 0;
+  bool stop_ = false;
+  int active_ = 0; // workers still inside the current job
+  const std::function<void(int64_t, int)> *fn_ = nullptr;
+  int64_t count_ = 0;
+  std::atomic<int64_t> next_{0};
+};
+
+} // namespace lowbit::exec
+
+#endif // LOWBIT_EXEC_THREADPOOL_H

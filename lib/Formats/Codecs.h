@@ -1,0 +1,137 @@
+//===- Codecs.h - Per-format row codecs (internal) --------------*- C++ -*-===//
+//
+// Each format has one decode and one encode function over a row of `n`
+// weights (n a multiple of the block size). Encoders take an optional
+// per-column importance vector of length n (null = uniform). The public
+// dispatch in Formats.h indexes these by Format.
+//
+//===----------------------------------------------------------------------===//
+#ifndef LOWBIT_LIB_FORMATS_CODECS_H
+#define LOWBIT_LIB_FORMATS_CODECS_H
+
+#include <cstdint>
+#include <cstring>
+
+namespace lowbit::formats::detail {
+
+using DecodeFn = void (*)(const void *src, float *dst, int64_t n);
+using EncodeFn = void (*)(const float *src, void *dst, int64_t n,
+                          const float *importance);
+
+#define LOWBIT_DECLARE_CODEC(lower)                                            \
+  void decode_##lower(const void *src, float *dst, int64_t n);                 \
+  void encode_##lower(const float *src, void *dst, int64_t n,                  \
+                      const float *importance);
+
+// K-quants (KQuants.cpp).
+LOWBIT_DECLARE_CODEC(q2_k)
+LOWBIT_DECLARE_CODEC(q3_k)
+LOWBIT_DECLARE_CODEC(q4_k)
+LOWBIT_DECLARE_CODEC(q5_k)
+LOWBIT_DECLARE_CODEC(q6_k)
+
+// Plain floats (FloatCodecs.cpp).
+LOWBIT_DECLARE_CODEC(f32)
+LOWBIT_DECLARE_CODEC(f16)
+LOWBIT_DECLARE_CODEC(bf16)
+
+// ggml's legacy linear formats (LegacyQuants.cpp).
+LOWBIT_DECLARE_CODEC(q4_0)
+LOWBIT_DECLARE_CODEC(q4_1)
+LOWBIT_DECLARE_CODEC(q5_0)
+LOWBIT_DECLARE_CODEC(q5_1)
+LOWBIT_DECLARE_CODEC(q8_0)
+
+// Non-linear codebooks (CodebookQuants.cpp).
+LOWBIT_DECLARE_CODEC(iq4_nl)
+LOWBIT_DECLARE_CODEC(iq4_xs)
+LOWBIT_DECLARE_CODEC(mxfp4)
+LOWBIT_DECLARE_CODEC(nf4_g64)
+
+// Ternary (TernaryQuants.cpp).
+LOWBIT_DECLARE_CODEC(tq1_0)
+LOWBIT_DECLARE_CODEC(tq2_0)
+
+// Group-wise integers for the non-GGUF exporters (IntGroupQuants.cpp).
+LOWBIT_DECLARE_CODEC(i8_sym_g32)
+LOWBIT_DECLARE_CODEC(i8_sym_g64)
+LOWBIT_DECLARE_CODEC(i8_sym_g128)
+LOWBIT_DECLARE_CODEC(i8_asym_g32)
+LOWBIT_DECLARE_CODEC(i8_asym_g64)
+LOWBIT_DECLARE_CODEC(i8_asym_g128)
+LOWBIT_DECLARE_CODEC(i4_sym_g32)
+LOWBIT_DECLARE_CODEC(i4_sym_g64)
+LOWBIT_DECLARE_CODEC(i4_sym_g128)
+LOWBIT_DECLARE_CODEC(i4_asym_g32)
+LOWBIT_DECLARE_CODEC(i4_asym_g64)
+LOWBIT_DECLARE_CODEC(i4_asym_g128)
+
+// ---- Exact scalar conversions shared by every codec. ----
+
+inline uint32_t floatBits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+inline float bitsFloat(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+/// IEEE half -> float; exact for every input (subnormals, inf, NaN).
+inline float fp16ToFp32(uint16_t h) {
+  uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+  uint32_t exp = (h >> 10) & 0x1f;
+  uint32_t mant = h & 0x3ff;
+  if (exp == 0x1f)
+    return bitsFloat(sign | 0x7f800000u | (mant << 13));
+  if (exp == 0) {
+    if (mant == 0)
+      return bitsFloat(sign);
+    // Subnormal: value = mant * 2^-24, exactly representable in float.
+    float v = (float)mant * bitsFloat(0x33800000u); // 2^-24
+    return sign ? -v : v;
+  }
+  return bitsFloat(sign | ((exp + 112) << 23) | (mant << 13));
+}
+
+/// float -> IEEE half, round to nearest even (what F16C and ggml do).
+inline uint16_t fp32ToFp16(float f) {
+  uint32_t x = floatBits(f);
+  uint32_t sign = (x >> 16) & 0x8000;
+  uint32_t absx = x & 0x7fffffff;
+  if (absx > 0x7f800000u) // NaN: keep it quiet.
+    return (uint16_t)(sign | 0x7e00 | ((absx >> 13) & 0x3ff));
+  if (absx >= 0x477ff000u) // Rounds to >= 65520: inf.
+    return (uint16_t)(sign | 0x7c00);
+  if (absx < 0x38800000u) { // Below 2^-14: subnormal half or zero.
+    // Scale so the half's subnormal unit (2^-24) becomes 1, round to even.
+    float a = bitsFloat(absx);
+    float scaled = a * bitsFloat(0x4b800000u); // 2^24
+    // Round half to even by adding 2^23 trick on the float pipeline.
+    float r = (scaled + 8388608.0f) - 8388608.0f;
+    return (uint16_t)(sign | (uint32_t)r);
+  }
+  uint32_t mant = absx & 0x7fffff;
+  uint32_t exp = (absx >> 23) - 112;
+  uint32_t h = (exp << 10) | (mant >> 13);
+  uint32_t rem = mant & 0x1fff;
+  if (rem > 0x1000 || (rem == 0x1000 && (h & 1)))
+    ++h;
+  return (uint16_t)(sign | h);
+}
+
+inline float bf16ToFp32(uint16_t b) { return bitsFloat((uint32_t)b << 16); }
+
+/// float -> bfloat16, round to nearest even; NaN kept quiet (as ggml).
+inline uint16_t fp32ToBf16(float f) {
+  uint32_t u = floatBits(f);
+  if ((u & 0x7fffffff) > 0x7f800000u)
+    return (uint16_t)((u >> 16) | 64);
+  return (uint16_t)((u + (0x7fff + ((u >> 16) & 1))) >> 16);
+}
+
+} // namespace lowbit::formats::detail
+
+#endif // LOWBIT_LIB_FORMATS_CODECS_H

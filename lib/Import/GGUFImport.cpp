@@ -1,0 +1,339 @@
+//===- GGUFImport.cpp - GGUF file -> lowbit dialect -----------------------===//
+//
+// Weights become lowbit.global_weight ops referencing the bytes in the file;
+// metadata becomes an ordered list of #lowbit.kv on the module (large arrays
+// by reference); for llama-family architectures the forward pass is built as
+// func @forward over the model-level ops.
+//
+//===----------------------------------------------------------------------===//
+#include "lowbit/Import/GGUFImport.h"
+#include "LowBit/IR/LowBit.h"
+#include "lowbit/GGUF/GGUF.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/Diagnostics.h"
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Path.h"
+
+#include <cmath>
+
+using namespace mlir;
+using namespace mlir::lowbit;
+namespace gguf = ::lowbit::gguf;
+namespace formats = ::lowbit::formats;
+
+namespace {
+
+class GGUFImporter {
+public:
+  GGUFImporter(MLIRContext *context, const gguf::Reader &reader,
+               std::string path, const GGUFImportOptions &options)
+      : context(context), builder(context), reader(reader),
+        path(std::move(path)), options(options),
+        fileLoc(FileLineColLoc::get(context, this->path, 0, 0)) {}
+
+  OwningOpRef<ModuleOp> run();
+
+private:
+  Attribute convertValue(const gguf::Value &value, bool topLevel);
+  LogicalResult importWeights(ModuleOp module);
+  LogicalResult buildDecoder(ModuleOp module, StringRef arch);
+
+  Location tensorLoc(StringRef name) {
+    return NameLoc::get(builder.getStringAttr(name), fileLoc);
+  }
+  int64_t getHParam(StringRef arch, StringRef key, int64_t dflt) {
+    return reader.getInt((arch + "." + key).str(), dflt);
+  }
+
+  MLIRContext *context;
+  OpBuilder builder;
+  const gguf::Reader &reader;
+  std::string path;
+  GGUFImportOptions options;
+  Location fileLoc;
+  llvm::StringMap<GlobalWeightOp> weights;
+};
+
+} // namespace
+
+Attribute GGUFImporter::convertValue(const gguf::Value &value, bool topLevel) {
+  auto intAttr = [&](unsigned width, bool isSigned, int64_t v) -> Attribute {
+    auto type = IntegerType::get(context, width,
+                                 isSigned ? IntegerType::Signed
+                                          : IntegerType::Unsigned);
+    return IntegerAttr::get(type, APInt(width, static_cast<uint64_t>(v),
+                                        isSigned));
+  };
+  switch (value.type) {
+  case gguf::ValueType::U8:
+    return intAttr(8, false, value.u);
+  case gguf::ValueType::I8:
+    return intAttr(8, true, value.i);
+  case gguf::ValueType::U16:
+    return intAttr(16, false, value.u);
+  case gguf::ValueType::I16:
+    return intAttr(16, true, value.i);
+  case gguf::ValueType::U32:
+    return intAttr(32, false, value.u);
+  case gguf::ValueType::I32:
+    return intAttr(32, true, value.i);
+  case gguf::ValueType::U64:
+    return intAttr(64, false, value.u);
+  case gguf::ValueType::I64:
+    return intAttr(64, true, value.i);
+  case gguf::ValueType::Bool:
+    return builder.getBoolAttr(value.u != 0);
+  case gguf::ValueType::F32:
+    return builder.getF32FloatAttr(static_cast<float>(value.f));
+  case gguf::ValueType::F64:
+    return builder.getF64FloatAttr(value.f);
+  case gguf::ValueType::String:
+    return builder.getStringAttr(value.str);
+  case gguf::ValueType::Array: {
+    uint32_t elementType = static_cast<uint32_t>(value.elementType);
+    if (topLevel && value.elements.size() > options.inlineArrayLimit)
+      return GGUFArrayRefAttr::get(context, path, elementType,
+                                   value.elements.size());
+    SmallVector<Attribute> elements;
+    elements.reserve(value.elements.size());
+    for (const gguf::Value &element : value.elements)
+      elements.push_back(convertValue(element, /*topLevel=*/false));
+    return GGUFArrayAttr::get(context, elementType,
+                              builder.getArrayAttr(elements));
+  }
+  }
+  return {};
+}
+
+LogicalResult GGUFImporter::importWeights(ModuleOp module) {
+  builder.setInsertionPointToEnd(module.getBody());
+  for (const gguf::TensorInfo &tensor : reader.tensors()) {
+    Location loc = tensorLoc(tensor.name);
+    const formats::FormatInfo *format =
+        formats::findByGGMLType(tensor.ggmlType);
+    if (!format)
+      return emitError(loc) << "tensor '" << tensor.name << "' has GGML type "
+                            << tensor.ggmlType
+                            << ", which lowbit does not support";
+    // GGUF lists ne0 (contiguous) first; the IR is row-major.
+    SmallVector<int64_t> shape;
+    for (auto it = tensor.dims.rbegin(); it != tensor.dims.rend(); ++it)
+      shape.push_back(static_cast<int64_t>(*it));
+    auto type = QTensorType::getChecked(
+        [&] { return emitError(loc); }, context, ArrayRef<int64_t>(shape),
+        FormatAttr::get(context, format->format), LayoutAttr());
+    if (!type)
+      return failure();
+    auto data = ExternalDataAttr::get(context, path,
+                                      reader.tensorFileOffset(tensor),
+                                      tensor.byteSize);
+    auto op = GlobalWeightOp::create(builder, loc, tensor.name, type, data);
+    weights[tensor.name] = op;
+  }
+  return success();
+}
+
+/// Builds func @forward for llama-family decoders: token embedding, blocks of
+/// (RMSNorm, attention with RoPE and a KV cache, residual, RMSNorm, SwiGLU
+/// FFN, residual), final norm and the output projection (tied to the
+/// embedding when the file has no output.weight).
+LogicalResult GGUFImporter::buildDecoder(ModuleOp module, StringRef arch) {
+  int64_t nEmbd = getHParam(arch, "embedding_length", 0);
+  int64_t nLayer = getHParam(arch, "block_count", 0);
+  int64_t nHead = getHParam(arch, "attention.head_count", 0);
+  int64_t nHeadKV = getHParam(arch, "attention.head_count_kv", nHead);
+  int64_t nCtx = getHParam(arch, "context_length", 2048);
+  if (nEmbd <= 0 || nLayer <= 0 || nHead <= 0 || nHeadKV <= 0 ||
+      nEmbd % nHead != 0 || nHead % nHeadKV != 0 || nCtx <= 0)
+    return emitError(fileLoc)
+           << "invalid " << arch << " hyperparameters: embedding_length "
+           << nEmbd << ", block_count " << nLayer << ", head_count " << nHead
+           << ", head_count_kv " << nHeadKV << ", context_length " << nCtx;
+  int64_t headDim = nEmbd / nHead;
+  int64_t ropeDims = getHParam(arch, "rope.dimension_count", headDim);
+  float eps = static_cast<float>(
+      reader.getFloat((arch + ".attention.layer_norm_rms_epsilon").str(), 1e-5));
+  float theta = static_cast<float>(
+      reader.getFloat((arch + ".rope.freq_base").str(), 10000.0));
+  // GGUF llama weights are permuted for adjacent-pair rotation; qwen2 and
+  // other NeoX-style models rotate the two halves.
+  RopeMode ropeMode = arch == "llama" ? RopeMode::normal : RopeMode::neox;
+
+  Type i32 = builder.getI32Type(), f32 = builder.getF32Type();
+  int64_t dyn = ShapedType::kDynamic;
+  auto ids = RankedTensorType::get({dyn}, i32);
+  auto act = [&](int64_t width) {
+    return RankedTensorType::get({dyn, width}, f32);
+  };
+  auto cacheType = KVCacheType::get(context, nLayer, nCtx, nHeadKV, headDim);
+
+  auto embedIt = weights.find("token_embd.weight");
+  if (embedIt == weights.end())
+    return emitError(fileLoc) << "missing tensor 'token_embd.weight' for a "
+                              << arch << " model";
+  int64_t nVocab = embedIt->second.getWeightType().getShape()[0];
+
+  builder.setInsertionPointToEnd(module.getBody());
+  auto funcType = builder.getFunctionType({ids, ids, cacheType}, {act(nVocab)});
+  auto func = func::FuncOp::create(builder, fileLoc, "forward", funcType);
+  Block *body = func.addEntryBlock();
+  builder.setInsertionPointToStart(body);
+  Value tokens = body->getArgument(0), positions = body->getArgument(1),
+        cache = body->getArgument(2);
+
+  // Looks up a weight and checks its shape; returns null after a diagnostic.
+  auto weight = [&](const std::string &name, ArrayRef<int64_t> shape,
+                    bool optional = false) -> Value {
+    auto it = weights.find(name);
+    if (it == weights.end()) {
+      if (!optional)
+        emitError(fileLoc) << "missing tensor '" << name << "' for a " << arch
+                           << " model";
+      return {};
+    }
+    QTensorType type = it->second.getWeightType();
+    if (type.getShape() != shape) {
+      InFlightDiagnostic diag = emitError(tensorLoc(name));
+      diag << "tensor '" << name << "' has shape " << type
+           << " but the hyperparameters give [";
+      llvm::interleaveComma(shape, diag);
+      diag << "]";
+      return {};
+    }
+    return WeightOp::create(builder, tensorLoc(name), type,
+                            FlatSymbolRefAttr::get(context, name));
+  };
+  auto epsAttr = builder.getF32FloatAttr(eps);
+  auto linear = [&](Value input, const std::string &prefix, int64_t out,
+                    int64_t in) -> Value {
+    Value w = weight(prefix + ".weight", {out, in});
+    if (!w)
+      return {};
+    Value bias = weight(prefix + ".bias", {out}, /*optional=*/true);
+    return MatmulOp::create(builder, tensorLoc(prefix + ".weight"), act(out),
+                            input, w, bias);
+  };
+
+  Value table = weight("token_embd.weight", {nVocab, nEmbd});
+  if (!table)
+    return failure();
+  Value x = EmbeddingOp::create(builder, tensorLoc("token_embd.weight"),
+                                act(nEmbd), table, tokens);
+  int64_t nFF = getHParam(arch, "feed_forward_length", 0);
+  int64_t kvWidth = nHeadKV * headDim;
+  for (int64_t layer = 0; layer < nLayer; ++layer) {
+    std::string p = "blk." + std::to_string(layer) + ".";
+    Location loc = NameLoc::get(builder.getStringAttr(p + "attn"), fileLoc);
+    Value attnNorm = weight(p + "attn_norm.weight", {nEmbd});
+    if (!attnNorm)
+      return failure();
+    Value h = RMSNormOp::create(builder, loc, act(nEmbd), x, attnNorm, epsAttr);
+    Value q = linear(h, p + "attn_q", nEmbd, nEmbd);
+    Value k = linear(h, p + "attn_k", kvWidth, nEmbd);
+    Value v = linear(h, p + "attn_v", kvWidth, nEmbd);
+    if (!q || !k || !v)
+      return failure();
+    auto rope = [&](Value input, int64_t heads) {
+      return RopeOp::create(builder, loc, input.getType(), input, positions,
+                            builder.getI64IntegerAttr(heads),
+                            builder.getI64IntegerAttr(headDim),
+                            builder.getI64IntegerAttr(ropeDims),
+                            builder.getF32FloatAttr(theta),
+                            RopeModeAttr::get(context, ropeMode));
+    };
+    q = rope(q, nHead);
+    k = rope(k, nHeadKV);
+    Value attn = AttentionOp::create(
+        builder, loc, act(nEmbd), q, k, v, cache, positions,
+        builder.getI64IntegerAttr(layer), builder.getI64IntegerAttr(nHead),
+        builder.getF32FloatAttr(1.0f / std::sqrt(static_cast<float>(headDim))));
+    Value attnOut = linear(attn, p + "attn_output", nEmbd, nEmbd);
+    if (!attnOut)
+      return failure();
+    x = AddOp::create(builder, loc, x, attnOut);
+
+    Location ffnLoc = NameLoc::get(builder.getStringAttr(p + "ffn"), fileLoc);
+    Value ffnNorm = weight(p + "ffn_norm.weight", {nEmbd});
+    if (!ffnNorm)
+      return failure();
+    Value f = RMSNormOp::create(builder, ffnLoc, act(nEmbd), x, ffnNorm, epsAttr);
+    if (nFF <= 0)
+      return emitError(fileLoc) << "invalid " << arch
+                                << ".feed_forward_length " << nFF;
+    Value gate = linear(f, p + "ffn_gate", nFF, nEmbd);
+    Value up = linear(f, p + "ffn_up", nFF, nEmbd);
+    if (!gate || !up)
+      return failure();
+    Value act0 = SiLUOp::create(builder, ffnLoc, gate);
+    Value prod = MulOp::create(builder, ffnLoc, act0, up);
+    Value down = linear(prod, p + "ffn_down", nEmbd, nFF);
+    if (!down)
+      return failure();
+    x = AddOp::create(builder, ffnLoc, x, down);
+  }
+  Value outNorm = weight("output_norm.weight", {nEmbd});
+  if (!outNorm)
+    return failure();
+  x = RMSNormOp::create(builder, tensorLoc("output_norm.weight"), act(nEmbd), x,
+                        outNorm, epsAttr);
+  Value output = weight("output.weight", {nVocab, nEmbd}, /*optional=*/true);
+  if (!output) {
+    if (weights.count("output.weight"))
+      return failure(); // Present but malformed: diagnosed by weight().
+    output = table;     // Tied embeddings.
+  }
+  Value logits = MatmulOp::create(builder, tensorLoc("output.weight"),
+                                  act(nVocab), x, output, Value());
+  func::ReturnOp::create(builder, fileLoc, logits);
+  return success();
+}
+
+OwningOpRef<ModuleOp> GGUFImporter::run() {
+  OwningOpRef<ModuleOp> module = ModuleOp::create(fileLoc);
+  SmallVector<Attribute> entries;
+  for (const gguf::KeyValue &kv : reader.metadata())
+    entries.push_back(MetadataEntryAttr::get(
+        context, kv.key, convertValue(kv.value, /*topLevel=*/true)));
+  (*module)->setAttr(kMetadataAttrName, builder.getArrayAttr(entries));
+  (*module)->setAttr(kGGUFVersionAttrName,
+                     builder.getI32IntegerAttr(reader.version()));
+  (*module)->setAttr(kSourceAttrName, builder.getStringAttr(path));
+
+  if (failed(importWeights(*module)))
+    return nullptr;
+  std::string arch = reader.getString("general.architecture");
+  if (options.buildGraph && !arch.empty()) {
+    if (arch == "llama" || arch == "qwen2") {
+      if (failed(buildDecoder(*module, arch)))
+        return nullptr;
+    } else {
+      emitWarning(fileLoc) << "architecture '" << arch
+                           << "' has no graph builder yet; imported weights "
+                              "and metadata only";
+    }
+  }
+  return module;
+}
+
+OwningOpRef<ModuleOp> mlir::lowbit::importGGUF(MLIRContext *context,
+                                               const std::string &path,
+                                               const GGUFImportOptions &options) {
+  context->loadDialect<LowBitDialect, func::FuncDialect>();
+  // Record an absolute path so the IR stays valid wherever it is moved.
+  SmallString<256> absolute(path);
+  if (llvm::sys::fs::make_absolute(absolute))
+    absolute = path;
+  llvm::sys::path::remove_dots(absolute, /*remove_dot_dot=*/true);
+  std::string absPath = absolute.str().str();
+  gguf::Error err;
+  std::unique_ptr<gguf::Reader> reader = gguf::Reader::open(absPath, err);
+  if (!reader) {
+    err.file = path; // Report the path as the user spelled it.
+    emitError(FileLineColLoc::get(context, path, 0, 0)) << err.message();
+    return nullptr;
+  }
+  GGUFImporter importer(context, *reader, absPath, options);
+  return importer.run();
+}

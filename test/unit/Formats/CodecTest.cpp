@@ -1,0 +1,503 @@
+//===- CodecTest.cpp - Row codecs: conversions, layouts, errors -----------===//
+//
+// Everything the golden data cannot show: f16/bf16 rounding corners, the
+// layouts of the formats GGUF does not hold (hand-built blocks), round-trip
+// error bounds, input validation and thread-count independence.
+//
+//===----------------------------------------------------------------------===//
+#include "Codecs.h"
+#include "lowbit/Formats/Formats.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <vector>
+
+using namespace lowbit::formats;
+using lowbit::formats::detail::bf16ToFp32;
+using lowbit::formats::detail::bitsFloat;
+using lowbit::formats::detail::floatBits;
+using lowbit::formats::detail::fp16ToFp32;
+using lowbit::formats::detail::fp32ToBf16;
+using lowbit::formats::detail::fp32ToFp16;
+
+namespace {
+
+std::vector<Format> registry() {
+  size_t count;
+  const FormatInfo *all = allFormats(count);
+  std::vector<Format> formats;
+  for (size_t i = 0; i < count; ++i)
+    formats.push_back(all[i].format);
+  return formats;
+}
+
+std::string paramName(const ::testing::TestParamInfo<Format> &p) {
+  return lowbit::formats::info(p.param).name;
+}
+
+/// Deterministic N(0, 1) samples (xorshift64* + Box-Muller).
+std::vector<float> gaussian(size_t count, uint64_t seed) {
+  std::vector<float> out;
+  uint64_t state = seed;
+  auto uniform = [&] {
+    state ^= state >> 12;
+    state ^= state << 25;
+    state ^= state >> 27;
+    return ((state * 0x2545F4914F6CDD1DULL >> 11) + 0.5) * 0x1.0p-53;
+  };
+  while (out.size() < count) {
+    double r = std::sqrt(-2 * std::log(uniform())), t = 6.283185307179586 * uniform();
+    out.push_back(static_cast<float>(r * std::cos(t)));
+    out.push_back(static_cast<float>(r * std::sin(t)));
+  }
+  out.resize(count);
+  return out;
+}
+
+/// A row length every format's block divides.
+constexpr int64_t kRowLength = 1024;
+
+//===----------------------------------------------------------------------===//
+// f16 / bf16 conversions
+//===----------------------------------------------------------------------===//
+
+/// Independent f16 decoder in double arithmetic.
+double halfValue(uint16_t h) {
+  int sign = h >> 15, exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
+  double v = exp == 0 ? std::ldexp(mant, -24)
+                      : std::ldexp(1024 + mant, exp - 25);
+  if (exp == 0x1f)
+    v = mant ? std::numeric_limits<double>::quiet_NaN()
+             : std::numeric_limits<double>::infinity();
+  return sign ? -v : v;
+}
+
+TEST(HalfConversion, DecodesEveryBitPatternExactly) {
+  for (uint32_t h = 0; h < 0x10000; ++h) {
+    float f = fp16ToFp32(static_cast<uint16_t>(h));
+    double want = halfValue(static_cast<uint16_t>(h));
+    if (std::isnan(want)) {
+      EXPECT_TRUE(std::isnan(f)) << std::hex << h;
+      EXPECT_EQ(fp32ToFp16(f) & 0x7e00, 0x7e00) << "NaN stays a quiet NaN";
+      continue;
+    }
+    ASSERT_EQ(static_cast<double>(f), want) << std::hex << h;
+    ASSERT_EQ(std::signbit(f), (h & 0x8000) != 0) << std::hex << h;
+    ASSERT_EQ(fp32ToFp16(f), h) << "round trip of 0x" << std::hex << h;
+  }
+}
+
+TEST(HalfConversion, RoundsToNearestEven) {
+  // Halfway between 1 and 1 + 2^-10: ties to the even mantissa.
+  EXPECT_EQ(fp32ToFp16(1.0f + 0x1.0p-11f), 0x3c00);
+  EXPECT_EQ(fp32ToFp16(1.0f + 3 * 0x1.0p-11f), 0x3c02);
+  EXPECT_EQ(fp32ToFp16(1.0f + 0x1.0p-11f + 0x1.0p-20f), 0x3c01);
+  EXPECT_EQ(fp32ToFp16(65504.0f), 0x7bff);
+  EXPECT_EQ(fp32ToFp16(65519.99f), 0x7bff);
+  EXPECT_EQ(fp32ToFp16(65520.0f), 0x7c00) << "the tie above max is Inf";
+  EXPECT_EQ(fp32ToFp16(-65520.0f), 0xfc00);
+  EXPECT_EQ(fp32ToFp16(INFINITY), 0x7c00);
+  EXPECT_EQ(fp32ToFp16(-0.0f), 0x8000);
+  // Subnormals: the unit is 2^-24.
+  EXPECT_EQ(fp32ToFp16(0x1.0p-24f), 0x0001);
+  EXPECT_EQ(fp32ToFp16(0x1.0p-25f), 0x0000) << "tie to even (zero)";
+  EXPECT_EQ(fp32ToFp16(0x1.0p-25f * 1.0001f), 0x0001);
+  EXPECT_EQ(fp32ToFp16(3 * 0x1.0p-25f), 0x0002) << "1.5 units ties to 2";
+  EXPECT_EQ(fp32ToFp16(-0x1.0p-26f), 0x8000) << "underflow keeps the sign";
+  EXPECT_EQ(fp32ToFp16(1023.5f * 0x1.0p-24f), 0x0400)
+      << "largest subnormal + half a unit rounds up to the smallest normal";
+  EXPECT_EQ(fp32ToFp16(0x1.0p-14f), 0x0400);
+  EXPECT_EQ(fp32ToFp16(bitsFloat(1)), 0x0000) << "float subnormal";
+}
+
+TEST(BFloat16Conversion, RoundTripsEveryBitPattern) {
+  for (uint32_t b = 0; b < 0x10000; ++b) {
+    float f = bf16ToFp32(static_cast<uint16_t>(b));
+    EXPECT_EQ(floatBits(f), b << 16);
+    if (std::isnan(f))
+      EXPECT_TRUE(std::isnan(bf16ToFp32(fp32ToBf16(f))));
+    else
+      ASSERT_EQ(fp32ToBf16(f), b) << std::hex << b;
+  }
+}
+
+TEST(BFloat16Conversion, RoundsToNearestEven) {
+  EXPECT_EQ(fp32ToBf16(1.0f + 0x1.0p-8f), 0x3f80) << "tie to even";
+  EXPECT_EQ(fp32ToBf16(1.0f + 3 * 0x1.0p-8f), 0x3f82) << "tie to even";
+  EXPECT_EQ(fp32ToBf16(1.0f + 0x1.0p-8f + 0x1.0p-20f), 0x3f81);
+  EXPECT_EQ(fp32ToBf16(-0.0f), 0x8000);
+  EXPECT_EQ(fp32ToBf16(INFINITY), 0x7f80);
+  EXPECT_EQ(fp32ToBf16(bitsFloat(0x7f7f8000u)), 0x7f80) << "ties up to Inf";
+  EXPECT_EQ(fp32ToBf16(bitsFloat(0x00018000u)), 0x0002) << "subnormal kept";
+  // A signalling NaN becomes quiet, never Inf.
+  uint16_t nan = fp32ToBf16(bitsFloat(0x7f800001u));
+  EXPECT_TRUE(std::isnan(bf16ToFp32(nan)));
+  EXPECT_NE(nan & 0x0040, 0);
+}
+
+TEST(FloatRows, F16AndBF16RoundTripThroughRowApi) {
+  std::vector<float> x = {0.0f, -0.0f, 1.0f, -2.5f, 65504.0f, 0x1.0p-24f,
+                          3.14159265f, -1e-3f};
+  for (Format f : {Format::F16, Format::BF16, Format::F32}) {
+    std::vector<uint8_t> bytes(rowBytes(info(f), x.size()));
+    std::string why;
+    ASSERT_TRUE(quantizeRow(f, x.data(), bytes.data(), x.size(), nullptr,
+                            &why))
+        << why;
+    std::vector<float> y(x.size());
+    dequantizeRow(f, bytes.data(), y.data(), x.size());
+    for (size_t i = 0; i < x.size(); ++i) {
+      float want = f == Format::F16    ? fp16ToFp32(fp32ToFp16(x[i]))
+                   : f == Format::BF16 ? bf16ToFp32(fp32ToBf16(x[i]))
+                                       : x[i];
+      EXPECT_EQ(floatBits(y[i]), floatBits(want)) << info(f).name << " " << i;
+    }
+  }
+}
+
+//===----------------------------------------------------------------------===//
+// Hand-built blocks of the formats GGUF does not hold (and MXFP4, which the
+// golden file predates).
+//===----------------------------------------------------------------------===//
+
+TEST(HandBuiltBlocks, MXFP4) {
+  ASSERT_EQ(info(Format::MXFP4).ggmlType, 39);
+  ASSERT_EQ(info(Format::MXFP4).blockBytes, 17u);
+  uint8_t blk[17];
+  blk[0] = 127; // E8M0 2^0: the E2M1 values themselves.
+  for (int j = 0; j < 16; ++j)
+    blk[1 + j] = static_cast<uint8_t>(j | ((15 - j) << 4));
+  const float e2m1[16] = {0, 0.5f, 1,  1.5f,  2,  3,  4,  6,
+                          0, -0.5f, -1, -1.5f, -2, -3, -4, -6};
+  float y[32];
+  dequantizeRow(Format::MXFP4, blk, y, 32);
+  for (int j = 0; j < 16; ++j) {
+    EXPECT_EQ(y[j], e2m1[j]) << j;            // Low nibble: element j.
+    EXPECT_EQ(y[16 + j], e2m1[15 - j]) << j;  // High nibble: element j + 16.
+  }
+  blk[0] = 130; // 2^3
+  dequantizeRow(Format::MXFP4, blk, y, 32);
+  EXPECT_EQ(y[7], 48.0f);
+  blk[0] = 0; // 2^-127 times 0.5: subnormal scales decode exactly.
+  dequantizeRow(Format::MXFP4, blk, y, 32);
+  EXPECT_EQ(y[1], 0x1.0p-128f);
+  blk[0] = 254;
+  dequantizeRow(Format::MXFP4, blk, y, 32);
+  EXPECT_EQ(y[3], 0x1.8p+127f); // 3 * 2^126; larger levels overflow.
+}
+
+TEST(HandBuiltBlocks, NF4) {
+  uint8_t blk[34];
+  const uint16_t two = 0x4000; // f16 2.0
+  blk[0] = two & 0xff;
+  blk[1] = two >> 8;
+  for (int k = 0; k < 32; ++k) // Elements 2k, 2k+1 = indices k%16, 15-k%16.
+    blk[2 + k] = static_cast<uint8_t>((k % 16) | ((15 - k % 16) << 4));
+  float y[64];
+  dequantizeRow(Format::NF4_G64, blk, y, 64);
+  for (int k = 0; k < 32; ++k) {
+    EXPECT_EQ(y[2 * k], 2 * kNF4Levels[k % 16]);
+    EXPECT_EQ(y[2 * k + 1], 2 * kNF4Levels[15 - k % 16]);
+  }
+  EXPECT_EQ(kNF4Levels[0], -1.0f);
+  EXPECT_EQ(kNF4Levels[7], 0.0f);
+  EXPECT_EQ(kNF4Levels[15], 1.0f);
+}
+
+void putHalf(uint8_t *p, float v) {
+  uint16_t h = fp32ToFp16(v);
+  p[0] = h & 0xff;
+  p[1] = h >> 8;
+}
+
+TEST(HandBuiltBlocks, Int4Symmetric) {
+  std::vector<uint8_t> blk(info(Format::I4_SYM_G32).blockBytes);
+  putHalf(blk.data(), 0.5f);
+  for (int k = 0; k < 16; ++k) // Element 2k = k - 8, element 2k+1 = 7 - k.
+    blk[2 + k] = static_cast<uint8_t>(((k - 8) & 0xf) | (((7 - k) & 0xf) << 4));
+  float y[32];
+  dequantizeRow(Format::I4_SYM_G32, blk.data(), y, 32);
+  for (int k = 0; k < 16; ++k) {
+    EXPECT_EQ(y[2 * k], 0.5f * (k - 8));
+    EXPECT_EQ(y[2 * k + 1], 0.5f * (7 - k));
+  }
+}
+
+TEST(HandBuiltBlocks, Int4Asymmetric) {
+  std::vector<uint8_t> blk(info(Format::I4_ASYM_G64).blockBytes);
+  ASSERT_EQ(blk.size(), 35u);
+  putHalf(blk.data(), 0.25f);
+  blk[2] = 3; // Zero point.
+  for (int k = 0; k < 32; ++k)
+    blk[3 + k] = static_cast<uint8_t>((k % 16) | ((15 - k % 16) << 4));
+  float y[64];
+  dequantizeRow(Format::I4_ASYM_G64, blk.data(), y, 64);
+  for (int k = 0; k < 32; ++k) {
+    EXPECT_EQ(y[2 * k], 0.25f * (k % 16 - 3));
+    EXPECT_EQ(y[2 * k + 1], 0.25f * (15 - k % 16 - 3));
+  }
+}
+
+TEST(HandBuiltBlocks, Int8) {
+  std::vector<uint8_t> sym(info(Format::I8_SYM_G128).blockBytes);
+  ASSERT_EQ(sym.size(), 130u);
+  putHalf(sym.data(), 2.0f);
+  for (int j = 0; j < 128; ++j)
+    sym[2 + j] = static_cast<uint8_t>(static_cast<int8_t>(j - 64));
+  float y[128];
+  dequantizeRow(Format::I8_SYM_G128, sym.data(), y, 128);
+  for (int j = 0; j < 128; ++j)
+    EXPECT_EQ(y[j], 2.0f * (j - 64));
+
+  std::vector<uint8_t> asym(info(Format::I8_ASYM_G32).blockBytes);
+  ASSERT_EQ(asym.size(), 35u);
+  putHalf(asym.data(), 0.125f);
+  asym[2] = 200;
+  for (int j = 0; j < 32; ++j)
+    asym[3 + j] = static_cast<uint8_t>(j * 8);
+  dequantizeRow(Format::I8_ASYM_G32, asym.data(), y, 32);
+  for (int j = 0; j < 32; ++j)
+    EXPECT_EQ(y[j], 0.125f * (j * 8 - 200));
+}
+
+TEST(HandBuiltBlocks, BlockBytesMatchDocumentedLayouts) {
+  size_t count;
+  const FormatInfo *all = allFormats(count);
+  for (size_t i = 0; i < count; ++i) {
+    const FormatInfo &f = all[i];
+    std::string name = f.name;
+    if (name.rfind("i8_", 0) == 0 || name.rfind("i4_", 0) == 0) {
+      unsigned bits = name[1] - '0';
+      unsigned header = name.find("asym") != std::string::npos ? 3 : 2;
+      EXPECT_EQ(f.blockBytes, header + f.blockSize * bits / 8) << name;
+    }
+  }
+  EXPECT_EQ(info(Format::NF4_G64).blockBytes, 2 + 64 / 2u);
+}
+
+//===----------------------------------------------------------------------===//
+// Every format with a codec
+//===----------------------------------------------------------------------===//
+
+class CodecTest : public ::testing::TestWithParam<Format> {
+protected:
+  void SetUp() override {
+    if (!hasCodec(GetParam()))
+      GTEST_SKIP() << info(GetParam()).name << " has no codec in this build";
+  }
+};
+
+/// Relative RMSE a format must reach on N(0, 1) data.
+double roundTripBound(const FormatInfo &f) {
+  switch (f.format) {
+  case Format::F32:
+    return 0;
+  case Format::F16:
+    return 0x1.0p-11;
+  case Format::BF16:
+    return 0x1.0p-8;
+  case Format::TQ1_0:
+  case Format::TQ2_0:
+    return 0.85; // Ternary with an absmax scale: made for ternary weights.
+  default:
+    break;
+  }
+  // Roughly the step of a uniform grid over +-3 sigma at the format's bits.
+  double bits = std::floor(f.bitsPerWeight());
+  return 3.0 / std::pow(2.0, bits);
+}
+
+TEST_P(CodecTest, RoundTripErrorIsBounded) {
+  const FormatInfo &fi = info(GetParam());
+  const int64_t rows = 8;
+  std::vector<float> x = gaussian(rows * kRowLength, 42);
+  std::vector<uint8_t> bytes(rows * rowBytes(fi, kRowLength));
+  std::string why;
+  ASSERT_TRUE(quantizeRows(GetParam(), x.data(), bytes.data(), rows,
+                           kRowLength, nullptr, 0, &why))
+      << why;
+  std::vector<float> y(x.size());
+  dequantizeRows(GetParam(), bytes.data(), y.data(), rows, kRowLength);
+  double err = 0, sig = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    err += (static_cast<double>(y[i]) - x[i]) * (static_cast<double>(y[i]) - x[i]);
+    sig += static_cast<double>(x[i]) * x[i];
+  }
+  double rel = std::sqrt(err / sig);
+  RecordProperty("relative_rmse", std::to_string(rel));
+  EXPECT_LE(rel, roundTripBound(fi)) << fi.name;
+}
+
+TEST_P(CodecTest, ZeroRowDecodesToZero) {
+  const FormatInfo &fi = info(GetParam());
+  std::vector<float> x(kRowLength, 0.0f), y(kRowLength, 1.0f);
+  std::vector<float> importance(kRowLength, 1.0f);
+  std::vector<uint8_t> bytes(rowBytes(fi, kRowLength));
+  for (const float *imp : {static_cast<const float *>(nullptr),
+                           static_cast<const float *>(importance.data())}) {
+    ASSERT_TRUE(quantizeRow(GetParam(), x.data(), bytes.data(), kRowLength,
+                            imp));
+    dequantizeRow(GetParam(), bytes.data(), y.data(), kRowLength);
+    for (float v : y)
+      ASSERT_EQ(v, 0.0f);
+  }
+}
+
+TEST_P(CodecTest, OutputDoesNotDependOnThreads) {
+  const FormatInfo &fi = info(GetParam());
+  const int64_t rows = 64, n = 4096; // Enough work to use several threads.
+  std::vector<float> x = gaussian(rows * n, 7);
+  std::vector<float> importance = gaussian(n, 9);
+  for (float &v : importance)
+    v = v * v + 0.1f;
+  const size_t size = rows * rowBytes(fi, n);
+  std::vector<uint8_t> single(size), threaded(size), byRow(size);
+  ASSERT_TRUE(quantizeRows(GetParam(), x.data(), single.data(), rows, n,
+                           importance.data(), 1, nullptr));
+  ASSERT_TRUE(quantizeRows(GetParam(), x.data(), threaded.data(), rows, n,
+                           importance.data(), 3, nullptr));
+  for (int64_t r = 0; r < rows; ++r)
+    ASSERT_TRUE(quantizeRow(GetParam(), x.data() + r * n,
+                            byRow.data() + r * rowBytes(fi, n), n,
+                            importance.data()));
+  EXPECT_EQ(single, threaded);
+  EXPECT_EQ(single, byRow);
+
+  std::vector<float> a(rows * n), b(rows * n);
+  dequantizeRows(GetParam(), single.data(), a.data(), rows, n, 1);
+  dequantizeRows(GetParam(), single.data(), b.data(), rows, n, 0);
+  EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(float)));
+}
+
+TEST_P(CodecTest, LargeValuesDecodeFinite) {
+  const FormatInfo &fi = info(GetParam());
+  std::vector<float> x = gaussian(kRowLength, 3);
+  x[5] = 1e6f;
+  x[700] = -3e5f;
+  std::vector<uint8_t> bytes(rowBytes(fi, kRowLength));
+  std::string why;
+  if (!quantizeRow(GetParam(), x.data(), bytes.data(), kRowLength, nullptr,
+                   &why)) {
+    // Only a plain float format may refuse a finite value it cannot hold.
+    EXPECT_EQ(GetParam(), Format::F16) << why;
+    EXPECT_NE(why.find("column 5"), std::string::npos) << why;
+    return;
+  }
+  std::vector<float> y(kRowLength);
+  dequantizeRow(GetParam(), bytes.data(), y.data(), kRowLength);
+  for (int64_t i = 0; i < kRowLength; ++i)
+    ASSERT_TRUE(std::isfinite(y[i])) << "column " << i;
+}
+
+TEST_P(CodecTest, RejectsNonFiniteInputNamingTheColumn) {
+  const FormatInfo &fi = info(GetParam());
+  std::vector<float> x = gaussian(kRowLength, 5);
+  std::vector<uint8_t> bytes(rowBytes(fi, kRowLength));
+  std::string why;
+  x[37] = NAN;
+  EXPECT_FALSE(quantizeRow(GetParam(), x.data(), bytes.data(), kRowLength,
+                           nullptr, &why));
+  EXPECT_NE(why.find("column 37 is NaN"), std::string::npos) << why;
+  EXPECT_NE(why.find(fi.name), std::string::npos) << why;
+  x[37] = 0;
+  x[500] = -INFINITY;
+  EXPECT_FALSE(quantizeRow(GetParam(), x.data(), bytes.data(), kRowLength,
+                           nullptr, &why));
+  EXPECT_NE(why.find("column 500 is -Inf"), std::string::npos) << why;
+}
+
+TEST_P(CodecTest, RejectsPartialBlocks) {
+  const FormatInfo &fi = info(GetParam());
+  if (fi.blockSize == 1)
+    GTEST_SKIP() << "every length is whole blocks";
+  std::vector<float> x(fi.blockSize + 1, 1.0f);
+  std::vector<uint8_t> bytes(2 * fi.blockBytes);
+  std::string why;
+  EXPECT_FALSE(quantizeRow(GetParam(), x.data(), bytes.data(),
+                           fi.blockSize + 1, nullptr, &why));
+  EXPECT_NE(why.find("not a multiple of the block size"), std::string::npos)
+      << why;
+  EXPECT_FALSE(quantizeRows(GetParam(), x.data(), bytes.data(), 1,
+                            fi.blockSize + 1, nullptr, 0, &why));
+}
+
+TEST_P(CodecTest, NoFormatRequiresImportance) {
+  EXPECT_FALSE(requiresImportance(GetParam()));
+}
+
+INSTANTIATE_TEST_SUITE_P(Registry, CodecTest, ::testing::ValuesIn(registry()),
+                         paramName);
+
+//===----------------------------------------------------------------------===//
+// Validation messages of the matrix API
+//===----------------------------------------------------------------------===//
+
+TEST(QuantizeRows, ReportsTheFirstBadRowWhateverTheThreadCount) {
+  const int64_t rows = 64, n = 16384;
+  std::vector<float> x = gaussian(rows * n, 11);
+  x[50 * n + 9] = INFINITY;
+  x[10 * n + 5] = NAN;
+  std::vector<uint8_t> bytes(rows * rowBytes(info(Format::Q4_0), n));
+  for (int threads : {1, 2, 8, 0}) {
+    std::string why;
+    EXPECT_FALSE(quantizeRows(Format::Q4_0, x.data(), bytes.data(), rows, n,
+                              nullptr, threads, &why));
+    EXPECT_EQ(why, "q4_0: row 10, column 5 is NaN") << threads << " threads";
+  }
+}
+
+TEST(QuantizeRows, RejectsBadImportance) {
+  std::vector<float> x = gaussian(64, 1), importance(64, 1.0f);
+  importance[40] = -1.0f;
+  std::vector<uint8_t> bytes(rowBytes(info(Format::Q4_0), 64));
+  std::string why;
+  EXPECT_FALSE(quantizeRow(Format::Q4_0, x.data(), bytes.data(), 64,
+                           importance.data(), &why));
+  EXPECT_NE(why.find("importance[40]"), std::string::npos) << why;
+  // Formats that ignore importance do not look at it.
+  std::vector<uint8_t> q8(rowBytes(info(Format::Q8_0), 64));
+  EXPECT_TRUE(quantizeRow(Format::Q8_0, x.data(), q8.data(), 64,
+                          importance.data(), &why));
+}
+
+TEST(QuantizeRows, F16RefusesValuesThatWouldBecomeInf) {
+  std::vector<float> x(4, 1.0f);
+  x[2] = 65520.0f;
+  uint8_t bytes[8];
+  std::string why;
+  EXPECT_FALSE(quantizeRow(Format::F16, x.data(), bytes, 4, nullptr, &why));
+  EXPECT_NE(why.find("column 2"), std::string::npos) << why;
+  x[2] = 65519.0f; // Rounds to 65504.
+  EXPECT_TRUE(quantizeRow(Format::F16, x.data(), bytes, 4, nullptr, &why));
+}
+
+TEST(QuantizeRows, ZeroImportanceGroupsStillEncode) {
+  std::vector<float> x = gaussian(256, 2), importance(256, 0.0f), y(256);
+  for (Format f : {Format::Q4_0, Format::Q4_1, Format::IQ4_NL,
+                   Format::IQ4_XS, Format::I4_SYM_G32, Format::NF4_G64}) {
+    std::vector<uint8_t> bytes(rowBytes(info(f), 256));
+    ASSERT_TRUE(quantizeRow(f, x.data(), bytes.data(), 256,
+                            importance.data()));
+    dequantizeRow(f, bytes.data(), y.data(), 256);
+    double err = 0;
+    for (int i = 0; i < 256; ++i)
+      err += (y[i] - x[i]) * (y[i] - x[i]);
+    EXPECT_LT(std::sqrt(err / 256), 0.3) << info(f).name;
+  }
+}
+
+TEST(ImportanceSupport, MatchesGgmlForGgufFormats) {
+  // ggml ignores importance for these; so do we.
+  for (Format f : {Format::F32, Format::F16, Format::BF16, Format::Q8_0,
+                   Format::TQ1_0, Format::TQ2_0})
+    EXPECT_FALSE(supportsImportance(f)) << info(f).name;
+  for (Format f : {Format::Q4_0, Format::Q4_1, Format::Q5_0, Format::Q5_1,
+                   Format::IQ4_NL, Format::IQ4_XS})
+    EXPECT_TRUE(supportsImportance(f)) << info(f).name;
+}
+
+} // namespace

@@ -1,0 +1,70 @@
+//===- CommandLine.h - Options of the lowbit subcommands --------*- C++ -*-===//
+//
+// Each subcommand declares its options once; parsing, the --help text and
+// the "unknown option" errors all come from that declaration.
+//
+//===----------------------------------------------------------------------===//
+#ifndef LOWBIT_TOOLS_COMMANDLINE_H
+#define LOWBIT_TOOLS_COMMANDLINE_H
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace lowbit::cli {
+
+class CommandLine {
+public:
+  CommandLine(std::string command, std::string usage, std::string summary);
+
+  /// A boolean switch: --name (or -alias).
+  void flag(const std::string &name, const std::string &help,
+            const std::string &alias = "");
+  /// An option with a value: --name VALUE, --name=VALUE or -alias VALUE.
+  void option(const std::string &name, const std::string &metavar,
+              const std::string &help, const std::string &alias = "",
+              bool repeatable = false);
+  /// Extra paragraph printed after the options in --help.
+  void epilog(const std::string &text) { epilog_ = text; }
+
+  /// Parses argv[1..]; argv[0] is the subcommand. Returns false with `error`
+  /// set on bad input. `--help` sets helpRequested() and returns true.
+  bool parse(int argc, char **argv, std::string &error);
+  bool helpRequested() const { return help_; }
+  std::string helpText() const;
+
+  bool has(const std::string &name) const;
+  std::string get(const std::string &name, const std::string &dflt = "") const;
+  const std::vector<std::string> &getAll(const std::string &name) const;
+  /// Parses a number; false with `error` set when malformed.
+  bool getInt(const std::string &name, long long &value,
+              std::string &error) const;
+  bool getDouble(const std::string &name, double &value,
+                 std::string &error) const;
+  const std::vector<std::string> &positional() const { return positional_; }
+
+private:
+  struct Spec {
+    std::string name, alias, metavar, help;
+    bool takesValue = false, repeatable = false;
+  };
+  const Spec *find(const std::string &arg) const;
+
+  std::string command_, usage_, summary_, epilog_;
+  std::vector<Spec> specs_;
+  std::map<std::string, std::vector<std::string>> values_;
+  std::vector<std::string> positional_;
+  bool help_ = false;
+};
+
+/// Prints "error: <message>" to stderr and returns 1, the exit code of every
+/// failed command.
+int fail(const std::string &message);
+
+/// Whether progress bars should be drawn (stderr is a terminal and
+/// LOWBIT_NO_PROGRESS is unset).
+bool progressEnabled();
+
+} // namespace lowbit::cli
+
+#endif // LOWBIT_TOOLS_COMMANDLINE_H

@@ -1,0 +1,117 @@
+//===- ModelIO.cpp - Load and save models in the driver -------------------===//
+#include "ModelIO.h"
+
+#include "LowBit/IR/LowBit.h"
+#include "lowbit/Import/GGUFImport.h"
+#include "lowbit/Support/MappedFile.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/Verifier.h"
+#include "mlir/Parser/Parser.h"
+#include "llvm/Support/SourceMgr.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <fstream>
+
+using namespace mlir;
+
+namespace lowbit::driver {
+
+/// Diagnostics from the importer are located at "<file>":0:0, optionally
+/// named after a tensor; print them as "error: <file>: [tensor 'x': ]msg".
+static void printDiagnostic(Diagnostic &diag) {
+  const char *severity = "error";
+  if (diag.getSeverity() == DiagnosticSeverity::Warning)
+    severity = "warning";
+  else if (diag.getSeverity() == DiagnosticSeverity::Note)
+    severity = "note";
+  else if (diag.getSeverity() == DiagnosticSeverity::Remark)
+    severity = "remark";
+  std::string message = diag.str();
+  std::string prefix;
+  Location loc = diag.getLocation();
+  std::string name;
+  if (auto named = dyn_cast<NameLoc>(loc)) {
+    name = named.getName().str();
+    loc = named.getChildLoc();
+  }
+  if (auto file = dyn_cast<FileLineColLoc>(loc)) {
+    std::string filename = file.getFilename().str();
+    bool alreadyNamed = message.rfind(filename + ":", 0) == 0;
+    if (!alreadyNamed) {
+      prefix = filename;
+      if (file.getLine() != 0)
+        prefix += ":" + std::to_string(file.getLine()) + ":" +
+                  std::to_string(file.getColumn());
+      prefix += ": ";
+    }
+  }
+  if (!name.empty() && message.find("'" + name + "'") == std::string::npos)
+    prefix += "'" + name + "': ";
+  llvm::errs() << severity << ": " << prefix << message << "\n";
+  for (Diagnostic &note : diag.getNotes())
+    printDiagnostic(note);
+}
+
+std::unique_ptr<MLIRContext> makeContext() {
+  DialectRegistry registry;
+  registry.insert<mlir::lowbit::LowBitDialect, func::FuncDialect,
+                  arith::ArithDialect>();
+  auto context = std::make_unique<MLIRContext>(registry);
+  context->loadAllAvailableDialects();
+  context->getDiagEngine().registerHandler([](Diagnostic &diag) {
+    printDiagnostic(diag);
+    return success();
+  });
+  return context;
+}
+
+static bool isGGUF(const std::string &path) {
+  std::ifstream in(path, std::ios::binary);
+  char magic[4] = {};
+  return in.read(magic, 4) && std::string(magic, 4) == "GGUF";
+}
+
+OwningOpRef<ModuleOp> loadModel(MLIRContext &context, const std::string &path) {
+  if (isGGUF(path))
+    return mlir::lowbit::importGGUF(&context, path);
+  std::string error;
+  auto file = MappedFile::open(path, error);
+  if (!file) {
+    llvm::errs() << "error: " << error << "\n";
+    return nullptr;
+  }
+  llvm::SourceMgr sourceMgr;
+  sourceMgr.AddNewSourceBuffer(
+      llvm::MemoryBuffer::getMemBufferCopy(
+          llvm::StringRef(reinterpret_cast<const char *>(file->data()),
+                          file->size()),
+          path),
+      llvm::SMLoc());
+  // Located parse errors ("file:line:col: error: ...") with the source line.
+  SourceMgrDiagnosticHandler handler(sourceMgr, &context);
+  OwningOpRef<ModuleOp> module = parseSourceFile<ModuleOp>(sourceMgr, &context);
+  if (!module)
+    return nullptr;
+  if (failed(verify(*module)))
+    return nullptr;
+  return module;
+}
+
+bool writeIR(ModuleOp module, const std::string &path, std::string &error) {
+  if (path == "-") {
+    module.print(llvm::outs());
+    llvm::outs() << "\n";
+    return true;
+  }
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  module.print(os);
+  os << "\n";
+  AtomicFileWriter writer(path);
+  return writer.open(error) && writer.write(text.data(), text.size(), error) &&
+         writer.commit(error);
+}
+
+} // namespace lowbit::driver

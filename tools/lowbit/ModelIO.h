@@ -1,0 +1,28 @@
+//===- ModelIO.h - Load and save models in the driver -----------*- C++ -*-===//
+#ifndef LOWBIT_TOOLS_MODELIO_H
+#define LOWBIT_TOOLS_MODELIO_H
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/IR/OwningOpRef.h"
+
+#include <string>
+
+namespace lowbit::driver {
+
+/// A context with the lowbit and upstream dialects the driver uses, whose
+/// diagnostics print as "error: <file>: <message>" on stderr.
+std::unique_ptr<mlir::MLIRContext> makeContext();
+
+/// Loads a model: a GGUF file (detected by its magic) is imported, anything
+/// else is parsed as lowbit IR and verified. Null after a printed error.
+mlir::OwningOpRef<mlir::ModuleOp> loadModel(mlir::MLIRContext &context,
+                                            const std::string &path);
+
+/// Prints `module` to `path` ("-" = stdout) through a temporary file.
+bool writeIR(mlir::ModuleOp module, const std::string &path,
+             std::string &error);
+
+} // namespace lowbit::driver
+
+#endif // LOWBIT_TOOLS_MODELIO_H

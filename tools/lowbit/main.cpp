@@ -1,0 +1,40 @@
+//===- main.cpp - The lowbit driver ---------------------------------------===//
+#include "Commands.h"
+
+#include <cstdio>
+#include <cstring>
+
+namespace {
+struct Subcommand {
+  const char *name;
+  int (*run)(int, char **);
+  const char *summary;
+};
+const Subcommand kSubcommands[] = {
+    {"import", importCommand, "Import a GGUF model into lowbit IR (.mlir)"},
+    {"export", exportCommand, "Write lowbit IR (or a model) as a GGUF file"},
+};
+
+void printUsage(FILE *out) {
+  std::fprintf(out, "USAGE: lowbit <command> [options]\n\n"
+                    "lowbit: a quantization compiler for neural-network "
+                    "models.\n\nCOMMANDS:\n");
+  for (const Subcommand &cmd : kSubcommands)
+    std::fprintf(out, "  %-10s %s\n", cmd.name, cmd.summary);
+  std::fprintf(out, "\nRun 'lowbit <command> --help' for the options of a "
+                    "command.\n");
+}
+} // namespace
+
+int main(int argc, char **argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
+    printUsage(argc < 2 ? stderr : stdout);
+    return argc < 2 ? 1 : 0;
+  }
+  for (const Subcommand &cmd : kSubcommands)
+    if (!std::strcmp(argv[1], cmd.name))
+      return cmd.run(argc - 1, argv + 1);
+  std::fprintf(stderr, "error: unknown command '%s' (see 'lowbit --help')\n",
+               argv[1]);
+  return 1;
+}
