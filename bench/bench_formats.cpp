@@ -147,8 +147,8 @@ int main(int argc, char **argv) {
     std::vector<uint8_t> bytes(opt.rows * rowBytes(f, opt.cols));
     std::string why;
     auto encode = [&](int threads) {
-      if (!quantizeRows(f.format, src.data(), bytes.data(), opt.rows,
-                        opt.cols, imp, threads, &why)) {
+      if (!quantizeRows(f.format, src.data(), bytes.data(), opt.rows, opt.cols,
+                        imp, threads, &why)) {
         std::fprintf(stderr, "%s: %s\n", f.name, why.c_str());
         std::exit(1);
       }
@@ -156,9 +156,9 @@ int main(int argc, char **argv) {
     r.encode1 = mb / timePerCall(opt.minTime, [&] { encode(1); });
     r.encodeAll = mb / timePerCall(opt.minTime, [&] { encode(opt.threads); });
     r.decode1 = mb / timePerCall(opt.minTime, [&] {
-      dequantizeRows(f.format, bytes.data(), dst.data(), opt.rows, opt.cols,
-                     1);
-    });
+                  dequantizeRows(f.format, bytes.data(), dst.data(), opt.rows,
+                                 opt.cols, 1);
+                });
     double err = 0, sig = 0;
     for (int64_t i = 0; i < count; ++i) {
       double d = static_cast<double>(dst[i]) - src[i];
@@ -170,14 +170,13 @@ int main(int argc, char **argv) {
   };
 
   const Result base = run(baseline);
-  std::printf("lowbit row codecs: %lld x %lld f32 (%.1f MB), %s, %u hardware "
-              "threads%s\n",
-              static_cast<long long>(opt.rows),
-              static_cast<long long>(opt.cols), mb,
-              opt.threads > 0 ? (std::to_string(opt.threads) + " threads")
-                                    .c_str()
-                              : "all threads",
-              hw, opt.importance ? ", with importance" : "");
+  std::printf(
+      "lowbit row codecs: %lld x %lld f32 (%.1f MB), %s, %u hardware "
+      "threads%s\n",
+      static_cast<long long>(opt.rows), static_cast<long long>(opt.cols), mb,
+      opt.threads > 0 ? (std::to_string(opt.threads) + " threads").c_str()
+                      : "all threads",
+      hw, opt.importance ? ", with importance" : "");
   std::printf("MB/s of f32 weights; ratio = 1-thread encode / %s 1-thread "
               "encode (baseline)\n\n",
               baseline.name);

@@ -37,7 +37,7 @@ tool_dirs = [config.lowbit_tools_dir, config.llvm_tools_dir]
 tools = [
     ToolSubst("lowbit-opt", unresolved="fatal"),
     ToolSubst("lowbit", unresolved="fatal"),
-    ToolSubst("gguf-tool", unresolved="ignore"),
+    ToolSubst("lowbit-gguf", unresolved="fatal"),
 ]
 llvm_config.add_tool_substitutions(tools, tool_dirs)
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)

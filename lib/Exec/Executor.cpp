@@ -24,6 +24,9 @@ using kernels::kPanelWidth;
 
 /// Queries per attention task.
 constexpr int64_t kQueryBlock = 16;
+/// Multiply-adds below which an op runs on the calling thread only: waking
+/// the workers costs more than it saves.
+constexpr int64_t kMinParallelWork = 1 << 17;
 
 namespace {
 
@@ -137,21 +140,32 @@ void Executor::matmul(const WeightRef &w, const std::string &name,
     float *panel = tile + kPanelWidth * kPanelDepth;
     const int64_t n0 = task * kPanelWidth;
     const int cols = static_cast<int>(std::min<int64_t>(kPanelWidth, N - n0));
+    const bool direct = w.format == formats::Format::F32;
+    const float *rowsF32[kPanelWidth];
     for (int64_t k0 = 0; k0 < K; k0 += kPanelDepth) {
       const int64_t kc = std::min<int64_t>(kPanelDepth, K - k0);
-      for (int j = 0; j < cols; ++j)
-        decodeSpan(w, n0 + j, k0, kc, tile + j * kc);
+      for (int j = 0; j < cols; ++j) {
+        if (direct) {
+          // f32 rows are transposed straight from the weights.
+          rowsF32[j] = reinterpret_cast<const float *>(
+                           w.data + (n0 + j) * w.rowBytes) +
+                       k0;
+        } else {
+          decodeSpan(w, n0 + j, k0, kc, tile + j * kc);
+          rowsF32[j] = tile + j * kc;
+        }
+      }
       for (int64_t k = 0; k < kc; ++k) {
         float *p = panel + k * kPanelWidth;
         for (int j = 0; j < cols; ++j)
-          p[j] = tile[j * kc + k];
+          p[j] = rowsF32[j][k];
         for (int j = cols; j < kPanelWidth; ++j)
           p[j] = 0.0f;
       }
       kernels::panelMatmul(x + k0, K, rows, panel, kPanelWidth, kc, y + n0,
                            N, cols, /*accumulate=*/k0 > 0);
     }
-  });
+  }, /*parallel=*/rows * N * K >= kMinParallelWork);
 }
 
 void Executor::rmsNorm(const float *x, const std::vector<float> &weight,
@@ -268,7 +282,7 @@ void Executor::attention(int64_t layer, int64_t n, int64_t pos) {
       for (int64_t g = 0; g < group; ++g)
         std::memcpy(attn_.data() + i * H * hd + (kvh * group + g) * hd,
                     O + ((i - i0) * group + g) * hd, hd * sizeof(float));
-  });
+  }, /*parallel=*/2 * n * H * hd * (pos + n) >= kMinParallelWork);
 }
 
 bool Executor::evalBatch(const int32_t *tokens, int64_t n, int64_t pos,

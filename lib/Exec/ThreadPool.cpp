@@ -52,11 +52,11 @@ void ThreadPool::workerLoop(int index) {
 }
 
 void ThreadPool::run(int64_t count,
-                     const std::function<void(int64_t, int)> &fn) {
+                     const std::function<void(int64_t, int)> &fn,
+                     bool parallel) {
   if (count <= 0)
     return;
-  // Small loops are not worth waking anybody.
-  if (workers_.empty() || count == 1) {
+  if (!parallel || workers_.empty() || count == 1) {
     for (int64_t i = 0; i < count; ++i)
       fn(i, 0);
     return;

@@ -167,8 +167,7 @@ void encodeMXFP4Block(const float *x, const float *importance, uint8_t *blk) {
   uint8_t idx[32], idxUp[32];
   float err = mxfp4Error(x, w, static_cast<uint8_t>(e0), idx);
   int e = e0;
-  if (e0 < 254 &&
-      mxfp4Error(x, w, static_cast<uint8_t>(e0 + 1), idxUp) < err) {
+  if (e0 < 254 && mxfp4Error(x, w, static_cast<uint8_t>(e0 + 1), idxUp) < err) {
     e = e0 + 1;
     std::memcpy(idx, idxUp, 32);
   }
@@ -192,7 +191,7 @@ void encodeNF4Block(const float *x, const float *importance, float sigma2,
       w[j] = 1.f; // Plain mean squared error.
   // Candidates within +-20% of the absmax scale, both signs (the table is
   // not symmetric); the absmax scale itself is the first candidate.
-  float d = searchCodebookScale(kNF4Codebook, x, w, kNF4Group, 10, 0.02f,
+  float d = searchCodebookScale(kNF4Codebook, x, w, kNF4Group, 6, 0.03f,
                                 /*bothSigns=*/true);
   d = storeHalfScale(blk, d);
   uint8_t idx[kNF4Group];
@@ -252,8 +251,7 @@ void encode_iq4_xs(const float *src, void *dst, int64_t n,
                    const float *importance) {
   uint8_t *out = static_cast<uint8_t *>(dst);
   for (int64_t b = 0; b < n / 256; ++b)
-    encodeIQ4XSBlock(src + 256 * b,
-                     importance ? importance + 256 * b : nullptr,
+    encodeIQ4XSBlock(src + 256 * b, importance ? importance + 256 * b : nullptr,
                      out + kIQ4XSBytes * b);
 }
 

@@ -80,20 +80,18 @@ inline float bitsFloat(uint32_t u) {
 }
 
 /// IEEE half -> float; exact for every input (subnormals, inf, NaN).
+/// Branch-free (selects only) so row decoders vectorise.
 inline float fp16ToFp32(uint16_t h) {
-  uint32_t sign = (uint32_t)(h & 0x8000) << 16;
-  uint32_t exp = (h >> 10) & 0x1f;
-  uint32_t mant = h & 0x3ff;
-  if (exp == 0x1f)
-    return bitsFloat(sign | 0x7f800000u | (mant << 13));
-  if (exp == 0) {
-    if (mant == 0)
-      return bitsFloat(sign);
-    // Subnormal: value = mant * 2^-24, exactly representable in float.
-    float v = (float)mant * bitsFloat(0x33800000u); // 2^-24
-    return sign ? -v : v;
-  }
-  return bitsFloat(sign | ((exp + 112) << 23) | (mant << 13));
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000) << 16;
+  const uint32_t shifted = static_cast<uint32_t>(h & 0x7fff) << 13;
+  const uint32_t exp = shifted & 0x0f800000u;
+  // Rebias the exponent by 127 - 15; Inf/NaN (exponent 31) go to 255.
+  const uint32_t normal =
+      shifted + (112u << 23) + (exp == 0x0f800000u ? 112u << 23 : 0u);
+  // Zero and subnormals: mantissa * 2^-24, exact in float.
+  const float subnormal =
+      static_cast<float>(h & 0x3ff) * bitsFloat(0x33800000u); // 2^-24
+  return bitsFloat(sign | (exp == 0 ? floatBits(subnormal) : normal));
 }
 
 /// float -> IEEE half, round to nearest even (what F16C and ggml do).

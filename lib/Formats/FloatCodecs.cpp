@@ -1,4 +1,5 @@
-//===- FloatCodecs.cpp - F32, F16, BF16 ------------------------------------===//
+//===- FloatCodecs.cpp - F32, F16, BF16
+//------------------------------------===//
 //
 // Plain element-wise conversions, round to nearest even (what ggml, F16C and
 // PyTorch do). The row API rejects values that would become Inf, so the

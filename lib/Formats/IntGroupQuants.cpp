@@ -1,4 +1,5 @@
-//===- IntGroupQuants.cpp - int8/int4 group-wise, sym and asym -------------===//
+//===- IntGroupQuants.cpp - int8/int4 group-wise, sym and asym
+//-------------===//
 //
 // The integer formats of the non-GGUF exporters (layouts in Formats.h):
 //
@@ -20,20 +21,19 @@ namespace {
 template <int Bits, bool Asym, int Group> struct IntGroupLayout {
   static constexpr int kHeader = Asym ? 3 : 2;
   static constexpr int kBytes = kHeader + Group * Bits / 8;
-  static constexpr int kSymMax = 1 << (Bits - 1); // q in [-kSymMax, kSymMax-1]
+  static constexpr int kSymMax = 1 << (Bits - 1);  // q in [-kSymMax, kSymMax-1]
   static constexpr int kAsymMax = (1 << Bits) - 1; // q in [0, kAsymMax]
 };
 
 /// Stores group values (signed for sym, unsigned for asym).
-template <int Bits, int Group>
-void storeValues(const int *q, uint8_t *out) {
+template <int Bits, int Group> void storeValues(const int *q, uint8_t *out) {
   if (Bits == 8) {
     for (int j = 0; j < Group; ++j)
       out[j] = static_cast<uint8_t>(q[j]);
   } else {
     for (int k = 0; k < Group / 2; ++k)
-      out[k] = static_cast<uint8_t>((q[2 * k] & 0xf) |
-                                    ((q[2 * k + 1] & 0xf) << 4));
+      out[k] =
+          static_cast<uint8_t>((q[2 * k] & 0xf) | ((q[2 * k + 1] & 0xf) << 4));
   }
 }
 

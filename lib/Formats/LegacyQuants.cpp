@@ -162,9 +162,9 @@ void encodeSymmetricRow(const float *src, uint8_t *dst, int64_t n,
   const float sigma2 = importance ? rowSigma2(src, n) : 0.f;
   for (int64_t b = 0; b < n / kBlock; ++b) {
     if (importance)
-      encodeSymmetricWeighted<Nmax, HasHighBit>(
-          src + b * kBlock, importance + b * kBlock, sigma2,
-          dst + b * BlockBytes);
+      encodeSymmetricWeighted<Nmax, HasHighBit>(src + b * kBlock,
+                                                importance + b * kBlock, sigma2,
+                                                dst + b * BlockBytes);
     else
       encodeSymmetricReference<Nmax, HasHighBit>(src + b * kBlock,
                                                  dst + b * BlockBytes);
@@ -224,8 +224,7 @@ void encode_q5_0(const float *src, void *dst, int64_t n,
 }
 void encode_q4_1(const float *src, void *dst, int64_t n,
                  const float *importance) {
-  encodeMinRow<15, false, 20>(src, static_cast<uint8_t *>(dst), n,
-                              importance);
+  encodeMinRow<15, false, 20>(src, static_cast<uint8_t *>(dst), n, importance);
 }
 void encode_q5_1(const float *src, void *dst, int64_t n,
                  const float *importance) {

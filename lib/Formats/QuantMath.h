@@ -138,9 +138,7 @@ inline float sumOfSquares(const float *x, int64_t n) {
 
 /// roundNearestEven as a float, for |v| <= 2^22 (no int round trip, so the
 /// search loops stay in float vectors).
-inline float roundToIntegral(float v) {
-  return (v + 12582912.f) - 12582912.f;
-}
+inline float roundToIntegral(float v) { return (v + 12582912.f) - 12582912.f; }
 
 /// Symmetric linear search: x ~ d * q with integer q in [-nmax, nmax - 1].
 /// Tries inverse scales -(nmax + 0.1 k) / max for k in [-9, 9] (max = the
@@ -205,7 +203,8 @@ inline float searchMinScale(const float *x, const float *w, int n, int nmax,
   }
   const float fmax = static_cast<float>(nmax);
   float levels[256];
-  // Weighted error of x against scale * levels + offset.
+  // Weighted error against scale * levels + offset, summed explicitly: the
+  // expansion over the sums cancels too much in float to rank candidates.
   auto error = [&](float scale, float offset) {
     for (int i = 0; i < n; ++i) {
       const float diff = scale * levels[i] + offset - x[i];
@@ -213,23 +212,22 @@ inline float searchMinScale(const float *x, const float *w, int n, int nmax,
     }
     return foldSum(t1, n);
   };
-  // Levels for an inverse scale; `min` may sit near `max` once moved to the
-  // best fit, so clamp before rounding.
-  auto roundAll = [&](float iscale) {
-    for (int i = 0; i < n; ++i)
-      levels[i] = roundToIntegral(clampFloat(iscale * (x[i] - min), 0, fmax));
-  };
+  // Levels for an inverse scale, clamped before rounding because `min` may
+  // sit near `max` once moved to the best fit.
   float iscale = fmax / (max - min);
   float scale = 1 / iscale;
-  roundAll(iscale);
+  for (int i = 0; i < n; ++i)
+    levels[i] = roundToIntegral(clampFloat(iscale * (x[i] - min), 0, fmax));
   float bestErr = error(scale, min);
   for (int s = 0; s <= nstep; ++s) {
     iscale = (rmin + rdelta * s + fmax) / (max - min);
-    roundAll(iscale);
     for (int i = 0; i < n; ++i) {
-      const float wq = w[i] * levels[i];
+      const float q =
+          roundToIntegral(clampFloat(iscale * (x[i] - min), 0, fmax));
+      const float wq = w[i] * q;
+      levels[i] = q;
       t1[i] = wq;
-      t2[i] = wq * levels[i];
+      t2[i] = wq * q;
       t3[i] = wq * x[i];
     }
     const float sumL = foldSum(t1, n), sumL2 = foldSum(t2, n),
@@ -315,8 +313,8 @@ inline void nearestLevelValues(const Codebook16 &cb, const float *x, int n,
 /// told apart by their unweighted error. Returns 0 for an all-zero group.
 /// n is a power of two <= 256.
 inline float searchCodebookScale(const Codebook16 &cb, const float *x,
-                                 const float *w, int n, int ntry,
-                                 float relStep, bool bothSigns) {
+                                 const float *w, int n, int ntry, float relStep,
+                                 bool bothSigns) {
   float amax;
   float max = signedAbsMax(x, n, amax);
   if (amax < kZeroGroupEps)
@@ -364,9 +362,8 @@ inline float searchCodebookScale(const Codebook16 &cb, const float *x,
 }
 
 /// Weighted squared error of x against d * levels[idx].
-inline float codebookError(const Codebook16 &cb, const float *x,
-                           const float *w, int n, float d,
-                           const uint8_t *idx) {
+inline float codebookError(const Codebook16 &cb, const float *x, const float *w,
+                           int n, float d, const uint8_t *idx) {
   float t[256];
   for (int i = 0; i < n; ++i) {
     const float diff = x[i] - d * cb.levels[idx[i]];

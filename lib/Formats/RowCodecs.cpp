@@ -50,7 +50,6 @@ Codec codecFor(Format format) {
     return LOWBIT_CODEC(q5_1, true);
   case Format::Q8_0:
     return LOWBIT_CODEC(q8_0, false);
-#ifdef LOWBIT_HAVE_KQUANTS
   case Format::Q2_K:
     return LOWBIT_CODEC(q2_k, true);
   case Format::Q3_K:
@@ -61,14 +60,6 @@ Codec codecFor(Format format) {
     return LOWBIT_CODEC(q5_k, true);
   case Format::Q6_K:
     return LOWBIT_CODEC(q6_k, true);
-#else
-  case Format::Q2_K:
-  case Format::Q3_K:
-  case Format::Q4_K:
-  case Format::Q5_K:
-  case Format::Q6_K:
-    return Codec{};
-#endif
   case Format::IQ4_NL:
     return LOWBIT_CODEC(iq4_nl, true);
   case Format::IQ4_XS:
@@ -210,14 +201,14 @@ bool checkImportance(Format format, const float *importance, int64_t n,
 }
 
 int threadCount(int requested, int64_t nrows, int64_t n) {
-  int64_t threads = requested > 0
-                        ? requested
-                        : static_cast<int64_t>(
-                              std::max(1u, std::thread::hardware_concurrency()));
+  int64_t threads =
+      requested > 0 ? requested
+                    : static_cast<int64_t>(
+                          std::max(1u, std::thread::hardware_concurrency()));
   // Below ~64K weights per thread, starting threads costs more than it saves.
   const int64_t byWork = std::max<int64_t>(1, nrows * n / 65536);
-  return static_cast<int>(std::max<int64_t>(
-      1, std::min({threads, nrows, byWork})));
+  return static_cast<int>(
+      std::max<int64_t>(1, std::min({threads, nrows, byWork})));
 }
 
 /// Runs body(firstRow, endRow, slot) on `threads` contiguous row ranges.
@@ -293,8 +284,7 @@ bool quantizeRows(Format format, const float *src, void *dst, int64_t nrows,
         failedRow[slot] = r;
         return;
       }
-      c.encode(row, static_cast<uint8_t *>(dst) + r * bytesPerRow, n,
-               weights);
+      c.encode(row, static_cast<uint8_t *>(dst) + r * bytesPerRow, n, weights);
     }
   });
   for (int t = 0; t < threads; ++t)
@@ -316,8 +306,7 @@ void dequantizeRows(Format format, const void *src, float *dst, int64_t nrows,
   parallelRows(nrows, threadCount(nthreads, nrows, n),
                [&](int64_t first, int64_t end, int) {
                  for (int64_t r = first; r < end; ++r)
-                   c.decode(static_cast<const uint8_t *>(src) +
-                                r * bytesPerRow,
+                   c.decode(static_cast<const uint8_t *>(src) + r * bytesPerRow,
                             dst + r * n, n);
                });
 }

@@ -1,4 +1,5 @@
-//===- TernaryQuants.cpp - TQ1_0, TQ2_0 (BitNet b1.58 / TriLM) -------------===//
+//===- TernaryQuants.cpp - TQ1_0, TQ2_0 (BitNet b1.58 / TriLM)
+//-------------===//
 //
 // 256-weight blocks of trits t in {-1, 0, 1}, x = t * d, d = f16 absmax.
 //

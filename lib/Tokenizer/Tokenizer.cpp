@@ -13,7 +13,6 @@
 #include "lowbit/Tokenizer/Unicode.h"
 
 #include <algorithm>
-#include <map>
 #include <queue>
 
 namespace lowbit {
@@ -75,6 +74,7 @@ struct Symbol {
 
 std::vector<Symbol> splitCharacters(const std::string &text) {
   std::vector<Symbol> syms;
+  syms.reserve(text.size());
   size_t off = 0;
   int index = 0;
   while (off < text.size()) {
@@ -200,12 +200,13 @@ Tokenizer::create(const std::vector<gguf::KeyValue> &kvs, std::string &err) {
     std::string word = tokens->value.elements[i].str;
     if (word.empty())
       word = "[EMPTY_" + std::to_string(i) + "]";
-    if (!t->ids_.emplace(word, static_cast<TokenId>(i)).second) {
-      err = "duplicate token in vocabulary: '" + word + "' (id " +
+    t->text_[i] = std::move(word);
+    // The keys view text_, which is not resized after this loop.
+    if (!t->ids_.emplace(t->text_[i], static_cast<TokenId>(i)).second) {
+      err = "duplicate token in vocabulary: '" + t->text_[i] + "' (id " +
             std::to_string(i) + ")";
       return nullptr;
     }
-    t->text_[i] = std::move(word);
     if (scores) {
       const gguf::Value &s = (*scores)[i];
       t->score_[i] = s.type == gguf::ValueType::F32
@@ -302,7 +303,7 @@ Tokenizer::create(const std::vector<gguf::KeyValue> &kvs, std::string &err) {
 }
 
 TokenId Tokenizer::find(std::string_view text) const {
-  auto it = ids_.find(std::string(text));
+  auto it = ids_.find(text);
   return it == ids_.end() ? kNoToken : it->second;
 }
 
@@ -346,16 +347,19 @@ void Tokenizer::tokenizeSentencePiece(const std::string &text,
     }
   };
   std::vector<Symbol> syms = splitCharacters(text);
-  std::priority_queue<Bigram, std::vector<Bigram>, Lower> queue;
+  std::vector<Bigram> storage;
+  storage.reserve(syms.size() * 2);
+  std::priority_queue<Bigram, std::vector<Bigram>, Lower> queue(
+      Lower(), std::move(storage));
   // Which two symbols formed a merged text; lets a symbol without a piece of
   // its own be re-split (llama.cpp's resegment).
-  std::map<std::string, std::pair<int, int>> formedBy;
+  std::unordered_map<std::string_view, std::pair<int, int>> formedBy;
 
   auto tryAdd = [&](int left, int right) {
     if (left == -1 || right == -1)
       return;
-    std::string s =
-        text.substr(syms[left].offset, syms[left].n + syms[right].n);
+    std::string_view s(text.data() + syms[left].offset,
+                       syms[left].n + syms[right].n);
     TokenId id = find(s);
     if (id == kNoToken)
       return;
@@ -385,7 +389,7 @@ void Tokenizer::tokenizeSentencePiece(const std::string &text,
 
   // Recursive: a symbol with no piece falls back to its parts, then bytes.
   auto emit = [&](auto &self, const Symbol &sym) -> void {
-    std::string s = text.substr(sym.offset, sym.n);
+    std::string_view s(text.data() + sym.offset, sym.n);
     TokenId id = find(s);
     if (id != kNoToken) {
       out.push_back(id);

@@ -1,5 +1,6 @@
 //===- lowbit-opt.cpp - Run lowbit and upstream passes on textual IR ------===//
 #include "LowBit/IR/LowBit.h"
+#include "LowBit/Transforms/Passes.h"
 
 #include "mlir/InitAllDialects.h"
 #include "mlir/InitAllPasses.h"
@@ -7,6 +8,7 @@
 
 int main(int argc, char **argv) {
   mlir::registerAllPasses();
+  mlir::lowbit::registerLowBitPasses();
 
   mlir::DialectRegistry registry;
   mlir::registerAllDialects(registry);

@@ -6,6 +6,7 @@
 /// code (0 success, 1 failure).
 int importCommand(int argc, char **argv);
 int exportCommand(int argc, char **argv);
+int compileCommand(int argc, char **argv);
 int runCommand(int argc, char **argv);
 int evalCommand(int argc, char **argv);
 

@@ -13,6 +13,8 @@ struct Subcommand {
 const Subcommand kSubcommands[] = {
     {"import", importCommand, "Import a GGUF model into lowbit IR (.mlir)"},
     {"export", exportCommand, "Write lowbit IR (or a model) as a GGUF file"},
+    {"compile", compileCommand,
+     "Quantize a model with a preset and rules; write GGUF"},
 };
 
 void printUsage(FILE *out) {

@@ -6,6 +6,7 @@
 #include "mlir/Bytecode/BytecodeOpInterface.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/BuiltinTypes.h"
 #include "mlir/IR/Dialect.h"
 #include "mlir/IR/OpDefinition.h"
@@ -37,6 +38,15 @@ std::optional<uint32_t> parseGGUFTypeName(llvm::StringRef name);
 /// mmap'ed and kept mapped for the life of the process, or a dense_resource
 /// blob). Null with `error` set when the data cannot be reached.
 const uint8_t *getWeightBytes(GlobalWeightOp op, std::string &error);
+
+/// Reads of the ordered module metadata (lowbit.metadata).
+Attribute getMetadata(ModuleOp module, llvm::StringRef key);
+std::optional<int64_t> getMetadataInt(ModuleOp module, llvm::StringRef key);
+std::optional<std::string> getMetadataString(ModuleOp module,
+                                             llvm::StringRef key);
+/// Replaces the value of `key` where it stands, or appends it (as GGUF
+/// writers do).
+void setMetadata(ModuleOp module, llvm::StringRef key, Attribute value);
 } // namespace mlir::lowbit
 
 #endif // LOWBIT_DIALECT_LOWBIT_IR_LOWBIT_H

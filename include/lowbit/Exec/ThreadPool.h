@@ -31,8 +31,11 @@ public:
   int size() const { return static_cast<int>(workers_.size()) + 1; }
 
   /// Calls fn(task, thread) for every task in [0, count), thread in
-  /// [0, size()); returns when all have finished. Not reentrant.
-  void run(int64_t count, const std::function<void(int64_t, int)> &fn);
+  /// [0, size()); returns when all have finished. Not reentrant. With
+  /// `parallel` false everything runs on the caller (for loops too small to
+  /// pay for waking the workers).
+  void run(int64_t count, const std::function<void(int64_t, int)> &fn,
+           bool parallel = true);
 
 private:
   void workerLoop(int index);

@@ -43,8 +43,8 @@ enum class FormatKind : uint8_t { Float, Linear, KQuant, Codebook, Ternary };
 
 struct FormatInfo {
   Format format;
-  const char *name;  // lower case, e.g. "q4_k"
-  int32_t ggmlType;  // -1 when GGUF cannot hold it
+  const char *name;   // lower case, e.g. "q4_k"
+  int32_t ggmlType;   // -1 when GGUF cannot hold it
   uint32_t blockSize; // weights per block
   uint32_t blockBytes;
   FormatKind kind;

@@ -64,6 +64,8 @@ public:
   /// vocabulary is missing, malformed or of an unsupported kind.
   static std::unique_ptr<Tokenizer>
   create(const std::vector<gguf::KeyValue> &metadata, std::string &err);
+  Tokenizer(const Tokenizer &) = delete;
+  Tokenizer &operator=(const Tokenizer &) = delete;
 
   /// Token ids for `text`. `addSpecial` adds BOS/EOS as the vocabulary asks
   /// (add_bos_token / add_eos_token); `parseSpecial` also recognises control
@@ -118,7 +120,7 @@ private:
   std::vector<std::string> text_;
   std::vector<float> score_;
   std::vector<uint8_t> attr_;
-  std::unordered_map<std::string, TokenId> ids_;
+  std::unordered_map<std::string_view, TokenId> ids_; // views into text_
   // Merge rank keyed by "left right" (BPE pieces never contain a space).
   std::unordered_map<std::string, int> ranks_;
   // Control/user-defined/unknown tokens, longest text first.

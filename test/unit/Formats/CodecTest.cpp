@@ -50,7 +50,8 @@ std::vector<float> gaussian(size_t count, uint64_t seed) {
     return ((state * 0x2545F4914F6CDD1DULL >> 11) + 0.5) * 0x1.0p-53;
   };
   while (out.size() < count) {
-    double r = std::sqrt(-2 * std::log(uniform())), t = 6.283185307179586 * uniform();
+    double r = std::sqrt(-2 * std::log(uniform())),
+           t = 6.283185307179586 * uniform();
     out.push_back(static_cast<float>(r * std::cos(t)));
     out.push_back(static_cast<float>(r * std::sin(t)));
   }
@@ -68,8 +69,8 @@ constexpr int64_t kRowLength = 1024;
 /// Independent f16 decoder in double arithmetic.
 double halfValue(uint16_t h) {
   int sign = h >> 15, exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
-  double v = exp == 0 ? std::ldexp(mant, -24)
-                      : std::ldexp(1024 + mant, exp - 25);
+  double v =
+      exp == 0 ? std::ldexp(mant, -24) : std::ldexp(1024 + mant, exp - 25);
   if (exp == 0x1f)
     v = mant ? std::numeric_limits<double>::quiet_NaN()
              : std::numeric_limits<double>::infinity();
@@ -140,13 +141,12 @@ TEST(BFloat16Conversion, RoundsToNearestEven) {
 }
 
 TEST(FloatRows, F16AndBF16RoundTripThroughRowApi) {
-  std::vector<float> x = {0.0f, -0.0f, 1.0f, -2.5f, 65504.0f, 0x1.0p-24f,
-                          3.14159265f, -1e-3f};
+  std::vector<float> x = {0.0f,     -0.0f,      1.0f,        -2.5f,
+                          65504.0f, 0x1.0p-24f, 3.14159265f, -1e-3f};
   for (Format f : {Format::F16, Format::BF16, Format::F32}) {
     std::vector<uint8_t> bytes(rowBytes(info(f), x.size()));
     std::string why;
-    ASSERT_TRUE(quantizeRow(f, x.data(), bytes.data(), x.size(), nullptr,
-                            &why))
+    ASSERT_TRUE(quantizeRow(f, x.data(), bytes.data(), x.size(), nullptr, &why))
         << why;
     std::vector<float> y(x.size());
     dequantizeRow(f, bytes.data(), y.data(), x.size());
@@ -171,13 +171,13 @@ TEST(HandBuiltBlocks, MXFP4) {
   blk[0] = 127; // E8M0 2^0: the E2M1 values themselves.
   for (int j = 0; j < 16; ++j)
     blk[1 + j] = static_cast<uint8_t>(j | ((15 - j) << 4));
-  const float e2m1[16] = {0, 0.5f, 1,  1.5f,  2,  3,  4,  6,
+  const float e2m1[16] = {0, 0.5f,  1,  1.5f,  2,  3,  4,  6,
                           0, -0.5f, -1, -1.5f, -2, -3, -4, -6};
   float y[32];
   dequantizeRow(Format::MXFP4, blk, y, 32);
   for (int j = 0; j < 16; ++j) {
-    EXPECT_EQ(y[j], e2m1[j]) << j;            // Low nibble: element j.
-    EXPECT_EQ(y[16 + j], e2m1[15 - j]) << j;  // High nibble: element j + 16.
+    EXPECT_EQ(y[j], e2m1[j]) << j;           // Low nibble: element j.
+    EXPECT_EQ(y[16 + j], e2m1[15 - j]) << j; // High nibble: element j + 16.
   }
   blk[0] = 130; // 2^3
   dequantizeRow(Format::MXFP4, blk, y, 32);
@@ -188,6 +188,47 @@ TEST(HandBuiltBlocks, MXFP4) {
   blk[0] = 254;
   dequantizeRow(Format::MXFP4, blk, y, 32);
   EXPECT_EQ(y[3], 0x1.8p+127f); // 3 * 2^126; larger levels overflow.
+}
+
+/// MXFP4 by ggml's reference rule: exponent floor(log2(amax)) - 2, nearest
+/// E2M1 level. Returns the block's squared error.
+double mxfp4ReferenceError(const float *x) {
+  float amax = 0;
+  for (int j = 0; j < 32; ++j)
+    amax = std::fmax(amax, std::fabs(x[j]));
+  const double d = std::ldexp(1.0, std::ilogb(amax) - 2 - 1); // Half scale.
+  const double levels[8] = {0, 1, 2, 3, 4, 6, 8, 12};
+  double err = 0;
+  for (int j = 0; j < 32; ++j) {
+    double best = 1e300;
+    for (double l : levels)
+      best = std::fmin(best, std::fabs(std::fabs(x[j]) - l * d));
+    err += best * best;
+  }
+  return err;
+}
+
+TEST(MXFP4Encoder, NeverWorseThanTheReferenceExponent) {
+  std::vector<float> x = gaussian(32 * 512, 21);
+  for (size_t i = 0; i < x.size(); i += 97)
+    x[i] *= 10; // Some blocks with outliers.
+  std::vector<uint8_t> bytes(rowBytes(info(Format::MXFP4), x.size()));
+  ASSERT_TRUE(
+      quantizeRow(Format::MXFP4, x.data(), bytes.data(), x.size(), nullptr));
+  std::vector<float> y(x.size());
+  dequantizeRow(Format::MXFP4, bytes.data(), y.data(), x.size());
+  int better = 0;
+  for (size_t b = 0; b < x.size() / 32; ++b) {
+    double ours = 0;
+    for (int j = 0; j < 32; ++j) {
+      double diff = static_cast<double>(y[32 * b + j]) - x[32 * b + j];
+      ours += diff * diff;
+    }
+    const double reference = mxfp4ReferenceError(&x[32 * b]);
+    ASSERT_LE(ours, reference * (1 + 1e-6)) << "block " << b;
+    better += ours < reference * (1 - 1e-6);
+  }
+  EXPECT_GT(better, 0) << "the second exponent should help some blocks";
 }
 
 TEST(HandBuiltBlocks, NF4) {
@@ -293,6 +334,40 @@ protected:
 
 /// Relative RMSE a format must reach on N(0, 1) data.
 double roundTripBound(const FormatInfo &f) {
+  // Formats the golden file does not cover: about 5% above what the
+  // encoders reach today, so a quality regression shows.
+  switch (f.format) {
+  case Format::MXFP4:
+    return 0.117;
+  case Format::NF4_G64:
+    return 0.087;
+  case Format::I4_SYM_G32:
+    return 0.085;
+  case Format::I4_SYM_G64:
+    return 0.094;
+  case Format::I4_SYM_G128:
+    return 0.102;
+  case Format::I4_ASYM_G32:
+    return 0.081;
+  case Format::I4_ASYM_G64:
+    return 0.092;
+  case Format::I4_ASYM_G128:
+    return 0.101;
+  case Format::I8_SYM_G32:
+    return 0.0052;
+  case Format::I8_SYM_G64:
+    return 0.0059;
+  case Format::I8_SYM_G128:
+    return 0.0065;
+  case Format::I8_ASYM_G32:
+    return 0.0047;
+  case Format::I8_ASYM_G64:
+    return 0.0054;
+  case Format::I8_ASYM_G128:
+    return 0.0061;
+  default:
+    break;
+  }
   switch (f.format) {
   case Format::F32:
     return 0;
@@ -317,14 +392,15 @@ TEST_P(CodecTest, RoundTripErrorIsBounded) {
   std::vector<float> x = gaussian(rows * kRowLength, 42);
   std::vector<uint8_t> bytes(rows * rowBytes(fi, kRowLength));
   std::string why;
-  ASSERT_TRUE(quantizeRows(GetParam(), x.data(), bytes.data(), rows,
-                           kRowLength, nullptr, 0, &why))
+  ASSERT_TRUE(quantizeRows(GetParam(), x.data(), bytes.data(), rows, kRowLength,
+                           nullptr, 0, &why))
       << why;
   std::vector<float> y(x.size());
   dequantizeRows(GetParam(), bytes.data(), y.data(), rows, kRowLength);
   double err = 0, sig = 0;
   for (size_t i = 0; i < x.size(); ++i) {
-    err += (static_cast<double>(y[i]) - x[i]) * (static_cast<double>(y[i]) - x[i]);
+    err +=
+        (static_cast<double>(y[i]) - x[i]) * (static_cast<double>(y[i]) - x[i]);
     sig += static_cast<double>(x[i]) * x[i];
   }
   double rel = std::sqrt(err / sig);
@@ -339,8 +415,8 @@ TEST_P(CodecTest, ZeroRowDecodesToZero) {
   std::vector<uint8_t> bytes(rowBytes(fi, kRowLength));
   for (const float *imp : {static_cast<const float *>(nullptr),
                            static_cast<const float *>(importance.data())}) {
-    ASSERT_TRUE(quantizeRow(GetParam(), x.data(), bytes.data(), kRowLength,
-                            imp));
+    ASSERT_TRUE(
+        quantizeRow(GetParam(), x.data(), bytes.data(), kRowLength, imp));
     dequantizeRow(GetParam(), bytes.data(), y.data(), kRowLength);
     for (float v : y)
       ASSERT_EQ(v, 0.0f);
@@ -417,8 +493,8 @@ TEST_P(CodecTest, RejectsPartialBlocks) {
   std::vector<float> x(fi.blockSize + 1, 1.0f);
   std::vector<uint8_t> bytes(2 * fi.blockBytes);
   std::string why;
-  EXPECT_FALSE(quantizeRow(GetParam(), x.data(), bytes.data(),
-                           fi.blockSize + 1, nullptr, &why));
+  EXPECT_FALSE(quantizeRow(GetParam(), x.data(), bytes.data(), fi.blockSize + 1,
+                           nullptr, &why));
   EXPECT_NE(why.find("not a multiple of the block size"), std::string::npos)
       << why;
   EXPECT_FALSE(quantizeRows(GetParam(), x.data(), bytes.data(), 1,
@@ -477,11 +553,10 @@ TEST(QuantizeRows, F16RefusesValuesThatWouldBecomeInf) {
 
 TEST(QuantizeRows, ZeroImportanceGroupsStillEncode) {
   std::vector<float> x = gaussian(256, 2), importance(256, 0.0f), y(256);
-  for (Format f : {Format::Q4_0, Format::Q4_1, Format::IQ4_NL,
-                   Format::IQ4_XS, Format::I4_SYM_G32, Format::NF4_G64}) {
+  for (Format f : {Format::Q4_0, Format::Q4_1, Format::IQ4_NL, Format::IQ4_XS,
+                   Format::I4_SYM_G32, Format::NF4_G64}) {
     std::vector<uint8_t> bytes(rowBytes(info(f), 256));
-    ASSERT_TRUE(quantizeRow(f, x.data(), bytes.data(), 256,
-                            importance.data()));
+    ASSERT_TRUE(quantizeRow(f, x.data(), bytes.data(), 256, importance.data()));
     dequantizeRow(f, bytes.data(), y.data(), 256);
     double err = 0;
     for (int i = 0; i < 256; ++i)

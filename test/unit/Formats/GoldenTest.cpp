@@ -72,8 +72,7 @@ const std::map<std::string, GgmlError> &ggmlErrors() {
                                                : cell.substr(b, e - b + 1));
       }
       // Leading empty cell, then 8 columns.
-      if (cells.size() < 9 ||
-          (cells[2] != "plain" && cells[2] != "imatrix"))
+      if (cells.size() < 9 || (cells[2] != "plain" && cells[2] != "imatrix"))
         continue;
       GgmlError e;
       e.bpw = std::stod(cells[3]);
@@ -166,8 +165,8 @@ TEST_P(GoldenFormatTest, DecodeIsBitExact) {
 
     // The multi-threaded decoder must agree with the single-threaded one.
     std::vector<float> threaded(kRows * kCols);
-    dequantizeRows(format, golden()->tensorData(*quant), threaded.data(),
-                   kRows, kCols, 4);
+    dequantizeRows(format, golden()->tensorData(*quant), threaded.data(), kRows,
+                   kCols, 4);
     EXPECT_EQ(0, std::memcmp(threaded.data(), decoded.data(),
                              decoded.size() * sizeof(float)));
   }
@@ -274,9 +273,8 @@ TEST_P(GoldenFormatTest, ReferenceEncoderBytesMatchGgml) {
     for (size_t i = 0; i < bytes.size() && firstDiff < 0; ++i)
       if (bytes[i] != want[i])
         firstDiff = static_cast<int64_t>(i);
-    EXPECT_EQ(firstDiff, -1) << "first differing byte " << firstDiff
-                             << " (row " << firstDiff / rowBytes(fi, kCols)
-                             << ")";
+    EXPECT_EQ(firstDiff, -1) << "first differing byte " << firstDiff << " (row "
+                             << firstDiff / rowBytes(fi, kCols) << ")";
   }
 }
 

@@ -1,0 +1,117 @@
+//===- AssignFormats.cpp - Choose weight formats from a preset ------------===//
+#include "LowBit/Transforms/Passes.h"
+#include "lowbit/Quant/Presets.h"
+
+#include "mlir/IR/Builders.h"
+
+namespace mlir::lowbit {
+#define GEN_PASS_DEF_LOWBITASSIGNFORMATS
+#include "LowBit/Transforms/Passes.h.inc"
+} // namespace mlir::lowbit
+
+using namespace mlir;
+using namespace mlir::lowbit;
+namespace quant = ::lowbit::quant;
+namespace formats = ::lowbit::formats;
+
+namespace {
+
+/// GGML's quantization version, written as general.quantization_version.
+constexpr uint32_t kGGMLQuantizationVersion = 2;
+
+struct AssignFormatsPass
+    : public impl::LowBitAssignFormatsBase<AssignFormatsPass> {
+  using Base::Base;
+
+  LogicalResult parseFormat(StringRef option, const std::string &name,
+                            std::optional<formats::Format> &out) {
+    if (name.empty())
+      return success();
+    const formats::FormatInfo *f = formats::findByName(name);
+    if (!f)
+      return getOperation().emitError()
+             << "unknown format '" << name << "' for " << option;
+    out = f->format;
+    return success();
+  }
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    quant::PresetOptions options;
+    if (!preset.empty()) {
+      options.preset = quant::findPreset(preset);
+      if (!options.preset) {
+        InFlightDiagnostic diag = module.emitError();
+        diag << "unknown preset '" << preset << "'; known presets:";
+        for (const quant::Preset &p : quant::allPresets())
+          diag << " " << p.name;
+        return signalPassFailure();
+      }
+    }
+    for (const std::string &text : tensorTypes) {
+      quant::TypeOverride override;
+      std::string error;
+      if (!quant::parseTypeOverride(text, override, error)) {
+        module.emitError() << error;
+        return signalPassFailure();
+      }
+      options.overrides.push_back(override);
+    }
+    if (failed(parseFormat("output-tensor-type", outputTensorType,
+                           options.outputType)) ||
+        failed(parseFormat("token-embedding-type", tokenEmbeddingType,
+                           options.tokenEmbeddingType)))
+      return signalPassFailure();
+    options.pure = pure;
+    options.hasImportance = hasImportance;
+
+    quant::ModelShape shape;
+    shape.architecture = getMetadataString(module, "general.architecture")
+                             .value_or("");
+    std::string arch = shape.architecture;
+    auto hparam = [&](StringRef key) {
+      return getMetadataInt(module, (arch + "." + key).str()).value_or(0);
+    };
+    shape.layers = hparam("block_count");
+    shape.heads = hparam("attention.head_count");
+    shape.kvHeads = hparam("attention.head_count_kv");
+    if (shape.kvHeads == 0)
+      shape.kvHeads = shape.heads;
+    shape.experts = hparam("expert_count");
+
+    SmallVector<GlobalWeightOp> weights(module.getOps<GlobalWeightOp>());
+    std::vector<quant::TensorDesc> tensors;
+    for (GlobalWeightOp weight : weights) {
+      QTensorType type = weight.getWeightType();
+      tensors.push_back({weight.getSymName().str(),
+                         std::vector<int64_t>(type.getShape().begin(),
+                                              type.getShape().end()),
+                         type.getFormat().getFormat()});
+    }
+    std::vector<quant::TensorChoice> choices;
+    std::string error;
+    if (!quant::chooseFormats(tensors, shape, options, choices, error)) {
+      module.emitError() << error;
+      return signalPassFailure();
+    }
+    MLIRContext *context = module.getContext();
+    for (auto [weight, choice] : llvm::zip(weights, choices)) {
+      if (choice.format == weight.getWeightType().getFormat().getFormat()) {
+        weight->removeAttr(kTargetFormatAttrName);
+        continue;
+      }
+      weight->setAttr(kTargetFormatAttrName,
+                      FormatAttr::get(context, choice.format));
+    }
+    if (options.preset) {
+      // llama.cpp writes both keys on every quantized file, in this order.
+      auto u32 = IntegerType::get(context, 32, IntegerType::Unsigned);
+      setMetadata(module, "general.quantization_version",
+                  IntegerAttr::get(u32, kGGMLQuantizationVersion));
+      setMetadata(module, "general.file_type",
+                  IntegerAttr::get(u32, options.preset->llamaFileType));
+    }
+  }
+};
+
+} // namespace

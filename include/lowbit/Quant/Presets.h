@@ -1,0 +1,87 @@
+//===- Presets.h - llama.cpp-style quantization presets ---------*- C++ -*-===//
+//
+// The file types ("presets") llama.cpp users know, and the per-tensor mixing
+// rules that go with them: output and embedding types, attn_v / ffn_down
+// bumps by layer position, fall-backs when a row length is not a multiple of
+// the block size, user overrides (--tensor-type REGEX=FORMAT, first match
+// wins), --pure. No MLIR dependency; the lowbit-assign-formats pass and the
+// driver call it.
+//
+//===----------------------------------------------------------------------===//
+#ifndef LOWBIT_QUANT_PRESETS_H
+#define LOWBIT_QUANT_PRESETS_H
+
+#include "lowbit/Formats/Formats.h"
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace lowbit::quant {
+
+struct Preset {
+  const char *name;       // lower case, e.g. "q4_k_m"
+  uint32_t llamaFileType; // value of general.file_type (LLAMA_FTYPE_*)
+  formats::Format defaultFormat;
+  const char *description;
+};
+
+/// All presets, in a stable order.
+const std::vector<Preset> &allPresets();
+/// Case-insensitive lookup ("Q4_K_M", "q4_k_m"); null when unknown.
+const Preset *findPreset(const std::string &name);
+
+/// One weight tensor as the rules see it.
+struct TensorDesc {
+  std::string name;
+  /// Row-major shape; the last dimension is the row length (GGML ne0).
+  std::vector<int64_t> shape;
+  formats::Format current;
+};
+
+struct ModelShape {
+  int64_t layers = 0;
+  int64_t heads = 0;
+  int64_t kvHeads = 0;
+  int64_t experts = 0;
+  std::string architecture;
+};
+
+struct TypeOverride {
+  std::string pattern; // ECMAScript regex, searched in the tensor name
+  formats::Format format;
+};
+
+struct PresetOptions {
+  const Preset *preset = nullptr;
+  std::vector<TypeOverride> overrides; // first match wins
+  std::optional<formats::Format> outputType;
+  std::optional<formats::Format> tokenEmbeddingType;
+  bool pure = false;        // default type everywhere (but fall-backs)
+  bool hasImportance = false; // some rules differ with an imatrix
+};
+
+struct TensorChoice {
+  /// The format to store the tensor in (== current when left alone).
+  formats::Format format;
+  bool quantized = false; // false: the tensor is not quantizable (norms...)
+  bool fellBack = false;  // the rule's first choice did not fit the shape
+  std::string note;       // why, for reports ("override 'ffn_.*'", ...)
+};
+
+/// Chooses a format for every tensor (same order as `tensors`). Returns
+/// false with `error` set for a malformed override regex.
+bool chooseFormats(const std::vector<TensorDesc> &tensors,
+                   const ModelShape &model, const PresetOptions &options,
+                   std::vector<TensorChoice> &choices, std::string &error);
+
+/// Parses "REGEX=FORMAT" for --tensor-type.
+bool parseTypeOverride(const std::string &text, TypeOverride &out,
+                       std::string &error);
+
+/// Whether llama.cpp would quantize a tensor of this name and rank at all.
+bool isQuantizable(const std::string &name, size_t rank);
+
+} // namespace lowbit::quant
+
+#endif // LOWBIT_QUANT_PRESETS_H

@@ -1,0 +1,411 @@
+//===- Presets.cpp - llama.cpp-style quantization presets -----------------===//
+//
+// The mixing rules follow llama.cpp's llama_tensor_get_type (src/
+// llama-quant.cpp) for the presets whose formats lowbit implements, so a
+// lowbit file of a preset has the same per-tensor formats (and size) as
+// llama.cpp's. One quirk is kept on purpose: llama.cpp counts attn_v and
+// ffn_down layers in the order it visits tensors, which is the alphabetical
+// order of their names (blk.10 before blk.2), so "layer position" rules use
+// that rank.
+//
+//===----------------------------------------------------------------------===//
+#include "lowbit/Quant/Presets.h"
+
+#include <algorithm>
+#include <cctype>
+#include <map>
+#include <cstdio>
+#include <regex>
+
+namespace lowbit::quant {
+
+using formats::Format;
+
+namespace {
+// general.file_type values (LLAMA_FTYPE_*).
+enum FileType : uint32_t {
+  ALL_F32 = 0,
+  F16 = 1,
+  Q4_0 = 2,
+  Q4_1 = 3,
+  Q8_0 = 7,
+  Q5_0 = 8,
+  Q5_1 = 9,
+  Q2_K = 10,
+  Q3_K_S = 11,
+  Q3_K_M = 12,
+  Q3_K_L = 13,
+  Q4_K_S = 14,
+  Q4_K_M = 15,
+  Q5_K_S = 16,
+  Q5_K_M = 17,
+  Q6_K = 18,
+  Q2_K_S = 21,
+  IQ4_NL = 25,
+  IQ4_XS = 30,
+  BF16 = 32,
+  TQ1_0 = 36,
+  TQ2_0 = 37,
+};
+
+enum class Category {
+  TokenEmbd,
+  AttnQ,
+  AttnV, // attn_v, attn_qkv, attn_kv_b: the sensitive value projections
+  AttnK,
+  AttnQKV,
+  AttnOutput,
+  FfnUp,
+  FfnGate,
+  FfnDown,
+  Output,
+  Other
+};
+
+bool contains(const std::string &s, const char *part) {
+  return s.find(part) != std::string::npos;
+}
+
+Category categorize(const std::string &name) {
+  if (name == "output.weight")
+    return Category::Output;
+  if (name == "token_embd.weight" || name == "per_layer_token_embd.weight")
+    return Category::TokenEmbd;
+  if (contains(name, "attn_qkv.weight"))
+    return Category::AttnQKV;
+  if (contains(name, "attn_kv_b.weight") || contains(name, "attn_v.weight"))
+    return Category::AttnV;
+  if (contains(name, "attn_k.weight"))
+    return Category::AttnK;
+  if (contains(name, "attn_q.weight"))
+    return Category::AttnQ;
+  if (contains(name, "attn_output.weight"))
+    return Category::AttnOutput;
+  if (contains(name, "ffn_up"))
+    return Category::FfnUp;
+  if (contains(name, "ffn_gate"))
+    return Category::FfnGate;
+  if (contains(name, "ffn_down"))
+    return Category::FfnDown;
+  return Category::Other;
+}
+
+bool isValueLike(Category c) {
+  return c == Category::AttnV || c == Category::AttnQKV;
+}
+
+/// llama.cpp's "use more bits" layers: the first and last eighth, and every
+/// third layer in between.
+bool useMoreBits(int64_t layer, int64_t layers) {
+  return layer < layers / 8 || layer >= 7 * layers / 8 ||
+         (layer - layers / 8) % 3 == 2;
+}
+
+/// The format a preset's rule falls back to when the row length is not a
+/// multiple of the block size (llama.cpp's tensor_type_fallback).
+Format fallbackFor(Format f) {
+  switch (f) {
+  case Format::IQ4_XS:
+    return Format::IQ4_NL;
+  case Format::Q2_K:
+  case Format::Q3_K:
+  case Format::TQ1_0:
+  case Format::TQ2_0:
+    return Format::Q4_0;
+  case Format::Q4_K:
+    return Format::Q5_0;
+  case Format::Q5_K:
+    return Format::Q5_1;
+  case Format::Q6_K:
+    return Format::Q8_0;
+  default:
+    return Format::F16;
+  }
+}
+
+bool isQuantizedFormat(Format f) {
+  return formats::info(f).kind != formats::FormatKind::Float;
+}
+
+} // namespace
+
+const std::vector<Preset> &allPresets() {
+  static const std::vector<Preset> presets = {
+      {"q4_0", Q4_0, Format::Q4_0, "4.5 bpw, 32-weight blocks, one scale"},
+      {"q4_1", Q4_1, Format::Q4_1, "5.0 bpw, scale and min per 32 weights"},
+      {"q5_0", Q5_0, Format::Q5_0, "5.5 bpw, 32-weight blocks, one scale"},
+      {"q5_1", Q5_1, Format::Q5_1, "6.0 bpw, scale and min per 32 weights"},
+      {"q8_0", Q8_0, Format::Q8_0, "8.5 bpw, nearly lossless"},
+      {"q2_k", Q2_K, Format::Q2_K, "Q2_K mostly, attn_v/ffn_down/attn_output Q3_K/Q4_K"},
+      {"q2_k_s", Q2_K_S, Format::Q2_K, "Q2_K nearly everywhere (needs an imatrix)"},
+      {"q3_k_s", Q3_K_S, Format::Q3_K, "Q3_K everywhere but the output"},
+      {"q3_k_m", Q3_K_M, Format::Q3_K, "Q3_K, attn_v/ffn_down/attn_output Q4_K/Q5_K"},
+      {"q3_k_l", Q3_K_L, Format::Q3_K, "Q3_K, attn_v/ffn_down/attn_output Q5_K"},
+      {"q4_k_s", Q4_K_S, Format::Q4_K, "Q4_K, first attn_v and ffn_down Q5_K"},
+      {"q4_k_m", Q4_K_M, Format::Q4_K, "Q4_K, half of attn_v and ffn_down Q6_K"},
+      {"q5_k_s", Q5_K_S, Format::Q5_K, "Q5_K everywhere but the output"},
+      {"q5_k_m", Q5_K_M, Format::Q5_K, "Q5_K, half of attn_v and ffn_down Q6_K"},
+      {"q6_k", Q6_K, Format::Q6_K, "6.5625 bpw everywhere"},
+      {"iq4_nl", IQ4_NL, Format::IQ4_NL, "4.5 bpw non-linear codebook, 32-weight blocks"},
+      {"iq4_xs", IQ4_XS, Format::IQ4_XS, "4.25 bpw non-linear codebook, super-blocks"},
+      {"tq1_0", TQ1_0, Format::TQ1_0, "ternary 1.69 bpw (for ternary-trained models)"},
+      {"tq2_0", TQ2_0, Format::TQ2_0, "ternary 2.06 bpw (for ternary-trained models)"},
+      {"f16", F16, Format::F16, "half precision matrices"},
+      {"bf16", BF16, Format::BF16, "bfloat16 matrices"},
+      {"f32", ALL_F32, Format::F32, "no quantization"},
+  };
+  return presets;
+}
+
+const Preset *findPreset(const std::string &name) {
+  std::string lower(name);
+  for (char &c : lower)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (const Preset &p : allPresets())
+    if (lower == p.name)
+      return &p;
+  return nullptr;
+}
+
+bool isQuantizable(const std::string &name, size_t rank) {
+  if (rank < 2)
+    return false;
+  if (name.size() < 6 || name.compare(name.size() - 6, 6, "weight") != 0)
+    return false;
+  static const char *const kept[] = {
+      "_norm.weight", "ffn_gate_inp.weight", "altup", "laurel",
+      "per_layer_model_proj", "position_embd.weight", "token_types.weight",
+      "ssm_conv1d", "attn_rel_b.weight", "time_mix_"};
+  for (const char *part : kept)
+    if (contains(name, part))
+      return false;
+  return true;
+}
+
+bool parseTypeOverride(const std::string &text, TypeOverride &out,
+                       std::string &error) {
+  size_t eq = text.rfind('=');
+  if (eq == std::string::npos || eq == 0 || eq + 1 == text.size()) {
+    error = "--tensor-type expects REGEX=FORMAT, got '" + text + "'";
+    return false;
+  }
+  const formats::FormatInfo *f = formats::findByName(text.substr(eq + 1));
+  if (!f) {
+    error = "unknown format '" + text.substr(eq + 1) + "' in --tensor-type '" +
+            text + "'";
+    return false;
+  }
+  out.pattern = text.substr(0, eq);
+  out.format = f->format;
+  return true;
+}
+
+bool chooseFormats(const std::vector<TensorDesc> &tensors,
+                   const ModelShape &model, const PresetOptions &options,
+                   std::vector<TensorChoice> &choices, std::string &error) {
+  const Preset *preset = options.preset;
+  uint32_t ftype = preset ? preset->llamaFileType : ALL_F32;
+  Format defaultFormat = preset ? preset->defaultFormat : Format::F32;
+  std::vector<std::regex> patterns;
+  for (const TypeOverride &o : options.overrides) {
+    try {
+      patterns.emplace_back(o.pattern, std::regex::ECMAScript);
+    } catch (const std::regex_error &e) {
+      error = "invalid --tensor-type regex '" + o.pattern + "': " + e.what();
+      return false;
+    }
+  }
+
+  bool hasOutput = false;
+  int64_t valueTensors = 0;
+  for (const TensorDesc &t : tensors) {
+    Category c = categorize(t.name);
+    hasOutput |= c == Category::Output;
+    valueTensors += isValueLike(c);
+  }
+  // Rank of each tensor among its category in name order (see file comment).
+  std::map<std::string, int64_t> rankInCategory;
+  {
+    std::map<Category, std::vector<std::string>> byCategory;
+    for (const TensorDesc &t : tensors)
+      byCategory[categorize(t.name)].push_back(t.name);
+    for (auto &[category, names] : byCategory) {
+      std::sort(names.begin(), names.end());
+      for (size_t i = 0; i < names.size(); ++i)
+        rankInCategory[names[i]] = static_cast<int64_t>(i);
+    }
+  }
+  const int64_t gqa = model.kvHeads > 0 ? model.heads / model.kvHeads : 1;
+  const int64_t layers = model.layers;
+  const bool falcon = model.architecture == "falcon";
+  const bool is70B = model.architecture == "llama" && layers == 80;
+
+  auto layerOf = [&](const TensorDesc &t, int64_t rank) {
+    if (model.experts > 1) {
+      int layer = 0;
+      if (std::sscanf(t.name.c_str(), "blk.%d.", &layer) == 1)
+        return static_cast<int64_t>(layer);
+    }
+    return rank;
+  };
+
+  // llama_tensor_get_type_impl for the presets lowbit supports.
+  auto mixed = [&](const TensorDesc &t, Category category, Format f) {
+    int64_t rank = rankInCategory[t.name];
+    int64_t rowLength = t.shape.back();
+    if (category == Category::Output ||
+        (!hasOutput && category == Category::TokenEmbd)) {
+      if (options.outputType)
+        return *options.outputType;
+      if (falcon || rowLength % formats::info(f).blockSize != 0)
+        return Format::Q8_0;
+      return f != Format::Q8_0 ? Format::Q6_K : f;
+    }
+    if (category == Category::TokenEmbd) {
+      if (options.tokenEmbeddingType)
+        return *options.tokenEmbeddingType;
+      if (ftype == TQ1_0 || ftype == TQ2_0)
+        return Format::Q4_K;
+      return f;
+    }
+    if (isValueLike(category)) {
+      int64_t i = rank;
+      if (ftype == Q2_K)
+        f = gqa >= 4 ? Format::Q4_K : Format::Q3_K;
+      else if (ftype == Q2_K_S && gqa >= 4)
+        f = Format::Q4_K;
+      else if (ftype == Q3_K_M)
+        f = i < 2 ? Format::Q5_K : Format::Q4_K;
+      else if (ftype == Q3_K_L)
+        f = Format::Q5_K;
+      else if ((ftype == IQ4_NL || ftype == IQ4_XS) && gqa >= 4)
+        f = Format::Q5_K;
+      else if ((ftype == Q4_K_M || ftype == Q5_K_M) &&
+               useMoreBits(i, valueTensors))
+        f = Format::Q6_K;
+      else if (ftype == Q4_K_S && i < 4)
+        f = Format::Q5_K;
+      if (is70B && (f == Format::Q3_K || f == Format::Q4_K))
+        f = Format::Q5_K;
+      if (model.experts == 8)
+        f = Format::Q8_0;
+      return f;
+    }
+    if (category == Category::AttnK) {
+      if (model.experts == 8)
+        f = Format::Q8_0;
+      return f;
+    }
+    if (category == Category::FfnDown) {
+      int64_t i = layerOf(t, rank), n = layers;
+      if (ftype == Q2_K)
+        f = Format::Q3_K;
+      else if (ftype == Q2_K_S) {
+        if (i < n / 8)
+          f = Format::Q4_K;
+      } else if (ftype == Q3_K_M)
+        f = i < n / 16                        ? Format::Q5_K
+            : !falcon || useMoreBits(i, n) ? Format::Q4_K
+                                           : Format::Q3_K;
+      else if (ftype == Q3_K_L)
+        f = falcon ? Format::Q4_K : Format::Q5_K;
+      else if (ftype == Q4_K_M) {
+        if (falcon)
+          f = i < n / 16           ? Format::Q6_K
+              : useMoreBits(i, n) ? Format::Q5_K
+                                  : Format::Q4_K;
+        else if (useMoreBits(i, n))
+          f = Format::Q6_K;
+      } else if (i < n / 8 && (ftype == IQ4_NL || ftype == IQ4_XS) &&
+                 !options.hasImportance)
+        f = Format::Q5_K;
+      else if (ftype == Q5_K_M && useMoreBits(i, n))
+        f = Format::Q6_K;
+      else if (ftype == Q4_K_S && !falcon && i < n / 8)
+        f = Format::Q5_K;
+      else if ((ftype == Q4_0 || ftype == Q5_0) && options.hasImportance &&
+               i < n / 8)
+        f = ftype == Q4_0 ? Format::Q4_1 : Format::Q5_1;
+      return f;
+    }
+    if (category == Category::AttnOutput) {
+      if (!falcon) {
+        if (model.experts == 8) {
+          if (ftype == Q2_K || ftype == Q3_K_S || ftype == Q3_K_M ||
+              ftype == IQ4_NL || ftype == Q4_K_S || ftype == Q4_K_M ||
+              ftype == IQ4_XS)
+            f = Format::Q5_K;
+        } else if (ftype == Q2_K)
+          f = Format::Q3_K;
+        else if (ftype == Q3_K_M)
+          f = Format::Q4_K;
+        else if (ftype == Q3_K_L)
+          f = Format::Q5_K;
+      } else if (ftype == Q3_K_L)
+        f = Format::Q4_K;
+      return f;
+    }
+    if (category == Category::AttnQKV) {
+      if (ftype == Q3_K_M || ftype == Q3_K_L)
+        f = Format::Q4_K;
+      else if (ftype == Q4_K_M)
+        f = Format::Q5_K;
+      else if (ftype == Q5_K_M)
+        f = Format::Q6_K;
+    }
+    return f;
+  };
+
+  choices.clear();
+  for (const TensorDesc &t : tensors) {
+    TensorChoice choice;
+    choice.format = t.current;
+    Category category = categorize(t.name);
+    if (!isQuantizable(t.name, t.shape.size())) {
+      choices.push_back(choice);
+      continue;
+    }
+    choice.quantized = true;
+    if (options.tokenEmbeddingType && category == Category::TokenEmbd) {
+      choice.format = *options.tokenEmbeddingType;
+      choice.note = "--token-embedding-type";
+    } else if (options.outputType && category == Category::Output) {
+      choice.format = *options.outputType;
+      choice.note = "--output-tensor-type";
+    } else {
+      Format f = defaultFormat;
+      if (isQuantizedFormat(defaultFormat)) {
+        bool manual = false;
+        for (size_t i = 0; i < patterns.size(); ++i) {
+          if (std::regex_search(t.name, patterns[i])) {
+            f = options.overrides[i].format;
+            choice.note = "--tensor-type '" + options.overrides[i].pattern + "'";
+            manual = true;
+            break;
+          }
+        }
+        if (!manual && !options.pure) {
+          f = mixed(t, category, f);
+          if (f != defaultFormat)
+            choice.note = "preset rule";
+        }
+        int64_t rowLength = t.shape.back();
+        if (rowLength % formats::info(f).blockSize != 0) {
+          Format fb = fallbackFor(f);
+          if (rowLength % formats::info(fb).blockSize != 0)
+            fb = Format::F16;
+          choice.note = std::string("row length ") + std::to_string(rowLength) +
+                        " is not a multiple of " + formats::ggmlName(f) +
+                        "'s block; fell back";
+          choice.fellBack = true;
+          f = fb;
+        }
+      }
+      choice.format = f;
+    }
+    choices.push_back(choice);
+  }
+  return true;
+}
+
+} // namespace lowbit::quant
