@@ -62,8 +62,7 @@ void logProbs(const float *logits, int64_t n, const RowStats &s, float *out) {
 
 int64_t u16RowValues(int64_t vocab) { return 2 * ((vocab + 1) / 2); }
 int64_t rowBytes(LogitsEncoding enc, int64_t vocab) {
-  return enc == LogitsEncoding::F32 ? vocab * 4
-                                    : 8 + 2 * u16RowValues(vocab);
+  return enc == LogitsEncoding::F32 ? vocab * 4 : 8 + 2 * u16RowValues(vocab);
 }
 
 inline int nearestInt(float f) { return static_cast<int>(std::lrintf(f)); }
@@ -87,9 +86,10 @@ void encodeU16(const float *logits, int64_t n, const RowStats &s,
   if (scale != 0) {
     const float inv = 1 / scale;
     for (int64_t i = 0; i < n; ++i)
-      q[i] = logits[i] > minLogit
-                 ? static_cast<uint16_t>(nearestInt(inv * (logits[i] - minLogit)))
-                 : 0;
+      q[i] =
+          logits[i] > minLogit
+              ? static_cast<uint16_t>(nearestInt(inv * (logits[i] - minLogit)))
+              : 0;
   }
 }
 
@@ -182,8 +182,8 @@ int32_t Sampler::sample(const float *logits, int64_t n) {
     double total = 0;
     std::vector<double> p(keep);
     for (size_t i = 0; i < keep; ++i)
-      total += p[i] = std::exp(double(candidates_[i].first) -
-                               candidates_[0].first);
+      total += p[i] =
+          std::exp(double(candidates_[i].first) - candidates_[0].first);
     double cum = 0;
     size_t cut = keep;
     for (size_t i = 0; i < keep; ++i) {
@@ -257,8 +257,8 @@ bool perplexity(exec::Executor &ex, const std::vector<int32_t> &tokens,
     return false;
   }
   if (ctx > ex.contextSize()) {
-    err = "context size " + std::to_string(ctx) +
-          " exceeds the executor's " + std::to_string(ex.contextSize());
+    err = "context size " + std::to_string(ctx) + " exceeds the executor's " +
+          std::to_string(ex.contextSize());
     return false;
   }
   if (total < 2 * ctx) {
@@ -298,6 +298,10 @@ bool perplexity(exec::Executor &ex, const std::vector<int32_t> &tokens,
   auto t0 = std::chrono::steady_clock::now();
   std::vector<int32_t> chunk(ctx);
   std::vector<float> logits;
+  const int64_t scored = ctx - 1 - first;
+  std::vector<double> logp(scored);
+  if (out)
+    row.resize(row.size() * scored);
   double nll = 0, nll2 = 0;
   int64_t count = 0;
   for (int64_t c = 0; c < chunks; ++c) {
@@ -308,23 +312,28 @@ bool perplexity(exec::Executor &ex, const std::vector<int32_t> &tokens,
     ex.reset();
     if (!ex.eval(chunk.data(), ctx, 0, logits, first, err))
       return false;
-    for (int64_t j = first; j < ctx - 1; ++j) {
-      const float *l = logits.data() + (j - first) * V;
-      const int32_t target = tokens[c * ctx + j + 1];
+    // Rows in parallel, sums in order: the result does not depend on the
+    // thread count.
+    ex.parallelFor(scored, [&](int64_t r, int) {
+      const float *l = logits.data() + r * V;
+      const int32_t target = tokens[c * ctx + first + r + 1];
       RowStats s = rowStats(l, V);
-      const double logp = l[target] - s.maxLogit - std::log(s.sumExp);
-      nll += -logp;
-      nll2 += logp * logp;
+      logp[r] = l[target] - s.maxLogit - std::log(s.sumExp);
+      if (!out)
+        return;
+      uint8_t *dst = row.data() + r * rowBytes(options.encoding, V);
+      if (options.encoding == LogitsEncoding::F32)
+        logProbs(l, V, s, reinterpret_cast<float *>(dst));
+      else
+        encodeU16(l, V, s, dst);
+    });
+    for (int64_t r = 0; r < scored; ++r) {
+      nll += -logp[r];
+      nll2 += logp[r] * logp[r];
       ++count;
-      if (out) {
-        if (options.encoding == LogitsEncoding::F32)
-          logProbs(l, V, s, reinterpret_cast<float *>(row.data()));
-        else
-          encodeU16(l, V, s, row.data());
-        if (!out->write(row.data(), row.size(), err))
-          return false;
-      }
     }
+    if (out && !out->write(row.data(), row.size(), err))
+      return false;
     result.runningPpl.push_back(std::exp(nll / count));
     if (options.progress)
       options.progress(c + 1, chunks);
@@ -361,8 +370,8 @@ bool readLogitsFileInfo(const std::string &path, LogitsFileInfo &info,
     return false;
   }
   if (h.version != kLogitsVersion) {
-    err = path + ": unsupported logits file version " +
-          std::to_string(h.version);
+    err =
+        path + ": unsupported logits file version " + std::to_string(h.version);
     return false;
   }
   if (h.encoding > 1 || h.vocab == 0 || h.chunks == 0 || h.ctx < 4) {
@@ -380,14 +389,14 @@ bool readLogitsFileInfo(const std::string &path, LogitsFileInfo &info,
   }
   const long size = std::ftell(f.get());
   const int64_t scoredPerChunk = h.ctx - 1 - h.ctx / 2;
-  const long double expected =
-      static_cast<long double>(sizeof(Header)) +
-      static_cast<long double>(h.chunks) * h.ctx * 4 +
-      static_cast<long double>(h.chunks) * scoredPerChunk *
-          rowBytes(info.encoding, h.vocab);
+  const long double expected = static_cast<long double>(sizeof(Header)) +
+                               static_cast<long double>(h.chunks) * h.ctx * 4 +
+                               static_cast<long double>(h.chunks) *
+                                   scoredPerChunk *
+                                   rowBytes(info.encoding, h.vocab);
   if (static_cast<long double>(size) != expected) {
-    err = path + ": truncated or corrupt logits file (" +
-          std::to_string(size) + " bytes, header implies " +
+    err = path + ": truncated or corrupt logits file (" + std::to_string(size) +
+          " bytes, header implies " +
           std::to_string(static_cast<uint64_t>(expected)) + ")";
     return false;
   }
@@ -401,8 +410,8 @@ bool readLogitsFileInfo(const std::string &path, LogitsFileInfo &info,
   return true;
 }
 
-bool klDivergence(exec::Executor &ex, const std::string &basePath,
-                  int32_t bos, const KLOptions &options, KLResult &result,
+bool klDivergence(exec::Executor &ex, const std::string &basePath, int32_t bos,
+                  const KLOptions &options, KLResult &result,
                   std::string &err) {
   result = KLResult();
   LogitsFileInfo info;
@@ -441,13 +450,21 @@ bool klDivergence(exec::Executor &ex, const std::string &basePath,
   const int64_t first = ctx / 2, scored = ctx - 1 - first;
   const int64_t rb = rowBytes(info.encoding, V);
   std::vector<uint8_t> base(static_cast<size_t>(scored) * rb);
-  std::vector<float> baseRow(V), cur(V), logits;
+  std::vector<float> logits;
   std::vector<float> klds, pdiffs;
   klds.reserve(chunks * scored);
   pdiffs.reserve(chunks * scored);
   double sumNll = 0, sumNll2 = 0, sumBase = 0, sumBase2 = 0, sumCross = 0,
          sumKld = 0, sumKld2 = 0, sumP = 0, sumP2 = 0, sumP4 = 0;
   int64_t sameTop = 0, count = 0;
+
+  // Per-position results, computed in parallel and summed in order.
+  struct Position {
+    double kld, nll, nllBase;
+    bool sameTop;
+  };
+  std::vector<Position> pos(scored);
+  std::vector<std::vector<float>> curRows(ex.threads(), std::vector<float>(V));
 
   auto t0 = std::chrono::steady_clock::now();
   std::vector<int32_t> chunk(ctx);
@@ -464,16 +481,17 @@ bool klDivergence(exec::Executor &ex, const std::string &basePath,
     ex.reset();
     if (!ex.eval(chunk.data(), ctx, 0, logits, first, err))
       return false;
-    for (int64_t j = first; j < ctx - 1; ++j) {
-      const float *l = logits.data() + (j - first) * V;
-      const uint8_t *b = base.data() + (j - first) * rb;
-      const int32_t target = info.tokens[c * ctx + j + 1];
+    ex.parallelFor(scored, [&](int64_t r, int thread) {
+      const float *l = logits.data() + r * V;
+      const uint8_t *b = base.data() + r * rb;
+      const int32_t target = info.tokens[c * ctx + first + r + 1];
       RowStats s = rowStats(l, V);
       double kld = 0, nll, nllBase;
       int32_t baseTop = 0;
       if (info.encoding == LogitsEncoding::F32) {
-        std::memcpy(baseRow.data(), b, V * 4);
-        logProbs(l, V, s, cur.data());
+        const float *baseRow = reinterpret_cast<const float *>(b);
+        float *cur = curRows[thread].data();
+        logProbs(l, V, s, cur);
         for (int64_t i = 0; i < V; ++i) {
           if (baseRow[i] > baseRow[baseTop])
             baseTop = static_cast<int32_t>(i);
@@ -503,20 +521,22 @@ bool klDivergence(exec::Executor &ex, const std::string &basePath,
             kld += std::exp(pl) * (pl - l[i] + top);
         }
       }
-      sumNll += nll;
-      sumNll2 += nll * nll;
-      sumBase += nllBase;
-      sumBase2 += nllBase * nllBase;
-      sumCross += nll * nllBase;
-      sumKld += kld;
-      sumKld2 += kld * kld;
-      if (s.argmax == baseTop)
-        ++sameTop;
-      const double pd = std::exp(-nll) - std::exp(-nllBase);
+      pos[r] = {kld, nll, nllBase, s.argmax == baseTop};
+    });
+    for (const Position &p : pos) {
+      sumNll += p.nll;
+      sumNll2 += p.nll * p.nll;
+      sumBase += p.nllBase;
+      sumBase2 += p.nllBase * p.nllBase;
+      sumCross += p.nll * p.nllBase;
+      sumKld += p.kld;
+      sumKld2 += p.kld * p.kld;
+      sameTop += p.sameTop;
+      const double pd = std::exp(-p.nll) - std::exp(-p.nllBase);
       sumP += pd;
       sumP2 += pd * pd;
       sumP4 += pd * pd * pd * pd;
-      klds.push_back(static_cast<float>(kld));
+      klds.push_back(static_cast<float>(p.kld));
       pdiffs.push_back(static_cast<float>(pd));
       ++count;
     }
@@ -536,8 +556,8 @@ bool klDivergence(exec::Executor &ex, const std::string &basePath,
   const double cov = covariance(sumNll, sumBase, sumCross, count);
   const double denom = lnPpl.error * lnBase.error;
   result.lnPplCorrelation = denom > 0 ? cov / denom : 1.0;
-  const double ratioVar = lnPpl.error * lnPpl.error +
-                          lnBase.error * lnBase.error - 2.0 * cov;
+  const double ratioVar =
+      lnPpl.error * lnPpl.error + lnBase.error * lnBase.error - 2.0 * cov;
   result.lnPplRatio = {lnPpl.value - lnBase.value,
                        std::sqrt(std::max(0.0, ratioVar))};
   result.pplRatio = {std::exp(result.lnPplRatio.value),
@@ -584,8 +604,8 @@ bool klDivergence(exec::Executor &ex, const std::string &basePath,
   const double rms = std::sqrt(mse.value);
   result.rmsDeltaP = {rms, rms > 0 ? 0.5 / rms * mse.error : 0.0};
   const double top = count ? double(sameTop) / count : 0;
-  result.sameTop = {top, count > 1 ? std::sqrt(top * (1 - top) / (count - 1))
-                                   : 0.0};
+  result.sameTop = {top,
+                    count > 1 ? std::sqrt(top * (1 - top) / (count - 1)) : 0.0};
   return true;
 }
 

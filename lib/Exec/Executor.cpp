@@ -32,8 +32,8 @@ namespace {
 
 /// Decodes columns [k0, k0 + kc) of one weight row; kc and k0 are multiples
 /// of the format's block size.
-inline void decodeSpan(const WeightRef &w, int64_t row, int64_t k0,
-                       int64_t kc, float *dst) {
+inline void decodeSpan(const WeightRef &w, int64_t row, int64_t k0, int64_t kc,
+                       float *dst) {
   const formats::FormatInfo &fi = formats::info(w.format);
   const uint8_t *src = w.data + static_cast<uint64_t>(row) * w.rowBytes +
                        static_cast<uint64_t>(k0 / fi.blockSize) * fi.blockBytes;
@@ -77,8 +77,7 @@ std::unique_ptr<Executor> Executor::create(const ModelDesc &model,
   e->outputNorm_ = decodeVector(*m.find("output_norm.weight"));
   for (int64_t l = 0; l < m.blockCount; ++l) {
     Layer L;
-    auto get = [&](const char *what, const WeightRef *&ref,
-                   std::string &name) {
+    auto get = [&](const char *what, const WeightRef *&ref, std::string &name) {
       name = layerWeightName(l, what);
       ref = m.find(name);
     };
@@ -114,8 +113,8 @@ std::unique_ptr<Executor> Executor::create(const ModelDesc &model,
     // Decode tile + transposed panel for matmuls; Q, O and scores of a
     // query block for attention.
     const int64_t rows = kQueryBlock * (m.headCount / m.headCountKV);
-    const size_t perThread = std::max<size_t>(
-        2 * kPanelWidth * kPanelDepth, rows * (2 * m.headDim + e->ctx_));
+    const size_t perThread = std::max<size_t>(2 * kPanelWidth * kPanelDepth,
+                                              rows * (2 * m.headDim + e->ctx_));
     e->scratch_.assign(e->pool_->size(), std::vector<float>(perThread));
   } catch (const std::bad_alloc &) {
     err = "out of memory allocating the KV cache (" +
@@ -135,54 +134,66 @@ void Executor::matmul(const WeightRef &w, const std::string &name,
     observer_(name, x, rows, w.cols);
   const int64_t N = w.rows, K = w.cols;
   const int64_t tasks = (N + kPanelWidth - 1) / kPanelWidth;
-  pool_->run(tasks, [&](int64_t task, int thread) {
-    float *tile = scratch_[thread].data();
-    float *panel = tile + kPanelWidth * kPanelDepth;
-    const int64_t n0 = task * kPanelWidth;
-    const int cols = static_cast<int>(std::min<int64_t>(kPanelWidth, N - n0));
-    const bool direct = w.format == formats::Format::F32;
-    const float *rowsF32[kPanelWidth];
-    for (int64_t k0 = 0; k0 < K; k0 += kPanelDepth) {
-      const int64_t kc = std::min<int64_t>(kPanelDepth, K - k0);
-      for (int j = 0; j < cols; ++j) {
-        if (direct) {
-          // f32 rows are transposed straight from the weights.
-          rowsF32[j] = reinterpret_cast<const float *>(
-                           w.data + (n0 + j) * w.rowBytes) +
-                       k0;
-        } else {
-          decodeSpan(w, n0 + j, k0, kc, tile + j * kc);
-          rowsF32[j] = tile + j * kc;
+  pool_->run(
+      tasks,
+      [&](int64_t task, int thread) {
+        float *tile = scratch_[thread].data();
+        float *panel = tile + kPanelWidth * kPanelDepth;
+        const int64_t n0 = task * kPanelWidth;
+        const int cols =
+            static_cast<int>(std::min<int64_t>(kPanelWidth, N - n0));
+        const bool direct = w.format == formats::Format::F32;
+        const float *rowsF32[kPanelWidth];
+        for (int64_t k0 = 0; k0 < K; k0 += kPanelDepth) {
+          const int64_t kc = std::min<int64_t>(kPanelDepth, K - k0);
+          for (int j = 0; j < cols; ++j) {
+            if (direct) {
+              // f32 rows are transposed straight from the weights.
+              rowsF32[j] = reinterpret_cast<const float *>(
+                               w.data + (n0 + j) * w.rowBytes) +
+                           k0;
+            } else {
+              decodeSpan(w, n0 + j, k0, kc, tile + j * kc);
+              rowsF32[j] = tile + j * kc;
+            }
+          }
+          for (int64_t k = 0; k < kc; ++k) {
+            float *p = panel + k * kPanelWidth;
+            for (int j = 0; j < cols; ++j)
+              p[j] = rowsF32[j][k];
+            for (int j = cols; j < kPanelWidth; ++j)
+              p[j] = 0.0f;
+          }
+          kernels::panelMatmul(x + k0, K, rows, panel, kPanelWidth, kc, y + n0,
+                               N, cols, /*accumulate=*/k0 > 0);
         }
-      }
-      for (int64_t k = 0; k < kc; ++k) {
-        float *p = panel + k * kPanelWidth;
-        for (int j = 0; j < cols; ++j)
-          p[j] = rowsF32[j][k];
-        for (int j = cols; j < kPanelWidth; ++j)
-          p[j] = 0.0f;
-      }
-      kernels::panelMatmul(x + k0, K, rows, panel, kPanelWidth, kc, y + n0,
-                           N, cols, /*accumulate=*/k0 > 0);
-    }
-  }, /*parallel=*/rows * N * K >= kMinParallelWork);
+      },
+      /*parallel=*/rows * N * K >= kMinParallelWork);
 }
 
 void Executor::rmsNorm(const float *x, const std::vector<float> &weight,
                        int64_t rows, float *y) {
   const int64_t d = model_.embeddingLength;
   const float eps = model_.rmsNormEps;
-  for (int64_t r = 0; r < rows; ++r) {
-    const float *xr = x + r * d;
-    float *yr = y + r * d;
-    double sum = 0.0;
-    for (int64_t i = 0; i < d; ++i)
-      sum += static_cast<double>(xr[i] * xr[i]);
-    const float mean = static_cast<float>(sum / d);
-    const float scale = 1.0f / std::sqrt(mean + eps);
-    for (int64_t i = 0; i < d; ++i)
-      yr[i] = (xr[i] * scale) * weight[i];
-  }
+  pool_->run(
+      rows,
+      [&](int64_t r, int) {
+        const float *xr = x + r * d;
+        float *yr = y + r * d;
+        double sum = 0.0;
+        for (int64_t i = 0; i < d; ++i)
+          sum += static_cast<double>(xr[i] * xr[i]);
+        const float mean = static_cast<float>(sum / d);
+        const float scale = 1.0f / std::sqrt(mean + eps);
+        for (int64_t i = 0; i < d; ++i)
+          yr[i] = (xr[i] * scale) * weight[i];
+      },
+      /*parallel=*/rows * d >= kMinParallelWork / 8);
+}
+
+void Executor::parallelFor(int64_t count,
+                           const std::function<void(int64_t, int)> &fn) {
+  pool_->run(count, fn);
 }
 
 void Executor::rope(float *x, int64_t rows, int64_t heads, int64_t pos) {
@@ -233,56 +244,59 @@ void Executor::attention(int64_t layer, int64_t n, int64_t pos) {
   const int64_t hkv = Hkv * hd;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   const int64_t blocks = (n + kQueryBlock - 1) / kQueryBlock;
-  pool_->run(Hkv * blocks, [&](int64_t task, int thread) {
-    const int64_t kvh = task / blocks, i0 = (task % blocks) * kQueryBlock;
-    const int64_t i1 = std::min(n, i0 + kQueryBlock);
-    const int64_t R = (i1 - i0) * group; // rows: (query, head in group)
-    const int64_t T = pos + i1;          // keys any row of the block sees
-    float *Q = scratch_[thread].data();
-    float *O = Q + R * hd;
-    float *S = O + R * hd;
-    for (int64_t i = i0; i < i1; ++i)
-      for (int64_t g = 0; g < group; ++g)
-        std::memcpy(Q + ((i - i0) * group + g) * hd,
-                    q_.data() + i * H * hd + (kvh * group + g) * hd,
-                    hd * sizeof(float));
+  pool_->run(
+      Hkv * blocks,
+      [&](int64_t task, int thread) {
+        const int64_t kvh = task / blocks, i0 = (task % blocks) * kQueryBlock;
+        const int64_t i1 = std::min(n, i0 + kQueryBlock);
+        const int64_t R = (i1 - i0) * group; // rows: (query, head in group)
+        const int64_t T = pos + i1;          // keys any row of the block sees
+        float *Q = scratch_[thread].data();
+        float *O = Q + R * hd;
+        float *S = O + R * hd;
+        for (int64_t i = i0; i < i1; ++i)
+          for (int64_t g = 0; g < group; ++g)
+            std::memcpy(Q + ((i - i0) * group + g) * hd,
+                        q_.data() + i * H * hd + (kvh * group + g) * hd,
+                        hd * sizeof(float));
 
-    const float *Kt = keysT_.data() + (layer * Hkv + kvh) * hd * ctx_;
-    for (int64_t t0 = 0; t0 < T; t0 += kPanelWidth)
-      kernels::panelMatmul(Q, hd, R, Kt + t0, ctx_, hd, S + t0, T,
-                           static_cast<int>(std::min<int64_t>(kPanelWidth,
-                                                              T - t0)),
-                           /*accumulate=*/false);
-    for (int64_t r = 0; r < R; ++r) {
-      float *sr = S + r * T;
-      const int64_t visible = pos + i0 + r / group + 1;
-      float mx = -INFINITY;
-      for (int64_t t = 0; t < visible; ++t) {
-        sr[t] *= scale;
-        mx = std::max(mx, sr[t]);
-      }
-      double sum = 0.0;
-      for (int64_t t = 0; t < visible; ++t) {
-        sr[t] = std::exp(sr[t] - mx);
-        sum += sr[t];
-      }
-      const float inv = static_cast<float>(1.0 / sum);
-      for (int64_t t = 0; t < visible; ++t)
-        sr[t] *= inv;
-      std::fill(sr + visible, sr + T, 0.0f);
-    }
+        const float *Kt = keysT_.data() + (layer * Hkv + kvh) * hd * ctx_;
+        for (int64_t t0 = 0; t0 < T; t0 += kPanelWidth)
+          kernels::panelMatmul(
+              Q, hd, R, Kt + t0, ctx_, hd, S + t0, T,
+              static_cast<int>(std::min<int64_t>(kPanelWidth, T - t0)),
+              /*accumulate=*/false);
+        for (int64_t r = 0; r < R; ++r) {
+          float *sr = S + r * T;
+          const int64_t visible = pos + i0 + r / group + 1;
+          float mx = -INFINITY;
+          for (int64_t t = 0; t < visible; ++t) {
+            sr[t] *= scale;
+            mx = std::max(mx, sr[t]);
+          }
+          double sum = 0.0;
+          for (int64_t t = 0; t < visible; ++t) {
+            sr[t] = std::exp(sr[t] - mx);
+            sum += sr[t];
+          }
+          const float inv = static_cast<float>(1.0 / sum);
+          for (int64_t t = 0; t < visible; ++t)
+            sr[t] *= inv;
+          std::fill(sr + visible, sr + T, 0.0f);
+        }
 
-    const float *Vh = values_.data() + layer * ctx_ * hkv + kvh * hd;
-    for (int64_t d0 = 0; d0 < hd; d0 += kPanelWidth)
-      kernels::panelMatmul(S, T, R, Vh + d0, hkv, T, O + d0, hd,
-                           static_cast<int>(std::min<int64_t>(kPanelWidth,
-                                                              hd - d0)),
-                           /*accumulate=*/false);
-    for (int64_t i = i0; i < i1; ++i)
-      for (int64_t g = 0; g < group; ++g)
-        std::memcpy(attn_.data() + i * H * hd + (kvh * group + g) * hd,
-                    O + ((i - i0) * group + g) * hd, hd * sizeof(float));
-  }, /*parallel=*/2 * n * H * hd * (pos + n) >= kMinParallelWork);
+        const float *Vh = values_.data() + layer * ctx_ * hkv + kvh * hd;
+        for (int64_t d0 = 0; d0 < hd; d0 += kPanelWidth)
+          kernels::panelMatmul(
+              S, T, R, Vh + d0, hkv, T, O + d0, hd,
+              static_cast<int>(std::min<int64_t>(kPanelWidth, hd - d0)),
+              /*accumulate=*/false);
+        for (int64_t i = i0; i < i1; ++i)
+          for (int64_t g = 0; g < group; ++g)
+            std::memcpy(attn_.data() + i * H * hd + (kvh * group + g) * hd,
+                        O + ((i - i0) * group + g) * hd, hd * sizeof(float));
+      },
+      /*parallel=*/2 * n * H * hd * (pos + n) >= kMinParallelWork);
 }
 
 bool Executor::evalBatch(const int32_t *tokens, int64_t n, int64_t pos,
@@ -306,8 +320,8 @@ bool Executor::evalBatch(const int32_t *tokens, int64_t n, int64_t pos,
     const int64_t hd = m.headDim;
     for (int64_t i = 0; i < n; ++i)
       for (int64_t c = 0; c < hkv; ++c)
-        keysT_[((l * m.headCountKV + c / hd) * hd + c % hd) * ctx_ + pos +
-               i] = k_[i * hkv + c];
+        keysT_[((l * m.headCountKV + c / hd) * hd + c % hd) * ctx_ + pos + i] =
+            k_[i * hkv + c];
     std::memcpy(values_.data() + (l * ctx_ + pos) * hkv, v_.data(),
                 n * hkv * sizeof(float));
     attention(l, n, pos);
@@ -318,10 +332,15 @@ bool Executor::evalBatch(const int32_t *tokens, int64_t n, int64_t pos,
     rmsNorm(x_.data(), L.ffnNorm, n, xn_.data());
     matmul(*L.gate, L.gateName, xn_.data(), n, gate_.data());
     matmul(*L.up, L.upName, xn_.data(), n, up_.data());
-    for (int64_t i = 0; i < n * ff; ++i) {
-      const float g = gate_[i];
-      gate_[i] = (g / (1.0f + std::exp(-g))) * up_[i]; // SiLU(g) * up
-    }
+    pool_->run(
+        n,
+        [&](int64_t r, int) {
+          for (int64_t i = r * ff; i < (r + 1) * ff; ++i) {
+            const float g = gate_[i];
+            gate_[i] = (g / (1.0f + std::exp(-g))) * up_[i]; // SiLU(g) * up
+          }
+        },
+        /*parallel=*/n * ff >= kMinParallelWork / 8);
     matmul(*L.down, L.downName, gate_.data(), n, tmp_.data());
     for (int64_t i = 0; i < n * d; ++i)
       x_[i] += tmp_[i];

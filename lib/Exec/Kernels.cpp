@@ -137,17 +137,17 @@ panelMatmulAvx2(const float *x, int64_t ldx, int64_t rows, const float *panel,
     }
   }
   if (b < rows)
-    panelMatmulGeneric(x + b * ldx, ldx, rows - b, panel, ldp, kc,
-                       y + b * ldy, ldy, cols, accumulate);
+    panelMatmulGeneric(x + b * ldx, ldx, rows - b, panel, ldp, kc, y + b * ldy,
+                       ldy, cols, accumulate);
 }
 
 typedef float v16 __attribute__((vector_size(64)));
 
 // Eight rows against the panel, one 512-bit vector per row.
 __attribute__((target("avx512f"))) void
-panelMatmulAvx512(const float *x, int64_t ldx, int64_t rows,
-                  const float *panel, int64_t ldp, int64_t kc, float *y,
-                  int64_t ldy, int cols, bool accumulate) {
+panelMatmulAvx512(const float *x, int64_t ldx, int64_t rows, const float *panel,
+                  int64_t ldp, int64_t kc, float *y, int64_t ldy, int cols,
+                  bool accumulate) {
   constexpr int MR = 8;
   alignas(64) float buf[kPanelWidth];
   int64_t b = 0;
@@ -191,13 +191,12 @@ bool cpuHasAvx512() {
 
 } // namespace
 
-void panelMatmul(const float *x, int64_t ldx, int64_t rows,
-                 const float *panel, int64_t ldp, int64_t kc, float *y,
-                 int64_t ldy, int cols, bool accumulate) {
+void panelMatmul(const float *x, int64_t ldx, int64_t rows, const float *panel,
+                 int64_t ldp, int64_t kc, float *y, int64_t ldy, int cols,
+                 bool accumulate) {
 #ifdef LOWBIT_HAVE_AVX2_KERNEL
   if (cpuHasAvx512()) {
-    panelMatmulAvx512(x, ldx, rows, panel, ldp, kc, y, ldy, cols,
-                      accumulate);
+    panelMatmulAvx512(x, ldx, rows, panel, ldp, kc, y, ldy, cols, accumulate);
     return;
   }
   if (cpuHasAvx2()) {
@@ -205,8 +204,7 @@ void panelMatmul(const float *x, int64_t ldx, int64_t rows,
     return;
   }
 #endif
-  panelMatmulGeneric(x, ldx, rows, panel, ldp, kc, y, ldy, cols,
-                     accumulate);
+  panelMatmulGeneric(x, ldx, rows, panel, ldp, kc, y, ldy, cols, accumulate);
 }
 
 } // namespace lowbit::exec::kernels

@@ -4,7 +4,8 @@
 // rows, transposed to [kc][kPanelWidth], so the kernel accumulates
 // y[b][j] += x[b][k] * panel[k][j] for k in order. Each output is the plain
 // in-order sum over k, so neither the blocking nor the vector width (SSE2
-// baseline, AVX2 or AVX-512 when the CPU has them; never FMA) changes a single bit.
+// baseline, AVX2 or AVX-512 when the CPU has them; never FMA) changes a single
+// bit.
 //
 //===----------------------------------------------------------------------===//
 #ifndef LOWBIT_LIB_EXEC_KERNELS_H
@@ -22,9 +23,9 @@ constexpr int64_t kPanelDepth = 256;
 /// b < rows, j < cols (cols <= 16), k in increasing order. `accumulate`
 /// false starts from zero. All 16 panel columns are read (those >= cols
 /// must be readable; their results are dropped).
-void panelMatmul(const float *x, int64_t ldx, int64_t rows,
-                 const float *panel, int64_t ldp, int64_t kc, float *y,
-                 int64_t ldy, int cols, bool accumulate);
+void panelMatmul(const float *x, int64_t ldx, int64_t rows, const float *panel,
+                 int64_t ldp, int64_t kc, float *y, int64_t ldy, int cols,
+                 bool accumulate);
 
 } // namespace lowbit::exec::kernels
 

@@ -39,9 +39,9 @@ bool ModelDesc::validate(std::string &err) const {
       return false;
     }
     if (w->rows != rows || w->cols != cols) {
-      err = "tensor " + name + " has shape [" + std::to_string(w->rows) +
-            ", " + std::to_string(w->cols) + "], expected [" +
-            std::to_string(rows) + ", " + std::to_string(cols) + "]";
+      err = "tensor " + name + " has shape [" + std::to_string(w->rows) + ", " +
+            std::to_string(w->cols) + "], expected [" + std::to_string(rows) +
+            ", " + std::to_string(cols) + "]";
       return false;
     }
     if (!formats::hasCodec(w->format)) {

@@ -51,8 +51,7 @@ void ThreadPool::workerLoop(int index) {
   }
 }
 
-void ThreadPool::run(int64_t count,
-                     const std::function<void(int64_t, int)> &fn,
+void ThreadPool::run(int64_t count, const std::function<void(int64_t, int)> &fn,
                      bool parallel) {
   if (count <= 0)
     return;

@@ -95,29 +95,30 @@ inline float fp16ToFp32(uint16_t h) {
 }
 
 /// float -> IEEE half, round to nearest even (what F16C and ggml do).
+/// Branch-free: every case is computed and the right one selected, so row
+/// encoders vectorise.
 inline uint16_t fp32ToFp16(float f) {
-  uint32_t x = floatBits(f);
-  uint32_t sign = (x >> 16) & 0x8000;
-  uint32_t absx = x & 0x7fffffff;
-  if (absx > 0x7f800000u) // NaN: keep it quiet.
-    return (uint16_t)(sign | 0x7e00 | ((absx >> 13) & 0x3ff));
-  if (absx >= 0x477ff000u) // Rounds to >= 65520: inf.
-    return (uint16_t)(sign | 0x7c00);
-  if (absx < 0x38800000u) { // Below 2^-14: subnormal half or zero.
-    // Scale so the half's subnormal unit (2^-24) becomes 1, round to even.
-    float a = bitsFloat(absx);
-    float scaled = a * bitsFloat(0x4b800000u); // 2^24
-    // Round half to even by adding 2^23 trick on the float pipeline.
-    float r = (scaled + 8388608.0f) - 8388608.0f;
-    return (uint16_t)(sign | (uint32_t)r);
-  }
-  uint32_t mant = absx & 0x7fffff;
-  uint32_t exp = (absx >> 23) - 112;
-  uint32_t h = (exp << 10) | (mant >> 13);
-  uint32_t rem = mant & 0x1fff;
-  if (rem > 0x1000 || (rem == 0x1000 && (h & 1)))
-    ++h;
-  return (uint16_t)(sign | h);
+  const uint32_t x = floatBits(f);
+  const uint32_t sign = (x >> 16) & 0x8000;
+  const uint32_t absx = x & 0x7fffffff;
+  // Normal half: rebias the exponent (127 -> 15) and round the 13 dropped
+  // mantissa bits to even; a carry into the exponent is the right answer.
+  const uint32_t truncated = (absx >> 13) - (112u << 10);
+  const uint32_t rem = absx & 0x1fff;
+  const uint32_t roundUp = static_cast<uint32_t>(rem > 0x1000) |
+                           (static_cast<uint32_t>(rem == 0x1000) & truncated);
+  const uint32_t normal = truncated + (roundUp & 1);
+  // Below 2^-14: count units of 2^-24; adding and removing 2^23 makes the
+  // float adder round to even. The input is zeroed where unused so the
+  // conversion below stays in range.
+  const bool tiny = absx < 0x38800000u;
+  const float scaled = bitsFloat(tiny ? absx : 0) * bitsFloat(0x4b800000u);
+  const uint32_t subnormal = static_cast<uint32_t>(
+      static_cast<int32_t>((scaled + 8388608.0f) - 8388608.0f));
+  uint32_t h = tiny ? subnormal : normal;
+  h = absx >= 0x477ff000u ? 0x7c00u : h; // Rounds to >= 65520: Inf.
+  h = absx > 0x7f800000u ? 0x7e00u | ((absx >> 13) & 0x3ff) : h; // Quiet NaN.
+  return static_cast<uint16_t>(sign | h);
 }
 
 inline float bf16ToFp32(uint16_t b) { return bitsFloat((uint32_t)b << 16); }

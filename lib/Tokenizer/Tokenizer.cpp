@@ -215,13 +215,27 @@ Tokenizer::create(const std::vector<gguf::KeyValue> &kvs, std::string &err) {
     }
     if (types) {
       switch ((*types)[i].asInt()) {
-      case 1: t->attr_[i] = Normal; break;
-      case 2: t->attr_[i] = Unknown; break;
-      case 3: t->attr_[i] = Control; break;
-      case 4: t->attr_[i] = UserDefined; break;
-      case 5: t->attr_[i] = Unused; break;
-      case 6: t->attr_[i] = Byte; break;
-      default: t->attr_[i] = 0; break; // undefined
+      case 1:
+        t->attr_[i] = Normal;
+        break;
+      case 2:
+        t->attr_[i] = Unknown;
+        break;
+      case 3:
+        t->attr_[i] = Control;
+        break;
+      case 4:
+        t->attr_[i] = UserDefined;
+        break;
+      case 5:
+        t->attr_[i] = Unused;
+        break;
+      case 6:
+        t->attr_[i] = Byte;
+        break;
+      default:
+        t->attr_[i] = 0;
+        break; // undefined
       }
     }
   }
@@ -276,8 +290,8 @@ Tokenizer::create(const std::vector<gguf::KeyValue> &kvs, std::string &err) {
 
   // End-of-generation tokens found by their text, as llama.cpp does.
   static const char *const kEndTexts[] = {
-      "<|eot_id|>", "<|im_end|>",     "<|end|>",         "<end_of_turn>",
-      "<|endoftext|>", "<|end_of_text|>", "<EOT>", "<|eom_id|>"};
+      "<|eot_id|>",    "<|im_end|>",      "<|end|>", "<end_of_turn>",
+      "<|endoftext|>", "<|end_of_text|>", "<EOT>",   "<|eom_id|>"};
   for (const char *txt : kEndTexts) {
     TokenId id = t->find(txt);
     if (id == kNoToken)
@@ -439,9 +453,7 @@ void Tokenizer::tokenizeBytePair(const std::string &text,
       syms = splitCharacters(word);
 
     std::priority_queue<Bigram, std::vector<Bigram>, Lower> queue;
-    auto piece = [&](int i) {
-      return word.substr(syms[i].offset, syms[i].n);
-    };
+    auto piece = [&](int i) { return word.substr(syms[i].offset, syms[i].n); };
     auto tryAdd = [&](int left, int right) {
       if (left == -1 || right == -1)
         return;
@@ -496,8 +508,7 @@ void Tokenizer::tokenizeBytePair(const std::string &text,
 // Public entry points
 //===----------------------------------------------------------------------===//
 
-std::vector<TokenId> Tokenizer::tokenize(std::string_view text,
-                                         bool addSpecial,
+std::vector<TokenId> Tokenizer::tokenize(std::string_view text, bool addSpecial,
                                          bool parseSpecial) const {
   // Split special tokens out first; raw pieces keep their byte range.
   struct Fragment {
@@ -649,7 +660,7 @@ std::string Tokenizer::detokenize(const std::vector<TokenId> &tokens,
   for (size_t i = 1; i < a.size(); ++i) {
     char x = a[i];
     if (x == '\'' && i + 1 < a.size() && a[i - 1] == ' ' && a[i + 1] == ' ') {
-      b.pop_back(); // " ' " -> "'"
+      b.pop_back();  // " ' " -> "'"
       a[++i] = '\0'; // llama.cpp blanks the dropped space in place
     }
     b.push_back(x);

@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <fstream>
 #include <iterator>
 #include <string>
@@ -34,6 +35,7 @@ int usage() {
                        "       lowbit-gguf compare A B\n"
                        "       lowbit-gguf truncate FILE N -o OUT\n"
                        "       lowbit-gguf flip FILE OFFSET -o OUT\n"
+                       "       lowbit-gguf poke FILE TENSOR INDEX VALUE -o OUT\n"
                        "       lowbit-gguf make-fixture "
                        "tiny-llama|tiny-llama-tied|all-types -o OUT\n");
   return 2;
@@ -303,6 +305,36 @@ int flipByte(const std::string &in, uint64_t offset, const std::string &out) {
   return 0;
 }
 
+/// Sets element `index` of an F32 tensor to `value` ("nan", "inf" or a
+/// number), to make files with bad weights for negative tests.
+int pokeFloat(const std::string &in, const std::string &tensorName,
+              uint64_t index, const std::string &valueText,
+              const std::string &out) {
+  lowbit::gguf::Error err;
+  auto reader = lowbit::gguf::Reader::open(in, err);
+  if (!reader)
+    return fail(err.message());
+  const lowbit::gguf::TensorInfo *tensor = reader->findTensor(tensorName);
+  if (!tensor || tensor->ggmlType != 0)
+    return fail("no F32 tensor '" + tensorName + "' in " + in);
+  if (index >= tensor->elementCount())
+    return fail("index " + std::to_string(index) + " is outside '" +
+                tensorName + "'");
+  float value = valueText == "nan"   ? std::numeric_limits<float>::quiet_NaN()
+                : valueText == "inf" ? std::numeric_limits<float>::infinity()
+                                     : std::strtof(valueText.c_str(), nullptr);
+  uint64_t offset = reader->tensorFileOffset(*tensor) + index * 4;
+  reader.reset();
+  std::vector<char> bytes;
+  std::string why;
+  if (!readFile(in, bytes, why))
+    return fail(why);
+  std::memcpy(bytes.data() + offset, &value, 4);
+  if (!writeFile(out, bytes.data(), bytes.size(), why))
+    return fail(why);
+  return 0;
+}
+
 //===----------------------------------------------------------------------===//
 // make-fixture
 //===----------------------------------------------------------------------===//
@@ -493,6 +525,13 @@ int main(int argc, char **argv) {
       return usage();
     return cmd == "truncate" ? truncateFile(argv[2], n, out)
                              : flipByte(argv[2], n, out);
+  }
+  if (cmd == "poke" && argc == 8) {
+    std::string out = outputArg(argc, argv, 6);
+    uint64_t index;
+    if (out.empty() || !parseU64(argv[4], index))
+      return usage();
+    return pokeFloat(argv[2], argv[3], index, argv[5], out);
   }
   if (cmd == "make-fixture" && argc == 5) {
     std::string out = outputArg(argc, argv, 3);

@@ -9,5 +9,6 @@ int exportCommand(int argc, char **argv);
 int compileCommand(int argc, char **argv);
 int runCommand(int argc, char **argv);
 int evalCommand(int argc, char **argv);
+int imatrixCommand(int argc, char **argv);
 
 #endif // LOWBIT_TOOLS_COMMANDS_H

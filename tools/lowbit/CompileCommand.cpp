@@ -105,6 +105,9 @@ int compileCommand(int argc, char **argv) {
   if (!quant::findPreset(presetName))
     return cli::fail("unknown preset '" + presetName +
                      "' (see 'lowbit compile --help' for the list)");
+  if (presetName == "q2_k_s" && !cl.has("imatrix"))
+    return cli::fail("preset q2_k_s needs an importance matrix: pass "
+                     "--imatrix FILE (as llama.cpp's quantizer requires)");
   for (const std::string &rule : cl.getAll("tensor-type")) {
     quant::TypeOverride parsed;
     if (!quant::parseTypeOverride(rule, parsed, error))
@@ -123,7 +126,8 @@ int compileCommand(int argc, char **argv) {
   PassManager pm(context.get());
   LowBitAssignFormatsOptions assign;
   assign.preset = presetName;
-  assign.tensorTypes = cl.getAll("tensor-type");
+  assign.tensorTypes.assign(cl.getAll("tensor-type").begin(),
+                            cl.getAll("tensor-type").end());
   assign.outputTensorType = cl.get("output-tensor-type");
   assign.tokenEmbeddingType = cl.get("token-embedding-type");
   assign.pure = cl.has("pure");

@@ -8,6 +8,7 @@
 #include "CommandLine.h"
 #include "Commands.h"
 #include "ModelLoading.h"
+#include "Progress.h"
 
 #include "lowbit/Eval/Eval.h"
 #include "lowbit/Exec/Executor.h"
@@ -25,37 +26,29 @@ using namespace lowbit;
 
 namespace {
 
-/// A one-line progress bar on stderr, redrawn in place.
-class ProgressBar {
+/// Progress on stderr: chunks done, speed and time left.
+class EvalProgress {
 public:
-  ProgressBar(bool enabled, int64_t tokensPerUnit)
-      : enabled_(enabled), tokensPerUnit_(tokensPerUnit),
+  EvalProgress(const char *label, int64_t tokensPerChunk)
+      : bar_(label, cli::progressEnabled()), tokensPerChunk_(tokensPerChunk),
         start_(std::chrono::steady_clock::now()) {}
   void update(int64_t done, int64_t total) {
-    if (!enabled_)
-      return;
-    double secs = std::chrono::duration<double>(
-                      std::chrono::steady_clock::now() - start_)
-                      .count();
-    const int width = 30;
-    int filled = total > 0 ? static_cast<int>(width * done / total) : width;
-    std::string bar(filled, '=');
-    if (filled < width)
-      bar += '>' + std::string(width - filled - 1, ' ');
-    double eta = done > 0 ? secs / done * (total - done) : 0;
-    std::fprintf(stderr, "\r[%s] %lld/%lld chunks, %.0f tokens/s, ETA %ds ",
-                 bar.c_str(), static_cast<long long>(done),
-                 static_cast<long long>(total),
-                 secs > 0 ? done * tokensPerUnit_ / secs : 0.0,
-                 static_cast<int>(eta + 0.5));
+    double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start_)
+            .count();
+    char item[96];
+    std::snprintf(
+        item, sizeof(item), "chunks, %.0f tokens/s, ETA %ds",
+        secs > 0 ? done * tokensPerChunk_ / secs : 0.0,
+        done > 0 ? static_cast<int>(secs / done * (total - done) + 0.5) : 0);
+    bar_.update(static_cast<size_t>(done), static_cast<size_t>(total), item);
     if (done == total)
-      std::fprintf(stderr, "\n");
-    std::fflush(stderr);
+      bar_.finish();
   }
 
 private:
-  bool enabled_;
-  int64_t tokensPerUnit_;
+  cli::ProgressBar bar_;
+  int64_t tokensPerChunk_;
   std::chrono::steady_clock::time_point start_;
 };
 
@@ -253,6 +246,12 @@ int evalCommand(int argc, char **argv) {
   if (!driver::loadModelForExecution(path, model, error))
     return cli::fail(error);
   const Tokenizer &tok = *model.tokenizer;
+  if (model.desc.contextLength > 0 && ctx > model.desc.contextLength)
+    std::fprintf(stderr,
+                 "warning: %s: the model was trained on %lld context tokens "
+                 "(%lld specified)\n",
+                 path.c_str(), static_cast<long long>(model.desc.contextLength),
+                 ctx);
   exec::ExecOptions opts;
   opts.threads = static_cast<int>(threads);
   opts.contextSize = ctx;
@@ -262,7 +261,7 @@ int evalCommand(int argc, char **argv) {
     return cli::fail(path + ": " + error);
   const int32_t bos = tok.addBos() ? tok.bos() : -1;
   const bool json = cl.has("json");
-  ProgressBar bar(cli::progressEnabled(), ctx);
+  EvalProgress bar(kl ? "kl-divergence" : "perplexity", ctx);
 
   if (kl) {
     eval::KLOptions ko;
@@ -281,8 +280,8 @@ int evalCommand(int argc, char **argv) {
       std::printf("kl-divergence: %lld chunks of %lld tokens, %lld scored "
                   "positions, %.2f s (%.0f tokens/s, %d threads)\n\n",
                   static_cast<long long>(r.chunks), ctx,
-                  static_cast<long long>(r.count), r.seconds,
-                  r.tokensPerSecond, executor->threads());
+                  static_cast<long long>(r.count), r.seconds, r.tokensPerSecond,
+                  executor->threads());
       printKLReport(r);
     }
     return 0;

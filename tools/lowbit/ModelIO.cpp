@@ -60,6 +60,8 @@ std::unique_ptr<MLIRContext> makeContext() {
                   arith::ArithDialect>();
   auto context = std::make_unique<MLIRContext>(registry);
   context->loadAllAvailableDialects();
+  // Users read messages about tensors, not dumps of the op that failed.
+  context->printOpOnDiagnostic(false);
   context->getDiagEngine().registerHandler([](Diagnostic &diag) {
     printDiagnostic(diag);
     return success();

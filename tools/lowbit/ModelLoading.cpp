@@ -38,9 +38,9 @@ bool loadModelForExecution(const std::string &path, ExecutableModel &out,
     return false;
   }
   std::string why;
-  if (!exec::modelFromGGUF(std::shared_ptr<const gguf::Reader>(
-                               std::move(reader)),
-                           out.desc, why)) {
+  if (!exec::modelFromGGUF(
+          std::shared_ptr<const gguf::Reader>(std::move(reader)), out.desc,
+          why)) {
     err = path + ": " + why;
     return false;
   }

@@ -1,4 +1,4 @@
-//===- ModelLoading.h - Models for `lowbit run` and `lowbit eval` -*- C++ -*-===//
+//===- ModelLoading.h - Models for lowbit run and eval ----------*- C++ -*-===//
 //
 // The one place where the executing subcommands turn a path into something
 // the reference executor can run. Today a GGUF file; lowbit IR can be added

@@ -60,8 +60,7 @@ int runCommand(int argc, char **argv) {
       !cl.getInt("top-k", topK, error) ||
       !cl.getInt("threads", threads, error) ||
       !cl.getInt("ctx-size", ctx, error) || !cl.getInt("seed", seed, error) ||
-      !cl.getDouble("temp", temp, error) ||
-      !cl.getDouble("top-p", topP, error))
+      !cl.getDouble("temp", temp, error) || !cl.getDouble("top-p", topP, error))
     return cli::fail(error);
   if (nPredict < 0)
     return cli::fail("--n-predict must not be negative");
@@ -116,14 +115,13 @@ int runCommand(int argc, char **argv) {
   std::fflush(stdout);
   if (!ok)
     return cli::fail(path + ": " + error);
-  double secs = std::chrono::duration<double>(
-                    std::chrono::steady_clock::now() - t0)
-                    .count();
+  double secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
+          .count();
   std::fprintf(stderr,
                "lowbit run: %zu prompt + %zu generated tokens in %.2f s "
                "(%.1f tokens/s, %d threads)\n",
                promptTokens.size(), generated.size(), secs,
-               secs > 0 ? generated.size() / secs : 0.0,
-               executor->threads());
+               secs > 0 ? generated.size() / secs : 0.0, executor->threads());
   return 0;
 }

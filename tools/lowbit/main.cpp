@@ -15,6 +15,9 @@ const Subcommand kSubcommands[] = {
     {"export", exportCommand, "Write lowbit IR (or a model) as a GGUF file"},
     {"compile", compileCommand,
      "Quantize a model with a preset and rules; write GGUF"},
+    {"imatrix", imatrixCommand, "Show or convert llama.cpp importance matrices"},
+    {"run", runCommand, "Generate text with the reference executor"},
+    {"eval", evalCommand, "Perplexity and KL divergence (llama.cpp protocol)"},
 };
 
 void printUsage(FILE *out) {

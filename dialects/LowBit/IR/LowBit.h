@@ -44,9 +44,11 @@ Attribute getMetadata(ModuleOp module, llvm::StringRef key);
 std::optional<int64_t> getMetadataInt(ModuleOp module, llvm::StringRef key);
 std::optional<std::string> getMetadataString(ModuleOp module,
                                              llvm::StringRef key);
-/// Replaces the value of `key` where it stands, or appends it (as GGUF
-/// writers do).
+/// Replaces the value of `key` where it stands, or appends it.
 void setMetadata(ModuleOp module, llvm::StringRef key, Attribute value);
+/// Removes `key` (if present) and appends it with `value`: what llama.cpp's
+/// gguf_set_val_* does, so quantized files list keys in llama.cpp's order.
+void appendMetadata(ModuleOp module, llvm::StringRef key, Attribute value);
 } // namespace mlir::lowbit
 
 #endif // LOWBIT_DIALECT_LOWBIT_IR_LOWBIT_H

@@ -51,3 +51,15 @@ void mlir::lowbit::setMetadata(ModuleOp module, StringRef key,
     entries.push_back(entry);
   module->setAttr(kMetadataAttrName, ArrayAttr::get(context, entries));
 }
+
+void mlir::lowbit::appendMetadata(ModuleOp module, StringRef key,
+                                  Attribute value) {
+  MLIRContext *context = module.getContext();
+  SmallVector<Attribute> entries;
+  if (auto existing = module->getAttrOfType<ArrayAttr>(kMetadataAttrName))
+    for (Attribute entry : existing)
+      if (auto kv = dyn_cast<MetadataEntryAttr>(entry); !kv || kv.getKey() != key)
+        entries.push_back(entry);
+  entries.push_back(MetadataEntryAttr::get(context, key, value));
+  module->setAttr(kMetadataAttrName, ArrayAttr::get(context, entries));
+}

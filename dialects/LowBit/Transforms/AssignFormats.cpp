@@ -20,7 +20,7 @@ namespace {
 constexpr uint32_t kGGMLQuantizationVersion = 2;
 
 struct AssignFormatsPass
-    : public impl::LowBitAssignFormatsBase<AssignFormatsPass> {
+    : public mlir::lowbit::impl::LowBitAssignFormatsBase<AssignFormatsPass> {
   using Base::Base;
 
   LogicalResult parseFormat(StringRef option, const std::string &name,
@@ -106,9 +106,9 @@ struct AssignFormatsPass
     if (options.preset) {
       // llama.cpp writes both keys on every quantized file, in this order.
       auto u32 = IntegerType::get(context, 32, IntegerType::Unsigned);
-      setMetadata(module, "general.quantization_version",
+      appendMetadata(module, "general.quantization_version",
                   IntegerAttr::get(u32, kGGMLQuantizationVersion));
-      setMetadata(module, "general.file_type",
+      appendMetadata(module, "general.file_type",
                   IntegerAttr::get(u32, options.preset->llamaFileType));
     }
   }

@@ -28,8 +28,25 @@ QuantizeProgressFn progressCallback;
 /// (a 128k x 8k embedding is never held in f32 at once).
 constexpr int64_t kRowsPerChunk = 256;
 
-struct QuantizePass : public impl::LowBitQuantizeBase<QuantizePass> {
+struct QuantizePass
+    : public mlir::lowbit::impl::LowBitQuantizeBase<QuantizePass> {
   using Base::Base;
+
+  /// The keys llama.cpp's quantize tool writes when it uses an imatrix.
+  void recordImatrixMetadata(ModuleOp module,
+                             const ::lowbit::calib::IMatrix &data) {
+    MLIRContext *context = module.getContext();
+    auto i32 = IntegerType::get(context, 32, IntegerType::Signed);
+    appendMetadata(module, "quantize.imatrix.file", StringAttr::get(context, imatrix));
+    if (!data.datasets.empty())
+      appendMetadata(module, "quantize.imatrix.dataset",
+                  StringAttr::get(context, data.datasets.front()));
+    appendMetadata(module, "quantize.imatrix.entries_count",
+                IntegerAttr::get(i32, static_cast<int64_t>(data.entries.size())));
+    if (data.chunkCount > 0)
+      appendMetadata(module, "quantize.imatrix.chunks_count",
+                  IntegerAttr::get(i32, data.chunkCount));
+  }
 
   LogicalResult quantizeWeight(GlobalWeightOp weight, formats::Format target,
                                const ::lowbit::calib::IMatrix *imatrix);
@@ -45,6 +62,7 @@ struct QuantizePass : public impl::LowBitQuantizeBase<QuantizePass> {
         return signalPassFailure();
       }
       imatrixPtr = &imatrixData;
+      recordImatrixMetadata(module, imatrixData);
     }
     SmallVector<std::pair<GlobalWeightOp, formats::Format>> work;
     for (GlobalWeightOp weight : module.getOps<GlobalWeightOp>())
@@ -83,8 +101,8 @@ QuantizePass::quantizeWeight(GlobalWeightOp weight, formats::Format target,
   const formats::FormatInfo &sourceInfo = type.getFormat().getInfo();
   int64_t rows = type.getNumRows(), n = type.getRowLength();
   if (n % targetInfo.blockSize != 0)
-    return weight.emitOpError()
-           << "cannot store '" << name << "' as " << targetInfo.name
+    return emitError(weight.getLoc())
+           << "tensor '" << name << "' cannot be stored as " << targetInfo.name
            << ": its row length " << n << " is not a multiple of the block size "
            << targetInfo.blockSize;
   if (type.getLayout())
@@ -97,7 +115,7 @@ QuantizePass::quantizeWeight(GlobalWeightOp weight, formats::Format target,
   if (imatrix) {
     importance = imatrix->importance(name.str());
     if (!importance.empty() && static_cast<int64_t>(importance.size()) != n)
-      return weight.emitOpError()
+      return emitError(weight.getLoc())
              << "the importance matrix has " << importance.size()
              << " values for '" << name << "' but its rows have " << n
              << " columns; was it computed for another model?";
@@ -110,7 +128,7 @@ QuantizePass::quantizeWeight(GlobalWeightOp weight, formats::Format target,
   std::string error;
   const uint8_t *source = getWeightBytes(weight, error);
   if (!source)
-    return weight.emitOpError() << error;
+    return emitError(weight.getLoc()) << "tensor '" << name << "': " << error;
 
   uint64_t sourceRowBytes = formats::rowBytes(sourceInfo, n);
   uint64_t targetRowBytes = formats::rowBytes(targetInfo, n);
@@ -139,10 +157,9 @@ QuantizePass::quantizeWeight(GlobalWeightOp weight, formats::Format target,
                                count, n,
                                importance.empty() ? nullptr : importance.data(),
                                nthreads, &why))
-      return weight.emitOpError() << "cannot quantize '" << name << "' to "
-                                  << targetInfo.name << ": " << why
-                                  << " (in rows " << row << ".."
-                                  << row + count - 1 << ")";
+      return emitError(weight.getLoc())
+             << "tensor '" << name << "': " << why << " (counting from row "
+             << row << ")";
     decoded.resize(static_cast<size_t>(count * n));
     formats::dequantizeRows(target, out + row * targetRowBytes, decoded.data(),
                             count, n, nthreads);

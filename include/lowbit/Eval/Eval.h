@@ -109,7 +109,7 @@ struct PerplexityResult {
   double pplError = 0; // llama.cpp's "+/-"
   /// PPL over the chunks so far, after each chunk (llama.cpp's [i]x.xxxx).
   std::vector<double> runningPpl;
-  double seconds = 0;     // wall time of the evaluation
+  double seconds = 0;         // wall time of the evaluation
   double tokensPerSecond = 0; // evaluated tokens (chunks * ctx) per second
 };
 
@@ -160,14 +160,12 @@ struct KLResult {
   Estimate pplRatio;           // PPL(Q)/PPL(base)
   Estimate pplDiff;            // PPL(Q)-PPL(base)
   Estimate kld;
-  double kldMax = 0, kld999 = 0, kld99 = 0, kld95 = 0, kld90 = 0,
-         kldMedian = 0, kld10 = 0, kld5 = 0, kld1 = 0, kld01 = 0,
-         kldMin = 0;
+  double kldMax = 0, kld999 = 0, kld99 = 0, kld95 = 0, kld90 = 0, kldMedian = 0,
+         kld10 = 0, kld5 = 0, kld1 = 0, kld01 = 0, kldMin = 0;
   Estimate deltaP; // mean p(Q) - p(base) of the correct token
-  double deltaPMax = 0, deltaP999 = 0, deltaP99 = 0, deltaP95 = 0,
-         deltaP90 = 0, deltaP75 = 0, deltaPMedian = 0, deltaP25 = 0,
-         deltaP10 = 0, deltaP5 = 0, deltaP1 = 0, deltaP01 = 0,
-         deltaPMin = 0;
+  double deltaPMax = 0, deltaP999 = 0, deltaP99 = 0, deltaP95 = 0, deltaP90 = 0,
+         deltaP75 = 0, deltaPMedian = 0, deltaP25 = 0, deltaP10 = 0,
+         deltaP5 = 0, deltaP1 = 0, deltaP01 = 0, deltaPMin = 0;
   Estimate rmsDeltaP;
   Estimate sameTop; // fraction of positions with the same argmax
   double seconds = 0, tokensPerSecond = 0;

@@ -41,14 +41,15 @@ struct ExecOptions {
 using MatmulObserver = std::function<void(
     const std::string &weight, const float *x, int64_t tokens, int64_t k)>;
 
+/// One executor holds one sequence's KV cache; its methods must not be
+/// called concurrently (they use every thread of its pool themselves).
 class Executor {
 public:
   /// Validates `model` and allocates the KV cache and buffers. The memory the
   /// model's weights point into must outlive the executor (ModelDesc::storage
   /// is copied, so a GGUF-backed model keeps itself alive).
-  static std::unique_ptr<Executor> create(const ModelDesc &model,
-                                          const ExecOptions &options,
-                                          std::string &err);
+  static std::unique_ptr<Executor>
+  create(const ModelDesc &model, const ExecOptions &options, std::string &err);
   ~Executor();
 
   /// Evaluates `n` tokens at positions [pos, pos + n); the KV cache must hold
@@ -57,8 +58,7 @@ public:
   /// `logits` ((n - firstOutput) x vocabSize(), row-major). firstOutput = n
   /// computes none, n - 1 only the last.
   bool eval(const int32_t *tokens, int64_t n, int64_t pos,
-            std::vector<float> &logits, int64_t firstOutput,
-            std::string &err);
+            std::vector<float> &logits, int64_t firstOutput, std::string &err);
   /// Convenience: logits of the last token only.
   bool evalLast(const std::vector<int32_t> &tokens, int64_t pos,
                 std::vector<float> &logits, std::string &err) {
@@ -71,9 +71,12 @@ public:
   /// Positions currently held in the KV cache.
   int64_t cachedTokens() const { return cached_; }
 
-  void setObserver(MatmulObserver observer) {
-    observer_ = std::move(observer);
-  }
+  void setObserver(MatmulObserver observer) { observer_ = std::move(observer); }
+
+  /// Runs fn(task, thread) for tasks [0, count) on the executor's threads
+  /// (thread < threads()), for callers' own per-row work such as
+  /// log-softmax over logits.
+  void parallelFor(int64_t count, const std::function<void(int64_t, int)> &fn);
 
   const ModelDesc &model() const { return model_; }
   int64_t vocabSize() const { return model_.vocabSize; }
@@ -83,12 +86,12 @@ public:
 
 private:
   Executor() = default;
-  bool evalBatch(const int32_t *tokens, int64_t n, int64_t pos,
-                 float *logits, int64_t firstOutput);
+  bool evalBatch(const int32_t *tokens, int64_t n, int64_t pos, float *logits,
+                 int64_t firstOutput);
   void matmul(const WeightRef &w, const std::string &name, const float *x,
               int64_t rows, float *y);
-  void rmsNorm(const float *x, const std::vector<float> &weight,
-               int64_t rows, float *y);
+  void rmsNorm(const float *x, const std::vector<float> &weight, int64_t rows,
+               float *y);
   void rope(float *x, int64_t rows, int64_t heads, int64_t pos);
   void attention(int64_t layer, int64_t n, int64_t pos);
 

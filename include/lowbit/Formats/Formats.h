@@ -16,12 +16,19 @@
 //                                                     x = q * d
 //   I4_ASYM_Gn   f16 scale d | u8 zero point z (0..15) | n/2 bytes of uint4 q
 //                                                     x = (q - z) * d
-//   NF4_G64      f16 absmax scale d | 32 bytes of 4-bit indices
+//   NF4_G64      f16 scale d | 32 bytes of 4-bit indices
 //                                                     x = kNF4Levels[q] * d
 //
 // 4-bit values are packed low nibble first: byte k holds element 2k in bits
 // 0-3 and element 2k+1 in bits 4-7 (the ONNX int4 / MatMulNBits order). A zero
-// point is an integer inside the value range, so 0.0 is always exact.
+// point is an integer inside the value range, so 0.0 is always exact. NF4's d
+// decodes like QLoRA's absmax; the encoder starts from the absmax and keeps a
+// nearby scale when it has a smaller error.
+//
+// Encoders: without importance, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0,
+// TQ1_0 and TQ2_0 produce ggml's reference bytes (quantize_row_*_ref). Other
+// paths search block scales for the smallest (importance-)weighted error;
+// their bytes are one valid encoding, not ggml's.
 //
 //===----------------------------------------------------------------------===//
 #ifndef LOWBIT_FORMATS_FORMATS_H

@@ -26,12 +26,13 @@ lowbit.global_weight @blk.0.narrow.weight : !lowbit.qtensor<4x64 : f32> = #lowbi
 lowbit.global_weight @output.weight : !lowbit.qtensor<512x256 : f32> = #lowbit.external<"m", offset = 0, size = 524288>
 }
 
-// Q4KM: #lowbit.kv<"general.file_type", 15 : ui32>
-// Q4KM-SAME: #lowbit.kv<"general.quantization_version", 2 : ui32>
+// llama.cpp moves both keys to the end, quantization_version first.
+// Q4KM: #lowbit.kv<"general.architecture", "llama">, #lowbit.kv<"llama.block_count", 8 : ui32>
+// Q4KM-SAME: #lowbit.kv<"general.quantization_version", 2 : ui32>, #lowbit.kv<"general.file_type", 15 : ui32>]
 // Q4KM: @token_embd.weight {{.*}} {lowbit.target = #lowbit.format<q4_k>}
-// Q4KM: @blk.0.attn_v.weight {{.*}} {lowbit.target = #lowbit.format<q6_k>}
+// 3 attn_v tensors: use_more_bits holds only for the last (rank 2 >= 7*3/8).
+// Q4KM: @blk.0.attn_v.weight {{.*}} {lowbit.target = #lowbit.format<q4_k>}
 // Q4KM: @blk.1.attn_v.weight {{.*}} {lowbit.target = #lowbit.format<q4_k>}
-// 3 attn_v tensors: use_more_bits(2 of 3) holds for the last (rank 2 >= 7*3/8).
 // Q4KM: @blk.3.attn_v.weight {{.*}} {lowbit.target = #lowbit.format<q6_k>}
 // Q4KM: @blk.0.ffn_down.weight {{.*}} {lowbit.target = #lowbit.format<q6_k>}
 // Q4KM: @blk.1.ffn_down.weight {{.*}} {lowbit.target = #lowbit.format<q4_k>}

@@ -2,19 +2,21 @@
 
 // A row of 32 ones in Q8_0: d = 1/127 (f16 0x2008), every quant 127.
 // CHECK-LABEL: module
-// CHECK: lowbit.global_weight @w : !lowbit.qtensor<2x32 : q8_0> = dense_resource<w> : tensor<68xi8> {{lowbit.quant_error = {{.*}} : f32}}
-// CHECK: func.func @f() -> !lowbit.qtensor<2x32 : q8_0>
-// CHECK-NEXT: lowbit.weight @w : <2x32 : q8_0>
+// CHECK: lowbit.global_weight @w : !lowbit.qtensor<2x32 : q8_0> = dense_resource<[[BLOB:w[_0-9]*]]> : tensor<68xi8> {lowbit.quant_error = {{.*}} : f32}
 // Untouched weights keep their data.
 // CHECK: lowbit.global_weight @keep : !lowbit.qtensor<1x32 : f32> = dense_resource<keep> : tensor<128xi8>
-// CHECK: w: "0x08000000
+// CHECK: func.func @f
+// CHECK-NEXT: %[[W:.*]] = lowbit.weight @w : <2x32 : q8_0>
+// CHECK-NEXT: lowbit.matmul %{{.*}}, %[[W]] : tensor<?x32xf32>, !lowbit.qtensor<2x32 : q8_0> -> tensor<?x2xf32>
+// CHECK: [[BLOB]]: "0x08000000
 // CHECK-SAME: 08207F7F7F7F7F7F7F7F7F7F7F7F7F7F7F7F7F7F7F7F7F7F7F7F7F7F7F7F7F7F7F7F
 // CHECK-SAME: 08208181818181818181818181818181818181818181818181818181818181818181"
 lowbit.global_weight @w : !lowbit.qtensor<2x32 : f32> = dense_resource<w> : tensor<256xi8> {lowbit.target = #lowbit.format<q8_0>}
 lowbit.global_weight @keep : !lowbit.qtensor<1x32 : f32> = dense_resource<keep> : tensor<128xi8>
-func.func @f() -> !lowbit.qtensor<2x32 : f32> {
+func.func @f(%x: tensor<?x32xf32>) -> tensor<?x2xf32> {
   %w = lowbit.weight @w : !lowbit.qtensor<2x32 : f32>
-  return %w : !lowbit.qtensor<2x32 : f32>
+  %y = lowbit.matmul %x, %w : tensor<?x32xf32>, !lowbit.qtensor<2x32 : f32> -> tensor<?x2xf32>
+  return %y : tensor<?x2xf32>
 }
 {-#
   dialect_resources: {

@@ -13,6 +13,9 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
 #include <string>
 #include <vector>
 
@@ -114,6 +117,27 @@ TEST(HalfConversion, RoundsToNearestEven) {
   EXPECT_EQ(fp32ToFp16(0x1.0p-14f), 0x0400);
   EXPECT_EQ(fp32ToFp16(bitsFloat(1)), 0x0000) << "float subnormal";
 }
+
+#if defined(__x86_64__) || defined(__i386__)
+__attribute__((target("f16c"))) uint16_t hardwareHalf(float f) {
+  return _cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT);
+}
+
+TEST(HalfConversion, MatchesF16CHardwareOnSampledFloats) {
+  if (!__builtin_cpu_supports("f16c"))
+    GTEST_SKIP() << "no F16C on this CPU";
+  // A prime stride visits every exponent and many mantissas of both signs.
+  for (uint64_t b = 0; b < (1ull << 32); b += 251) {
+    const float f = bitsFloat(static_cast<uint32_t>(b));
+    const uint16_t want = hardwareHalf(f), got = fp32ToFp16(f);
+    if (std::isnan(f)) {
+      ASSERT_TRUE(std::isnan(fp16ToFp32(got))) << std::hex << b;
+      continue;
+    }
+    ASSERT_EQ(got, want) << "float bits 0x" << std::hex << b;
+  }
+}
+#endif
 
 TEST(BFloat16Conversion, RoundTripsEveryBitPattern) {
   for (uint32_t b = 0; b < 0x10000; ++b) {

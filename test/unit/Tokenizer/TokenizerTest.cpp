@@ -59,15 +59,15 @@ TEST(Unicode, Categories) {
   EXPECT_EQ(flags('\n'), Control | Whitespace);
   EXPECT_EQ(flags('!'), Punctuation);
   EXPECT_EQ(flags('$'), Symbol);
-  EXPECT_EQ(flags(0xe9), Letter);           // é
-  EXPECT_EQ(flags(0x2013), Punctuation);    // en dash
-  EXPECT_EQ(flags(0x2713), Symbol);         // check mark
-  EXPECT_EQ(flags(0x0301), Mark);           // combining acute
-  EXPECT_EQ(flags(0x0663), Number);         // Arabic-Indic three
+  EXPECT_EQ(flags(0xe9), Letter);        // é
+  EXPECT_EQ(flags(0x2013), Punctuation); // en dash
+  EXPECT_EQ(flags(0x2713), Symbol);      // check mark
+  EXPECT_EQ(flags(0x0301), Mark);        // combining acute
+  EXPECT_EQ(flags(0x0663), Number);      // Arabic-Indic three
   EXPECT_EQ(flags(0x3000), Separator | Whitespace);
-  EXPECT_EQ(flags(0x4e00), Letter);         // CJK range start
-  EXPECT_EQ(flags(0x9fff), Letter);         // CJK range end
-  EXPECT_EQ(flags(0x0378), Control);        // unassigned -> Cn
+  EXPECT_EQ(flags(0x4e00), Letter);  // CJK range start
+  EXPECT_EQ(flags(0x9fff), Letter);  // CJK range end
+  EXPECT_EQ(flags(0x0378), Control); // unassigned -> Cn
   EXPECT_EQ(flags(0x10ffff), Control);
   EXPECT_EQ(flags(0x110000), 0);
 }
@@ -108,8 +108,8 @@ const char kSample[] = "Hello world!  It's 2024.\n\nBye  ";
 
 TEST(PreTokenizer, Gpt2) {
   EXPECT_EQ(preTokenize(kSample, PreTokenizer::GPT2),
-            (Words{"Hello", " world", "!", " ", " It", "'s", " 2024", ".",
-                   "\n", "\n", "Bye", "  "}));
+            (Words{"Hello", " world", "!", " ", " It", "'s", " 2024", ".", "\n",
+                   "\n", "Bye", "  "}));
   EXPECT_EQ(preTokenize("I'LL a--b", PreTokenizer::GPT2),
             (Words{"I", "'", "LL", " a", "--", "b"}));
 }
@@ -121,18 +121,18 @@ TEST(PreTokenizer, Llama3) {
   // Case-insensitive contractions; newlines stick to punctuation.
   EXPECT_EQ(preTokenize("I'LL (x)\r\n \n", PreTokenizer::Llama3),
             (Words{"I", "'LL", " (", "x", ")\r\n", " \n"}));
-  EXPECT_EQ(preTokenize("caf\xc3\xa9 \xe2\x80\x93 na\xc3\xafve \xe2\x9c\x93 "
-                        "\xe6\x9d\xb1\xe4\xba\xac \xd9\xa1\xd9\xa2\xd9\xa3",
-                        PreTokenizer::Llama3),
-            (Words{"caf\xc3\xa9", " \xe2\x80\x93", " na\xc3\xafve",
-                   " \xe2\x9c\x93", " \xe6\x9d\xb1\xe4\xba\xac", " ",
-                   "\xd9\xa1\xd9\xa2\xd9\xa3"}));
+  EXPECT_EQ(
+      preTokenize("caf\xc3\xa9 \xe2\x80\x93 na\xc3\xafve \xe2\x9c\x93 "
+                  "\xe6\x9d\xb1\xe4\xba\xac \xd9\xa1\xd9\xa2\xd9\xa3",
+                  PreTokenizer::Llama3),
+      (Words{"caf\xc3\xa9", " \xe2\x80\x93", " na\xc3\xafve", " \xe2\x9c\x93",
+             " \xe6\x9d\xb1\xe4\xba\xac", " ", "\xd9\xa1\xd9\xa2\xd9\xa3"}));
 }
 
 TEST(PreTokenizer, Qwen2) {
   EXPECT_EQ(preTokenize(kSample, PreTokenizer::Qwen2),
-            (Words{"Hello", " world", "!", " ", " It", "'s", " ", "2", "0",
-                   "2", "4", ".\n\n", "Bye", "  "}));
+            (Words{"Hello", " world", "!", " ", " It", "'s", " ", "2", "0", "2",
+                   "4", ".\n\n", "Bye", "  "}));
 }
 
 TEST(PreTokenizer, Default) {
@@ -171,18 +171,42 @@ Value ints(const std::vector<int32_t> &v) {
 // "Ġ" is the GPT-2 image of the space byte, "Ċ" of '\n', "Ã©" of "é".
 const std::vector<std::string> kBpeTokens = {
     "<|endoftext|>", // 0  control
-    "h", "e", "l", "o", "\xc4\xa0", "w", "r", "d", "!", // 1..9
-    "he", "ll", "hell", "hello",                        // 10..13
-    "\xc4\xa0w", "or", "\xc4\xa0wor", "\xc4\xa0worl",   // 14..17
-    "\xc4\xa0world",                                    // 18
-    "'", "s", "'s", "1", "2", "3", "12",                // 19..25
-    "\xc4\x8a", "\xc3\x83", "\xc2\xa9", "\xc3\x83\xc2\xa9", // 26..29
-    "<tool>",                                           // 30 user-defined
+    "h",
+    "e",
+    "l",
+    "o",
+    "\xc4\xa0",
+    "w",
+    "r",
+    "d",
+    "!", // 1..9
+    "he",
+    "ll",
+    "hell",
+    "hello", // 10..13
+    "\xc4\xa0w",
+    "or",
+    "\xc4\xa0wor",
+    "\xc4\xa0worl",  // 14..17
+    "\xc4\xa0world", // 18
+    "'",
+    "s",
+    "'s",
+    "1",
+    "2",
+    "3",
+    "12", // 19..25
+    "\xc4\x8a",
+    "\xc3\x83",
+    "\xc2\xa9",
+    "\xc3\x83\xc2\xa9", // 26..29
+    "<tool>",           // 30 user-defined
 };
 const std::vector<std::string> kBpeMerges = {
-    "h e",       "l l",           "he ll",         "hell o",
-    "\xc4\xa0 w", "o r",          "\xc4\xa0w or", "\xc4\xa0wor l",
-    "\xc4\xa0worl d", "' s",      "1 2",           "\xc3\x83 \xc2\xa9",
+    "h e",          "l l",           "he ll",
+    "hell o",       "\xc4\xa0 w",    "o r",
+    "\xc4\xa0w or", "\xc4\xa0wor l", "\xc4\xa0worl d",
+    "' s",          "1 2",           "\xc3\x83 \xc2\xa9",
 };
 
 std::vector<KeyValue> bpeMetadata(const std::string &pre, bool addBos) {
@@ -322,17 +346,16 @@ TEST(SpmTokenizer, Stories260K) {
 
   EXPECT_EQ(t->tokenize("Once upon a time, there was a little girl named "
                         "Lily."),
-            ids({1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315,
-                 421, 395, 317, 426}));
+            ids({1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421,
+                 395, 317, 426}));
   EXPECT_EQ(t->tokenize(kUnicodeLine),
             ids({1,   346, 306, 414, 263, 304, 341, 443, 410, 475, 479,
                  472, 484, 297, 425, 423, 430, 285, 419, 432, 410, 471,
                  434, 453, 464, 487, 467, 280, 412, 431, 485, 410, 476,
                  297, 412, 198, 178, 360, 410, 229, 159, 150}));
   EXPECT_EQ(t->tokenize("  leading spaces and\nnewlines\ttabs"),
-            ids({1, 410, 410, 278, 411, 380, 299, 262, 427, 412, 331, 419,
-                 269, 13, 416, 411, 424, 421, 271, 406, 12, 413, 412, 430,
-                 419}));
+            ids({1,  410, 410, 278, 411, 380, 299, 262, 427, 412, 331, 419, 269,
+                 13, 416, 411, 424, 421, 271, 406, 12,  413, 412, 430, 419}));
 
   // Round trips: without BOS the prepended space is removed again.
   for (const char *text :
@@ -362,15 +385,16 @@ TEST(SpmTokenizer, Docs256) {
   auto t = Tokenizer::create(md, err);
   ASSERT_TRUE(t) << err;
   EXPECT_EQ(t->vocabSize(), 4096);
-  EXPECT_EQ(t->tokenize("The kernel schedules tasks. In the beginning 2024 "
-                        "God  created the heaven."),
-            ids({1, 347, 587, 1955, 2107, 2631, 3954, 577, 264, 3907, 3932,
-                 3974, 3959, 3974, 3984, 902, 3932, 1863, 264, 3157, 3954}));
-  EXPECT_EQ(t->tokenize(kUnicodeLine),
-            ids({1,    1513, 304,  3936, 2218, 4020, 3932, 3967,
-                 3974, 3985, 3984, 2879, 3956, 513,  3962, 3986,
-                 3950, 3990, 3961, 1840, 3948, 4046, 3932, 4040,
-                 300,  3935, 4093, 340,  3932, 229,  159,  150}));
+  EXPECT_EQ(
+      t->tokenize("The kernel schedules tasks. In the beginning 2024 "
+                  "God  created the heaven."),
+      ids({1,    347,  587,  1955, 2107, 2631, 3954, 577, 264,  3907, 3932,
+           3974, 3959, 3974, 3984, 902,  3932, 1863, 264, 3157, 3954}));
+  EXPECT_EQ(
+      t->tokenize(kUnicodeLine),
+      ids({1,    1513, 304, 3936, 2218, 4020, 3932, 3967, 3974, 3985, 3984,
+           2879, 3956, 513, 3962, 3986, 3950, 3990, 3961, 1840, 3948, 4046,
+           3932, 4040, 300, 3935, 4093, 340,  3932, 229,  159,  150}));
   std::vector<TokenId> toks = t->tokenize(kUnicodeLine, false);
   EXPECT_EQ(t->detokenize(toks), kUnicodeLine);
   EXPECT_EQ(t->tokenize(""), ids({1}));

@@ -1,0 +1,457 @@
+//===- ExecTest.cpp - Reference executor unit tests -----------------------===//
+//
+// A small random llama model built in memory is run by the executor and by a
+// naive transcription of the forward pass written here; they must agree.
+// Then the properties the executor promises: logits do not depend on the
+// thread count or on how the tokens are batched (bit for bit), quantized
+// weights are decoded on the fly, the observer sees every matmul input.
+//
+//===----------------------------------------------------------------------===//
+#include "lowbit/Exec/Executor.h"
+
+#include "lowbit/Exec/ThreadPool.h"
+#include "lowbit/Formats/Formats.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <set>
+#include <sys/stat.h>
+
+using namespace lowbit;
+using namespace lowbit::exec;
+
+namespace {
+
+struct Dims {
+  int64_t d = 32, heads = 4, kvHeads = 2, hd = 8, ff = 64, vocab = 40,
+          layers = 2, ctx = 48;
+};
+
+/// A model whose weights live in `blobs` (owned through ModelDesc::storage).
+struct SyntheticModel {
+  ModelDesc desc;
+  // f32 copies of every weight as the executor decodes them, for the naive
+  // reference.
+  std::map<std::string, std::vector<float>> ref;
+};
+
+SyntheticModel makeModel(const Dims &dm, formats::Format fmt, bool tied,
+                         RopeMode mode, uint32_t seed = 1) {
+  SyntheticModel m;
+  ModelDesc &d = m.desc;
+  d.vocabSize = dm.vocab;
+  d.embeddingLength = dm.d;
+  d.blockCount = dm.layers;
+  d.feedForwardLength = dm.ff;
+  d.headCount = dm.heads;
+  d.headCountKV = dm.kvHeads;
+  d.headDim = dm.hd;
+  d.ropeDims = dm.hd;
+  d.contextLength = dm.ctx;
+  d.ropeMode = mode;
+  auto blobs = std::make_shared<std::vector<std::vector<uint8_t>>>();
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+
+  auto add = [&](const std::string &name, int64_t rows, int64_t cols,
+                 float scale, float offset, formats::Format f) {
+    std::vector<float> w(rows * cols);
+    for (float &x : w)
+      x = offset + scale * normal(rng);
+    const formats::FormatInfo &fi = formats::info(f);
+    uint64_t rb = formats::rowBytes(fi, cols);
+    ASSERT_GT(rb, 0u) << name;
+    std::vector<uint8_t> bytes(rb * rows);
+    std::string why;
+    ASSERT_TRUE(formats::quantizeRows(f, w.data(), bytes.data(), rows, cols,
+                                      nullptr, 1, &why))
+        << why;
+    std::vector<float> decoded(rows * cols);
+    formats::dequantizeRows(f, bytes.data(), decoded.data(), rows, cols, 1);
+    blobs->push_back(std::move(bytes));
+    WeightRef ref;
+    ref.format = f;
+    ref.rows = rows;
+    ref.cols = cols;
+    ref.rowBytes = rb;
+    ref.data = blobs->back().data();
+    d.weights[name] = ref;
+    m.ref[name] = std::move(decoded);
+  };
+  blobs->reserve(64);
+  const int64_t q = dm.heads * dm.hd, kv = dm.kvHeads * dm.hd;
+  add("token_embd.weight", dm.vocab, dm.d, 1.0f, 0.0f, fmt);
+  for (int64_t l = 0; l < dm.layers; ++l) {
+    add(layerWeightName(l, "attn_norm"), 1, dm.d, 0.1f, 1.0f,
+        formats::Format::F32);
+    add(layerWeightName(l, "attn_q"), q, dm.d, 0.3f, 0.0f, fmt);
+    add(layerWeightName(l, "attn_k"), kv, dm.d, 0.3f, 0.0f, fmt);
+    add(layerWeightName(l, "attn_v"), kv, dm.d, 0.3f, 0.0f, fmt);
+    add(layerWeightName(l, "attn_output"), dm.d, q, 0.2f, 0.0f, fmt);
+    add(layerWeightName(l, "ffn_norm"), 1, dm.d, 0.1f, 1.0f,
+        formats::Format::F32);
+    add(layerWeightName(l, "ffn_gate"), dm.ff, dm.d, 0.3f, 0.0f, fmt);
+    add(layerWeightName(l, "ffn_up"), dm.ff, dm.d, 0.3f, 0.0f, fmt);
+    add(layerWeightName(l, "ffn_down"), dm.d, dm.ff, 0.2f, 0.0f, fmt);
+  }
+  add("output_norm.weight", 1, dm.d, 0.1f, 1.0f, formats::Format::F32);
+  if (!tied)
+    add("output.weight", dm.vocab, dm.d, 0.3f, 0.0f, fmt);
+  d.storage = blobs;
+  return m;
+}
+
+/// The forward pass written as plainly as possible (double accumulators).
+std::vector<float> naiveForward(const SyntheticModel &m,
+                                const std::vector<int32_t> &toks) {
+  const ModelDesc &d = m.desc;
+  const int64_t D = d.embeddingLength, H = d.headCount, Hkv = d.headCountKV,
+                hd = d.headDim, F = d.feedForwardLength, V = d.vocabSize,
+                T = toks.size();
+  auto W = [&](const std::string &n) -> const std::vector<float> & {
+    return m.ref.at(n);
+  };
+  auto matvec = [&](const std::vector<float> &w, int64_t rows, int64_t cols,
+                    const float *x, float *y) {
+    for (int64_t r = 0; r < rows; ++r) {
+      double s = 0;
+      for (int64_t c = 0; c < cols; ++c)
+        s += double(w[r * cols + c]) * x[c];
+      y[r] = float(s);
+    }
+  };
+  auto norm = [&](const float *x, const std::vector<float> &w, float *y) {
+    double ss = 0;
+    for (int64_t i = 0; i < D; ++i)
+      ss += double(x[i]) * x[i];
+    double scale = 1.0 / std::sqrt(ss / D + d.rmsNormEps);
+    for (int64_t i = 0; i < D; ++i)
+      y[i] = float(x[i] * scale * w[i]);
+  };
+  auto rope = [&](float *v, int64_t pos) {
+    for (int64_t i = 0; i < hd / 2; ++i) {
+      double theta = pos * std::pow(double(d.ropeFreqBase), -2.0 * i / hd);
+      double c = std::cos(theta), s = std::sin(theta);
+      int64_t a = d.ropeMode == RopeMode::Normal ? 2 * i : i;
+      int64_t b = d.ropeMode == RopeMode::Normal ? 2 * i + 1 : i + hd / 2;
+      double x0 = v[a], x1 = v[b];
+      v[a] = float(x0 * c - x1 * s);
+      v[b] = float(x0 * s + x1 * c);
+    }
+  };
+  std::vector<float> x(T * D), xn(D), K(d.blockCount * T * Hkv * hd),
+      Vc(d.blockCount * T * Hkv * hd), q(H * hd), att(H * hd), tmp(D), g(F),
+      u(F), logits(T * V);
+  const std::vector<float> &emb = W("token_embd.weight");
+  for (int64_t t = 0; t < T; ++t)
+    std::memcpy(&x[t * D], &emb[toks[t] * D], D * sizeof(float));
+  for (int64_t t = 0; t < T; ++t) {
+    float *xt = &x[t * D];
+    for (int64_t l = 0; l < d.blockCount; ++l) {
+      norm(xt, W(layerWeightName(l, "attn_norm")), xn.data());
+      matvec(W(layerWeightName(l, "attn_q")), H * hd, D, xn.data(), q.data());
+      float *kt = &K[(l * T + t) * Hkv * hd];
+      float *vt = &Vc[(l * T + t) * Hkv * hd];
+      matvec(W(layerWeightName(l, "attn_k")), Hkv * hd, D, xn.data(), kt);
+      matvec(W(layerWeightName(l, "attn_v")), Hkv * hd, D, xn.data(), vt);
+      for (int64_t h = 0; h < H; ++h)
+        rope(&q[h * hd], t);
+      for (int64_t h = 0; h < Hkv; ++h)
+        rope(&kt[h * hd], t);
+      for (int64_t h = 0; h < H; ++h) {
+        int64_t kvh = h / (H / Hkv);
+        std::vector<double> s(t + 1);
+        double mx = -1e300;
+        for (int64_t j = 0; j <= t; ++j) {
+          double dot = 0;
+          for (int64_t e = 0; e < hd; ++e)
+            dot += double(q[h * hd + e]) *
+                   K[(l * T + j) * Hkv * hd + kvh * hd + e];
+          s[j] = dot / std::sqrt(double(hd));
+          mx = std::max(mx, s[j]);
+        }
+        double sum = 0;
+        for (double &v : s)
+          sum += v = std::exp(v - mx);
+        for (int64_t e = 0; e < hd; ++e) {
+          double o = 0;
+          for (int64_t j = 0; j <= t; ++j)
+            o += s[j] / sum * Vc[(l * T + j) * Hkv * hd + kvh * hd + e];
+          att[h * hd + e] = float(o);
+        }
+      }
+      matvec(W(layerWeightName(l, "attn_output")), D, H * hd, att.data(),
+             tmp.data());
+      for (int64_t i = 0; i < D; ++i)
+        xt[i] += tmp[i];
+      norm(xt, W(layerWeightName(l, "ffn_norm")), xn.data());
+      matvec(W(layerWeightName(l, "ffn_gate")), F, D, xn.data(), g.data());
+      matvec(W(layerWeightName(l, "ffn_up")), F, D, xn.data(), u.data());
+      for (int64_t i = 0; i < F; ++i)
+        g[i] = float(g[i] / (1.0 + std::exp(-double(g[i]))) * u[i]);
+      matvec(W(layerWeightName(l, "ffn_down")), D, F, g.data(), tmp.data());
+      for (int64_t i = 0; i < D; ++i)
+        xt[i] += tmp[i];
+    }
+    norm(xt, W("output_norm.weight"), xn.data());
+    const std::string out =
+        d.tiedOutput() ? "token_embd.weight" : "output.weight";
+    matvec(W(out), V, D, xn.data(), &logits[t * V]);
+  }
+  return logits;
+}
+
+std::vector<int32_t> someTokens(int64_t n, int64_t vocab, uint32_t seed = 7) {
+  std::mt19937 rng(seed);
+  std::vector<int32_t> t(n);
+  for (int32_t &x : t)
+    x = static_cast<int32_t>(rng() % vocab);
+  return t;
+}
+
+std::unique_ptr<Executor> makeExecutor(const ModelDesc &d, int threads,
+                                       int64_t batch = 512) {
+  ExecOptions o;
+  o.threads = threads;
+  o.batchSize = batch;
+  std::string err;
+  auto e = Executor::create(d, o, err);
+  EXPECT_TRUE(e) << err;
+  return e;
+}
+
+void expectClose(const std::vector<float> &a, const std::vector<float> &b,
+                 float tol) {
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i)
+    ASSERT_NEAR(a[i], b[i], tol * (1.0f + std::fabs(b[i]))) << "at " << i;
+}
+
+struct Case {
+  formats::Format format;
+  bool tied;
+  RopeMode mode;
+};
+
+class ExecutorVsNaive : public ::testing::TestWithParam<Case> {};
+
+TEST_P(ExecutorVsNaive, AllPositionsMatch) {
+  Dims dm;
+  const Case c = GetParam();
+  SyntheticModel m = makeModel(dm, c.format, c.tied, c.mode);
+  std::string err;
+  ASSERT_TRUE(m.desc.validate(err)) << err;
+  auto ex = makeExecutor(m.desc, 2);
+  ASSERT_TRUE(ex);
+  std::vector<int32_t> toks = someTokens(20, dm.vocab);
+  std::vector<float> logits;
+  ASSERT_TRUE(ex->eval(toks.data(), toks.size(), 0, logits, 0, err)) << err;
+  expectClose(logits, naiveForward(m, toks), 2e-4f);
+}
+
+// 32-element blocks: the toy model's rows are 32 or 48 wide.
+INSTANTIATE_TEST_SUITE_P(
+    Formats, ExecutorVsNaive,
+    ::testing::Values(Case{formats::Format::F32, false, RopeMode::Normal},
+                      Case{formats::Format::F32, true, RopeMode::NeoX},
+                      Case{formats::Format::F16, false, RopeMode::Normal},
+                      Case{formats::Format::Q8_0, false, RopeMode::Normal},
+                      Case{formats::Format::Q4_0, true, RopeMode::Normal}));
+
+TEST(Executor, ResultsIndependentOfThreadsAndBatching) {
+  Dims dm;
+  dm.d = 64;
+  dm.heads = 8;
+  dm.ff = 96;
+  SyntheticModel m =
+      makeModel(dm, formats::Format::Q8_0, false, RopeMode::Normal, 3);
+  std::vector<int32_t> toks = someTokens(40, dm.vocab, 11);
+  std::string err;
+  std::vector<float> base;
+  {
+    auto ex = makeExecutor(m.desc, 1);
+    ASSERT_TRUE(ex->eval(toks.data(), toks.size(), 0, base, 0, err)) << err;
+  }
+  for (int threads : {2, 3, 5}) {
+    for (int64_t batch : {int64_t(1), int64_t(7), int64_t(40)}) {
+      auto ex = makeExecutor(m.desc, threads, batch);
+      std::vector<float> logits;
+      ASSERT_TRUE(ex->eval(toks.data(), toks.size(), 0, logits, 0, err));
+      ASSERT_EQ(logits.size(), base.size());
+      EXPECT_EQ(0, std::memcmp(logits.data(), base.data(),
+                               base.size() * sizeof(float)))
+          << threads << " threads, batch " << batch;
+    }
+  }
+  // Token by token through the KV cache gives the same bits too.
+  auto ex = makeExecutor(m.desc, 2);
+  std::vector<float> one;
+  for (size_t i = 0; i < toks.size(); ++i) {
+    ASSERT_TRUE(ex->eval(&toks[i], 1, i, one, 0, err)) << err;
+    EXPECT_EQ(0, std::memcmp(one.data(), base.data() + i * dm.vocab,
+                             dm.vocab * sizeof(float)))
+        << "position " << i;
+  }
+  EXPECT_EQ(ex->cachedTokens(), 40);
+}
+
+TEST(Executor, OutputRowsAndErrors) {
+  Dims dm;
+  SyntheticModel m =
+      makeModel(dm, formats::Format::F32, false, RopeMode::Normal);
+  auto ex = makeExecutor(m.desc, 2);
+  std::vector<int32_t> toks = someTokens(10, dm.vocab);
+  std::string err;
+  std::vector<float> all, tail;
+  ASSERT_TRUE(ex->eval(toks.data(), 10, 0, all, 0, err));
+  ASSERT_TRUE(ex->eval(toks.data(), 10, 0, tail, 6, err));
+  ASSERT_EQ(tail.size(), size_t(4 * dm.vocab));
+  EXPECT_EQ(0, std::memcmp(tail.data(), all.data() + 6 * dm.vocab,
+                           tail.size() * sizeof(float)));
+  // Continuing a sequence: positions must follow the cache.
+  EXPECT_FALSE(ex->eval(toks.data(), 1, 12, tail, 0, err));
+  EXPECT_NE(err.find("cached"), std::string::npos);
+  ex->reset();
+  std::vector<int32_t> bad = {0, int32_t(dm.vocab)};
+  EXPECT_FALSE(ex->eval(bad.data(), 2, 0, tail, 0, err));
+  EXPECT_NE(err.find("vocabulary"), std::string::npos);
+  std::vector<int32_t> lots = someTokens(dm.ctx + 1, dm.vocab);
+  EXPECT_FALSE(ex->eval(lots.data(), lots.size(), 0, tail, 0, err));
+  EXPECT_NE(err.find("context"), std::string::npos);
+}
+
+TEST(Executor, ObserverSeesEveryMatmulInput) {
+  Dims dm;
+  SyntheticModel m =
+      makeModel(dm, formats::Format::F32, true, RopeMode::Normal);
+  auto ex = makeExecutor(m.desc, 2);
+  std::map<std::string, int> calls;
+  bool shapesOk = true;
+  ex->setObserver(
+      [&](const std::string &name, const float *x, int64_t rows, int64_t k) {
+        ++calls[name];
+        const WeightRef *w = m.desc.find(name);
+        shapesOk &= w && w->cols == k && x != nullptr;
+        // The output matmul only sees the rows whose logits are wanted.
+        shapesOk &= rows == (name == "token_embd.weight" ? 1 : 5);
+      });
+  std::vector<int32_t> toks = someTokens(5, dm.vocab);
+  std::vector<float> logits;
+  std::string err;
+  ASSERT_TRUE(ex->eval(toks.data(), 5, 0, logits, 4, err));
+  EXPECT_TRUE(shapesOk);
+  EXPECT_EQ(calls.size(), size_t(7 * dm.layers + 1));
+  EXPECT_EQ(calls["blk.1.ffn_down.weight"], 1);
+  EXPECT_EQ(calls["token_embd.weight"], 1); // tied output
+}
+
+TEST(Executor, ValidateRejectsBadShapes) {
+  Dims dm;
+  SyntheticModel m =
+      makeModel(dm, formats::Format::F32, false, RopeMode::Normal);
+  std::string err;
+  ModelDesc d = m.desc;
+  d.weights.erase("blk.1.ffn_up.weight");
+  EXPECT_FALSE(d.validate(err));
+  EXPECT_NE(err.find("blk.1.ffn_up.weight"), std::string::npos);
+  d = m.desc;
+  d.weights["blk.0.attn_k.weight"].rows = 7;
+  EXPECT_FALSE(d.validate(err));
+  EXPECT_NE(err.find("attn_k"), std::string::npos);
+  d = m.desc;
+  d.headCountKV = 3;
+  EXPECT_FALSE(d.validate(err));
+  ExecOptions o;
+  EXPECT_FALSE(Executor::create(d, o, err));
+}
+
+TEST(ThreadPool, RunsEveryTaskOnce) {
+  ThreadPool pool(3);
+  EXPECT_EQ(pool.size(), 3);
+  for (int64_t n : {0, 1, 2, 100, 1000}) {
+    std::vector<std::atomic<int>> hits(n);
+    std::atomic<bool> threadOk{true};
+    pool.run(n, [&](int64_t i, int t) {
+      hits[i]++;
+      if (t < 0 || t >= 3)
+        threadOk = false;
+    });
+    for (auto &h : hits)
+      EXPECT_EQ(h.load(), 1);
+    EXPECT_TRUE(threadOk);
+  }
+}
+
+//===----------------------------------------------------------------------===//
+// The shared GGUF models (skipped when absent).
+//===----------------------------------------------------------------------===//
+
+std::shared_ptr<const gguf::Reader> openShared(const std::string &rel,
+                                               std::string &skip) {
+  std::string path = std::string(LOWBIT_SHARED_DIR) + "/models/" + rel;
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    skip = "model not found: " + path;
+    return nullptr;
+  }
+  gguf::Error err;
+  auto r = gguf::Reader::open(path, err);
+  if (!r)
+    skip = err.message();
+  return std::shared_ptr<const gguf::Reader>(std::move(r));
+}
+
+TEST(GGUFModel, Stories260KDesc) {
+  std::string skip;
+  auto r = openShared("stories260K/stories260K-f32.gguf", skip);
+  if (!r)
+    GTEST_SKIP() << skip;
+  ModelDesc d;
+  std::string err;
+  ASSERT_TRUE(modelFromGGUF(r, d, err)) << err;
+  EXPECT_EQ(d.embeddingLength, 64);
+  EXPECT_EQ(d.blockCount, 5);
+  EXPECT_EQ(d.feedForwardLength, 172);
+  EXPECT_EQ(d.headCount, 8);
+  EXPECT_EQ(d.headCountKV, 4);
+  EXPECT_EQ(d.headDim, 8);
+  EXPECT_EQ(d.ropeDims, 8);
+  EXPECT_EQ(d.vocabSize, 512);
+  EXPECT_EQ(d.contextLength, 512);
+  EXPECT_FLOAT_EQ(d.ropeFreqBase, 10000.0f);
+  EXPECT_FALSE(d.tiedOutput());
+  const WeightRef *k = d.find("blk.0.attn_k.weight");
+  ASSERT_TRUE(k);
+  EXPECT_EQ(k->rows, 32); // GGUF dims [64, 32] = [cols, rows]
+  EXPECT_EQ(k->cols, 64);
+}
+
+TEST(GGUFModel, F16MatchesF32Closely) {
+  std::string skip;
+  auto r32 = openShared("docs256/model-f32.gguf", skip);
+  auto r16 = r32 ? openShared("docs256/model-f16.gguf", skip) : nullptr;
+  if (!r32 || !r16)
+    GTEST_SKIP() << skip;
+  ModelDesc d32, d16;
+  std::string err;
+  ASSERT_TRUE(modelFromGGUF(r32, d32, err)) << err;
+  ASSERT_TRUE(modelFromGGUF(r16, d16, err)) << err;
+  EXPECT_EQ(d16.find("blk.0.attn_q.weight")->format, formats::Format::F16);
+  auto e32 = makeExecutor(d32, 2), e16 = makeExecutor(d16, 2);
+  std::vector<int32_t> toks = someTokens(64, d32.vocabSize, 5);
+  toks[0] = 1;
+  std::vector<float> a, b;
+  ASSERT_TRUE(e32->eval(toks.data(), 64, 0, a, 0, err)) << err;
+  ASSERT_TRUE(e16->eval(toks.data(), 64, 0, b, 0, err)) << err;
+  double maxDiff = 0;
+  for (size_t i = 0; i < a.size(); ++i)
+    maxDiff = std::max(maxDiff, double(std::fabs(a[i] - b[i])));
+  EXPECT_LT(maxDiff, 0.05);
+  EXPECT_GT(maxDiff, 0.0); // the f16 weights really are used
+}
+
+} // namespace
