@@ -115,6 +115,7 @@ std::unique_ptr<Executor> Executor::create(const ModelDesc &model,
     const int64_t rows = kQueryBlock * (m.headCount / m.headCountKV);
     const size_t perThread = std::max<size_t>(2 * kPanelWidth * kPanelDepth,
                                               rows * (2 * m.headDim + e->ctx_));
+    e->zeros_.assign(kPanelDepth, 0.0f);
     e->scratch_.assign(e->pool_->size(), std::vector<float>(perThread));
   } catch (const std::bad_alloc &) {
     err = "out of memory allocating the KV cache (" +
@@ -139,6 +140,7 @@ void Executor::matmul(const WeightRef &w, const std::string &name,
       [&](int64_t task, int thread) {
         float *tile = scratch_[thread].data();
         float *panel = tile + kPanelWidth * kPanelDepth;
+        const float *zeros = zeros_.data();
         const int64_t n0 = task * kPanelWidth;
         const int cols =
             static_cast<int>(std::min<int64_t>(kPanelWidth, N - n0));
@@ -157,13 +159,9 @@ void Executor::matmul(const WeightRef &w, const std::string &name,
               rowsF32[j] = tile + j * kc;
             }
           }
-          for (int64_t k = 0; k < kc; ++k) {
-            float *p = panel + k * kPanelWidth;
-            for (int j = 0; j < cols; ++j)
-              p[j] = rowsF32[j][k];
-            for (int j = cols; j < kPanelWidth; ++j)
-              p[j] = 0.0f;
-          }
+          for (int j = cols; j < kPanelWidth; ++j)
+            rowsF32[j] = zeros;
+          kernels::transposeToPanel(rowsF32, kc, panel);
           kernels::panelMatmul(x + k0, K, rows, panel, kPanelWidth, kc, y + n0,
                                N, cols, /*accumulate=*/k0 > 0);
         }

@@ -207,4 +207,30 @@ void panelMatmul(const float *x, int64_t ldx, int64_t rows, const float *panel,
   panelMatmulGeneric(x, ldx, rows, panel, ldp, kc, y, ldy, cols, accumulate);
 }
 
+void transposeToPanel(const float *const rows[kPanelWidth], int64_t kc,
+                      float *panel) {
+  int64_t k = 0;
+#if defined(__clang__)
+  // 4x4 blocks through registers: loads stay contiguous along each row.
+  for (; k + 4 <= kc; k += 4) {
+    for (int j = 0; j < kPanelWidth; j += 4) {
+      v4 r0 = load4(rows[j] + k), r1 = load4(rows[j + 1] + k),
+         r2 = load4(rows[j + 2] + k), r3 = load4(rows[j + 3] + k);
+      v4 t0 = __builtin_shufflevector(r0, r1, 0, 4, 1, 5);
+      v4 t1 = __builtin_shufflevector(r0, r1, 2, 6, 3, 7);
+      v4 t2 = __builtin_shufflevector(r2, r3, 0, 4, 1, 5);
+      v4 t3 = __builtin_shufflevector(r2, r3, 2, 6, 3, 7);
+      float *p = panel + k * kPanelWidth + j;
+      store4(p, __builtin_shufflevector(t0, t2, 0, 1, 4, 5));
+      store4(p + kPanelWidth, __builtin_shufflevector(t0, t2, 2, 3, 6, 7));
+      store4(p + 2 * kPanelWidth, __builtin_shufflevector(t1, t3, 0, 1, 4, 5));
+      store4(p + 3 * kPanelWidth, __builtin_shufflevector(t1, t3, 2, 3, 6, 7));
+    }
+  }
+#endif
+  for (; k < kc; ++k)
+    for (int j = 0; j < kPanelWidth; ++j)
+      panel[k * kPanelWidth + j] = rows[j][k];
+}
+
 } // namespace lowbit::exec::kernels

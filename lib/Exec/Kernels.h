@@ -27,6 +27,10 @@ void panelMatmul(const float *x, int64_t ldx, int64_t rows, const float *panel,
                  int64_t ldp, int64_t kc, float *y, int64_t ldy, int cols,
                  bool accumulate);
 
+/// panel[k * 16 + j] = rows[j][k] for k < kc, j < 16.
+void transposeToPanel(const float *const rows[kPanelWidth], int64_t kc,
+                      float *panel);
+
 } // namespace lowbit::exec::kernels
 
 #endif // LOWBIT_LIB_EXEC_KERNELS_H

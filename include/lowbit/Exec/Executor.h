@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -115,9 +116,28 @@ private:
   // [kvHeads * headDim].
   std::vector<float> keysT_, values_;
   // Activations of one pass of up to batch_ tokens.
-  std::vector<float> x_, xn_, q_, k_, v_, attn_, gate_, up_, tmp_;
+  // 64-byte aligned so that tasks writing neighbouring outputs never share
+  // a cache line.
+  template <typename T> struct CacheLineAllocator {
+    using value_type = T;
+    CacheLineAllocator() = default;
+    template <typename U> CacheLineAllocator(const CacheLineAllocator<U> &) {}
+    T *allocate(size_t n) {
+      return static_cast<T *>(
+          ::operator new(n * sizeof(T), std::align_val_t(64)));
+    }
+    void deallocate(T *p, size_t) {
+      ::operator delete(p, std::align_val_t(64));
+    }
+    bool operator==(const CacheLineAllocator &) const { return true; }
+    bool operator!=(const CacheLineAllocator &) const { return false; }
+  };
+  using Buffer = std::vector<float, CacheLineAllocator<float>>;
+  Buffer x_, xn_, q_, k_, v_, attn_, gate_, up_, tmp_;
   // Per-thread scratch (decode tiles, attention scores).
   std::vector<std::vector<float>> scratch_;
+  // Read-only zero row standing in for the missing rows of a last panel.
+  std::vector<float> zeros_;
 };
 
 } // namespace lowbit::exec

@@ -1,10 +1,12 @@
 //===- ThreadPool.h - Fork-join pool for the executor's ops -----*- C++ -*-===//
 //
 // A fixed set of threads that run one parallel loop at a time; the calling
-// thread takes part as thread 0. Tasks are handed out dynamically, so which
-// thread runs a task varies from run to run: callers make every task write
-// its own outputs with a fixed order of arithmetic, which keeps results
-// independent of the thread count and of scheduling.
+// thread takes part as thread 0. Tasks are handed out dynamically in short
+// runs of consecutive tasks (neighbouring outputs stay on one thread, which
+// avoids false sharing), so which thread runs a task varies from run to run:
+// callers make every task write its own outputs with a fixed order of
+// arithmetic, which keeps results independent of the thread count and of
+// scheduling.
 //
 //===----------------------------------------------------------------------===//
 #ifndef LOWBIT_EXEC_THREADPOOL_H
@@ -44,11 +46,12 @@ private:
   std::vector<std::thread> workers_;
   std::mutex mutex_;
   std::condition_variable start_, done_;
-  uint64_t generation_ = 0;
-  bool stop_ = false;
-  int active_ = 0; // workers still inside the current job
+  std::atomic<uint64_t> generation_{0}; // bumped to start a job
+  std::atomic<bool> stop_{false};
+  std::atomic<int> active_{0}; // workers still inside the current job
   const std::function<void(int64_t, int)> *fn_ = nullptr;
   int64_t count_ = 0;
+  int64_t grain_ = 1; // consecutive tasks taken at once
   std::atomic<int64_t> next_{0};
 };
 

@@ -91,7 +91,7 @@ Loaded load(const std::string &rel, int64_t ctx, std::string &skip,
 // Acceptance checks on the shared models.
 //===----------------------------------------------------------------------===//
 
-TEST(Acceptance, Stories260KGreedy200MatchesReference) {
+TEST(EvalAcceptance, Stories260KGreedy200MatchesReference) {
   std::string skip;
   Loaded m = load("stories260K/stories260K-f32.gguf", 0, skip);
   if (!m.ex)
@@ -120,7 +120,7 @@ TEST(Acceptance, Stories260KGreedy200MatchesReference) {
   EXPECT_EQ(m.tok->detokenize(generated) + "\n", ref);
 }
 
-TEST(Acceptance, Stories260KPerplexityMatchesLlamaCpp) {
+TEST(EvalAcceptance, Stories260KPerplexityMatchesLlamaCpp) {
   std::string skip;
   Loaded m = load("stories260K/stories260K-f32.gguf", 128, skip);
   if (!m.ex)
@@ -142,7 +142,7 @@ TEST(Acceptance, Stories260KPerplexityMatchesLlamaCpp) {
   EXPECT_DOUBLE_EQ(r.runningPpl.back(), r.ppl);
 }
 
-TEST(Acceptance, SelfKLDivergenceIsZero) {
+TEST(EvalAcceptance, SelfKLDivergenceIsZero) {
   std::string skip;
   Loaded m = load("stories260K/stories260K-f32.gguf", 128, skip);
   if (!m.ex)
@@ -192,7 +192,7 @@ TEST(Acceptance, SelfKLDivergenceIsZero) {
   std::remove(file.c_str());
 }
 
-TEST(Acceptance, Docs256PerplexityMatchesLlamaCpp) {
+TEST(EvalAcceptance, Docs256PerplexityMatchesLlamaCpp) {
   std::string skip;
   Loaded m = load("docs256/model-f32.gguf", 256, skip);
   if (!m.ex)
@@ -217,7 +217,7 @@ TEST(Acceptance, Docs256PerplexityMatchesLlamaCpp) {
 // Library behaviour without models.
 //===----------------------------------------------------------------------===//
 
-TEST(Sampler, GreedyIsArgmaxWithLowestIdOnTies) {
+TEST(EvalSampler, GreedyIsArgmaxWithLowestIdOnTies) {
   eval::Sampler s(eval::SamplingOptions{});
   std::vector<float> l = {0.5f, 2.0f, -1.0f, 2.0f};
   EXPECT_EQ(s.sample(l.data(), 4), 1);
@@ -229,7 +229,7 @@ TEST(Sampler, GreedyIsArgmaxWithLowestIdOnTies) {
     EXPECT_EQ(s1.sample(l.data(), 4), 1);
 }
 
-TEST(Sampler, SeededAndDistributed) {
+TEST(EvalSampler, SeededAndDistributed) {
   eval::SamplingOptions o;
   o.temperature = 1.0f;
   o.topK = 0;
@@ -252,7 +252,7 @@ TEST(Sampler, SeededAndDistributed) {
     EXPECT_EQ(c.sample(l.data(), 2), 1);
 }
 
-TEST(LogitsFile, RejectsBadFiles) {
+TEST(EvalLogitsFile, RejectsBadFiles) {
   eval::LogitsFileInfo info;
   std::string err;
   EXPECT_FALSE(eval::readLogitsFileInfo(tempPath("missing"), info, err));
@@ -278,7 +278,7 @@ TEST(LogitsFile, RejectsBadFiles) {
   std::remove(bad.c_str());
 }
 
-TEST(Perplexity, NeedsTwoContextsOfTokens) {
+TEST(EvalPerplexity, NeedsTwoContextsOfTokens) {
   std::string skip;
   Loaded m = load("stories260K/stories260K-f32.gguf", 128, skip);
   if (!m.ex)

@@ -133,11 +133,12 @@ std::vector<float> naiveForward(const SyntheticModel &m,
       y[i] = float(x[i] * scale * w[i]);
   };
   auto rope = [&](float *v, int64_t pos) {
-    for (int64_t i = 0; i < hd / 2; ++i) {
-      double theta = pos * std::pow(double(d.ropeFreqBase), -2.0 * i / hd);
+    const int64_t nd = d.ropeDims; // dimensions past nd are not rotated
+    for (int64_t i = 0; i < nd / 2; ++i) {
+      double theta = pos * std::pow(double(d.ropeFreqBase), -2.0 * i / nd);
       double c = std::cos(theta), s = std::sin(theta);
       int64_t a = d.ropeMode == RopeMode::Normal ? 2 * i : i;
-      int64_t b = d.ropeMode == RopeMode::Normal ? 2 * i + 1 : i + hd / 2;
+      int64_t b = d.ropeMode == RopeMode::Normal ? 2 * i + 1 : i + nd / 2;
       double x0 = v[a], x1 = v[b];
       v[a] = float(x0 * c - x1 * s);
       v[b] = float(x0 * s + x1 * c);
@@ -235,6 +236,7 @@ struct Case {
   formats::Format format;
   bool tied;
   RopeMode mode;
+  bool wide = false; // 256-wide rows, for the super-block formats
 };
 
 class ExecutorVsNaive : public ::testing::TestWithParam<Case> {};
@@ -242,7 +244,14 @@ class ExecutorVsNaive : public ::testing::TestWithParam<Case> {};
 TEST_P(ExecutorVsNaive, AllPositionsMatch) {
   Dims dm;
   const Case c = GetParam();
+  if (c.wide) {
+    dm.d = 256;
+    dm.hd = 64;
+    dm.ff = 512;
+  }
   SyntheticModel m = makeModel(dm, c.format, c.tied, c.mode);
+  if (c.mode == RopeMode::NeoX && !c.wide)
+    m.desc.ropeDims = dm.hd / 2; // partial rotary embedding
   std::string err;
   ASSERT_TRUE(m.desc.validate(err)) << err;
   auto ex = makeExecutor(m.desc, 2);
@@ -253,14 +262,25 @@ TEST_P(ExecutorVsNaive, AllPositionsMatch) {
   expectClose(logits, naiveForward(m, toks), 2e-4f);
 }
 
-// 32-element blocks: the toy model's rows are 32 or 48 wide.
+// Narrow cases use 32-element blocks (rows of 32 or 64 weights); wide ones
+// the 256-element super-blocks.
 INSTANTIATE_TEST_SUITE_P(
-    Formats, ExecutorVsNaive,
-    ::testing::Values(Case{formats::Format::F32, false, RopeMode::Normal},
-                      Case{formats::Format::F32, true, RopeMode::NeoX},
-                      Case{formats::Format::F16, false, RopeMode::Normal},
-                      Case{formats::Format::Q8_0, false, RopeMode::Normal},
-                      Case{formats::Format::Q4_0, true, RopeMode::Normal}));
+    WeightFormats, ExecutorVsNaive,
+    ::testing::Values(
+        Case{formats::Format::F32, false, RopeMode::Normal},
+        Case{formats::Format::F32, true, RopeMode::NeoX},
+        Case{formats::Format::F16, false, RopeMode::Normal},
+        Case{formats::Format::Q8_0, false, RopeMode::Normal},
+        Case{formats::Format::Q4_0, true, RopeMode::Normal},
+        Case{formats::Format::Q4_K, false, RopeMode::Normal, true},
+        Case{formats::Format::Q6_K, true, RopeMode::NeoX, true},
+        Case{formats::Format::IQ4_XS, false, RopeMode::Normal, true}),
+    [](const ::testing::TestParamInfo<Case> &info) {
+      std::string name = formats::info(info.param.format).name;
+      name += info.param.tied ? "_tied" : "_untied";
+      name += info.param.mode == RopeMode::NeoX ? "_neox" : "_normal";
+      return name;
+    });
 
 TEST(Executor, ResultsIndependentOfThreadsAndBatching) {
   Dims dm;
@@ -369,7 +389,7 @@ TEST(Executor, ValidateRejectsBadShapes) {
   EXPECT_FALSE(Executor::create(d, o, err));
 }
 
-TEST(ThreadPool, RunsEveryTaskOnce) {
+TEST(ExecThreadPool, RunsEveryTaskOnce) {
   ThreadPool pool(3);
   EXPECT_EQ(pool.size(), 3);
   for (int64_t n : {0, 1, 2, 100, 1000}) {
@@ -405,7 +425,7 @@ std::shared_ptr<const gguf::Reader> openShared(const std::string &rel,
   return std::shared_ptr<const gguf::Reader>(std::move(r));
 }
 
-TEST(GGUFModel, Stories260KDesc) {
+TEST(ExecGGUFModel, Stories260KDesc) {
   std::string skip;
   auto r = openShared("stories260K/stories260K-f32.gguf", skip);
   if (!r)
@@ -430,7 +450,7 @@ TEST(GGUFModel, Stories260KDesc) {
   EXPECT_EQ(k->cols, 64);
 }
 
-TEST(GGUFModel, F16MatchesF32Closely) {
+TEST(ExecGGUFModel, F16MatchesF32Closely) {
   std::string skip;
   auto r32 = openShared("docs256/model-f32.gguf", skip);
   auto r16 = r32 ? openShared("docs256/model-f16.gguf", skip) : nullptr;

@@ -51,7 +51,7 @@ std::vector<TokenId> ids(std::initializer_list<int> l) {
 // Unicode helpers
 //===----------------------------------------------------------------------===//
 
-TEST(Unicode, Categories) {
+TEST(TokenizerUnicode, Categories) {
   using namespace unicode;
   EXPECT_EQ(flags('a'), Letter);
   EXPECT_EQ(flags('7'), Number);
@@ -72,7 +72,7 @@ TEST(Unicode, Categories) {
   EXPECT_EQ(flags(0x110000), 0);
 }
 
-TEST(Unicode, Utf8InvalidBytesBecomeReplacement) {
+TEST(TokenizerUnicode, Utf8InvalidBytesBecomeReplacement) {
   std::vector<uint32_t> cps = unicode::decodeUtf8("a\xff\xc3\xa9\xe2\x82");
   EXPECT_EQ(cps, (std::vector<uint32_t>{'a', 0xfffd, 0xe9, 0xfffd, 0xfffd}));
   std::string s;
@@ -81,7 +81,7 @@ TEST(Unicode, Utf8InvalidBytesBecomeReplacement) {
   EXPECT_EQ(s, "A\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80");
 }
 
-TEST(Unicode, Gpt2ByteMapping) {
+TEST(TokenizerUnicode, Gpt2ByteMapping) {
   EXPECT_EQ(unicode::byteToUnicode(' '), "\xc4\xa0");  // U+0120 'Ġ'
   EXPECT_EQ(unicode::byteToUnicode('\n'), "\xc4\x8a"); // U+010A 'Ċ'
   EXPECT_EQ(unicode::byteToUnicode('A'), "A");
