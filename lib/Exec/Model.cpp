@@ -80,10 +80,55 @@ bool ModelDesc::validate(std::string &err) const {
   return true;
 }
 
-bool modelFromGGUF(std::shared_ptr<const gguf::Reader> reader, ModelDesc &out,
-                   std::string &err) {
+namespace {
+
+/// Reads of a metadata list with the semantics of gguf::Reader's accessors:
+/// the default when the key is missing or has another type.
+class MetadataView {
+public:
+  explicit MetadataView(const std::vector<gguf::KeyValue> &kvs) : kvs_(kvs) {}
+  const gguf::KeyValue *find(const std::string &key) const {
+    for (const gguf::KeyValue &kv : kvs_)
+      if (kv.key == key)
+        return &kv;
+    return nullptr;
+  }
+  std::string getString(const std::string &key, std::string dflt = "") const {
+    const gguf::KeyValue *kv = find(key);
+    if (!kv || kv->value.type != gguf::ValueType::String)
+      return dflt;
+    return kv->value.str;
+  }
+  int64_t getInt(const std::string &key, int64_t dflt) const {
+    const gguf::KeyValue *kv = find(key);
+    if (!kv || !kv->value.isInteger())
+      return dflt;
+    return kv->value.asInt();
+  }
+  double getFloat(const std::string &key, double dflt) const {
+    const gguf::KeyValue *kv = find(key);
+    if (!kv)
+      return dflt;
+    if (kv->value.type == gguf::ValueType::F32 ||
+        kv->value.type == gguf::ValueType::F64)
+      return kv->value.f;
+    if (kv->value.isInteger())
+      return static_cast<double>(kv->value.asInt());
+    return dflt;
+  }
+
+private:
+  const std::vector<gguf::KeyValue> &kvs_;
+};
+
+} // namespace
+
+bool modelFromMetadata(std::vector<gguf::KeyValue> metadata,
+                       std::map<std::string, WeightRef> weights,
+                       std::shared_ptr<const void> storage, ModelDesc &out,
+                       std::string &err) {
   out = ModelDesc();
-  const gguf::Reader &r = *reader;
+  const MetadataView r(metadata);
   out.architecture = r.getString("general.architecture");
   out.name = r.getString("general.name");
   if (out.architecture != "llama") {
@@ -130,20 +175,7 @@ bool modelFromGGUF(std::shared_ptr<const gguf::Reader> reader, ModelDesc &out,
   out.ropeFreqScale = factor > 0 ? static_cast<float>(1.0 / factor) : 1.0f;
   out.ropeMode = RopeMode::Normal;
 
-  for (const gguf::TensorInfo &t : r.tensors()) {
-    const formats::FormatInfo *fi = formats::findByGGMLType(t.ggmlType);
-    if (!fi)
-      continue; // validate() reports it if the executor needs it
-    if (t.dims.empty() || t.dims.size() > 2)
-      continue;
-    WeightRef w;
-    w.format = fi->format;
-    w.cols = static_cast<int64_t>(t.dims[0]);
-    w.rows = t.dims.size() > 1 ? static_cast<int64_t>(t.dims[1]) : 1;
-    w.rowBytes = formats::rowBytes(*fi, t.dims[0]);
-    w.data = r.tensorData(t);
-    out.weights.emplace(t.name, w);
-  }
+  out.weights = std::move(weights);
   if (const WeightRef *emb = out.find("token_embd.weight"))
     out.vocabSize = emb->rows;
   else {
@@ -157,6 +189,14 @@ bool modelFromGGUF(std::shared_ptr<const gguf::Reader> reader, ModelDesc &out,
           " rows";
     return false;
   }
+  out.metadata = std::move(metadata);
+  out.storage = std::move(storage);
+  return out.validate(err);
+}
+
+bool modelFromGGUF(std::shared_ptr<const gguf::Reader> reader, ModelDesc &out,
+                   std::string &err) {
+  const gguf::Reader &r = *reader;
   // Tensors with a type the codec library does not know.
   for (const gguf::TensorInfo &t : r.tensors())
     if (!formats::findByGGMLType(t.ggmlType) &&
@@ -168,9 +208,22 @@ bool modelFromGGUF(std::shared_ptr<const gguf::Reader> reader, ModelDesc &out,
             ", which lowbit cannot decode";
       return false;
     }
-  out.metadata = r.metadata();
-  out.storage = reader;
-  return out.validate(err);
+  std::map<std::string, WeightRef> weights;
+  for (const gguf::TensorInfo &t : r.tensors()) {
+    const formats::FormatInfo *fi = formats::findByGGMLType(t.ggmlType);
+    if (!fi)
+      continue; // validate() reports it if the executor needs it
+    if (t.dims.empty() || t.dims.size() > 2)
+      continue;
+    WeightRef w;
+    w.format = fi->format;
+    w.cols = static_cast<int64_t>(t.dims[0]);
+    w.rows = t.dims.size() > 1 ? static_cast<int64_t>(t.dims[1]) : 1;
+    w.rowBytes = formats::rowBytes(*fi, t.dims[0]);
+    w.data = r.tensorData(t);
+    weights.emplace(t.name, w);
+  }
+  return modelFromMetadata(r.metadata(), std::move(weights), reader, out, err);
 }
 
 } // namespace lowbit::exec

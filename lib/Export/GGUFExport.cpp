@@ -16,6 +16,7 @@ class GGUFExporter {
 public:
   explicit GGUFExporter(ModuleOp module) : module(module) {}
   LogicalResult run(const std::string &path);
+  LogicalResult collectMetadata(std::vector<gguf::KeyValue> &out);
 
 private:
   FailureOr<gguf::Value> convert(Attribute attr, StringRef key, Location loc);
@@ -113,24 +114,39 @@ FailureOr<gguf::Value> GGUFExporter::convert(Attribute attr, StringRef key,
                         << ", which GGUF cannot hold";
 }
 
+LogicalResult
+GGUFExporter::collectMetadata(std::vector<gguf::KeyValue> &out) {
+  out.clear();
+  auto metadata = module->getAttrOfType<ArrayAttr>(kMetadataAttrName);
+  if (!metadata)
+    return success();
+  for (Attribute entry : metadata) {
+    auto kv = dyn_cast<MetadataEntryAttr>(entry);
+    if (!kv)
+      return module.emitError()
+             << "lowbit.metadata holds " << entry << ", expected #lowbit.kv";
+    FailureOr<gguf::Value> value =
+        convert(kv.getValue(), kv.getKey(), module.getLoc());
+    if (failed(value))
+      return failure();
+    gguf::KeyValue converted;
+    converted.key = kv.getKey().str();
+    converted.value = std::move(*value);
+    out.push_back(std::move(converted));
+  }
+  return success();
+}
+
 LogicalResult GGUFExporter::run(const std::string &path) {
   int32_t version = 3;
   if (auto v = module->getAttrOfType<IntegerAttr>(kGGUFVersionAttrName))
     version = static_cast<int32_t>(v.getInt());
   gguf::Writer writer(version);
-  if (auto metadata = module->getAttrOfType<ArrayAttr>(kMetadataAttrName)) {
-    for (Attribute entry : metadata) {
-      auto kv = dyn_cast<MetadataEntryAttr>(entry);
-      if (!kv)
-        return module.emitError() << "lowbit.metadata holds " << entry
-                                  << ", expected #lowbit.kv";
-      FailureOr<gguf::Value> value =
-          convert(kv.getValue(), kv.getKey(), module.getLoc());
-      if (failed(value))
-        return failure();
-      writer.set(kv.getKey().str(), std::move(*value));
-    }
-  }
+  std::vector<gguf::KeyValue> metadata;
+  if (failed(collectMetadata(metadata)))
+    return failure();
+  for (gguf::KeyValue &kv : metadata)
+    writer.set(kv.key, std::move(kv.value));
   for (auto weight : module.getOps<GlobalWeightOp>()) {
     QTensorType type = weight.getWeightType();
     if (type.getLayout() && type.getLayout().getRows() != 1)
@@ -160,4 +176,59 @@ LogicalResult GGUFExporter::run(const std::string &path) {
 LogicalResult mlir::lowbit::exportGGUF(ModuleOp module,
                                        const std::string &path) {
   return GGUFExporter(module).run(path);
+}
+
+LogicalResult
+mlir::lowbit::collectGGUFMetadata(ModuleOp module,
+                                  std::vector<gguf::KeyValue> &out) {
+  return GGUFExporter(module).collectMetadata(out);
+}
+
+namespace {
+/// Bytes a value takes in a GGUF file (after its type tag), as the writer
+/// lays it out.
+uint64_t encodedValueBytes(const gguf::Value &v) {
+  switch (v.type) {
+  case gguf::ValueType::String:
+    return 8 + v.str.size();
+  case gguf::ValueType::Array: {
+    uint64_t bytes = 4 + 8; // element type, count
+    for (const gguf::Value &e : v.elements)
+      bytes += encodedValueBytes(e);
+    return bytes;
+  }
+  default:
+    return gguf::scalarSize(v.type);
+  }
+}
+
+/// general.alignment as the writer reads it (a UINT32 power of two), else 32.
+uint64_t alignmentOf(const std::vector<gguf::KeyValue> &metadata) {
+  for (const gguf::KeyValue &kv : metadata)
+    if (kv.key == "general.alignment" &&
+        kv.value.type == gguf::ValueType::U32 && kv.value.u != 0 &&
+        (kv.value.u & (kv.value.u - 1)) == 0)
+      return kv.value.u;
+  return 32;
+}
+} // namespace
+
+FailureOr<GGUFLayout> mlir::lowbit::computeGGUFLayout(ModuleOp module) {
+  std::vector<gguf::KeyValue> metadata;
+  if (failed(collectGGUFMetadata(module, metadata)))
+    return failure();
+  GGUFLayout layout;
+  layout.alignment = alignmentOf(metadata);
+  // Magic, version, tensor count, key/value count.
+  uint64_t bytes = 4 + 4 + 8 + 8;
+  for (const gguf::KeyValue &kv : metadata)
+    bytes += 8 + kv.key.size() + 4 + encodedValueBytes(kv.value);
+  for (auto weight : module.getOps<GlobalWeightOp>()) {
+    // Name, dimension count, dimensions, ggml type, offset.
+    bytes += 8 + weight.getSymName().size() + 4 +
+             8 * weight.getWeightType().getShape().size() + 4 + 8;
+    ++layout.tensorCount;
+  }
+  layout.headerBytes = bytes;
+  return layout;
 }

@@ -74,6 +74,15 @@ struct ModelDesc {
   bool validate(std::string &err) const;
 };
 
+/// Builds a ModelDesc from GGUF-style metadata (the llama.* hyperparameter
+/// keys, the tokenizer's keys) and the weights by tensor name: what a GGUF
+/// file and lowbit IR both provide. `storage` keeps the memory the weights
+/// point into alive. Errors name what is missing or inconsistent.
+bool modelFromMetadata(std::vector<gguf::KeyValue> metadata,
+                       std::map<std::string, WeightRef> weights,
+                       std::shared_ptr<const void> storage, ModelDesc &out,
+                       std::string &err);
+
 /// Builds a ModelDesc from an open GGUF file (architecture `llama`: the
 /// llama.* hyperparameter keys and the standard tensor names). The reader is
 /// kept alive by the result. Errors name what is missing or inconsistent.

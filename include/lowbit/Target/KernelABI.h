@@ -12,6 +12,22 @@
  *                  symbol, and the target name.
  * This header is C so the runtime (no LLVM/MLIR) and the compiler share it.
  *
+ * Packed weights: `#lowbit.layout<rows = R>` is the row-interleaved layout of
+ * include/lowbit/Formats/Layout.h (groups of R rows; inside a group, block b
+ * of the R rows before block b + 1; GGML block bytes untouched). A kernel is
+ * generated for one (format, rows, cols, R) and `w` points at row 0 of that
+ * weight in the layout it was generated for.
+ *
+ * Activations: a quantizer writes `tokens` rows of
+ * rowBytes(info(activation), cols) bytes each, back to back (activation = the
+ * KernelChoice's activation format, e.g. Q8_0 or Q8_K); kernels read xq with
+ * that row stride. Float-weight kernels take xq = NULL.
+ *
+ * Changes:
+ *   v2  layout and xq row stride spelled out above; lb_kernel_table added so
+ *       that a static binary (no dlopen, e.g. the aarch64 runtime under
+ *       qemu) linking the generated object finds kernels by name.
+ *
  *===----------------------------------------------------------------------===*/
 #ifndef LOWBIT_TARGET_KERNELABI_H
 #define LOWBIT_TARGET_KERNELABI_H
@@ -24,7 +40,7 @@ extern "C" {
 
 /* Bumped whenever a signature or a layout rule below changes; the manifest
  * records it and the runtime refuses a mismatch. */
-#define LB_KERNEL_ABI_VERSION 1
+#define LB_KERNEL_ABI_VERSION 2
 #define LB_WEIGHT_ALIGNMENT 64
 
 /* y[t, r] = sum_k x[t, k] * W[r, k] for t in [0, tokens), r in
@@ -48,6 +64,17 @@ typedef void (*lb_quantize_act_fn)(const float *x, void *xq, int64_t tokens,
 /* Every model.so exports this: the ABI version it was built for. */
 typedef int32_t (*lb_abi_version_fn)(void);
 #define LB_ABI_VERSION_SYMBOL "lb_abi_version"
+
+/* Every generated object also exports a table of its functions (kernels,
+ * quantizers and lb_abi_version), ended by an entry whose name is NULL, so
+ * a statically linked program can look kernels up by their manifest names:
+ *   extern const lb_kernel_entry lb_kernel_table[];
+ * A program links at most one generated object this way. */
+typedef struct lb_kernel_entry {
+  const char *name;
+  void (*fn)(void);
+} lb_kernel_entry;
+#define LB_KERNEL_TABLE_SYMBOL "lb_kernel_table"
 
 #ifdef __cplusplus
 }

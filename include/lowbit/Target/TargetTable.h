@@ -6,6 +6,15 @@
 // TargetInfo and registers it; adding a target touches nothing else.
 // No LLVM/MLIR dependency here (the runtime includes it).
 //
+// Refinements (codegen helper): KernelChoice::rowTile is the number of rows
+// a generated kernel's micro-tile computes together (any value; the packed
+// layout is addressed per row), tokenTile the tokens sharing each decoded
+// weight block in prompt shapes. TargetInfo::isa names the instruction-set
+// family the kernel generator lowers dot products for; hostSupports() says
+// whether the running CPU can execute the target's code. Registration: each
+// file under lib/Target/Targets/ defines one `LOWBIT_TARGET(Name)` function
+// (see docs/TARGETS.md); CMake collects them.
+//
 //===----------------------------------------------------------------------===//
 #ifndef LOWBIT_TARGET_TARGETTABLE_H
 #define LOWBIT_TARGET_TARGETTABLE_H
@@ -35,22 +44,34 @@ struct KernelChoice {
   const char *dotPath;
 };
 
+/// Instruction-set family: selects how the kernel generator lowers integer
+/// dot products and half-precision conversions.
+enum class ISA : uint8_t { X86AVX2, X86AVX512VNNI, AArch64Neon };
+
 struct TargetInfo {
   const char *name;    // "x86-64-v3"
   const char *triple;  // "x86_64-unknown-linux-gnu"
   const char *cpu;     // "x86-64-v3"
   const char *features; // "+avx2,+fma,+f16c"
   uint32_t vectorBits;
+  ISA isa;
   std::vector<KernelChoice> kernels;
+  /// One line for --help and reports.
+  const char *description = "";
   /// The choice for `weight`, or null: the runtime then reports a slow
   /// fall-back (decode to f32) loudly.
   const KernelChoice *find(formats::Format weight) const;
+  /// True when the running CPU executes this target's code.
+  bool hostSupports() const;
 };
 
 /// Registered targets, in registration order.
 const std::vector<const TargetInfo *> &allTargets();
-/// "host" resolves to the best registered target the running CPU supports.
+/// "host" resolves to the best registered target the running CPU supports
+/// (null when none does). Null for unknown names.
 const TargetInfo *findTarget(const std::string &name);
+/// "host, x86-64-v3, x86-64-v4, aarch64" for messages.
+std::string targetNames();
 
 } // namespace lowbit::target
 

@@ -1,0 +1,39 @@
+//===- X86_64_V3.cpp - x86-64-v3: AVX2, FMA, F16C -------------------------===//
+//
+// Haswell and later, Zen 1 and later. Integer dot products with vpmaddubsw
+// (u8 x s8 -> s16 pairs) and vpmaddwd (-> s32). 16 ymm registers bound the
+// micro-tiles: rows x tokens accumulators plus the decoded weights.
+//
+//===----------------------------------------------------------------------===//
+#include "../TargetRegistry.h"
+
+using lowbit::formats::Format;
+using lowbit::target::ISA;
+using lowbit::target::TargetInfo;
+
+LOWBIT_TARGET(X86_64_V3) {
+  static const TargetInfo target{
+      "x86-64-v3",
+      "x86_64-unknown-linux-gnu",
+      "x86-64-v3",
+      "+avx2,+fma,+f16c,+bmi2",
+      256,
+      ISA::X86AVX2,
+      {
+          // weight, interleave, activation, rowTile, tokenTile, dot path
+          {Format::F32, 1, Format::F32, 4, 2, "avx2-fma"},
+          {Format::F16, 1, Format::F32, 4, 2, "avx2-fma"},
+          {Format::BF16, 1, Format::F32, 4, 2, "avx2-fma"},
+          {Format::Q8_0, 4, Format::Q8_0, 4, 2, "avx2-maddubs"},
+          {Format::Q4_0, 4, Format::Q8_0, 4, 2, "avx2-maddubs"},
+          {Format::Q4_1, 4, Format::Q8_0, 4, 2, "avx2-maddubs"},
+          {Format::Q5_0, 4, Format::Q8_0, 4, 2, "avx2-maddubs"},
+          {Format::Q5_1, 4, Format::Q8_0, 4, 2, "avx2-maddubs"},
+          {Format::Q4_K, 2, Format::Q8_K, 2, 2, "avx2-maddubs"},
+          {Format::Q5_K, 2, Format::Q8_K, 2, 2, "avx2-maddubs"},
+          {Format::Q6_K, 2, Format::Q8_K, 2, 2, "avx2-maddubs"},
+      },
+      "AVX2 + FMA + F16C (Haswell, Zen and later)",
+  };
+  return target;
+}

@@ -1,0 +1,40 @@
+//===- X86_64_V4.cpp - x86-64-v4 with AVX-512 VNNI ------------------------===//
+//
+// Skylake-SP/Ice Lake/Sapphire Rapids, Zen 4 and later. Integer dot products
+// with vpdpbusd (u8 x s8 -> s32, no intermediate saturation) on 256-bit
+// vectors (AVX512VL): a 32-weight block is one ymm, and 32 registers allow
+// larger micro-tiles than AVX2.
+//
+//===----------------------------------------------------------------------===//
+#include "../TargetRegistry.h"
+
+using lowbit::formats::Format;
+using lowbit::target::ISA;
+using lowbit::target::TargetInfo;
+
+LOWBIT_TARGET(X86_64_V4) {
+  static const TargetInfo target{
+      "x86-64-v4",
+      "x86_64-unknown-linux-gnu",
+      "x86-64-v4",
+      "+avx512f,+avx512bw,+avx512vl,+avx512dq,+avx512cd,+avx512vnni,+avx2,"
+      "+fma,+f16c,+bmi2",
+      512,
+      ISA::X86AVX512VNNI,
+      {
+          {Format::F32, 1, Format::F32, 4, 4, "avx512-fma"},
+          {Format::F16, 1, Format::F32, 4, 4, "avx512-fma"},
+          {Format::BF16, 1, Format::F32, 4, 4, "avx512-fma"},
+          {Format::Q8_0, 4, Format::Q8_0, 4, 4, "avx512-vnni"},
+          {Format::Q4_0, 4, Format::Q8_0, 4, 4, "avx512-vnni"},
+          {Format::Q4_1, 4, Format::Q8_0, 4, 4, "avx512-vnni"},
+          {Format::Q5_0, 4, Format::Q8_0, 4, 4, "avx512-vnni"},
+          {Format::Q5_1, 4, Format::Q8_0, 4, 4, "avx512-vnni"},
+          {Format::Q4_K, 4, Format::Q8_K, 4, 2, "avx512-vnni"},
+          {Format::Q5_K, 4, Format::Q8_K, 4, 2, "avx512-vnni"},
+          {Format::Q6_K, 4, Format::Q8_K, 4, 2, "avx512-vnni"},
+      },
+      "AVX-512 F/BW/VL/DQ/CD + VNNI (Ice Lake, Sapphire Rapids, Zen 4+)",
+  };
+  return target;
+}
