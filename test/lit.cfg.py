@@ -11,7 +11,7 @@ config.suffixes = [".mlir", ".test"]
 config.test_source_root = os.path.dirname(__file__)
 config.test_exec_root = os.path.join(config.lowbit_obj_root, "test")
 config.excludes = ["Inputs", "CMakeLists.txt", "lit.cfg.py", "lit.site.cfg.py",
-                   "unit", "fuzz"]
+                   "unit", "fuzz", "Tools"]
 
 config.substitutions.append(("%PATH%", config.environment["PATH"]))
 config.substitutions.append(("%inputs", os.path.join(config.test_source_root, "Inputs")))
@@ -38,6 +38,7 @@ tools = [
     ToolSubst("lowbit-opt", unresolved="fatal"),
     ToolSubst("lowbit", unresolved="fatal"),
     ToolSubst("lowbit-gguf", unresolved="fatal"),
+    ToolSubst("lowbit-test-state", unresolved="fatal"),
 ]
 llvm_config.add_tool_substitutions(tools, tool_dirs)
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)

@@ -1,12 +1,15 @@
 //===- BitAllocation.cpp - One format per tensor under a budget -----------===//
 #include "lowbit/Analysis/BitAllocation.h"
 
+#include "lowbit/Quant/Presets.h"
+
 #include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <cstdlib>
 #include <limits>
 #include <numeric>
+#include <regex>
 
 namespace lowbit::analysis {
 
@@ -222,6 +225,47 @@ bool allocateBits(const std::vector<AllocationTensor> &tensors,
   solveLagrangian(tensors, budget, result);
   return true;
 }
+
+struct TensorPins::Rules {
+  std::vector<std::regex> patterns;
+  std::vector<int> formats;
+  std::vector<std::string> texts;
+};
+
+TensorPins::TensorPins() : rules_(std::make_unique<Rules>()) {}
+TensorPins::~TensorPins() = default;
+
+bool TensorPins::parse(const std::vector<std::string> &rules,
+                       std::string &err) {
+  auto parsed = std::make_unique<Rules>();
+  for (const std::string &text : rules) {
+    quant::TypeOverride pin;
+    if (!quant::parseTypeOverride(text, pin, err))
+      return false;
+    try {
+      parsed->patterns.emplace_back(pin.pattern, std::regex::ECMAScript);
+    } catch (const std::regex_error &e) {
+      err = "invalid --tensor-type regex '" + pin.pattern + "': " + e.what();
+      return false;
+    }
+    parsed->formats.push_back(static_cast<int>(pin.format));
+    parsed->texts.push_back(text);
+  }
+  rules_ = std::move(parsed);
+  return true;
+}
+
+int TensorPins::match(const std::string &name, std::string *rule) const {
+  for (size_t i = 0; i < rules_->patterns.size(); ++i)
+    if (std::regex_search(name, rules_->patterns[i])) {
+      if (rule)
+        *rule = rules_->texts[i];
+      return rules_->formats[i];
+    }
+  return -1;
+}
+
+bool TensorPins::empty() const { return rules_->patterns.empty(); }
 
 bool parseByteSize(const std::string &text, uint64_t &bytes,
                    std::string &err) {

@@ -10,7 +10,7 @@
 
 #include "lowbit/Eval/Eval.h"
 
-#include "lowbit/Exec/Executor.h"
+#include "lowbit/Exec/Evaluator.h"
 #include "lowbit/Support/MappedFile.h"
 #include "lowbit/Tokenizer/Tokenizer.h"
 
@@ -203,7 +203,7 @@ int32_t Sampler::sample(const float *logits, int64_t n) {
   return candidates_[dist(rng_)].second;
 }
 
-bool generate(exec::Executor &ex, const Tokenizer &tok,
+bool generate(exec::Evaluator &ex, const Tokenizer &tok,
               const std::vector<int32_t> &prompt,
               const GenerateOptions &options, std::vector<int32_t> &generated,
               const std::function<bool(int32_t)> &onToken, std::string &err) {
@@ -244,7 +244,7 @@ bool generate(exec::Executor &ex, const Tokenizer &tok,
 // Perplexity
 //===----------------------------------------------------------------------===//
 
-bool perplexity(exec::Executor &ex, const std::vector<int32_t> &tokens,
+bool perplexity(exec::Evaluator &ex, const std::vector<int32_t> &tokens,
                 int32_t bos, const PerplexityOptions &options,
                 PerplexityResult &result, std::string &err) {
   result = PerplexityResult();
@@ -410,7 +410,7 @@ bool readLogitsFileInfo(const std::string &path, LogitsFileInfo &info,
   return true;
 }
 
-bool klDivergence(exec::Executor &ex, const std::string &basePath, int32_t bos,
+bool klDivergence(exec::Evaluator &ex, const std::string &basePath, int32_t bos,
                   const KLOptions &options, KLResult &result,
                   std::string &err) {
   result = KLResult();

@@ -52,6 +52,9 @@ LOWBIT_DECLARE_CODEC(nf4_g64)
 LOWBIT_DECLARE_CODEC(tq1_0)
 LOWBIT_DECLARE_CODEC(tq2_0)
 
+// Activation formats of the native kernels (ActivationQuants.cpp).
+LOWBIT_DECLARE_CODEC(q8_k)
+
 // Group-wise integers for the non-GGUF exporters (IntGroupQuants.cpp).
 LOWBIT_DECLARE_CODEC(i8_sym_g32)
 LOWBIT_DECLARE_CODEC(i8_sym_g64)

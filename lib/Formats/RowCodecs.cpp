@@ -96,6 +96,8 @@ Codec codecFor(Format format) {
     return LOWBIT_CODEC(i4_asym_g64, true);
   case Format::I4_ASYM_G128:
     return LOWBIT_CODEC(i4_asym_g128, true);
+  case Format::Q8_K:
+    return LOWBIT_CODEC(q8_k, false);
   }
   return Codec{}; // A table row without a codec yet.
 }

@@ -12,8 +12,10 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <map>
 #include <mutex>
 #include <numeric>
+#include <random>
 #include <vector>
 
 using namespace lowbit;
@@ -49,6 +51,94 @@ std::vector<int64_t> processingOrder(const std::vector<double> &diag,
                      [&](int64_t a, int64_t c) { return diag[a] > diag[c]; });
   }
   return perm;
+}
+
+/// Where each weight's code sits in a block, learned from the format's own
+/// decoder: a bit belongs to weight e's code when flipping it changes the
+/// decoded value of e and of no other weight. With that map GPTQ can round
+/// one column at a time on the grid of scales the encoder chose (setting a
+/// code leaves the scales alone), without a second copy of any block
+/// layout. Formats whose codes are not separate bit fields (the base-3
+/// packing of TQ1_0) or have more than 8 bits per weight get no map.
+struct CodeLayout {
+  int bits = 0; // per weight; 0 = no map
+  /// bit[e * bits + i]: bit index in the block of bit i of weight e's code.
+  std::vector<uint32_t> bit;
+};
+
+CodeLayout discoverCodeLayout(Format format) {
+  const formats::FormatInfo &fi = formats::info(format);
+  const int64_t bs = fi.blockSize, nbits = int64_t(fi.blockBytes) * 8;
+  CodeLayout none;
+  if (fi.kind == formats::FormatKind::Float)
+    return none;
+  // owner[i]: -1 unseen, -2 shared (moves several weights), else the weight.
+  std::vector<int64_t> owner(nbits, -1);
+  std::mt19937 rng(1234);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> x(bs), base(bs), flipped(bs);
+  std::vector<uint8_t> bytes(fi.blockBytes);
+  for (int trial = 0; trial < 6; ++trial) {
+    for (int64_t e = 0; e < bs; ++e)
+      x[e] = normal(rng) * (1.0f + float(e % 7)) + (trial % 2 ? 0.5f : 0.0f);
+    if (!formats::quantizeRow(format, x.data(), bytes.data(), bs, nullptr))
+      return none;
+    formats::dequantizeRow(format, bytes.data(), base.data(), bs);
+    for (int64_t i = 0; i < nbits; ++i) {
+      bytes[i / 8] ^= uint8_t(1u << (i % 8));
+      formats::dequantizeRow(format, bytes.data(), flipped.data(), bs);
+      bytes[i / 8] ^= uint8_t(1u << (i % 8));
+      int64_t changed = -1, count = 0;
+      for (int64_t e = 0; e < bs; ++e)
+        if (std::memcmp(&base[e], &flipped[e], sizeof(float)) != 0) {
+          changed = e;
+          ++count;
+        }
+      if (count > 1 || (count == 1 && owner[i] >= 0 && owner[i] != changed))
+        owner[i] = -2;
+      else if (count == 1 && owner[i] == -1)
+        owner[i] = changed;
+    }
+  }
+  std::vector<std::vector<uint32_t>> perWeight(bs);
+  for (int64_t i = 0; i < nbits; ++i)
+    if (owner[i] >= 0)
+      perWeight[owner[i]].push_back(static_cast<uint32_t>(i));
+  size_t bits = perWeight[0].size();
+  if (bits == 0 || bits > 8)
+    return none;
+  CodeLayout layout;
+  for (const std::vector<uint32_t> &b : perWeight) {
+    if (b.size() != bits)
+      return none;
+    layout.bit.insert(layout.bit.end(), b.begin(), b.end());
+  }
+  layout.bits = static_cast<int>(bits);
+  return layout;
+}
+
+/// discoverCodeLayout, once per format.
+const CodeLayout &codeLayout(Format format) {
+  static std::mutex mutex;
+  static std::map<Format, CodeLayout> cache;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto it = cache.find(format);
+  if (it == cache.end())
+    it = cache.emplace(format, discoverCodeLayout(format)).first;
+  return it->second;
+}
+
+/// Sets weight e's code to `code` in a block.
+inline void setCode(const CodeLayout &layout, uint8_t *block, int64_t e,
+                    uint32_t code) {
+  const uint32_t *bit = &layout.bit[e * layout.bits];
+  for (int i = 0; i < layout.bits; ++i) {
+    uint8_t mask = uint8_t(1u << (bit[i] % 8));
+    if (code >> i & 1)
+      block[bit[i] / 8] |= mask;
+    else
+      block[bit[i] / 8] &= uint8_t(~mask);
+  }
 }
 
 /// U with U^T U = (A + damp I)^-1, A = `hp` (K x K, processing order). Works
@@ -121,6 +211,9 @@ struct Problem {
   std::vector<char> dead;        // original column order
   std::vector<float> importance; // original column order
   std::vector<float> u;          // K x K, processing order
+  CodeLayout layout;
+  const float *hessian; // as given, for the RTN guard
+  bool guardRTN;
   const RowLoader *load;
   uint8_t *out;
   int refinePasses;
@@ -129,11 +222,13 @@ struct Problem {
 /// Per-thread scratch for one chunk of rows.
 struct Worker {
   std::vector<float> orig, w, errors, blockIn, decoded, comp, blockErr, wd;
-  std::vector<uint8_t> bytes, bestBytes;
+  std::vector<uint8_t> bytes, prevBytes, bestBytes, scratchBlock;
   std::vector<double> best, rowErr, work;
-  std::vector<char> changed;
-  std::vector<float> prevDecoded;
-  double loss = 0;
+  std::vector<float> candidates, decodedRow;
+  std::vector<uint8_t> rtnBytes;
+  std::vector<double> hv;
+  double loss = 0, gptqError = 0, rtnError = 0;
+  int64_t rtnRows = 0;
 };
 
 class Runner {
@@ -163,7 +258,59 @@ public:
       // ... and the columns after the batch once per batch (lazy update).
       updateColumns(s, count, b0, b1, 0, b1, k);
     }
+    return p_.guardRTN ? keepBetterOfRTN(s, row0, count, error) : true;
+  }
+
+  /// GPTQ's loss only approximates the output error once a format clips or
+  /// re-scales, so each row is compared with plain RTN (the same encoder and
+  /// importance) on the true objective e^T H e, and the better one is kept.
+  bool keepBetterOfRTN(Worker &s, int64_t row0, int64_t count,
+                       std::string &error) {
+    const int64_t k = p_.cols;
+    uint8_t *out = p_.out + row0 * p_.rowBytes;
+    s.rtnBytes.resize(count * p_.rowBytes);
+    std::string why;
+    if (!formats::quantizeRows(p_.format, s.orig.data(), s.rtnBytes.data(),
+                               count, k, p_.importance.data(), 1, &why)) {
+      error = why + " (counting from row " + std::to_string(row0) + ")";
+      return false;
+    }
+    s.decodedRow.resize(k);
+    s.hv.resize(k);
+    for (int64_t r = 0; r < count; ++r) {
+      formats::dequantizeRow(p_.format, out + r * p_.rowBytes,
+                             s.decodedRow.data(), k);
+      double gptq = rowError(s, &s.orig[r * k]);
+      formats::dequantizeRow(p_.format, s.rtnBytes.data() + r * p_.rowBytes,
+                             s.decodedRow.data(), k);
+      double rtn = rowError(s, &s.orig[r * k]);
+      s.gptqError += std::min(gptq, rtn);
+      s.rtnError += rtn;
+      if (rtn < gptq) {
+        std::memcpy(out + r * p_.rowBytes, s.rtnBytes.data() + r * p_.rowBytes,
+                    p_.rowBytes);
+        ++s.rtnRows;
+      }
+    }
     return true;
+  }
+
+  /// e^T H e for e = w - s.decodedRow, H the caller's Hessian.
+  double rowError(Worker &s, const float *w) {
+    const int64_t k = p_.cols;
+    for (int64_t c = 0; c < k; ++c)
+      s.hv[c] = double(w[c]) - double(s.decodedRow[c]);
+    double sum = 0;
+    for (int64_t i = 0; i < k; ++i) {
+      if (s.hv[i] == 0)
+        continue;
+      const float *hi = p_.hessian + i * k;
+      double v = 0;
+      for (int64_t j = 0; j < k; ++j)
+        v += double(hi[j]) * s.hv[j];
+      sum += s.hv[i] * v;
+    }
+    return sum;
   }
 
 private:
@@ -188,31 +335,34 @@ private:
     }
   }
 
+  /// Quantizes processing-order columns [c0, c0 + bs) (one storage block)
+  /// of every row of the chunk; writes the bytes and the errors e_j.
   bool runBlock(Worker &s, int64_t row0, int64_t count, int64_t c0,
                 int64_t b0, std::string &error) {
     const int64_t k = p_.cols, bs = p_.bs, bb = p_.blockBytes;
-    const int64_t block = p_.perm[c0] / bs; // original block index
-    const int64_t *order = &p_.perm[c0];
+    const int64_t block = p_.perm[c0] / bs; // storage block index
     s.comp.resize(count * bs);
     for (int64_t r = 0; r < count; ++r)
       std::memcpy(&s.comp[r * bs], &s.w[r * k + c0], bs * sizeof(float));
     s.blockIn.resize(count * bs);
     s.decoded.resize(count * bs);
-    s.prevDecoded.resize(count * bs);
     s.bytes.resize(count * bb);
+    s.prevBytes.assign(count * bb, 0);
     s.bestBytes.resize(count * bb);
     s.blockErr.resize(count * bs);
     s.best.assign(count, std::numeric_limits<double>::infinity());
-    s.changed.assign(count, 1);
     s.rowErr.resize(bs);
     s.work.resize(bs);
     s.wd.resize(bs);
+    if (p_.layout.bits)
+      s.candidates.resize((size_t(1) << p_.layout.bits) * bs);
 
     for (int pass = 0; pass <= p_.refinePasses; ++pass) {
-      // The encoder sees the block in storage order.
+      // The encoder sees the block in storage order and picks its scales.
       for (int64_t r = 0; r < count; ++r)
         for (int64_t j = 0; j < bs; ++j)
-          s.blockIn[r * bs + (order[j] - block * bs)] = s.comp[r * bs + j];
+          s.blockIn[r * bs + (p_.perm[c0 + j] - block * bs)] =
+              s.comp[r * bs + j];
       std::string why;
       if (!formats::quantizeRows(p_.format, s.blockIn.data(), s.bytes.data(),
                                  count, bs, &p_.importance[block * bs], 1,
@@ -221,32 +371,22 @@ private:
                 ", counting from row " + std::to_string(row0) + ")";
         return false;
       }
-      formats::dequantizeRows(p_.format, s.bytes.data(), s.decoded.data(),
-                              count, bs, 1);
+      if (!p_.layout.bits)
+        formats::dequantizeRows(p_.format, s.bytes.data(), s.decoded.data(),
+                                count, bs, 1);
       bool any = false;
       for (int64_t r = 0; r < count; ++r) {
-        const float *q = &s.decoded[r * bs];
-        if (pass > 0 &&
-            std::memcmp(q, &s.prevDecoded[r * bs], bs * sizeof(float)) == 0)
-          continue; // Fixed point: the same codes give the same result.
+        uint8_t *bytes = &s.bytes[r * bb];
+        double loss = p_.layout.bits
+                          ? roundColumns(s, r, c0, block, bytes)
+                          : blockErrors(s, r, c0, block, &s.decoded[r * bs]);
+        if (pass > 0 && std::memcmp(bytes, &s.prevBytes[r * bb], bb) == 0)
+          continue; // A fixed point: the next pass would repeat this one.
         any = true;
-        // Errors in processing order; w as it is when column j is reached.
-        double *w = s.work.data();
-        for (int64_t j = 0; j < bs; ++j)
-          w[j] = s.w[r * k + c0 + j];
-        double loss = 0;
-        for (int64_t j = 0; j < bs; ++j) {
-          const float *uj = &p_.u[(c0 + j) * k + c0];
-          double e = (w[j] - q[order[j] - block * bs]) / uj[j];
-          s.rowErr[j] = e;
-          s.wd[j] = static_cast<float>(w[j]);
-          loss += e * e;
-          for (int64_t t = j + 1; t < bs; ++t)
-            w[t] -= e * uj[t];
-        }
+        std::memcpy(&s.prevBytes[r * bb], bytes, bb);
         if (loss < s.best[r]) {
           s.best[r] = loss;
-          std::memcpy(&s.bestBytes[r * bb], &s.bytes[r * bb], bb);
+          std::memcpy(&s.bestBytes[r * bb], bytes, bb);
           for (int64_t j = 0; j < bs; ++j)
             s.blockErr[r * bs + j] = static_cast<float>(s.rowErr[j]);
         }
@@ -254,7 +394,6 @@ private:
       }
       if (pass > 0 && !any)
         break;
-      std::swap(s.prevDecoded, s.decoded);
     }
     for (int64_t r = 0; r < count; ++r) {
       std::memcpy(p_.out + (row0 + r) * p_.rowBytes + block * bb,
@@ -266,10 +405,82 @@ private:
     return true;
   }
 
+  /// GPTQ proper inside one block of row r: columns in processing order, each
+  /// rounded to the nearest value its code can take under the block's
+  /// scales, its error pushed onto the block's later columns. Rewrites the
+  /// codes in `bytes`; leaves e_j in s.rowErr, the compensated weights in
+  /// s.wd, and returns sum e_j^2.
+  double roundColumns(Worker &s, int64_t r, int64_t c0, int64_t block,
+                      uint8_t *bytes) {
+    const int64_t k = p_.cols, bs = p_.bs, bb = p_.blockBytes;
+    const uint32_t codes = 1u << p_.layout.bits;
+    // candidates[c * bs + e]: weight e's value with code c.
+    s.scratchBlock.assign(bytes, bytes + bb);
+    for (uint32_t c = 0; c < codes; ++c) {
+      for (int64_t e = 0; e < bs; ++e)
+        setCode(p_.layout, s.scratchBlock.data(), e, c);
+      formats::dequantizeRow(p_.format, s.scratchBlock.data(),
+                             &s.candidates[c * bs], bs);
+    }
+    double *w = s.work.data();
+    for (int64_t j = 0; j < bs; ++j)
+      w[j] = s.w[r * k + c0 + j];
+    double loss = 0;
+    for (int64_t j = 0; j < bs; ++j) {
+      const int64_t e = p_.perm[c0 + j] - block * bs;
+      const double target = w[j];
+      uint32_t bestCode = 0;
+      double bestDist = std::numeric_limits<double>::infinity(), q = 0;
+      for (uint32_t c = 0; c < codes; ++c) {
+        double v = s.candidates[c * bs + e];
+        double d = std::fabs(v - target);
+        if (d < bestDist) {
+          bestDist = d;
+          bestCode = c;
+          q = v;
+        }
+      }
+      setCode(p_.layout, bytes, e, bestCode);
+      loss += propagate(s, c0, j, w, q);
+    }
+    return loss;
+  }
+
+  /// The block-level update for formats without a code map: the encoder's
+  /// values `q` (storage order) are fixed, the errors follow from U_BB.
+  double blockErrors(Worker &s, int64_t r, int64_t c0, int64_t block,
+                     const float *q) {
+    const int64_t k = p_.cols, bs = p_.bs;
+    double *w = s.work.data();
+    for (int64_t j = 0; j < bs; ++j)
+      w[j] = s.w[r * k + c0 + j];
+    double loss = 0;
+    for (int64_t j = 0; j < bs; ++j)
+      loss += propagate(s, c0, j, w, q[p_.perm[c0 + j] - block * bs]);
+    return loss;
+  }
+
+  /// Column j of the block (processing order) is stored as q: records its
+  /// error and pushes it onto the block's later columns. Returns e_j^2.
+  double propagate(Worker &s, int64_t c0, int64_t j, double *w, double q) {
+    const int64_t k = p_.cols, bs = p_.bs;
+    const float *uj = &p_.u[(c0 + j) * k + c0];
+    double e = (w[j] - q) / uj[j];
+    s.rowErr[j] = e;
+    s.wd[j] = static_cast<float>(w[j]);
+    for (int64_t t = j + 1; t < bs; ++t)
+      w[t] -= e * uj[t];
+    return e * e;
+  }
+
   const Problem &p_;
 };
 
 } // namespace
+
+int lowbit::quant::gptqCodeBits(Format format) {
+  return formats::hasCodec(format) ? codeLayout(format).bits : 0;
+}
 
 bool lowbit::quant::quantizeGPTQ(Format format, int64_t rows, int64_t cols,
                                  const RowLoader &load, const float *hessian,
@@ -328,6 +539,9 @@ bool lowbit::quant::quantizeGPTQ(Format format, int64_t rows, int64_t cols,
   p.load = &load;
   p.out = out;
   p.refinePasses = std::max(0, options.refinePasses);
+  p.layout = codeLayout(format);
+  p.hessian = hessian;
+  p.guardRTN = options.guardRTN;
 
   std::vector<double> hp(static_cast<size_t>(k * k));
   for (int64_t i = 0; i < k; ++i) {
@@ -392,12 +606,16 @@ bool lowbit::quant::quantizeGPTQ(Format format, int64_t rows, int64_t cols,
     return false;
   }
   if (report) {
+    *report = GPTQReport();
     report->damp = damp;
     report->dampRaises = raises;
     report->deadColumns = deadCount;
-    report->loss = 0;
-    for (const Worker &w : workers)
+    for (const Worker &w : workers) {
       report->loss += w.loss;
+      report->outputError += w.gptqError;
+      report->rtnOutputError += w.rtnError;
+      report->rtnRows += w.rtnRows;
+    }
   }
   return true;
 }

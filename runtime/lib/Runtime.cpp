@@ -83,8 +83,7 @@ void logLine(lb_log_level_t level, const std::string &message) {
 }
 
 std::mutex symbolsMutex;
-const lb_symbol_t *staticSymbols = nullptr;
-size_t staticSymbolCount = 0;
+const lb_kernel_entry *staticTable = nullptr;
 
 bool readFile(const std::string &path, std::string &out, std::string &err) {
   FILE *f = std::fopen(path.c_str(), "rb");
@@ -228,10 +227,10 @@ private:
 void *lb_model::symbol(const std::string &name) {
   {
     std::lock_guard<std::mutex> lock(symbolsMutex);
-    if (staticSymbols) {
-      for (size_t i = 0; i < staticSymbolCount; ++i)
-        if (staticSymbols[i].name && name == staticSymbols[i].name)
-          return staticSymbols[i].address;
+    if (staticTable) {
+      for (const lb_kernel_entry *e = staticTable; e->name; ++e)
+        if (name == e->name)
+          return reinterpret_cast<void *>(e->fn);
       return nullptr;
     }
   }
@@ -351,7 +350,7 @@ bool lb_model::resolveSymbols(Failure &f) {
   bool useStatic;
   {
     std::lock_guard<std::mutex> lock(symbolsMutex);
-    useStatic = staticSymbols != nullptr;
+    useStatic = staticTable != nullptr;
   }
   if (!anyKernel)
     return true;
@@ -794,10 +793,9 @@ void lb_log_set(lb_log_fn fn, void *user) {
   logUser = user;
 }
 
-void lb_set_static_symbols(const lb_symbol_t *symbols, size_t count) {
+void lb_set_kernel_table(const lb_kernel_entry *table) {
   std::lock_guard<std::mutex> lock(symbolsMutex);
-  staticSymbols = count ? symbols : nullptr;
-  staticSymbolCount = symbols ? count : 0;
+  staticTable = table;
 }
 
 lb_status_code_t lb_model_load(const char *dir, lb_model_t **model,

@@ -1,5 +1,7 @@
 //===- lowbit-opt.cpp - Run lowbit and upstream passes on textual IR ------===//
+#include "LowBit/Conversion/Passes.h"
 #include "LowBit/IR/LowBit.h"
+#include "LowBit/Fusion/Passes.h"
 #include "LowBit/Transforms/Passes.h"
 
 #include "mlir/InitAllDialects.h"
@@ -9,6 +11,9 @@
 int main(int argc, char **argv) {
   mlir::registerAllPasses();
   mlir::lowbit::registerLowBitPasses();
+  mlir::lowbit::registerLowBitFusionPasses();
+  mlir::lowbit::registerLowBitConversionPasses();
+  mlir::lowbit::registerLowBitKernelsToLLVMPipeline();
 
   mlir::DialectRegistry registry;
   mlir::registerAllDialects(registry);

@@ -10,5 +10,6 @@ int compileCommand(int argc, char **argv);
 int runCommand(int argc, char **argv);
 int evalCommand(int argc, char **argv);
 int imatrixCommand(int argc, char **argv);
+int calibrateCommand(int argc, char **argv);
 
 #endif // LOWBIT_TOOLS_COMMANDS_H

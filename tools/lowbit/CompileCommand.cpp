@@ -1,24 +1,37 @@
 //===- CompileCommand.cpp - lowbit compile --------------------------------===//
 //
-// Import -> lowbit-assign-formats -> lowbit-quantize -> export, with a
-// progress bar, a per-tensor summary table and an optional JSON report.
+// With a preset: import -> lowbit-assign-formats -> lowbit-quantize ->
+// export. With a budget (--target-bpw / --target-size): import ->
+// lowbit-calibrate (unless statistics are given or saved) ->
+// lowbit-sensitivity (reusing saved results) -> lowbit-allocate-bits ->
+// lowbit-quantize -> export. Progress bars for the long steps, a per-tensor
+// summary table (or JSON) with the predicted and the actual size.
 //
 //===----------------------------------------------------------------------===//
+#include "AnalysisProgress.h"
 #include "CommandLine.h"
 #include "Commands.h"
 #include "ModelIO.h"
 #include "Progress.h"
 
 #include "LowBit/IR/LowBit.h"
+#include "LowBit/Transforms/Analysis.h"
 #include "LowBit/Transforms/Passes.h"
+#include "lowbit/Analysis/BitAllocation.h"
+#include "lowbit/Calibration/IMatrix.h"
 #include "lowbit/Export/GGUFExport.h"
+#include "lowbit/GGUF/GGUF.h"
 #include "lowbit/Quant/Presets.h"
 
 #include "mlir/Pass/PassManager.h"
 #include "llvm/Support/JSON.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <chrono>
+#include <cmath>
+#include <cstdio>
 #include <sys/stat.h>
+#include <unistd.h>
 
 using namespace lowbit;
 using namespace mlir;
@@ -42,6 +55,45 @@ std::string presetList() {
   return text;
 }
 
+bool fileExists(const std::string &path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+double secondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                       start)
+      .count();
+}
+
+/// Bytes of the quantize.imatrix.* keys lowbit-quantize adds for `path`, as
+/// GGUF lays them out, so that the allocation can leave room for them.
+int64_t imatrixMetadataBytes(const std::string &path) {
+  ::lowbit::calib::IMatrix imatrix;
+  std::string error;
+  if (!::lowbit::calib::IMatrix::load(path, imatrix, error))
+    return 0; // lowbit-quantize reports it
+  auto key = [](const std::string &name, uint64_t valueBytes) {
+    return static_cast<int64_t>(8 + name.size() + 4 + valueBytes);
+  };
+  int64_t bytes = key("quantize.imatrix.file", 8 + path.size()) +
+                  key("quantize.imatrix.entries_count", 4);
+  if (!imatrix.datasets.empty())
+    bytes += key("quantize.imatrix.dataset", 8 + imatrix.datasets[0].size());
+  if (imatrix.chunkCount > 0)
+    bytes += key("quantize.imatrix.chunks_count", 4);
+  return bytes;
+}
+
+/// Removes a temporary file when the command ends.
+struct TemporaryFile {
+  std::string path;
+  ~TemporaryFile() {
+    if (!path.empty())
+      ::unlink(path.c_str());
+  }
+};
+
 struct TensorRow {
   std::string name, format;
   std::vector<int64_t> shape;
@@ -64,7 +116,8 @@ int compileCommand(int argc, char **argv) {
   cl.option("preset", "NAME",
             "Preset (default q8_0): q4_0 q4_1 q5_0 q5_1 q8_0 q2_k q2_k_s "
             "q3_k_s q3_k_m\nq3_k_l q4_k_s q4_k_m q5_k_s q5_k_m q6_k iq4_nl "
-            "iq4_xs tq1_0 tq2_0 f16 bf16 f32.");
+            "iq4_xs tq1_0 tq2_0 f16 bf16 f32,\nor dynamic-gate (layer "
+            "position: outer quarters q4_k, middle q2_k/q3_k).");
   cl.option("imatrix", "FILE",
             "llama.cpp importance matrix (GGUF imatrix or legacy .dat): the "
             "scale search\nweights each column by its mean squared "
@@ -77,6 +130,38 @@ int compileCommand(int argc, char **argv) {
   cl.option("token-embedding-type", "FORMAT", "Format of token_embd.weight.");
   cl.flag("pure", "Use the preset's default format for every quantizable "
                   "tensor (no mixing rules).");
+  cl.option("target-bpw", "X",
+            "Budget: bits per weight of the whole file (file bytes * 8 / all "
+            "weights, as\nllama.cpp reports). Formats are allocated per "
+            "tensor to minimise the predicted\ndamage; the file lands within "
+            "0.5% below the budget.");
+  cl.option("target-size", "SIZE",
+            "Budget: the file size, e.g. 3.2GiB, 3200MB or bytes.");
+  cl.option("calib", "FILE|self",
+            "Calibration text for the budget modes ('self': sampled from the "
+            "model).");
+  cl.option("ctx-size", "N", "Calibration chunk size (default 512 or the "
+                             "model's context).", "c");
+  cl.option("chunks", "N", "Calibrate on at most N chunks.");
+  cl.option("state", "FILE",
+            "Calibration state to reuse or create (GGUF), with the "
+            "sensitivity results\nin FILE.sensitivity.json: re-targeting "
+            "another budget skips the analysis.");
+  cl.option("method", "NAME",
+            "Quantization method: rtn (default), gptq (Hessian error "
+            "feedback inside the\nblocks) or awq (activation-aware channel "
+            "scales folded into the norms).\ngptq and awq need Hessians: "
+            "--calib FILE, or a --state FILE calibrated with them.");
+  cl.option("measure", "KIND",
+            "Sensitivity: wmse (predicted from statistics, default) or kld "
+            "(measured KL\ndivergence when only that tensor is quantized).");
+  cl.option("kld-chunks", "N", "Chunks --measure kld runs on (default 4).");
+  cl.option("formats", "LIST",
+            "Candidate formats of the budget modes, comma-separated (default "
+            "q2_k q3_k\niq4_xs q4_0 iq4_nl q4_1 q4_k q5_0 q5_1 q5_k q6_k "
+            "q8_0 f16).");
+  cl.flag("no-importance", "Budget modes without statistics: plain squared "
+                           "error, no imatrix.");
   cl.option("threads", "N", "Encoder threads (default: all cores).", "t");
   cl.option("emit", "KIND",
             "What to write: gguf (default) or mlir (the quantized IR, data "
@@ -101,8 +186,17 @@ int compileCommand(int argc, char **argv) {
   long long threads = 0;
   if (!cl.getInt("threads", threads, error))
     return cli::fail(error);
-  std::string presetName = cl.get("preset", "q8_0");
-  if (!quant::findPreset(presetName))
+  const bool budgetMode = cl.has("target-bpw") || cl.has("target-size");
+  if (cl.has("target-bpw") && cl.has("target-size"))
+    return cli::fail("--target-bpw and --target-size are alternatives; pass "
+                     "one");
+  std::string presetName =
+      cl.get("preset", budgetMode ? "" : "q8_0");
+  const bool dynamicGate = presetName == "dynamic-gate";
+  if (budgetMode && !presetName.empty())
+    return cli::fail("--preset and --target-bpw/--target-size are "
+                     "alternatives: a budget chooses the formats itself");
+  if (!budgetMode && !dynamicGate && !quant::findPreset(presetName))
     return cli::fail("unknown preset '" + presetName +
                      "' (see 'lowbit compile --help' for the list)");
   if (presetName == "q2_k_s" && !cl.has("imatrix"))
@@ -117,28 +211,212 @@ int compileCommand(int argc, char **argv) {
     if (cl.has(option) && !::lowbit::formats::findByName(cl.get(option)))
       return cli::fail("unknown format '" + cl.get(option) + "' for --" +
                        option + " (see 'lowbit compile --help')");
+  if ((budgetMode || dynamicGate) &&
+      (cl.has("output-tensor-type") || cl.has("token-embedding-type") ||
+       cl.has("pure")))
+    return cli::fail("--output-tensor-type, --token-embedding-type and --pure "
+                     "belong to llama.cpp presets; pin tensors with "
+                     "--tensor-type REGEX=FORMAT instead");
+  double targetBpw = 0;
+  uint64_t targetBytes = 0;
+  if (cl.has("target-bpw")) {
+    if (!cl.getDouble("target-bpw", targetBpw, error))
+      return cli::fail(error);
+    if (!(targetBpw > 0 && targetBpw < 64))
+      return cli::fail("--target-bpw must be between 0 and 64");
+  }
+  if (cl.has("target-size") &&
+      !::lowbit::analysis::parseByteSize(cl.get("target-size"), targetBytes,
+                                         error))
+    return cli::fail("--target-size: " + error);
+  std::string measure = cl.get("measure", "wmse");
+  if (measure != "wmse" && measure != "kld")
+    return cli::fail("--measure must be wmse or kld, got '" + measure + "'");
+  long long ctx = 0, chunks = 0, kldChunks = 4;
+  if (!cl.getInt("ctx-size", ctx, error) ||
+      !cl.getInt("chunks", chunks, error) ||
+      !cl.getInt("kld-chunks", kldChunks, error))
+    return cli::fail(error);
+  std::vector<std::string> candidateFormats;
+  if (cl.has("formats")) {
+    std::string list = cl.get("formats");
+    for (size_t at = 0; at <= list.size();) {
+      size_t comma = list.find(',', at);
+      if (comma == std::string::npos)
+        comma = list.size();
+      std::string name = list.substr(at, comma - at);
+      if (!name.empty()) {
+        if (!::lowbit::formats::findByName(name))
+          return cli::fail("unknown format '" + name + "' in --formats");
+        candidateFormats.push_back(name);
+      }
+      at = comma + 1;
+    }
+  }
+  const bool noImportance = cl.has("no-importance");
+  // --method: gptq and awq read Hessians from a calibration state.
+  std::string method = cl.get("method", "rtn");
+  if (method != "rtn" && method != "gptq" && method != "awq")
+    return cli::fail("--method must be rtn, gptq or awq, got '" + method + "'");
+  if (method != "rtn" && !cl.has("calib") &&
+      !(cl.has("state") && fileExists(cl.get("state"))))
+    return cli::fail("--method " + method + " needs calibration Hessians: "
+                     "--calib FILE, or --state FILE written with them");
+  std::string statePath = cl.get("state");
+  if (budgetMode && !noImportance && !cl.has("imatrix") && !cl.has("calib") &&
+      !(cl.has("state") && fileExists(statePath)))
+    return cli::fail("a budget needs activation statistics: --calib FILE "
+                     "(or self), --imatrix FILE or an existing --state FILE; "
+                     "or --no-importance");
+  if (budgetMode && noImportance && cl.has("imatrix"))
+    return cli::fail("--no-importance and --imatrix contradict each other");
+  if (cl.has("calib") && cl.has("imatrix"))
+    return cli::fail("--calib and --imatrix are alternatives: the imatrix "
+                     "holds the statistics calibration would record");
 
   auto context = driver::makeContext();
   auto module = driver::loadModel(*context, cl.positional()[0]);
   if (!module)
     return 1;
 
+  // The budget modes: statistics -> sensitivity -> allocation.
+  struct StepTime {
+    std::string name;
+    double seconds;
+  };
+  std::vector<StepTime> steps;
+  std::string quantizeImatrix = cl.get("imatrix");
+  TemporaryFile temporaryState;
+  if (budgetMode) {
+    auto started = std::chrono::steady_clock::now();
+    std::string statistics = cl.get("imatrix");
+    if (!noImportance && statistics.empty()) {
+      if (statePath.empty()) {
+        // Calibration state for this run only.
+        temporaryState.path = cl.get("output") + ".calibration.tmp." +
+                              std::to_string(::getpid());
+        statePath = temporaryState.path;
+      }
+      if (cl.has("calib") && !fileExists(statePath)) {
+        PassManager calibrate(context.get());
+        LowBitCalibrateOptions options;
+        options.calibText = cl.get("calib");
+        options.ctx = ctx;
+        options.chunks = chunks;
+        options.state = statePath;
+        options.threads = static_cast<int>(threads);
+        options.hessians = method != "rtn";
+        calibrate.addPass(createLowBitCalibrate(options));
+        driver::AnalysisProgress progress(cli::progressEnabled() &&
+                                          !cl.has("json"));
+        if (failed(calibrate.run(*module)))
+          return 1;
+        steps.push_back({"calibrate", secondsSince(started)});
+      } else if (cl.has("calib") && !cl.has("quiet") && !cl.has("json")) {
+        llvm::errs() << "note: reusing the calibration state " << statePath
+                     << " (delete it to calibrate again)\n";
+      }
+      statistics = statePath;
+    }
+    quantizeImatrix = noImportance ? "" : statistics;
+
+    auto sensitivityStarted = std::chrono::steady_clock::now();
+    PassManager analyse(context.get());
+    LowBitSensitivityOptions sensitivity;
+    sensitivity.statistics = statistics;
+    sensitivity.noImportance = noImportance;
+    sensitivity.candidateFormats.assign(candidateFormats.begin(),
+                                        candidateFormats.end());
+    sensitivity.measure = measure;
+    sensitivity.kldChunks = kldChunks;
+    sensitivity.calibText = cl.get("calib") == "self" ? "" : cl.get("calib");
+    sensitivity.ctx = ctx;
+    if (cl.has("state"))
+      sensitivity.state = cl.get("state") + ".sensitivity.json";
+    sensitivity.threads = static_cast<int>(threads);
+    analyse.addPass(createLowBitSensitivity(sensitivity));
+    LowBitAllocateBitsOptions allocate;
+    allocate.targetBpw = targetBpw;
+    if (cl.has("target-size"))
+      allocate.targetSize = std::to_string(targetBytes);
+    allocate.tensorTypes.assign(cl.getAll("tensor-type").begin(),
+                                cl.getAll("tensor-type").end());
+    allocate.reserveBytes =
+        quantizeImatrix.empty() ? 0 : imatrixMetadataBytes(quantizeImatrix);
+    analyse.addPass(createLowBitAllocateBits(allocate));
+    {
+      driver::AnalysisProgress progress(cli::progressEnabled() &&
+                                        !cl.has("json"));
+      if (failed(analyse.run(*module)))
+        return 1;
+    }
+    steps.push_back({"sensitivity + allocation",
+                     secondsSince(sensitivityStarted)});
+  }
+
+  // --method gptq/awq with a preset: calibrate with Hessians unless the
+  // state exists; its statistics also serve as the importance matrix.
+  if (method != "rtn") {
+    if (statePath.empty()) {
+      temporaryState.path = cl.get("output") + ".calibration.tmp." +
+                            std::to_string(::getpid());
+      statePath = temporaryState.path;
+    }
+    if (!fileExists(statePath)) {
+      auto started = std::chrono::steady_clock::now();
+      PassManager calibrate(context.get());
+      LowBitCalibrateOptions options;
+      options.calibText = cl.get("calib");
+      options.ctx = ctx;
+      options.chunks = chunks;
+      options.state = statePath;
+      options.hessians = true;
+      options.threads = static_cast<int>(threads);
+      calibrate.addPass(createLowBitCalibrate(options));
+      driver::AnalysisProgress progress(cli::progressEnabled() &&
+                                        !cl.has("json"));
+      if (failed(calibrate.run(*module)))
+        return 1;
+      steps.push_back({"calibrate", secondsSince(started)});
+    }
+    if (quantizeImatrix.empty() && !noImportance)
+      quantizeImatrix = statePath;
+  }
+
   PassManager pm(context.get());
-  LowBitAssignFormatsOptions assign;
-  assign.preset = presetName;
-  assign.tensorTypes.assign(cl.getAll("tensor-type").begin(),
+  if (dynamicGate) {
+    LowBitAllocateBitsOptions gate;
+    gate.preset = "dynamic-gate";
+    gate.tensorTypes.assign(cl.getAll("tensor-type").begin(),
                             cl.getAll("tensor-type").end());
-  assign.outputTensorType = cl.get("output-tensor-type");
-  assign.tokenEmbeddingType = cl.get("token-embedding-type");
-  assign.pure = cl.has("pure");
-  assign.hasImportance = cl.has("imatrix");
-  pm.addPass(createLowBitAssignFormats(assign));
+    pm.addPass(createLowBitAllocateBits(gate));
+  } else if (!budgetMode) {
+    LowBitAssignFormatsOptions assign;
+    assign.preset = presetName;
+    assign.tensorTypes.assign(cl.getAll("tensor-type").begin(),
+                              cl.getAll("tensor-type").end());
+    assign.outputTensorType = cl.get("output-tensor-type");
+    assign.tokenEmbeddingType = cl.get("token-embedding-type");
+    assign.pure = cl.has("pure");
+    assign.hasImportance = !quantizeImatrix.empty();
+    pm.addPass(createLowBitAssignFormats(assign));
+  }
   LowBitQuantizeOptions quantize;
-  quantize.imatrix = cl.get("imatrix");
+  quantize.imatrix = quantizeImatrix;
   quantize.threads = static_cast<int>(threads);
+  if (method == "awq") {
+    LowBitAWQScaleOptions awq;
+    awq.state = statePath;
+    awq.threads = static_cast<int>(threads);
+    pm.addPass(createLowBitAWQScale(awq));
+  } else if (method == "gptq") {
+    quantize.method = "gptq";
+    quantize.state = statePath;
+  }
   pm.addPass(createLowBitQuantize(quantize));
 
   {
+    auto started = std::chrono::steady_clock::now();
     cli::ProgressBar bar("quantizing", cli::progressEnabled() && !cl.has("json"));
     setQuantizeProgressCallback(
         [&](size_t done, size_t total, llvm::StringRef name) {
@@ -149,14 +427,43 @@ int compileCommand(int argc, char **argv) {
     bar.finish();
     if (failed(result))
       return 1;
+    steps.push_back({"quantize", secondsSince(started)});
+  }
+
+  // The budget is a promise: check the exact size before writing anything.
+  uint64_t budget = 0, predictedBytes = 0;
+  if (auto allocation =
+          (*module)->getAttrOfType<DictionaryAttr>(kAllocationAttrName)) {
+    if (auto b = allocation.getAs<IntegerAttr>("budget"))
+      budget = static_cast<uint64_t>(b.getInt());
+    if (auto p = allocation.getAs<IntegerAttr>("predicted_bytes"))
+      predictedBytes = static_cast<uint64_t>(p.getInt());
+  }
+  if (budget > 0 && emit == "gguf") {
+    FailureOr<GGUFLayout> layout = computeGGUFLayout(*module);
+    if (failed(layout))
+      return 1;
+    uint64_t exact = layout->dataOffset();
+    for (GlobalWeightOp weight : module->getOps<GlobalWeightOp>())
+      exact += layout->alignUp(weight.getWeightType().getByteSize());
+    if (exact > budget)
+      return cli::fail("internal error: the quantized model would be " +
+                       std::to_string(exact) + " bytes, over the budget of " +
+                       std::to_string(budget) + " (predicted " +
+                       std::to_string(predictedBytes) +
+                       "); nothing was written");
   }
 
   std::string output = cl.get("output");
-  if (emit == "mlir") {
-    if (!driver::writeIR(*module, output, error))
-      return cli::fail(error);
-  } else if (failed(exportGGUF(*module, output))) {
-    return 1;
+  {
+    auto started = std::chrono::steady_clock::now();
+    if (emit == "mlir") {
+      if (!driver::writeIR(*module, output, error))
+        return cli::fail(error);
+    } else if (failed(exportGGUF(*module, output))) {
+      return 1;
+    }
+    steps.push_back({"export", secondsSince(started)});
   }
 
   // Report.
@@ -181,6 +488,21 @@ int compileCommand(int argc, char **argv) {
       stat(output.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
   double fileBpw = elements ? fileBytes * 8.0 / elements : 0;
   double tensorBpw = elements ? tensorBytes * 8.0 / elements : 0;
+  // Share of the budget used, truncated (99.499% must not read 99.50%).
+  double budgetShare =
+      budget ? std::floor(10000.0 * double(fileBytes) / double(budget)) / 100.0
+             : 0.0;
+  int64_t computed = 0, reused = 0;
+  double kldSeconds = 0;
+  if (auto report = (*module)->getAttrOfType<DictionaryAttr>(
+          kSensitivityReportAttrName)) {
+    if (auto v = report.getAs<IntegerAttr>("computed"))
+      computed = v.getInt();
+    if (auto v = report.getAs<IntegerAttr>("reused"))
+      reused = v.getInt();
+    if (auto v = report.getAs<FloatAttr>("kld_seconds"))
+      kldSeconds = v.getValueAsDouble();
+  }
 
   if (cl.has("json")) {
     llvm::json::Array tensors;
@@ -197,15 +519,29 @@ int compileCommand(int argc, char **argv) {
         obj["relative_rms_error"] = row.error;
       tensors.push_back(std::move(obj));
     }
+    llvm::json::Array timings;
+    for (const StepTime &step : steps)
+      timings.push_back(
+          llvm::json::Object{{"step", step.name}, {"seconds", step.seconds}});
     llvm::json::Object report{
         {"output", output},
         {"preset", presetName},
+        {"steps", std::move(timings)},
         {"file_bytes", static_cast<int64_t>(fileBytes)},
         {"tensor_bytes", static_cast<int64_t>(tensorBytes)},
         {"elements", elements},
         {"bits_per_weight_file", fileBpw},
         {"bits_per_weight_tensors", tensorBpw},
         {"tensors", std::move(tensors)}};
+    if (budget) {
+      report["budget_bytes"] = static_cast<int64_t>(budget);
+      report["budget_bits_per_weight"] = budget * 8.0 / elements;
+      report["predicted_bytes"] = static_cast<int64_t>(predictedBytes);
+      report["budget_used_percent"] = budgetShare;
+      report["sensitivity_computed"] = computed;
+      report["sensitivity_reused"] = reused;
+      report["kld_seconds"] = kldSeconds;
+    }
     llvm::outs() << llvm::formatv("{0:2}", llvm::json::Value(std::move(report)))
                  << "\n";
     return 0;
@@ -229,5 +565,28 @@ int compileCommand(int argc, char **argv) {
       "{0}: {1} bytes, {2} weights, {3:f3} bits per weight (file), {4:f3} "
       "(tensors only)\n",
       output, fileBytes, elements, fileBpw, tensorBpw);
+  if (budget)
+    llvm::outs() << llvm::formatv(
+        "budget {0} bytes ({1:f3} bpw): predicted {2} bytes ({3:f3} bpw), "
+        "actual {4} bytes ({5:f3} bpw) = {6:f2}% of the budget\n",
+        budget, budget * 8.0 / elements, predictedBytes,
+        predictedBytes * 8.0 / elements, fileBytes, fileBpw, budgetShare);
+  if (!steps.empty()) {
+    llvm::outs() << "time:";
+    for (size_t i = 0; i < steps.size(); ++i) {
+      llvm::outs() << (i ? ", " : " ") << steps[i].name << " "
+                   << llvm::formatv("{0:f2}", steps[i].seconds) << " s";
+      if (steps[i].name == "sensitivity + allocation")
+        llvm::outs() << " (" << computed << " measured, " << reused
+                     << " reused"
+                     << (kldSeconds > 0
+                             ? llvm::formatv(", KL divergence {0:f1} s",
+                                             kldSeconds)
+                                   .str()
+                             : std::string())
+                     << ")";
+    }
+    llvm::outs() << "\n";
+  }
   return 0;
 }

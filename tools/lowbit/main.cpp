@@ -16,6 +16,8 @@ const Subcommand kSubcommands[] = {
     {"compile", compileCommand,
      "Quantize a model with a preset and rules; write GGUF"},
     {"imatrix", imatrixCommand, "Show or convert llama.cpp importance matrices"},
+    {"calibrate", calibrateCommand,
+     "Record activation statistics (imatrix, Hessians) from text"},
     {"run", runCommand, "Generate text with the reference executor"},
     {"eval", evalCommand, "Perplexity and KL divergence (llama.cpp protocol)"},
 };

@@ -220,5 +220,112 @@ LogicalResult DequantizeOp::verify() {
   return verifySameShape(*this, getResult().getType(), getInput().getType());
 }
 
+//===----------------------------------------------------------------------===//
+// Fused ops
+//===----------------------------------------------------------------------===//
+
+LogicalResult SplitOp::verify() {
+  if (failed(expectRank(*this, "input", getInput().getType(), 2)))
+    return failure();
+  ArrayRef<int64_t> sizes = getSizes();
+  if (sizes.size() != getResults().size())
+    return emitOpError() << "has " << sizes.size() << " sizes but "
+                         << getResults().size() << " results";
+  int64_t total = 0;
+  for (auto [size, result] : llvm::zip(sizes, getResults())) {
+    if (size <= 0)
+      return emitOpError() << "sizes must be positive";
+    total += size;
+    auto type = cast<RankedTensorType>(result.getType());
+    if (type.getRank() != 2 ||
+        !compatible(type.getShape()[0], getInput().getType().getShape()[0]) ||
+        !compatible(type.getShape()[1], size))
+      return emitOpError() << "result " << type << " must be [tokens, " << size
+                           << "]";
+  }
+  if (!compatible(getInput().getType().getShape()[1], total))
+    return emitOpError() << "sizes add up to " << total
+                         << " but the input has "
+                         << getInput().getType().getShape()[1] << " columns";
+  return success();
+}
+
+/// Bytes of one row of `cols` activations in `format`, or an error when the
+/// row does not fill whole blocks.
+static FailureOr<int64_t> quantizedRowBytes(Operation *op, FormatAttr format,
+                                            int64_t cols) {
+  if (cols % format.getBlockSize() != 0)
+    return op->emitOpError() << "rows of " << cols << " values do not fill "
+                             << format.getName() << " blocks of "
+                             << format.getBlockSize();
+  return static_cast<int64_t>(format.getByteSize(1, cols));
+}
+
+LogicalResult RMSNormQuantOp::verify() {
+  if (getEpsilon().convertToFloat() <= 0)
+    return emitOpError() << "epsilon must be positive";
+  if (failed(verifyNorm(*this, getInput().getType(), getWeight().getType(), {},
+                        getResult().getType())))
+    return failure();
+  if (failed(expectRank(*this, "quantized", getQuantized().getType(), 2)))
+    return failure();
+  int64_t width = getInput().getType().getShape().back();
+  if (ShapedType::isDynamic(width))
+    return emitOpError() << "needs a static row width";
+  FailureOr<int64_t> bytes = quantizedRowBytes(*this, getActFormat(), width);
+  if (failed(bytes))
+    return failure();
+  ArrayRef<int64_t> q = getQuantized().getType().getShape();
+  if (!compatible(q[0], getInput().getType().getShape()[0]) ||
+      !compatible(q[1], *bytes))
+    return emitOpError() << "quantized rows of " << width << " values in "
+                         << getActFormat().getName() << " are " << *bytes
+                         << " bytes, got " << getQuantized().getType();
+  return success();
+}
+
+LogicalResult QMatmulOp::verify() {
+  if (failed(expectRank(*this, "input", getInput().getType(), 2)) ||
+      failed(expectRank(*this, "weight", getWeight().getType(), 2)) ||
+      failed(expectRank(*this, "result", getResult().getType(), 2)))
+    return failure();
+  ArrayRef<int64_t> weight = getWeight().getType().getShape();
+  FailureOr<int64_t> bytes = quantizedRowBytes(*this, getActFormat(), weight[1]);
+  if (failed(bytes))
+    return failure();
+  ArrayRef<int64_t> input = getInput().getType().getShape();
+  if (!compatible(input[1], *bytes))
+    return emitOpError() << "input rows must be " << *bytes << " bytes ("
+                         << weight[1] << " values in "
+                         << getActFormat().getName() << "), got " << input[1];
+  ArrayRef<int64_t> result = getResult().getType().getShape();
+  if (!compatible(result[0], input[0]) || !compatible(result[1], weight[0]))
+    return emitOpError() << "result " << getResult().getType()
+                         << " must be [tokens, " << weight[0] << "]";
+  return success();
+}
+
+LogicalResult MatmulResidualOp::verify() {
+  if (failed(expectRank(*this, "input", getInput().getType(), 2)) ||
+      failed(expectRank(*this, "weight", getWeight().getType(), 2)))
+    return failure();
+  ArrayRef<int64_t> input = getInput().getType().getShape();
+  ArrayRef<int64_t> weight = weightShape(getWeight().getType());
+  if (!compatible(input[1], weight[1]))
+    return emitOpError() << "input width " << input[1]
+                         << " does not match the weight's row length "
+                         << weight[1];
+  if (getResidual().getType() != getResult().getType())
+    return emitOpError() << "residual type " << getResidual().getType()
+                         << " must equal the result type "
+                         << getResult().getType();
+  ArrayRef<int64_t> result = getResult().getType().getShape();
+  if (result.size() != 2 || !compatible(result[0], input[0]) ||
+      !compatible(result[1], weight[0]))
+    return emitOpError() << "result " << getResult().getType()
+                         << " must be [tokens, " << weight[0] << "]";
+  return success();
+}
+
 #define GET_OP_CLASSES
 #include "LowBit/IR/LowBitOps.cpp.inc"

@@ -214,4 +214,104 @@ def LowBit_DequantizeOp : LowBit_Op<"dequantize", [Pure]> {
   let hasVerifier = 1;
 }
 
+//===----------------------------------------------------------------------===//
+// Fused ops (dialects/LowBit/Fusion)
+//===----------------------------------------------------------------------===//
+
+def LowBit_SwiGLUOp : LowBit_Op<"swiglu", [Pure, SameOperandsAndResultType]> {
+  let summary = "silu(gate) * up, the SwiGLU gate of a feed-forward block";
+  let description = [{
+    `result = gate * sigmoid(gate) * up`, elementwise: what
+    `lowbit.mul(lowbit.silu(%gate), %up)` computes, in one pass over memory.
+    ```mlir
+    %h = lowbit.swiglu %gate, %up : tensor<?x172xf32>
+    ```
+  }];
+  let arguments = (ins LowBit_F32Tensor:$gate, LowBit_F32Tensor:$up);
+  let results = (outs LowBit_F32Tensor:$result);
+  let assemblyFormat = "$gate `,` $up attr-dict `:` type($result)";
+}
+
+def LowBit_SplitOp : LowBit_Op<"split", [Pure]> {
+  let summary = "Split the last dimension into consecutive slices";
+  let description = [{
+    Result `i` holds columns `[sizes[0] + ... + sizes[i-1], ... + sizes[i])`
+    of the input: the outputs of a matmul over concatenated weights (q/k/v,
+    gate/up) taken apart again.
+    ```mlir
+    %q, %k, %v = lowbit.split %qkv {sizes = array<i64: 64, 32, 32>}
+        : tensor<?x128xf32> -> tensor<?x64xf32>, tensor<?x32xf32>, tensor<?x32xf32>
+    ```
+  }];
+  let arguments = (ins LowBit_F32Tensor:$input, DenseI64ArrayAttr:$sizes);
+  let results = (outs Variadic<LowBit_F32Tensor>:$results);
+  let assemblyFormat = "$input attr-dict `:` type($input) `->` type($results)";
+  let hasVerifier = 1;
+}
+
+def LowBit_RMSNormQuantOp : LowBit_Op<"rms_norm_quant", [Pure]> {
+  let summary = "RMS normalisation that also emits the quantized activation";
+  let description = [{
+    `result` is `lowbit.rms_norm`'s; `quantized` holds each row of it encoded
+    in the block format `act_format` (the activation format the following
+    matmuls' kernels consume, e.g. q8_0), as raw bytes: a row of `K` values is
+    `rowBytes(act_format, K)` bytes. Normalising and quantizing in one pass
+    reads the activations once and quantizes them once for all consumers.
+    ```mlir
+    %y, %yq = lowbit.rms_norm_quant %x, %w {act_format = #lowbit.format<q8_0>, epsilon = 1.0e-05 : f32}
+        : tensor<?x64xf32>, !lowbit.qtensor<64 : f32> -> tensor<?x64xf32>, tensor<?x68xi8>
+    ```
+  }];
+  let arguments = (ins LowBit_F32Tensor:$input, LowBit_WeightLike:$weight,
+                       F32Attr:$epsilon, LowBit_FormatAttr:$act_format);
+  let results = (outs LowBit_F32Tensor:$result,
+                      RankedTensorOf<[I8]>:$quantized);
+  let assemblyFormat = [{
+    $input `,` $weight attr-dict `:` type($input) `,` type($weight) `->`
+    type($result) `,` type($quantized)
+  }];
+  let hasVerifier = 1;
+}
+
+def LowBit_QMatmulOp : LowBit_Op<"qmatmul", [Pure]> {
+  let summary = "Matmul whose activations arrive already quantized";
+  let description = [{
+    `lowbit.matmul` for activations that a `lowbit.rms_norm_quant` encoded
+    in `act_format`: `input` holds rows of `rowBytes(act_format, K)` bytes
+    for a weight `[N, K]`; the result is `[tokens, N]` in f32.
+    ```mlir
+    %q = lowbit.qmatmul %yq, %wq {act_format = #lowbit.format<q8_0>}
+        : tensor<?x68xi8>, !lowbit.qtensor<64x64 : q4_0> -> tensor<?x64xf32>
+    ```
+  }];
+  let arguments = (ins RankedTensorOf<[I8]>:$input, LowBit_QTensorType:$weight,
+                       LowBit_FormatAttr:$act_format);
+  let results = (outs LowBit_F32Tensor:$result);
+  let assemblyFormat = [{
+    $input `,` $weight attr-dict `:` type($input) `,` type($weight) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+def LowBit_MatmulResidualOp : LowBit_Op<"matmul_residual", [Pure]> {
+  let summary = "Matmul that adds its result to a residual stream";
+  let description = [{
+    `result = residual + input * weight^T`: the residual add of a
+    transformer block folded into the matmul that produces the update, so
+    the update is never written out and read back.
+    ```mlir
+    %x1 = lowbit.matmul_residual %h, %wo, %x0
+        : tensor<?x64xf32>, !lowbit.qtensor<64x64 : q4_0>, tensor<?x64xf32> -> tensor<?x64xf32>
+    ```
+  }];
+  let arguments = (ins LowBit_F32Tensor:$input, LowBit_WeightLike:$weight,
+                       LowBit_F32Tensor:$residual);
+  let results = (outs LowBit_F32Tensor:$result);
+  let assemblyFormat = [{
+    $input `,` $weight `,` $residual attr-dict `:` type($input) `,` type($weight)
+    `,` type($residual) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
 #endif // LOWBIT_OPS_TD

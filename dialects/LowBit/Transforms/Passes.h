@@ -13,6 +13,15 @@ namespace mlir::lowbit {
 constexpr llvm::StringLiteral kTargetFormatAttrName = "lowbit.target";
 /// Attribute set by lowbit-quantize: relative RMS error ||w - q|| / ||w||.
 constexpr llvm::StringLiteral kQuantErrorAttrName = "lowbit.quant_error";
+/// Set by lowbit-quantize with method=gptq: "gptq", or "rtn" where a weight
+/// has no Hessian; and the output error on calibration data relative to RTN.
+constexpr llvm::StringLiteral kQuantMethodAttrName = "lowbit.quant_method";
+constexpr llvm::StringLiteral kGPTQErrorRatioAttrName =
+    "lowbit.gptq_error_ratio";
+/// Set by lowbit-awq-scale on a weight whose columns it multiplied: the
+/// scales (f32 resource, one per column) and the chosen exponent alpha.
+constexpr llvm::StringLiteral kAWQScaledAttrName = "lowbit.awq_scaled";
+constexpr llvm::StringLiteral kAWQAlphaAttrName = "lowbit.awq_alpha";
 
 #define GEN_PASS_DECL
 #include "LowBit/Transforms/Passes.h.inc"

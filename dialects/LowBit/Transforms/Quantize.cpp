@@ -1,13 +1,16 @@
 //===- Quantize.cpp - Encode weights into their target formats ------------===//
 #include "LowBit/Transforms/Passes.h"
+#include "lowbit/Calibration/Hessian.h"
 #include "lowbit/Calibration/IMatrix.h"
 #include "lowbit/Formats/Formats.h"
+#include "lowbit/Quant/GPTQ.h"
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/DialectResourceBlobManager.h"
 
 #include <cmath>
+#include <cstring>
 #include <mutex>
 
 namespace mlir::lowbit {
@@ -27,6 +30,48 @@ QuantizeProgressFn progressCallback;
 /// Rows decoded and re-encoded at a time: bounds the f32 scratch memory
 /// (a 128k x 8k embedding is never held in f32 at once).
 constexpr int64_t kRowsPerChunk = 256;
+
+/// Installs encoded bytes as the weight's data in format `target`.
+void replaceData(GlobalWeightOp weight, formats::Format target,
+                 AsmResourceBlob blob, float relativeError) {
+  MLIRContext *context = weight.getContext();
+  auto blobType = RankedTensorType::get(
+      {static_cast<int64_t>(blob.getData().size())},
+      IntegerType::get(context, 8));
+  auto data = DenseResourceElementsAttr::get(blobType, weight.getSymName(),
+                                             std::move(blob));
+  weight.setTypeAttr(
+      TypeAttr::get(weight.getWeightType().withFormat(target)));
+  weight.setDataAttr(data);
+  weight->removeAttr(kTargetFormatAttrName);
+  weight->setAttr(kQuantErrorAttrName,
+                  FloatAttr::get(Float32Type::get(context), relativeError));
+}
+
+/// The per-column scales lowbit-awq-scale multiplied the weight by; empty
+/// when it was not scaled.
+LogicalResult readAWQScales(GlobalWeightOp weight, std::vector<float> &out) {
+  out.clear();
+  Attribute attr = weight->getAttr(kAWQScaledAttrName);
+  if (!attr)
+    return success();
+  int64_t n = weight.getWeightType().getRowLength();
+  auto resource = dyn_cast<DenseResourceElementsAttr>(attr);
+  AsmResourceBlob *blob = resource ? resource.getRawHandle().getBlob() : nullptr;
+  if (!blob || blob->getData().size() != size_t(n) * sizeof(float) ||
+      !resource.getType().getElementType().isF32())
+    return emitError(weight.getLoc())
+           << "tensor '" << weight.getSymName() << "': " << kAWQScaledAttrName
+           << " must hold " << n << " f32 scales";
+  out.resize(n);
+  std::memcpy(out.data(), blob->getData().data(), n * sizeof(float));
+  for (float v : out)
+    if (!(v > 0) || !std::isfinite(v))
+      return emitError(weight.getLoc())
+             << "tensor '" << weight.getSymName()
+             << "': AWQ scales must be finite and positive";
+  return success();
+}
 
 struct QuantizePass
     : public mlir::lowbit::impl::LowBitQuantizeBase<QuantizePass> {
@@ -50,9 +95,34 @@ struct QuantizePass
 
   LogicalResult quantizeWeight(GlobalWeightOp weight, formats::Format target,
                                const ::lowbit::calib::IMatrix *imatrix);
+  LogicalResult quantizeGPTQ(GlobalWeightOp weight, formats::Format target,
+                             std::vector<float> hessian,
+                             const std::vector<float> &awqScales);
+
+  /// Hessians for method=gptq.
+  std::shared_ptr<::lowbit::calib::HessianStore> hessians;
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
+    if (method != "rtn" && method != "gptq") {
+      module.emitError() << "unknown quantization method '" << method
+                         << "' (expected rtn or gptq)";
+      return signalPassFailure();
+    }
+    if (method == "gptq") {
+      if (state.empty()) {
+        module.emitError() << "method=gptq needs a calibration state with "
+                              "Hessians (state=FILE, written by "
+                              "lowbit-calibrate with hessians=true)";
+        return signalPassFailure();
+      }
+      std::string error;
+      hessians = ::lowbit::calib::HessianStore::open(state, error);
+      if (!hessians) {
+        module.emitError() << error;
+        return signalPassFailure();
+      }
+    }
     ::lowbit::calib::IMatrix imatrixData;
     const ::lowbit::calib::IMatrix *imatrixPtr = nullptr;
     if (!imatrix.empty()) {
@@ -125,6 +195,36 @@ QuantizePass::quantizeWeight(GlobalWeightOp weight, formats::Format target,
                                 << " needs an importance matrix entry for '"
                                 << name << "'";
 
+  // A weight scaled by lowbit-awq-scale reads x / s: statistics of x are
+  // rescaled to match.
+  std::vector<float> awqScales;
+  if (failed(readAWQScales(weight, awqScales)))
+    return failure();
+  if (!awqScales.empty())
+    for (int64_t c = 0; c < static_cast<int64_t>(importance.size()); ++c)
+      importance[c] /= awqScales[c] * awqScales[c];
+
+  MLIRContext *context = weight.getContext();
+  if (hessians) {
+    if (targetInfo.kind != formats::FormatKind::Float &&
+        hessians->has(name.str())) {
+      std::vector<float> h;
+      int64_t k = 0;
+      std::string error;
+      if (!hessians->get(name.str(), h, k, error))
+        return emitError(weight.getLoc()) << "tensor '" << name << "': "
+                                          << error;
+      if (k != n)
+        return emitError(weight.getLoc())
+               << "the Hessian of '" << name << "' is " << k << " x " << k
+               << " but its rows have " << n
+               << " columns; was the state computed for another model?";
+      return quantizeGPTQ(weight, target, std::move(h), awqScales);
+    }
+    // No matmul input (token_embd) or a float target: plain rounding.
+    weight->setAttr(kQuantMethodAttrName, StringAttr::get(context, "rtn"));
+  }
+
   std::string error;
   const uint8_t *source = getWeightBytes(weight, error);
   if (!source)
@@ -170,17 +270,79 @@ QuantizePass::quantizeWeight(GlobalWeightOp weight, formats::Format target,
     }
   }
 
-  MLIRContext *context = weight.getContext();
-  auto blobType = RankedTensorType::get({static_cast<int64_t>(totalBytes)},
-                                        IntegerType::get(context, 8));
-  auto data = DenseResourceElementsAttr::get(blobType, name, std::move(blob));
-  weight.setTypeAttr(TypeAttr::get(type.withFormat(target)));
-  weight.setDataAttr(data);
-  weight->removeAttr(kTargetFormatAttrName);
   float relativeError =
       normSquares > 0 ? float(std::sqrt(errorSquares / normSquares)) : 0.0f;
-  weight->setAttr(kQuantErrorAttrName,
-                  FloatAttr::get(Float32Type::get(context), relativeError));
+  replaceData(weight, target, std::move(blob), relativeError);
+  return success();
+}
+
+LogicalResult QuantizePass::quantizeGPTQ(GlobalWeightOp weight,
+                                         formats::Format target,
+                                         std::vector<float> hessian,
+                                         const std::vector<float> &awqScales) {
+  QTensorType type = weight.getWeightType();
+  StringRef name = weight.getSymName();
+  const formats::FormatInfo &sourceInfo = type.getFormat().getInfo();
+  int64_t rows = type.getNumRows(), n = type.getRowLength();
+  // The scaled weight reads x / s: H becomes diag(1/s) H diag(1/s).
+  if (!awqScales.empty())
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < n; ++j)
+        hessian[i * n + j] /= awqScales[i] * awqScales[j];
+
+  std::string error;
+  const uint8_t *source = getWeightBytes(weight, error);
+  if (!source)
+    return emitError(weight.getLoc()) << "tensor '" << name << "': " << error;
+  uint64_t sourceRowBytes = formats::rowBytes(sourceInfo, n);
+  ::lowbit::quant::RowLoader load = [&](int64_t row, int64_t count,
+                                        float *dst, std::string &) {
+    const uint8_t *src = source + row * sourceRowBytes;
+    if (sourceInfo.format == formats::Format::F32)
+      std::memcpy(dst, src, count * n * sizeof(float));
+    else
+      formats::dequantizeRows(sourceInfo.format, src, dst, count, n, 1);
+    return true;
+  };
+  ::lowbit::quant::GPTQOptions options;
+  options.percDamp = damp;
+  options.actOrder = actOrder;
+  options.threads = threads;
+  uint64_t targetRowBytes = formats::rowBytes(formats::info(target), n);
+  AsmResourceBlob blob =
+      HeapAsmResourceBlob::allocate(targetRowBytes * rows, alignof(uint64_t));
+  uint8_t *out = reinterpret_cast<uint8_t *>(blob.getMutableData().data());
+  ::lowbit::quant::GPTQReport report;
+  if (!::lowbit::quant::quantizeGPTQ(target, rows, n, load, hessian.data(),
+                                     options, out, error, &report))
+    return emitError(weight.getLoc()) << "tensor '" << name << "': " << error;
+
+  // Relative RMS error, as the RTN path reports it.
+  double errorSquares = 0, normSquares = 0;
+  std::vector<float> values, decoded;
+  for (int64_t row = 0; row < rows; row += kRowsPerChunk) {
+    int64_t count = std::min(kRowsPerChunk, rows - row);
+    values.resize(count * n);
+    decoded.resize(count * n);
+    load(row, count, values.data(), error);
+    formats::dequantizeRows(target, out + row * targetRowBytes, decoded.data(),
+                            count, n, threads);
+    for (int64_t i = 0; i < count * n; ++i) {
+      double diff = double(decoded[i]) - double(values[i]);
+      errorSquares += diff * diff;
+      normSquares += double(values[i]) * double(values[i]);
+    }
+  }
+  float relativeError =
+      normSquares > 0 ? float(std::sqrt(errorSquares / normSquares)) : 0.0f;
+  replaceData(weight, target, std::move(blob), relativeError);
+  MLIRContext *context = weight.getContext();
+  weight->setAttr(kQuantMethodAttrName, StringAttr::get(context, "gptq"));
+  double ratio = report.rtnOutputError > 0
+                     ? report.outputError / report.rtnOutputError
+                     : 1.0;
+  weight->setAttr(kGPTQErrorRatioAttrName,
+                  FloatAttr::get(Float32Type::get(context), ratio));
   return success();
 }
 

@@ -25,6 +25,7 @@
 #define LOWBIT_ANALYSIS_BITALLOCATION_H
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -58,6 +59,25 @@ struct AllocationResult {
 bool allocateBits(const std::vector<AllocationTensor> &tensors,
                   uint64_t budget, AllocationResult &result, std::string &err,
                   AllocationMethod method = AllocationMethod::Auto);
+
+/// User pins (--tensor-type REGEX=FORMAT, ECMAScript regex searched in the
+/// tensor name, first match wins). Here rather than in a pass so that a bad
+/// regex is an error message in code built without exceptions.
+class TensorPins {
+public:
+  TensorPins();
+  ~TensorPins();
+  /// False with `err` for a malformed rule, format or regex.
+  bool parse(const std::vector<std::string> &rules, std::string &err);
+  /// The pinned format (a formats::Format value) of `name` and the rule that
+  /// matched; -1 when no rule matches.
+  int match(const std::string &name, std::string *rule = nullptr) const;
+  bool empty() const;
+
+private:
+  struct Rules;
+  std::unique_ptr<Rules> rules_;
+};
 
 /// Parses a size: a number of bytes with an optional unit, binary (KiB, MiB,
 /// GiB, TiB) or decimal (KB, MB, GB, TB, B), case-insensitive, fractions

@@ -52,6 +52,9 @@ struct DamageWeights {
   std::vector<float> means;
   /// Per row: the probability of the row being used (embeddings).
   std::vector<float> rowProbabilities;
+  /// Whether the encoder gets meanSquares as its importance. False when they
+  /// are an estimate the quantizer will not have (no imatrix entry).
+  bool importanceInEncoder = true;
 };
 
 /// Sums over a tensor's rows; add chunks of rows together.

@@ -28,7 +28,7 @@
 namespace lowbit {
 class Tokenizer;
 namespace exec {
-class Executor;
+class Evaluator;
 } // namespace exec
 
 namespace eval {
@@ -71,7 +71,7 @@ struct GenerateOptions {
 /// Evaluates `prompt` from an empty cache and then samples up to maxTokens
 /// tokens, calling `onToken` for each (returning false stops). Stops early
 /// when the context is full.
-bool generate(exec::Executor &executor, const Tokenizer &tokenizer,
+bool generate(exec::Evaluator &executor, const Tokenizer &tokenizer,
               const std::vector<int32_t> &prompt,
               const GenerateOptions &options, std::vector<int32_t> &generated,
               const std::function<bool(int32_t)> &onToken, std::string &err);
@@ -116,7 +116,7 @@ struct PerplexityResult {
 /// Runs the protocol above on `tokens` (the whole text as tokenized with
 /// BOS). `bos` replaces each chunk's first token unless it is < 0.
 /// Fails when the text has fewer than 2 * contextSize tokens.
-bool perplexity(exec::Executor &executor, const std::vector<int32_t> &tokens,
+bool perplexity(exec::Evaluator &executor, const std::vector<int32_t> &tokens,
                 int32_t bos, const PerplexityOptions &options,
                 PerplexityResult &result, std::string &err);
 
@@ -172,7 +172,7 @@ struct KLResult {
 };
 
 /// Evaluates the executor's model on the file's tokens and compares.
-bool klDivergence(exec::Executor &executor, const std::string &basePath,
+bool klDivergence(exec::Evaluator &executor, const std::string &basePath,
                   int32_t bos, const KLOptions &options, KLResult &result,
                   std::string &err);
 

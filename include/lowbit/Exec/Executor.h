@@ -14,7 +14,9 @@
 #ifndef LOWBIT_EXEC_EXECUTOR_H
 #define LOWBIT_EXEC_EXECUTOR_H
 
+#include "lowbit/Exec/Evaluator.h"
 #include "lowbit/Exec/Model.h"
+#include "lowbit/Exec/Ops.h"
 
 #include <cstdint>
 #include <functional>
@@ -44,7 +46,7 @@ using MatmulObserver = std::function<void(
 
 /// One executor holds one sequence's KV cache; its methods must not be
 /// called concurrently (they use every thread of its pool themselves).
-class Executor {
+class Executor : public Evaluator {
 public:
   /// Validates `model` and allocates the KV cache and buffers. The memory the
   /// model's weights point into must outlive the executor (ModelDesc::storage
@@ -59,16 +61,12 @@ public:
   /// `logits` ((n - firstOutput) x vocabSize(), row-major). firstOutput = n
   /// computes none, n - 1 only the last.
   bool eval(const int32_t *tokens, int64_t n, int64_t pos,
-            std::vector<float> &logits, int64_t firstOutput, std::string &err);
-  /// Convenience: logits of the last token only.
-  bool evalLast(const std::vector<int32_t> &tokens, int64_t pos,
-                std::vector<float> &logits, std::string &err) {
-    int64_t n = static_cast<int64_t>(tokens.size());
-    return eval(tokens.data(), n, pos, logits, n > 0 ? n - 1 : 0, err);
-  }
+            std::vector<float> &logits, int64_t firstOutput,
+            std::string &err) override;
+  using Evaluator::evalLast;
 
   /// Forgets the sequence (the next eval must start at position 0).
-  void reset() { cached_ = 0; }
+  void reset() override { cached_ = 0; }
   /// Positions currently held in the KV cache.
   int64_t cachedTokens() const { return cached_; }
 
@@ -77,13 +75,14 @@ public:
   /// Runs fn(task, thread) for tasks [0, count) on the executor's threads
   /// (thread < threads()), for callers' own per-row work such as
   /// log-softmax over logits.
-  void parallelFor(int64_t count, const std::function<void(int64_t, int)> &fn);
+  void parallelFor(int64_t count,
+                   const std::function<void(int64_t, int)> &fn) override;
 
   const ModelDesc &model() const { return model_; }
-  int64_t vocabSize() const { return model_.vocabSize; }
-  int64_t contextSize() const { return ctx_; }
+  int64_t vocabSize() const override { return model_.vocabSize; }
+  int64_t contextSize() const override { return ctx_; }
   int64_t batchSize() const { return batch_; }
-  int threads() const;
+  int threads() const override;
 
 private:
   Executor() = default;
@@ -93,8 +92,6 @@ private:
               int64_t rows, float *y);
   void rmsNorm(const float *x, const std::vector<float> &weight, int64_t rows,
                float *y);
-  void rope(float *x, int64_t rows, int64_t heads, int64_t pos);
-  void attention(int64_t layer, int64_t n, int64_t pos);
 
   ModelDesc model_;
   MatmulObserver observer_;
@@ -111,10 +108,9 @@ private:
   std::string outputName_;
   std::vector<float> outputNorm_;
 
-  // KV cache: keys [layer][kv head][headDim][position] (transposed, so
-  // attention reads them as matmul panels), values [layer][position]
-  // [kvHeads * headDim].
-  std::vector<float> keysT_, values_;
+  // KV cache: keys transposed, values row-major (see ops::KVCache).
+  ops::KVCache cache_;
+  ops::RopeParams rope_;
   // Activations of one pass of up to batch_ tokens.
   // 64-byte aligned so that tasks writing neighbouring outputs never share
   // a cache line.
@@ -135,9 +131,7 @@ private:
   using Buffer = std::vector<float, CacheLineAllocator<float>>;
   Buffer x_, xn_, q_, k_, v_, attn_, gate_, up_, tmp_;
   // Per-thread scratch (decode tiles, attention scores).
-  std::vector<std::vector<float>> scratch_;
-  // Read-only zero row standing in for the missing rows of a last panel.
-  std::vector<float> zeros_;
+  ops::Scratch scratch_;
 };
 
 } // namespace lowbit::exec

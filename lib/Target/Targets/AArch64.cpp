@@ -16,7 +16,7 @@ LOWBIT_TARGET(AArch64) {
       "aarch64",
       "aarch64-unknown-linux-gnu",
       "generic",
-      "+neon,+dotprod,+fullfp16",
+      "+neon,+dotprod",
       128,
       ISA::AArch64Neon,
       {

@@ -29,6 +29,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lowbit/Target/KernelABI.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -69,15 +71,12 @@ void lb_log_set(lb_log_fn fn, void *user);
 
 /*--- Kernels linked into the program (static builds) -----------------------*/
 
-typedef struct lb_symbol {
-  const char *name;
-  void *address;
-} lb_symbol_t;
 /* Static executables cannot dlopen model.so: they link the artifact's kernel
- * object and register its symbols here before lb_model_load, which then
- * resolves kernels from this table instead of opening model.so. The table
- * must stay valid; NULL / 0 goes back to dlopen. Process-wide. */
-void lb_set_static_symbols(const lb_symbol_t *symbols, size_t count);
+ * object and pass its lb_kernel_table (KernelABI.h; ended by a NULL name)
+ * here before lb_model_load, which then resolves kernels from that table
+ * instead of opening model.so. The table must stay valid; NULL goes back to
+ * dlopen. Process-wide. */
+void lb_set_kernel_table(const lb_kernel_entry *table);
 
 /*--- Models ----------------------------------------------------------------*/
 

@@ -1,0 +1,274 @@
+//===- KQuantKernels.cpp - Q2_K ... Q6_K x Q8_K ---------------------------===//
+//
+// ggml's 256-weight super-blocks against Q8_K activations (f32 d, 256 x
+// int8, 16 x int16 sums of 16). One step of the k loop is one super-block,
+// processed as 8 chunks of 32 weights. Per chunk and row the quants are
+// decoded to unsigned bytes u (at most 63) and multiplied with the
+// activations, each 16-weight half scaled by its integer sub-block scale,
+// into an integer sum per (row, token). After the 8 chunks:
+//
+//   acc += float(isum) * (d * dx)
+//   acc -= float(pairs(mins, bsums)) * (dmin * dx)         Q2_K, Q4_K, Q5_K
+//   acc -= float(pairs(scales, bsums)) * (offset * d * dx) Q3_K (4), Q6_K (32)
+//
+// where pairs() multiplies per-16 (or per-32, duplicated) integers with the
+// activation block sums (vpmaddwd on x86): minimums and offsets cost one
+// instruction per super-block instead of one per weight.
+//
+//   format  layout (bytes)                          chunk c (32 weights)
+//   Q2_K    scales 16 | qs 64 | d | dmin            qs[32(c/4)..] >> 2(c%4) & 3
+//   Q3_K    hmask 32 | qs 64 | scales 12 | d        as Q2_K | hmask bit c << 2
+//   Q4_K    d | dmin | scales 12 | qs 128           qs[32(c/2)..] nibble c%2
+//   Q5_K    d | dmin | scales 12 | qh 32 | qs 128   as Q4_K | qh bit c << 4
+//   Q6_K    ql 128 | qh 64 | scales 16 | d          ql nibble | qh 2 bits << 4
+//
+//===----------------------------------------------------------------------===//
+#include "KernelBuilder.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+
+namespace mlir::lowbit::kernels {
+namespace {
+
+/// Q8_K: f32 d at 0, quants at 4, int16 sums at 260.
+constexpr int64_t kActQs = 4, kActSums = 260, kActBytes = 292;
+
+/// What a row contributes to one super-block.
+struct RowBlock {
+  Value at;      // byte offset of the super-block
+  Value d, dmin; // f32 scalars (dmin: null when unused)
+  Value scales;  // vector<8xi8> (per 32) or vector<16xi8> (per 16)
+  Value pairs;   // vector<16xi16> multiplied with the activation sums
+};
+
+class KQuantKernel : public FormatKernel {
+public:
+  KQuantKernel(Format format, ISA) : format(format) {}
+
+  int64_t weightsPerStep() const override { return 256; }
+  int64_t weightBytesPerStep() const override {
+    return ::lowbit::formats::info(format).blockBytes;
+  }
+  int64_t actUnitsPerStep() const override { return kActBytes; }
+  Format activation() const override { return Format::Q8_K; }
+
+  void emitStep(TileContext &ctx, MutableArrayRef<Value> accs) override {
+    VectorOps &v = ctx.v;
+    const int64_t rows = ctx.numRows(), tokens = ctx.numTokens();
+    SmallVector<Value> dx, sums;
+    for (Value at : ctx.actOffsets) {
+      dx.push_back(v.loadF32(ctx.xq, at));
+      sums.push_back(vector::BitCastOp::create(
+          v.b, v.loc, v.vecI16(16),
+          v.loadBytes(ctx.xq, v.addConst(at, kActSums), 32)));
+    }
+    SmallVector<RowBlock> rowBlocks;
+    for (Value at : ctx.rowOffsets)
+      rowBlocks.push_back(loadRow(v, ctx.w, at));
+
+    SmallVector<Value> isum(rows * tokens, v.splatI32(0));
+    for (int c = 0; c < 8; ++c) {
+      SmallVector<Value> xc;
+      for (Value at : ctx.actOffsets)
+        xc.push_back(v.loadBytes(ctx.xq, v.addConst(at, kActQs + 32 * c), 32));
+      for (int64_t i = 0; i < rows; ++i) {
+        Value u = chunk(v, ctx.w, rowBlocks[i].at, c);
+        const bool perSixteen = format == Format::Q2_K ||
+                                format == Format::Q3_K ||
+                                format == Format::Q6_K;
+        const int64_t lo = perSixteen ? 2 * c : c, hi = perSixteen ? lo + 1 : c;
+        const bool signedScales =
+            format == Format::Q3_K || format == Format::Q6_K;
+        for (int64_t j = 0; j < tokens; ++j)
+          isum[i * tokens + j] =
+              v.dotUScaled(isum[i * tokens + j], u, xc[j],
+                           rowBlocks[i].scales, signedScales, lo, hi);
+      }
+    }
+
+    for (int64_t i = 0; i < rows; ++i) {
+      const RowBlock &rb = rowBlocks[i];
+      for (int64_t j = 0; j < tokens; ++j) {
+        Value &acc = accs[i * tokens + j];
+        Value scale = arith::MulFOp::create(v.b, v.loc, rb.d, dx[j]);
+        acc = v.fmaScaled(acc, isum[i * tokens + j], scale);
+        Value pairs = v.pairDot16(rb.pairs, sums[j]);
+        // Minimums subtract dmin * m; offsets subtract offset * d * scale.
+        Value factor =
+            rb.dmin ? arith::MulFOp::create(v.b, v.loc, rb.dmin, dx[j])
+                    : arith::MulFOp::create(v.b, v.loc, scale,
+                                            v.f32(static_cast<float>(offset())));
+        Value negated = arith::NegFOp::create(v.b, v.loc, factor);
+        acc = v.fmaScaled(acc, pairs, negated);
+      }
+    }
+  }
+
+private:
+  int offset() const { return format == Format::Q3_K ? 4 : 32; }
+
+  /// Duplicates each of 8 bytes (per-32 values) to 16 i16 lanes.
+  static Value perSixteenPairs(VectorOps &v, Value perThirtyTwo) {
+    SmallVector<int64_t> mask;
+    for (int i = 0; i < 16; ++i)
+      mask.push_back(i / 2);
+    return v.extend(v.shuffle(perThirtyTwo, mask), 16, false);
+  }
+
+  /// The Q4_K/Q5_K 12-byte 6-bit scales and minimums (ggml's utmp unpack):
+  /// two vector<8xi8>.
+  static std::pair<Value, Value> unpackScaleMin(VectorOps &v, Value w,
+                                                Value at) {
+    OpBuilder &b = v.b;
+    Location loc = v.loc;
+    Value words = vector::BitCastOp::create(b, loc, v.vecI32(3),
+                                            v.loadBytes(w, at, 12));
+    auto word = [&](int64_t k) -> Value {
+      return vector::ExtractOp::create(b, loc, words, ArrayRef<int64_t>{k});
+    };
+    auto andC = [&](Value x, uint32_t m) -> Value {
+      return arith::AndIOp::create(b, loc, x, v.i32(static_cast<int32_t>(m)));
+    };
+    auto shr = [&](Value x, int s) -> Value {
+      return arith::ShRUIOp::create(b, loc, x, v.i32(s));
+    };
+    auto shl = [&](Value x, int s) -> Value {
+      return arith::ShLIOp::create(b, loc, x, v.i32(s));
+    };
+    const uint32_t k1 = 0x3f3f3f3f, k2 = 0x0f0f0f0f, k3 = 0x03030303;
+    Value u0 = word(0), u1 = word(1), u2 = word(2);
+    Value sc0 = andC(u0, k1);
+    Value sc1 = v.orI(andC(u2, k2), shl(andC(shr(u0, 6), k3), 4));
+    Value m0 = andC(u1, k1);
+    Value m1 = v.orI(andC(shr(u2, 4), k2), shl(andC(shr(u1, 6), k3), 4));
+    auto bytes = [&](Value lo, Value hi) -> Value {
+      Value pair =
+          vector::FromElementsOp::create(b, loc, v.vecI32(2), ValueRange{lo, hi});
+      return vector::BitCastOp::create(b, loc, v.vecI8(8), pair);
+    };
+    return {bytes(sc0, sc1), bytes(m0, m1)};
+  }
+
+  /// Q3_K: 16 six-bit scales in 12 bytes, biased by 32 (ggml's aux unpack).
+  static Value unpackQ3Scales(VectorOps &v, Value w, Value at) {
+    OpBuilder &b = v.b;
+    Location loc = v.loc;
+    Value words = vector::BitCastOp::create(b, loc, v.vecI32(3),
+                                            v.loadBytes(w, at, 12));
+    auto word = [&](int64_t k) -> Value {
+      return vector::ExtractOp::create(b, loc, words, ArrayRef<int64_t>{k});
+    };
+    auto andC = [&](Value x, uint32_t m) -> Value {
+      return arith::AndIOp::create(b, loc, x, v.i32(static_cast<int32_t>(m)));
+    };
+    auto shr = [&](Value x, int s) -> Value {
+      return s ? arith::ShRUIOp::create(b, loc, x, v.i32(s)).getResult() : x;
+    };
+    auto shl = [&](Value x, int s) -> Value {
+      return arith::ShLIOp::create(b, loc, x, v.i32(s));
+    };
+    const uint32_t k1 = 0x03030303, k2 = 0x0f0f0f0f;
+    Value a0 = word(0), a1 = word(1), t = word(2);
+    Value s0 = v.orI(andC(a0, k2), shl(andC(shr(t, 0), k1), 4));
+    Value s1 = v.orI(andC(a1, k2), shl(andC(shr(t, 2), k1), 4));
+    Value s2 = v.orI(andC(shr(a0, 4), k2), shl(andC(shr(t, 4), k1), 4));
+    Value s3 = v.orI(andC(shr(a1, 4), k2), shl(andC(shr(t, 6), k1), 4));
+    Value all = vector::FromElementsOp::create(b, loc, v.vecI32(4),
+                                               ValueRange{s0, s1, s2, s3});
+    Value scales = vector::BitCastOp::create(b, loc, v.vecI8(16), all);
+    return arith::SubIOp::create(b, loc, scales, v.splatI8(32));
+  }
+
+  RowBlock loadRow(VectorOps &v, Value w, Value at) {
+    RowBlock rb;
+    rb.at = at;
+    switch (format) {
+    case Format::Q2_K: {
+      rb.d = v.loadHalfAsF32(w, v.addConst(at, 80));
+      rb.dmin = v.loadHalfAsF32(w, v.addConst(at, 82));
+      Value packed = v.loadBytes(w, at, 16);
+      rb.scales = v.andI8(packed, 0x0f);
+      rb.pairs = v.extend(v.shrI8(packed, 4), 16, false);
+      break;
+    }
+    case Format::Q3_K:
+      rb.d = v.loadHalfAsF32(w, v.addConst(at, 108));
+      rb.scales = unpackQ3Scales(v, w, v.addConst(at, 96));
+      rb.pairs = v.extend(rb.scales, 16, true);
+      break;
+    case Format::Q4_K:
+    case Format::Q5_K: {
+      rb.d = v.loadHalfAsF32(w, at);
+      rb.dmin = v.loadHalfAsF32(w, v.addConst(at, 2));
+      auto [scales, mins] = unpackScaleMin(v, w, v.addConst(at, 4));
+      rb.scales = scales;
+      rb.pairs = perSixteenPairs(v, mins);
+      break;
+    }
+    case Format::Q6_K:
+      rb.d = v.loadHalfAsF32(w, v.addConst(at, 208));
+      rb.scales = v.loadBytes(w, v.addConst(at, 192), 16);
+      rb.pairs = v.extend(rb.scales, 16, true);
+      break;
+    default:
+      llvm_unreachable("not a K-quant");
+    }
+    return rb;
+  }
+
+  /// Unsigned quants of chunk c (weights 32c .. 32c + 31) of a super-block.
+  Value chunk(VectorOps &v, Value w, Value at, int c) {
+    switch (format) {
+    case Format::Q2_K: {
+      Value q = v.loadBytes(w, v.addConst(at, 16 + 32 * (c / 4)), 32);
+      return v.andI8(v.shrI8(q, 2 * (c % 4)), 3);
+    }
+    case Format::Q3_K: {
+      Value q = v.loadBytes(w, v.addConst(at, 32 + 32 * (c / 4)), 32);
+      Value low = v.andI8(v.shrI8(q, 2 * (c % 4)), 3);
+      Value h = v.loadBytes(w, at, 32);
+      return v.orI(low, v.shlI8(v.andI8(v.shrI8(h, c), 1), 2));
+    }
+    case Format::Q4_K:
+    case Format::Q5_K: {
+      const int64_t qsAt = format == Format::Q4_K ? 16 : 48;
+      Value q = v.loadBytes(w, v.addConst(at, qsAt + 32 * (c / 2)), 32);
+      Value nib = c % 2 ? v.shrI8(q, 4) : v.andI8(q, 0x0f);
+      if (format == Format::Q4_K)
+        return nib;
+      Value h = v.loadBytes(w, v.addConst(at, 16), 32);
+      return v.orI(nib, v.shlI8(v.andI8(v.shrI8(h, c), 1), 4));
+    }
+    case Format::Q6_K: {
+      const int h = c / 4, r = c % 4;
+      Value ql = v.loadBytes(w, v.addConst(at, 64 * h + 32 * (r % 2)), 32);
+      Value low = r / 2 ? v.shrI8(ql, 4) : v.andI8(ql, 0x0f);
+      Value qh = v.loadBytes(w, v.addConst(at, 128 + 32 * h), 32);
+      Value high = v.andI8(v.shrI8(qh, 2 * r), 3);
+      return v.orI(low, v.shlI8(high, 4));
+    }
+    default:
+      llvm_unreachable("not a K-quant");
+    }
+  }
+
+  Format format;
+};
+
+} // namespace
+
+std::unique_ptr<FormatKernel> createKQuantKernel(Format format, ISA isa) {
+  switch (format) {
+  case Format::Q2_K:
+  case Format::Q3_K:
+  case Format::Q4_K:
+  case Format::Q5_K:
+  case Format::Q6_K:
+    return std::make_unique<KQuantKernel>(format, isa);
+  default:
+    return nullptr;
+  }
+}
+
+} // namespace mlir::lowbit::kernels

@@ -1,0 +1,500 @@
+//===- KernelBuilder.cpp - Vector ops and the kernel loop nest ------------===//
+//
+// VectorOps: the few operations that differ per instruction set (integer dot
+// products) and thin helpers over arith/vector. buildMatmulKernel: the loop
+// nest shared by every format (token blocks, row tiles, token tiles, the k
+// loop), with the format's FormatKernel as the body.
+//
+//===----------------------------------------------------------------------===//
+#include "KernelBuilder.h"
+
+#include "lowbit/Formats/Formats.h"
+#include "lowbit/Target/KernelABI.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/ArmNeon/ArmNeonDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/IR/BuiltinOps.h"
+
+#include <cctype>
+
+namespace mlir::lowbit::kernels {
+
+namespace fmt = ::lowbit::formats;
+
+//===----------------------------------------------------------------------===//
+// Names
+//===----------------------------------------------------------------------===//
+
+std::string kernelSymbol(const KernelSpec &spec) {
+  return "lb_mm_" + std::string(fmt::info(spec.format).name) + "_" +
+         std::to_string(spec.rows) + "x" + std::to_string(spec.cols) + "_r" +
+         std::to_string(spec.interleave);
+}
+
+std::string quantizerSymbol(Format activation) {
+  return "lb_quant_" + std::string(fmt::info(activation).name);
+}
+
+//===----------------------------------------------------------------------===//
+// VectorOps
+//===----------------------------------------------------------------------===//
+
+VectorType VectorOps::vecI8(int64_t n) {
+  return VectorType::get({n}, b.getI8Type());
+}
+VectorType VectorOps::vecI16(int64_t n) {
+  return VectorType::get({n}, b.getI16Type());
+}
+VectorType VectorOps::vecI32(int64_t n) {
+  return VectorType::get({n}, b.getI32Type());
+}
+VectorType VectorOps::vecF32(int64_t n) {
+  return VectorType::get({n}, b.getF32Type());
+}
+
+Value VectorOps::index(int64_t v) {
+  return arith::ConstantIndexOp::create(b, loc, v);
+}
+Value VectorOps::i32(int32_t v) {
+  return arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(v));
+}
+Value VectorOps::f32(float v) {
+  return arith::ConstantOp::create(b, loc, b.getF32FloatAttr(v));
+}
+
+static Value splatConstant(OpBuilder &b, Location loc, VectorType type,
+                           Attribute element) {
+  return arith::ConstantOp::create(
+      b, loc, DenseElementsAttr::get(type, ArrayRef<Attribute>(element)));
+}
+
+Value VectorOps::splatI8(int v, int64_t n) {
+  return splatConstant(b, loc, vecI8(n), b.getI8IntegerAttr(v));
+}
+Value VectorOps::splatI16(int v, int64_t n) {
+  return splatConstant(b, loc, vecI16(n), b.getI16IntegerAttr(v));
+}
+Value VectorOps::splatI32(int v, int64_t n) {
+  return splatConstant(b, loc, vecI32(n), b.getI32IntegerAttr(v));
+}
+Value VectorOps::zeroF32(int64_t n) {
+  return splatConstant(b, loc, vecF32(n), b.getF32FloatAttr(0));
+}
+Value VectorOps::splat(Value scalar, int64_t n) {
+  return vector::BroadcastOp::create(
+      b, loc, VectorType::get({n}, scalar.getType()), scalar);
+}
+
+Value VectorOps::add(Value x, Value y) {
+  return arith::AddIOp::create(b, loc, x, y);
+}
+Value VectorOps::mul(Value x, Value y) {
+  return arith::MulIOp::create(b, loc, x, y);
+}
+Value VectorOps::addConst(Value x, int64_t c) {
+  return c == 0 ? x : add(x, index(c));
+}
+Value VectorOps::mulConst(Value x, int64_t c) {
+  return c == 1 ? x : mul(x, index(c));
+}
+
+Value VectorOps::loadBytes(Value mem, Value offset, int64_t n) {
+  return vector::LoadOp::create(b, loc, vecI8(n), mem, ValueRange{offset});
+}
+
+Value VectorOps::loadHalfAsF32(Value mem, Value offset) {
+  Value bytes = loadBytes(mem, offset, 2);
+  Value half = vector::BitCastOp::create(
+      b, loc, VectorType::get({1}, b.getF16Type()), bytes);
+  Value h = vector::ExtractOp::create(b, loc, half, ArrayRef<int64_t>{0});
+  return arith::ExtFOp::create(b, loc, b.getF32Type(), h);
+}
+
+Value VectorOps::loadF32(Value mem, Value offset) {
+  Value bytes = loadBytes(mem, offset, 4);
+  Value v = vector::BitCastOp::create(b, loc, vecF32(1), bytes);
+  return vector::ExtractOp::create(b, loc, v, ArrayRef<int64_t>{0});
+}
+
+Value VectorOps::loadI32(Value mem, Value offset) {
+  Value bytes = loadBytes(mem, offset, 4);
+  Value v = vector::BitCastOp::create(b, loc, vecI32(1), bytes);
+  return vector::ExtractOp::create(b, loc, v, ArrayRef<int64_t>{0});
+}
+
+static int64_t numElements(Value v) {
+  return cast<VectorType>(v.getType()).getNumElements();
+}
+
+Value VectorOps::andI8(Value v, int mask) {
+  return arith::AndIOp::create(b, loc, v, splatI8(mask, numElements(v)));
+}
+Value VectorOps::shrI8(Value v, int bits) {
+  if (bits == 0)
+    return v;
+  return arith::ShRUIOp::create(b, loc, v, splatI8(bits, numElements(v)));
+}
+Value VectorOps::shlI8(Value v, int bits) {
+  if (bits == 0)
+    return v;
+  return arith::ShLIOp::create(b, loc, v, splatI8(bits, numElements(v)));
+}
+Value VectorOps::orI(Value x, Value y) {
+  return arith::OrIOp::create(b, loc, x, y);
+}
+
+Value VectorOps::concat(Value lo, Value hi) {
+  int64_t n = numElements(lo);
+  SmallVector<int64_t> mask;
+  for (int64_t i = 0; i < 2 * n; ++i)
+    mask.push_back(i);
+  return vector::ShuffleOp::create(b, loc, lo, hi, mask);
+}
+
+Value VectorOps::slice(Value v, int64_t offset, int64_t n) {
+  return vector::ExtractStridedSliceOp::create(
+      b, loc, v, ArrayRef<int64_t>{offset}, ArrayRef<int64_t>{n},
+      ArrayRef<int64_t>{1});
+}
+
+Value VectorOps::shuffle(Value v, ArrayRef<int64_t> mask) {
+  return vector::ShuffleOp::create(b, loc, v, v, mask);
+}
+
+Value VectorOps::extend(Value v, unsigned bits, bool isSigned) {
+  auto type = VectorType::get({numElements(v)}, b.getIntegerType(bits));
+  if (isSigned)
+    return arith::ExtSIOp::create(b, loc, type, v);
+  return arith::ExtUIOp::create(b, loc, type, v);
+}
+
+Value VectorOps::intrinsic(StringRef name, Type result, ValueRange args) {
+  return LLVM::CallIntrinsicOp::create(b, loc, result, b.getStringAttr(name),
+                                       args)
+      .getResult(0);
+}
+
+Value VectorOps::x86MaddUbs(Value u, Value s) {
+  return intrinsic("llvm.x86.avx2.pmadd.ub.sw", vecI16(16), {u, s});
+}
+
+Value VectorOps::x86MaddWd(Value x, Value y) {
+  return intrinsic("llvm.x86.avx2.pmadd.wd", vecI32(8), {x, y});
+}
+
+Value VectorOps::neonSdot(Value acc, Value x, Value y) {
+  Value halves[2];
+  for (int h = 0; h < 2; ++h)
+    halves[h] = arm_neon::SdotOp::create(b, loc, vecI32(4), slice(acc, 4 * h, 4),
+                                         slice(x, 16 * h, 16),
+                                         slice(y, 16 * h, 16));
+  return concat(halves[0], halves[1]);
+}
+
+Value VectorOps::dotU(Value acc, Value u, Value s) {
+  switch (isa) {
+  case ISA::X86AVX2:
+    return add(acc, x86MaddWd(x86MaddUbs(u, s), splatI16(1)));
+  case ISA::X86AVX512VNNI:
+    return intrinsic("llvm.x86.avx512.vpdpbusd.256", vecI32(8), {acc, u, s});
+  case ISA::AArch64Neon:
+    return neonSdot(acc, u, s);
+  }
+  llvm_unreachable("unknown ISA");
+}
+
+Value VectorOps::dotS(Value acc, Value a, Value s) {
+  if (isNeon())
+    return neonSdot(acc, a, s);
+  // x86 multiplies unsigned by signed bytes: |a| times s with a's sign.
+  Value absA = math::AbsIOp::create(b, loc, a);
+  Value signedS = intrinsic("llvm.x86.avx2.psign.b", vecI8(32), {s, a});
+  return dotU(acc, absA, signedS);
+}
+
+Value VectorOps::dotUScaled(Value acc, Value u, Value s, Value scales,
+                            bool signedScales, int64_t lo, int64_t hi) {
+  if (isNeon()) {
+    Value dot = neonSdot(splatI32(0), u, s);
+    SmallVector<int64_t> mask;
+    for (int i = 0; i < 8; ++i)
+      mask.push_back(i < 4 ? lo : hi);
+    Value sc = extend(shuffle(scales, mask), 32, signedScales);
+    return add(acc, mul(dot, sc));
+  }
+  // vpmaddubsw pairs, then vpmaddwd with the scale in every i16 lane: the
+  // scale multiplies and the pairs are summed in one instruction.
+  SmallVector<int64_t> mask;
+  for (int i = 0; i < 16; ++i)
+    mask.push_back(i < 8 ? lo : hi);
+  Value sc = extend(shuffle(scales, mask), 16, signedScales);
+  return add(acc, x86MaddWd(x86MaddUbs(u, s), sc));
+}
+
+Value VectorOps::pairDot16(Value x, Value y) {
+  if (!isNeon())
+    return x86MaddWd(x, y);
+  Value prod = mul(extend(x, 32, true), extend(y, 32, true));
+  SmallVector<int64_t> even, odd;
+  for (int i = 0; i < 8; ++i) {
+    even.push_back(2 * i);
+    odd.push_back(2 * i + 1);
+  }
+  return add(shuffle(prod, even), shuffle(prod, odd));
+}
+
+Value VectorOps::fmaScaled(Value acc, Value isum, Value scale) {
+  Value f = arith::SIToFPOp::create(b, loc, vecF32(8), isum);
+  return vector::FMAOp::create(b, loc, f, splat(scale, 8), acc);
+}
+
+Value VectorOps::reduceAdd(Value v) {
+  return vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD, v,
+                                     arith::FastMathFlags::reassoc);
+}
+
+//===----------------------------------------------------------------------===//
+// Pointers as memrefs
+//===----------------------------------------------------------------------===//
+
+Value memrefFromPointer(OpBuilder &b, Location loc, Value ptr, Value size,
+                        Type elementType) {
+  MLIRContext *ctx = b.getContext();
+  Type i64 = b.getI64Type();
+  auto array = LLVM::LLVMArrayType::get(i64, 1);
+  auto descriptor = LLVM::LLVMStructType::getLiteral(
+      ctx, {ptr.getType(), ptr.getType(), i64, array, array});
+  Value d = LLVM::PoisonOp::create(b, loc, descriptor);
+  Value zero = LLVM::ConstantOp::create(b, loc, i64, b.getI64IntegerAttr(0));
+  Value one = LLVM::ConstantOp::create(b, loc, i64, b.getI64IntegerAttr(1));
+  d = LLVM::InsertValueOp::create(b, loc, d, ptr, ArrayRef<int64_t>{0});
+  d = LLVM::InsertValueOp::create(b, loc, d, ptr, ArrayRef<int64_t>{1});
+  d = LLVM::InsertValueOp::create(b, loc, d, zero, ArrayRef<int64_t>{2});
+  d = LLVM::InsertValueOp::create(b, loc, d, size, ArrayRef<int64_t>{3, 0});
+  d = LLVM::InsertValueOp::create(b, loc, d, one, ArrayRef<int64_t>{4, 0});
+  auto type = MemRefType::get({ShapedType::kDynamic}, elementType);
+  return UnrealizedConversionCastOp::create(b, loc, TypeRange{type},
+                                            ValueRange{d})
+      .getResult(0);
+}
+
+void setTargetAttributes(func::FuncOp fn, const TargetInfo &target) {
+  MLIRContext *ctx = fn.getContext();
+  fn->setAttr("target_cpu", StringAttr::get(ctx, target.cpu));
+  fn->setAttr("target_features",
+              LLVM::TargetFeaturesAttr::get(ctx, StringRef(target.features)));
+}
+
+//===----------------------------------------------------------------------===//
+// The matmul loop nest
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+/// Tokens per token block: the activations of a block (64 tokens x a row of
+/// 8-bit blocks, ~280 KiB for 4096 columns) stay in L2 while every row tile
+/// of the call streams its weights once per block.
+constexpr int64_t kTokenBlock = 64;
+
+struct LoopNest {
+  VectorOps *v;
+  const KernelSpec *spec;
+  FormatKernel *kernel;
+  Value w, x, xq, y;
+  Value xStride, yStride;
+  int64_t rowBytes = 0;    // bytes of one row in the weight encoding
+  int64_t actRowBytes = 0; // bytes of one token's quantized activations
+  int64_t steps = 0, rem = 0;
+
+  /// The same nest emitting through another builder (inside a region).
+  LoopNest with(VectorOps &nv) const {
+    LoopNest copy = *this;
+    copy.v = &nv;
+    return copy;
+  }
+
+  /// One micro-tile: rows [r, r + rt) x tokens [t, t + tt).
+  void microKernel(Value r, int64_t rt, Value t, int64_t tt) {
+    VectorOps &v = *this->v;
+    OpBuilder &b = v.b;
+    Location loc = v.loc;
+    const int64_t inter = spec->interleave;
+    const int64_t stepBytes = kernel->weightBytesPerStep();
+    const int64_t actStep = kernel->actUnitsPerStep();
+    SmallVector<Value> rowStarts, actStarts;
+    for (int64_t i = 0; i < rt; ++i) {
+      Value row = v.addConst(r, i);
+      Value start;
+      if (inter == 1) {
+        start = v.mulConst(row, rowBytes);
+      } else {
+        Value group = arith::DivUIOp::create(b, loc, row, v.index(inter));
+        Value lane = arith::RemUIOp::create(b, loc, row, v.index(inter));
+        start = v.add(v.mulConst(group, inter * rowBytes),
+                      v.mulConst(lane, stepBytes));
+      }
+      rowStarts.push_back(start);
+    }
+    for (int64_t j = 0; j < tt; ++j) {
+      Value tok = v.addConst(t, j);
+      actStarts.push_back(kernel->activation() == Format::F32
+                              ? v.mul(tok, xStride)
+                              : v.mulConst(tok, actRowBytes));
+    }
+
+    SmallVector<Value> init(rt * tt, v.zeroF32());
+    auto loop = scf::ForOp::create(
+        b, loc, v.index(0), v.index(steps), v.index(1), init,
+        [&](OpBuilder &nested, Location nestedLoc, Value s, ValueRange iter) {
+          VectorOps nv(nested, nestedLoc, v.isa);
+          TileContext ctx{nv, *spec, w, xq, x, {}, {}};
+          Value wOff = nv.mulConst(s, inter * stepBytes);
+          Value aOff = nv.mulConst(s, actStep);
+          for (Value start : rowStarts)
+            ctx.rowOffsets.push_back(nv.add(start, wOff));
+          for (Value start : actStarts)
+            ctx.actOffsets.push_back(nv.add(start, aOff));
+          SmallVector<Value> accs(iter.begin(), iter.end());
+          kernel->emitStep(ctx, accs);
+          scf::YieldOp::create(nested, nestedLoc, accs);
+        });
+    SmallVector<Value> accs(loop.getResults().begin(),
+                            loop.getResults().end());
+    if (rem) {
+      TileContext ctx{v, *spec, w, xq, x, {}, {}};
+      for (Value start : rowStarts)
+        ctx.rowOffsets.push_back(v.addConst(start, steps * stepBytes));
+      for (Value start : actStarts)
+        ctx.actOffsets.push_back(v.addConst(start, steps * actStep));
+      kernel->emitTail(ctx, rem, accs);
+    }
+    for (int64_t i = 0; i < rt; ++i)
+      for (int64_t j = 0; j < tt; ++j) {
+        Value sum = v.reduceAdd(accs[i * tt + j]);
+        Value at = v.add(v.mul(v.addConst(t, j), yStride), v.addConst(r, i));
+        memref::StoreOp::create(b, loc, sum, y, ValueRange{at});
+      }
+  }
+
+  /// scf.for over [lo, hi) by `step` whose body is body(nest, iv).
+  template <typename Body>
+  void forRange(Value lo, Value hi, int64_t step, Body body) {
+    VectorOps &v = *this->v;
+    scf::ForOp::create(v.b, v.loc, lo, hi, v.index(step), ValueRange{},
+                       [&](OpBuilder &nested, Location nl, Value iv,
+                           ValueRange) {
+                         VectorOps nv(nested, nl, v.isa);
+                         LoopNest inner = with(nv);
+                         body(inner, iv);
+                         scf::YieldOp::create(nested, nl);
+                       });
+  }
+
+  /// Splits [lo, hi) into whole tiles and single steps.
+  template <typename Body>
+  void tiled(Value lo, Value hi, int64_t tile, Body body) {
+    VectorOps &v = *this->v;
+    if (tile == 1) {
+      forRange(lo, hi, 1, [&](LoopNest &n, Value iv) { body(n, iv, 1); });
+      return;
+    }
+    Value n = arith::SubIOp::create(v.b, v.loc, hi, lo);
+    Value whole = v.mulConst(
+        arith::DivUIOp::create(v.b, v.loc, n, v.index(tile)), tile);
+    Value mainEnd = v.add(lo, whole);
+    forRange(lo, mainEnd, tile,
+             [&](LoopNest &n, Value iv) { body(n, iv, tile); });
+    forRange(mainEnd, hi, 1, [&](LoopNest &n, Value iv) { body(n, iv, 1); });
+  }
+};
+
+} // namespace
+
+LogicalResult buildMatmulKernel(func::FuncOp fn, const KernelSpec &spec,
+                                FormatKernel &kernel) {
+  Block *entry = fn.addEntryBlock();
+  OpBuilder b = OpBuilder::atBlockBegin(entry);
+  Location loc = fn.getLoc();
+  VectorOps v(b, loc, spec.target->isa);
+  auto args = entry->getArguments();
+  // (w, x, xq, y, tokens, xStride, yStride, rowBegin, rowEnd)
+  auto toIndex = [&](Value i64) -> Value {
+    return arith::IndexCastOp::create(b, loc, b.getIndexType(), i64);
+  };
+  Value tokens = toIndex(args[4]), xStride = toIndex(args[5]),
+        yStride = toIndex(args[6]), rowBegin = toIndex(args[7]),
+        rowEnd = toIndex(args[8]);
+
+  const fmt::FormatInfo &fi = fmt::info(spec.format);
+  LoopNest nest;
+  nest.v = &v;
+  nest.spec = &spec;
+  nest.kernel = &kernel;
+  nest.rowBytes = static_cast<int64_t>(fmt::rowBytes(fi, spec.cols));
+  nest.steps = spec.cols / kernel.weightsPerStep();
+  nest.rem = spec.cols % kernel.weightsPerStep();
+  if (kernel.activation() != Format::F32) {
+    nest.actRowBytes = static_cast<int64_t>(
+        fmt::rowBytes(fmt::info(kernel.activation()), spec.cols));
+    if (nest.rem || nest.actRowBytes == 0)
+      return fn.emitError("cols ")
+             << spec.cols << " is not a multiple of "
+             << kernel.weightsPerStep() << " weights";
+  }
+
+  // Sizes of the buffers for the memref descriptors (nothing checks them).
+  auto constI64 = [&](int64_t c) -> Value {
+    return arith::ConstantOp::create(b, loc, b.getI64IntegerAttr(c));
+  };
+  Value wSize = constI64(nest.rowBytes * spec.rows);
+  Value xSize = arith::MulIOp::create(b, loc, args[4], args[5]);
+  Value xqSize =
+      arith::MulIOp::create(b, loc, args[4], constI64(nest.actRowBytes));
+  Value ySize = arith::MulIOp::create(b, loc, args[4], args[6]);
+  nest.w = memrefFromPointer(b, loc, args[0], wSize, b.getI8Type());
+  nest.x = memrefFromPointer(b, loc, args[1], xSize, b.getF32Type());
+  nest.xq = memrefFromPointer(b, loc, args[2], xqSize, b.getI8Type());
+  nest.y = memrefFromPointer(b, loc, args[3], ySize, b.getF32Type());
+  nest.xStride = xStride;
+  nest.yStride = yStride;
+
+  // token blocks x row tiles x token tiles x k.
+  const int64_t rt = spec.choice->rowTile, tt = spec.choice->tokenTile;
+  nest.forRange(v.index(0), tokens, kTokenBlock, [&](LoopNest &n, Value tb) {
+    Value tbEnd = arith::MinUIOp::create(
+        n.v->b, n.v->loc, n.v->addConst(tb, kTokenBlock), tokens);
+    n.tiled(rowBegin, rowEnd, rt, [&](LoopNest &rn, Value r, int64_t rows) {
+      rn.tiled(tb, tbEnd, tt, [&](LoopNest &tn, Value t, int64_t toks) {
+        tn.microKernel(r, rows, t, toks);
+      });
+    });
+  });
+  func::ReturnOp::create(b, loc);
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Format dispatch
+//===----------------------------------------------------------------------===//
+
+std::unique_ptr<FormatKernel> createFormatKernel(Format format, ISA isa) {
+  if (auto k = createFloatKernel(format, isa))
+    return k;
+  if (auto k = createLinearKernel(format, isa))
+    return k;
+  return createKQuantKernel(format, isa);
+}
+
+std::string unsupportedReason(Format format) {
+  if (createFormatKernel(format, ISA::X86AVX2))
+    return "";
+  return std::string("no kernel generator for ") + fmt::info(format).name +
+         " yet";
+}
+
+} // namespace mlir::lowbit::kernels

@@ -1,0 +1,191 @@
+//===- KernelBuilder.h - IR building blocks of the native kernels -*- C++ -*-===//
+//
+// Internal to convert-lowbit-to-kernels. Kernels are built from scf, vector,
+// arith and memref ops on "256-bit logical" vectors: 32 weights of a block as
+// vector<32xi8>, integer partial sums as vector<8xi32> (lane i sums bytes
+// 4i..4i+3, the lane mapping of vpmaddubsw+vpmaddwd, vpdpbusd and sdot
+// alike), float accumulators as vector<8xf32>. Only the integer dot
+// products differ per instruction set (VectorOps); LLVM legalises the rest
+// (two q registers per vector on AArch64).
+//
+// A kernel is: token blocks x row tiles x token tiles x a loop over the
+// weight blocks of a row (the k loop), whose body a FormatKernel emits for a
+// micro-tile of `rows x tokens` accumulators.
+//
+//===----------------------------------------------------------------------===//
+#ifndef LOWBIT_DIALECT_LOWBIT_CONVERSION_KERNELBUILDER_H
+#define LOWBIT_DIALECT_LOWBIT_CONVERSION_KERNELBUILDER_H
+
+#include "lowbit/Formats/Formats.h"
+#include "lowbit/Target/TargetTable.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Builders.h"
+
+#include <memory>
+#include <string>
+
+namespace mlir::lowbit::kernels {
+
+using ::lowbit::formats::Format;
+using ::lowbit::target::ISA;
+using ::lowbit::target::KernelChoice;
+using ::lowbit::target::TargetInfo;
+
+/// What one generated matmul kernel computes.
+struct KernelSpec {
+  Format format;
+  int64_t rows = 0, cols = 0;
+  uint32_t interleave = 1;
+  const TargetInfo *target = nullptr;
+  const KernelChoice *choice = nullptr;
+};
+
+/// Symbol names: lb_mm_<format>_<rows>x<cols>_r<interleave>,
+/// lb_quant_<activation format>.
+std::string kernelSymbol(const KernelSpec &spec);
+std::string quantizerSymbol(Format activation);
+
+/// Vector building blocks, integer dot products per instruction set.
+class VectorOps {
+public:
+  VectorOps(OpBuilder &b, Location loc, ISA isa) : b(b), loc(loc), isa(isa) {}
+
+  OpBuilder &b;
+  Location loc;
+  ISA isa;
+
+  bool isNeon() const { return isa == ISA::AArch64Neon; }
+  bool hasVnni() const { return isa == ISA::X86AVX512VNNI; }
+
+  // Types.
+  VectorType vecI8(int64_t n = 32);
+  VectorType vecI16(int64_t n = 16);
+  VectorType vecI32(int64_t n = 8);
+  VectorType vecF32(int64_t n = 8);
+
+  // Constants.
+  Value index(int64_t v);
+  Value i32(int32_t v);
+  Value f32(float v);
+  Value splatI8(int v, int64_t n = 32);
+  Value splatI16(int v, int64_t n = 16);
+  Value splatI32(int v, int64_t n = 8);
+  Value zeroF32(int64_t n = 8);
+  /// Broadcast of a scalar.
+  Value splat(Value scalar, int64_t n);
+
+  // Index arithmetic.
+  Value add(Value a, Value b);
+  Value mul(Value a, Value b);
+  Value addConst(Value a, int64_t c);
+  Value mulConst(Value a, int64_t c);
+
+  // Loads from a memref<?xi8> at a byte offset (index).
+  Value loadBytes(Value mem, Value offset, int64_t n);
+  /// An f16 / f32 / i32 scalar at a byte offset; f16 is widened to f32.
+  Value loadHalfAsF32(Value mem, Value offset);
+  Value loadF32(Value mem, Value offset);
+  Value loadI32(Value mem, Value offset);
+
+  // Byte vector helpers (vector<nxi8>).
+  Value andI8(Value v, int mask);
+  Value shrI8(Value v, int bits); ///< Logical shift right.
+  Value shlI8(Value v, int bits);
+  Value orI(Value a, Value b);
+  /// Two vector<16xi8> -> vector<32xi8>.
+  Value concat(Value lo, Value hi);
+  /// Elements [offset, offset + n) of a 1-D vector.
+  Value slice(Value v, int64_t offset, int64_t n);
+  /// Shuffle of one 1-D vector with a mask.
+  Value shuffle(Value v, ArrayRef<int64_t> mask);
+  /// Sign/zero extension of an integer vector to `bits`.
+  Value extend(Value v, unsigned bits, bool isSigned);
+
+  // Integer dot products over groups of four bytes (lane i <- bytes 4i..4i+3).
+  /// acc + dot(u, s): u unsigned and <= 127, s signed in [-127, 127].
+  Value dotU(Value acc, Value u, Value s);
+  /// acc + dot(a, s): a signed in [-128, 127], s signed in [-127, 127].
+  Value dotS(Value acc, Value a, Value s);
+  /// acc + sum over the two 16-byte halves h of scale[h] * dot(u_h, s_h),
+  /// where scale[0] = scales[lo], scale[1] = scales[hi]; `scales` is a
+  /// vector<8xi8> or vector<16xi8>, sign- or zero-extended; u <= 127.
+  Value dotUScaled(Value acc, Value u, Value s, Value scales, bool signedScales,
+                   int64_t lo, int64_t hi);
+  /// vector<16xi16> a, b -> vector<8xi32>: lane i = a[2i]b[2i] + a[2i+1]b[2i+1].
+  Value pairDot16(Value a, Value b);
+
+  /// acc + sitofp(isum) * splat(scale): the float step after integer sums.
+  Value fmaScaled(Value acc, Value isum, Value scale);
+  /// Horizontal sum of a vector<8xf32>.
+  Value reduceAdd(Value v);
+
+private:
+  Value intrinsic(StringRef name, Type result, ValueRange args);
+  Value x86MaddUbs(Value u, Value s); ///< vpmaddubsw: vector<16xi16>.
+  Value x86MaddWd(Value a, Value b);  ///< vpmaddwd: vector<8xi32>.
+  Value neonSdot(Value acc, Value a, Value s); ///< 32 bytes, two sdots.
+};
+
+/// The memrefs and offsets of one micro-tile at one step of the k loop.
+struct TileContext {
+  VectorOps &v;
+  const KernelSpec &spec;
+  Value w;  ///< memref<?xi8>: packed weights.
+  Value xq; ///< memref<?xi8>: quantized activations (null for floats).
+  Value x;  ///< memref<?xf32>: f32 activations.
+  /// Per row of the tile: byte offset in `w` of this step's block.
+  SmallVector<Value> rowOffsets;
+  /// Per token of the tile: byte offset in `xq` of this step's activation
+  /// block (quantized kernels) or element offset in `x` (float kernels).
+  SmallVector<Value> actOffsets;
+  int64_t numRows() const { return rowOffsets.size(); }
+  int64_t numTokens() const { return actOffsets.size(); }
+};
+
+/// How one weight format is multiplied: the body of the k loop.
+class FormatKernel {
+public:
+  virtual ~FormatKernel() = default;
+  /// Weights of a row consumed per step of the k loop (32 or 256).
+  virtual int64_t weightsPerStep() const = 0;
+  /// Bytes of one block in the weight encoding (a step's block).
+  virtual int64_t weightBytesPerStep() const = 0;
+  /// Bytes (quantized) or elements (float) of activations per step.
+  virtual int64_t actUnitsPerStep() const = 0;
+  /// The activation format (F32 for float kernels).
+  virtual Format activation() const = 0;
+  /// Emits one step; accs[i * tokens + j] (vector<8xf32>) are updated.
+  virtual void emitStep(TileContext &ctx, MutableArrayRef<Value> accs) = 0;
+  /// The `rem` weights left after the whole steps (float formats only),
+  /// emitted after the k loop; ctx offsets point at the first of them.
+  virtual void emitTail(TileContext &ctx, int64_t rem,
+                        MutableArrayRef<Value> accs) {}
+};
+
+/// Null when the format has no kernel (the caller reports a fall-back).
+std::unique_ptr<FormatKernel> createFormatKernel(Format format, ISA isa);
+std::unique_ptr<FormatKernel> createLinearKernel(Format format, ISA isa);
+std::unique_ptr<FormatKernel> createKQuantKernel(Format format, ISA isa);
+std::unique_ptr<FormatKernel> createFloatKernel(Format format, ISA isa);
+/// Why `format` has no kernel; empty when it has one.
+std::string unsupportedReason(Format format);
+
+/// The arguments of a generated function, as memrefs/indices.
+/// Builds a memref<?xT> over a raw pointer (an LLVM descriptor cast to a
+/// memref, folded away by reconcile-unrealized-casts after lowering).
+Value memrefFromPointer(OpBuilder &b, Location loc, Value ptr, Value size,
+                        Type elementType);
+
+/// Fills the body of `fn` (lb_matmul_kernel_fn signature) for `spec`.
+LogicalResult buildMatmulKernel(func::FuncOp fn, const KernelSpec &spec,
+                                FormatKernel &kernel);
+/// Fills the body of `fn` (lb_quantize_act_fn signature) for `activation`.
+LogicalResult buildQuantizer(func::FuncOp fn, Format activation, ISA isa);
+
+/// Function attributes naming the target's CPU and features.
+void setTargetAttributes(func::FuncOp fn, const TargetInfo &target);
+
+} // namespace mlir::lowbit::kernels
+
+#endif // LOWBIT_DIALECT_LOWBIT_CONVERSION_KERNELBUILDER_H

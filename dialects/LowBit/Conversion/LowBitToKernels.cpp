@@ -1,0 +1,267 @@
+//===- LowBitToKernels.cpp - convert-lowbit-to-kernels --------------------===//
+//
+// Every matmul-like op (lowbit.matmul, lowbit.qmatmul, lowbit.matmul_residual)
+// whose weight format has a kernel on the target gets a generated kernel
+// function (one per distinct weight type in the module), the activation
+// quantizer it needs, and `lowbit.kernel` / `lowbit.act_quantizer` naming
+// them. The rest get `lowbit.kernel_fallback` and a warning.
+//
+//===----------------------------------------------------------------------===//
+#include "KernelBuilder.h"
+#include "LowBit/Conversion/Passes.h"
+
+#include "lowbit/Target/KernelABI.h"
+
+#include "mlir/IR/PatternMatch.h"
+#include "mlir/IR/SymbolTable.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
+
+namespace mlir::lowbit {
+
+#define GEN_PASS_DEF_CONVERTLOWBITTOKERNELS
+#define GEN_PASS_DEF_LOWBITISOLATEKERNELS
+#include "LowBit/Conversion/Passes.h.inc"
+
+namespace {
+
+namespace fmt = ::lowbit::formats;
+using ::lowbit::target::TargetInfo;
+using kernels::Format;
+using kernels::KernelSpec;
+
+/// The `lb_matmul_kernel_fn` and `lb_quantize_act_fn` signatures.
+FunctionType matmulKernelType(MLIRContext *ctx) {
+  Type ptr = LLVM::LLVMPointerType::get(ctx);
+  Type i64 = IntegerType::get(ctx, 64);
+  return FunctionType::get(ctx, {ptr, ptr, ptr, ptr, i64, i64, i64, i64, i64},
+                           {});
+}
+FunctionType quantizerType(MLIRContext *ctx) {
+  Type ptr = LLVM::LLVMPointerType::get(ctx);
+  Type i64 = IntegerType::get(ctx, 64);
+  return FunctionType::get(ctx, {ptr, ptr, i64, i64, i64}, {});
+}
+
+/// Creates a public function at the end of `module` with the entry-point
+/// attributes, or returns the existing one.
+func::FuncOp getOrCreateEntry(RewriterBase &rewriter, ModuleOp module,
+                              StringRef name, FunctionType type,
+                              const TargetInfo &target, bool &created) {
+  created = false;
+  if (auto fn = module.lookupSymbol<func::FuncOp>(name))
+    return fn;
+  OpBuilder::InsertionGuard guard(rewriter);
+  rewriter.setInsertionPointToEnd(module.getBody());
+  auto fn = func::FuncOp::create(rewriter, module.getLoc(), name, type);
+  fn->setAttr(kKernelEntryAttrName, rewriter.getUnitAttr());
+  kernels::setTargetAttributes(fn, target);
+  created = true;
+  return fn;
+}
+
+/// `int32_t lb_abi_version(void)`.
+void ensureAbiVersion(RewriterBase &rewriter, ModuleOp module,
+                      const TargetInfo &target) {
+  MLIRContext *ctx = module.getContext();
+  bool created;
+  func::FuncOp fn = getOrCreateEntry(
+      rewriter, module, LB_ABI_VERSION_SYMBOL,
+      FunctionType::get(ctx, {}, {IntegerType::get(ctx, 32)}), target,
+      created);
+  if (!created)
+    return;
+  OpBuilder::InsertionGuard guard(rewriter);
+  rewriter.setInsertionPointToStart(fn.addEntryBlock());
+  Value version = arith::ConstantOp::create(
+      rewriter, fn.getLoc(), rewriter.getI32IntegerAttr(LB_KERNEL_ABI_VERSION));
+  func::ReturnOp::create(rewriter, fn.getLoc(), version);
+}
+
+/// The weight operand and, for qmatmul, the activation format it carries.
+Value weightOf(Operation *op) {
+  if (auto m = dyn_cast<MatmulOp>(op))
+    return m.getWeight();
+  if (auto m = dyn_cast<QMatmulOp>(op))
+    return m.getWeight();
+  if (auto m = dyn_cast<MatmulResidualOp>(op))
+    return m.getWeight();
+  return {};
+}
+
+template <typename OpTy>
+struct MatmulToKernel : OpRewritePattern<OpTy> {
+  MatmulToKernel(MLIRContext *ctx, const TargetInfo &target)
+      : OpRewritePattern<OpTy>(ctx), target(target) {}
+
+  LogicalResult matchAndRewrite(OpTy op,
+                                PatternRewriter &rewriter) const override {
+    if (op->hasAttr(kKernelAttrName) || op->hasAttr(kKernelFallbackAttrName))
+      return rewriter.notifyMatchFailure(op, "already has a kernel");
+    auto type = dyn_cast<QTensorType>(weightOf(op).getType());
+    if (!type)
+      return rewriter.notifyMatchFailure(
+          op, "the weight is an f32 tensor, not a stored !lowbit.qtensor");
+    if (type.getShape().size() != 2)
+      return rewriter.notifyMatchFailure(op, "the weight is not 2-D");
+    KernelSpec spec;
+    spec.format = type.getFormat().getFormat();
+    spec.rows = type.getShape()[0];
+    spec.cols = type.getShape()[1];
+    spec.interleave = type.getLayout() ? type.getLayout().getRows() : 1;
+    spec.target = &target;
+    spec.choice = target.find(spec.format);
+    const char *name = fmt::info(spec.format).name;
+    if (!spec.choice)
+      return rewriter.notifyMatchFailure(op, [&](Diagnostic &d) {
+        d << "no kernel for " << name << " in the " << target.name
+          << " table";
+      });
+    std::unique_ptr<kernels::FormatKernel> kernel =
+        kernels::createFormatKernel(spec.format, target.isa);
+    if (!kernel)
+      return rewriter.notifyMatchFailure(op, [&](Diagnostic &d) {
+        d << "no kernel generator for " << name;
+      });
+    if (kernel->activation() != spec.choice->activation)
+      return rewriter.notifyMatchFailure(op, [&](Diagnostic &d) {
+        d << "the table pairs " << name << " with "
+          << fmt::info(spec.choice->activation).name
+          << " activations; the generator consumes "
+          << fmt::info(kernel->activation()).name;
+      });
+    if (kernel->activation() == Format::F32 && spec.interleave != 1)
+      return rewriter.notifyMatchFailure(
+          op, "float weights are read row by row; no interleaved layout");
+    if constexpr (std::is_same_v<OpTy, QMatmulOp>) {
+      if (op.getActFormat().getFormat() != kernel->activation())
+        return rewriter.notifyMatchFailure(op, [&](Diagnostic &d) {
+          d << "activations arrive in " << op.getActFormat().getName()
+            << "; the " << name << " kernel takes "
+            << fmt::info(kernel->activation()).name;
+        });
+    }
+
+    auto module = op->template getParentOfType<ModuleOp>();
+    if (!module)
+      return rewriter.notifyMatchFailure(op, "not inside a module");
+    MLIRContext *ctx = op->getContext();
+    bool created;
+    std::string symbol = kernels::kernelSymbol(spec);
+    func::FuncOp fn = getOrCreateEntry(rewriter, module, symbol,
+                                       matmulKernelType(ctx), target, created);
+    if (created) {
+      fn->setAttr(kDotPathAttrName,
+                  rewriter.getStringAttr(spec.choice->dotPath));
+      OpBuilder::InsertionGuard guard(rewriter);
+      if (failed(kernels::buildMatmulKernel(fn, spec, *kernel))) {
+        rewriter.eraseOp(fn);
+        return rewriter.notifyMatchFailure(op, "kernel generation failed");
+      }
+    }
+    std::string quantizer;
+    if (kernel->activation() != Format::F32) {
+      quantizer = kernels::quantizerSymbol(kernel->activation());
+      func::FuncOp q = getOrCreateEntry(rewriter, module, quantizer,
+                                        quantizerType(ctx), target, created);
+      if (created &&
+          failed(kernels::buildQuantizer(q, kernel->activation(), target.isa)))
+        return rewriter.notifyMatchFailure(op, "quantizer generation failed");
+    }
+    ensureAbiVersion(rewriter, module, target);
+    rewriter.modifyOpInPlace(op, [&] {
+      op->setAttr(kKernelAttrName, FlatSymbolRefAttr::get(ctx, symbol));
+      if (!quantizer.empty())
+        op->setAttr(kActQuantizerAttrName,
+                    FlatSymbolRefAttr::get(ctx, quantizer));
+    });
+    return success();
+  }
+
+  const TargetInfo &target;
+};
+
+struct ConvertLowBitToKernelsPass
+    : impl::ConvertLowBitToKernelsBase<ConvertLowBitToKernelsPass> {
+  using Base::Base;
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    const TargetInfo *target = ::lowbit::target::findTarget(targetName);
+    if (!target) {
+      module.emitError() << "unknown target '" << targetName
+                         << "'; known targets: "
+                         << ::lowbit::target::targetNames();
+      return signalPassFailure();
+    }
+    module->setAttr(kCodegenTargetAttrName,
+                    StringAttr::get(module.getContext(), target->name));
+    RewritePatternSet patterns(&getContext());
+    populateLowBitToKernelsPatterns(patterns, *target);
+    GreedyRewriteConfig config;
+    // Kernels are created at module level; only the matmuls are rewritten.
+    config.setStrictness(GreedyRewriteStrictness::ExistingOps);
+    SmallVector<Operation *> matmuls;
+    module.walk([&](Operation *op) {
+      if (weightOf(op))
+        matmuls.push_back(op);
+    });
+    if (failed(applyOpPatternsGreedily(matmuls, std::move(patterns), config)))
+      return signalPassFailure();
+    // Whatever did not get a kernel falls back to f32 decoding: say so.
+    for (Operation *op : matmuls) {
+      if (op->hasAttr(kKernelAttrName))
+        continue;
+      auto type = dyn_cast<QTensorType>(weightOf(op).getType());
+      if (!type)
+        continue; // f32 tensors computed by the graph, not stored weights.
+      op->setAttr(kKernelFallbackAttrName, UnitAttr::get(op->getContext()));
+      StringRef name = type.getFormat().getName();
+      std::string why;
+      if (!target->find(type.getFormat().getFormat()))
+        why = std::string("no kernel for ") + name.str() + " in the " +
+              target->name + " table";
+      else if (type.getLayout() && type.getLayout().getRows() != 1 &&
+               type.getFormat().isFloat())
+        why = "float weights are read row by row; no interleaved layout";
+      else
+        why = "the kernel cannot take this weight here";
+      op->emitWarning() << "slow fall-back: " << why
+                        << "; the runtime decodes this " << name
+                        << " weight to f32";
+    }
+  }
+};
+
+struct LowBitIsolateKernelsPass
+    : impl::LowBitIsolateKernelsBase<LowBitIsolateKernelsPass> {
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    for (Operation &op : llvm::make_early_inc_range(*module.getBody())) {
+      auto fn = dyn_cast<func::FuncOp>(op);
+      if (fn && fn->hasAttr(kKernelEntryAttrName))
+        continue;
+      op.erase();
+    }
+    SmallVector<NamedAttribute> keep;
+    for (NamedAttribute attr : module->getAttrs())
+      if (!attr.getName().getValue().starts_with("lowbit.") ||
+          attr.getName() == kCodegenTargetAttrName)
+        keep.push_back(attr);
+    module->setAttrs(keep);
+    if (auto name = module->getAttrOfType<StringAttr>(kCodegenTargetAttrName))
+      if (const TargetInfo *target =
+              ::lowbit::target::findTarget(name.getValue().str()))
+        module->setAttr(LLVM::LLVMDialect::getTargetTripleAttrName(),
+                        StringAttr::get(module.getContext(), target->triple));
+  }
+};
+
+} // namespace
+
+void populateLowBitToKernelsPatterns(
+    RewritePatternSet &patterns, const ::lowbit::target::TargetInfo &target) {
+  patterns.add<MatmulToKernel<MatmulOp>, MatmulToKernel<QMatmulOp>,
+               MatmulToKernel<MatmulResidualOp>>(patterns.getContext(), target);
+}
+
+} // namespace mlir::lowbit

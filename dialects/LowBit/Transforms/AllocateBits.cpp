@@ -1,0 +1,318 @@
+//===- AllocateBits.cpp - One format per weight under a size budget -------===//
+#include "LowBit/Transforms/Analysis.h"
+#include "LowBit/Transforms/Passes.h"
+#include "lowbit/Analysis/BitAllocation.h"
+#include "lowbit/Export/GGUFExport.h"
+#include "lowbit/Quant/Presets.h"
+
+#include "mlir/IR/Builders.h"
+#include "llvm/Support/FormatVariadic.h"
+
+#include <cmath>
+#include <cstdio>
+#include <map>
+
+namespace mlir::lowbit {
+#define GEN_PASS_DEF_LOWBITALLOCATEBITS
+#include "LowBit/Transforms/Passes.h.inc"
+} // namespace mlir::lowbit
+
+using namespace mlir;
+using namespace mlir::lowbit;
+namespace analysis = ::lowbit::analysis;
+namespace formats = ::lowbit::formats;
+namespace quant = ::lowbit::quant;
+using formats::Format;
+
+namespace {
+
+/// GGML's quantization version, written as general.quantization_version.
+constexpr uint32_t kGGMLQuantizationVersion = 2;
+
+/// llama.cpp's fall-back for a row length that does not fit a K-quant's
+/// 256-element super-block (tensor_type_fallback).
+Format fallbackFor(Format f) {
+  switch (f) {
+  case Format::Q2_K:
+  case Format::Q3_K:
+    return Format::Q4_0;
+  case Format::Q4_K:
+    return Format::Q5_0;
+  case Format::Q5_K:
+    return Format::Q5_1;
+  case Format::Q6_K:
+    return Format::Q8_0;
+  default:
+    return Format::F16;
+  }
+}
+
+bool fits(Format f, int64_t rowLength) {
+  return rowLength % formats::info(f).blockSize == 0;
+}
+
+/// The dynamic-gate scheme: layer position decides the bits.
+Format dynamicGateFormat(const std::string &name, int64_t layers) {
+  if (name == "token_embd.weight" || name == "output.weight")
+    return Format::Q6_K;
+  int layer = -1;
+  if (std::sscanf(name.c_str(), "blk.%d.", &layer) != 1 || layer < 0)
+    return Format::Q4_K;
+  // First and last quarter (rounded up) of the layers: ~4 bits.
+  const int64_t quarter = (layers + 3) / 4;
+  if (layer < quarter || layer >= layers - quarter)
+    return Format::Q4_K;
+  // The middle half: 2-3 bits, the projections llama.cpp finds most
+  // sensitive (values, attention output, ffn_down) at 3.
+  for (const char *part : {"attn_v.", "attn_output.", "ffn_down."})
+    if (name.find(part) != std::string::npos)
+      return Format::Q3_K;
+  return Format::Q2_K;
+}
+
+/// general.file_type for a mix: the preset of the format holding the most
+/// weights (its _m variant when there is one).
+uint32_t fileTypeFor(Format dominant) {
+  const quant::Preset *found = nullptr;
+  for (const quant::Preset &p : quant::allPresets()) {
+    if (p.defaultFormat != dominant)
+      continue;
+    std::string name = p.name;
+    bool medium = name.size() > 2 && name.compare(name.size() - 2, 2, "_m") == 0;
+    if (!found || medium)
+      found = &p;
+    if (medium)
+      break;
+  }
+  return found ? found->llamaFileType : 0;
+}
+
+struct Tensor {
+  GlobalWeightOp op;
+  int64_t elements = 0;
+  Format current = Format::F32;
+  Format chosen = Format::F32;
+  bool searched = false;
+  size_t searchIndex = 0;
+};
+
+struct AllocateBitsPass
+    : public mlir::lowbit::impl::LowBitAllocateBitsBase<AllocateBitsPass> {
+  using Base::Base;
+
+  void runOnOperation() override;
+};
+
+void AllocateBitsPass::runOnOperation() {
+  ModuleOp module = getOperation();
+  auto fail = [&](const Twine &message) {
+    module.emitError() << message;
+    signalPassFailure();
+  };
+  const bool dynamicGate = preset == "dynamic-gate";
+  if (!preset.empty() && !dynamicGate)
+    return fail("unknown preset '" + preset +
+                "' for lowbit-allocate-bits (dynamic-gate; llama.cpp presets "
+                "are lowbit-assign-formats')");
+  const bool hasBpw = targetBpw != 0.0, hasSize = !targetSize.empty();
+  if (dynamicGate && (hasBpw || hasSize))
+    return fail("preset=dynamic-gate chooses the formats itself; it takes no "
+                "target-bpw or target-size");
+  if (!dynamicGate && hasBpw == hasSize)
+    return fail("lowbit-allocate-bits needs one of target-bpw and target-size");
+  if (hasBpw && !(targetBpw > 0 && targetBpw < 64))
+    return fail("target-bpw must be between 0 and 64, got " +
+                std::to_string(targetBpw));
+  if (reserveBytes < 0)
+    return fail("reserve-bytes must not be negative");
+  analysis::AllocationMethod allocationMethod;
+  if (method == "auto")
+    allocationMethod = analysis::AllocationMethod::Auto;
+  else if (method == "exact")
+    allocationMethod = analysis::AllocationMethod::Exact;
+  else if (method == "lagrangian")
+    allocationMethod = analysis::AllocationMethod::Lagrangian;
+  else
+    return fail("method must be auto, exact or lagrangian, not '" + method +
+                "'");
+
+  analysis::TensorPins pins;
+  {
+    std::vector<std::string> rules(tensorTypes.begin(), tensorTypes.end());
+    std::string error;
+    if (!pins.parse(rules, error))
+      return fail(error);
+  }
+
+  std::string arch = getMetadataString(module, "general.architecture")
+                         .value_or("llama");
+  int64_t layers = getMetadataInt(module, arch + ".block_count").value_or(0);
+  if (layers <= 0)
+    for (GlobalWeightOp op : module.getOps<GlobalWeightOp>()) {
+      int layer = -1;
+      if (std::sscanf(op.getSymName().str().c_str(), "blk.%d.", &layer) == 1)
+        layers = std::max<int64_t>(layers, layer + 1);
+    }
+
+  // The keys every quantized file carries; their values do not change the
+  // header's size, so they are set before it is measured.
+  MLIRContext *context = module.getContext();
+  auto u32 = IntegerType::get(context, 32, IntegerType::Unsigned);
+  appendMetadata(module, "general.quantization_version",
+                 IntegerAttr::get(u32, kGGMLQuantizationVersion));
+  appendMetadata(module, "general.file_type", IntegerAttr::get(u32, 0));
+  FailureOr<GGUFLayout> layout = computeGGUFLayout(module);
+  if (failed(layout))
+    return signalPassFailure();
+
+  std::vector<Tensor> tensors;
+  std::vector<analysis::AllocationTensor> search;
+  int64_t elements = 0;
+  uint64_t fixedBytes = 0;
+  bool anySensitivity = false;
+  for (GlobalWeightOp op : module.getOps<GlobalWeightOp>()) {
+    QTensorType type = op.getWeightType();
+    std::string name = op.getSymName().str();
+    Tensor t;
+    t.op = op;
+    t.elements = type.getNumElements();
+    t.current = t.chosen = type.getFormat().getFormat();
+    elements += t.elements;
+    const int64_t rowLength = type.getShape().back();
+    const bool quantizable =
+        quant::isQuantizable(name, type.getShape().size()) && !type.getLayout();
+    auto sensitivity = op->getAttrOfType<DictionaryAttr>(kSensitivityAttrName);
+    anySensitivity |= static_cast<bool>(sensitivity);
+    std::string rule;
+    int pinned = quantizable ? pins.match(name, &rule) : -1;
+    if (pinned >= 0) {
+      Format f = static_cast<Format>(pinned);
+      if (!fits(f, rowLength))
+        return fail("tensor '" + name + "' cannot be stored as " +
+                    formats::info(f).name + " (--tensor-type '" + rule +
+                    "'): its row length " + std::to_string(rowLength) +
+                    " is not a multiple of the block size " +
+                    std::to_string(formats::info(f).blockSize));
+      t.chosen = f;
+    } else if (quantizable && dynamicGate) {
+      Format f = dynamicGateFormat(name, layers);
+      if (!fits(f, rowLength))
+        f = fits(fallbackFor(f), rowLength) ? fallbackFor(f) : Format::F16;
+      t.chosen = f;
+    } else if (quantizable && sensitivity && !dynamicGate) {
+      analysis::AllocationTensor candidate;
+      candidate.name = name;
+      for (NamedAttribute entry : sensitivity) {
+        const formats::FormatInfo *f =
+            formats::findByName(entry.getName().strref());
+        auto damage = dyn_cast<FloatAttr>(entry.getValue());
+        if (!f || !damage)
+          return fail("tensor '" + name + "': lowbit.sensitivity entry '" +
+                      entry.getName().strref() +
+                      "' is not a format name with a float damage");
+        if (!fits(f->format, rowLength))
+          return fail("tensor '" + name + "': candidate " + f->name +
+                      " does not fit its row length " +
+                      std::to_string(rowLength));
+        double value = damage.getValueAsDouble();
+        if (!std::isfinite(value) || value < 0)
+          return fail("tensor '" + name + "': damage of " + f->name +
+                      " is negative or not finite");
+        analysis::AllocationOption option;
+        option.bytes = layout->alignUp(type.withFormat(f->format).getByteSize());
+        option.damage = value;
+        option.id = static_cast<int>(f->format);
+        candidate.options.push_back(option);
+      }
+      if (candidate.options.empty())
+        return fail("tensor '" + name + "' has an empty lowbit.sensitivity");
+      t.searched = true;
+      t.searchIndex = search.size();
+      search.push_back(std::move(candidate));
+    } else if (quantizable && !dynamicGate) {
+      op.emitWarning() << "no lowbit.sensitivity for '" << name
+                       << "': kept as " << formats::info(t.current).name;
+    }
+    if (!t.searched)
+      fixedBytes += layout->alignUp(type.withFormat(t.chosen).getByteSize());
+    tensors.push_back(t);
+  }
+  if (!dynamicGate && !anySensitivity)
+    return fail("no weight has a lowbit.sensitivity attribute: run "
+                "lowbit-sensitivity first");
+
+  fixedBytes += layout->alignUp(layout->headerBytes +
+                                static_cast<uint64_t>(reserveBytes));
+  uint64_t budget = 0;
+  analysis::AllocationResult result;
+  if (!dynamicGate) {
+    if (hasBpw) {
+      budget = static_cast<uint64_t>(
+          std::floor(targetBpw * static_cast<double>(elements) / 8.0));
+    } else {
+      std::string error;
+      if (!analysis::parseByteSize(targetSize, budget, error))
+        return fail("target-size: " + error);
+    }
+    if (budget < fixedBytes)
+      return fail("the budget of " + std::to_string(budget) +
+                  " bytes is below the " + std::to_string(fixedBytes) +
+                  " bytes of metadata, pinned and unquantizable tensors");
+    std::string error;
+    if (!analysis::allocateBits(search, budget - fixedBytes, result, error,
+                                allocationMethod))
+      return fail("cannot meet the budget of " + std::to_string(budget) +
+                  " bytes (" +
+                  std::to_string(budget * 8.0 / double(elements)) +
+                  " bits per weight): " + error);
+    for (Tensor &t : tensors)
+      if (t.searched)
+        t.chosen = static_cast<Format>(
+            search[t.searchIndex].options[result.choice[t.searchIndex]].id);
+  }
+
+  // Record the choice as lowbit-assign-formats does.
+  std::map<Format, int64_t> weightsByFormat;
+  uint64_t predicted = fixedBytes + result.bytes;
+  for (Tensor &t : tensors) {
+    if (t.chosen == t.current)
+      t.op->removeAttr(kTargetFormatAttrName);
+    else
+      t.op->setAttr(kTargetFormatAttrName, FormatAttr::get(context, t.chosen));
+    t.op->removeAttr(kSensitivityAttrName);
+    if (formats::info(t.chosen).kind != formats::FormatKind::Float)
+      weightsByFormat[t.chosen] += t.elements;
+  }
+  Format dominant = Format::F32;
+  int64_t most = 0;
+  for (auto [format, count] : weightsByFormat)
+    if (count > most) {
+      most = count;
+      dominant = format;
+    }
+  setMetadata(module, "general.file_type",
+              IntegerAttr::get(u32, fileTypeFor(dominant)));
+
+  Builder b(context);
+  SmallVector<NamedAttribute> info = {
+      b.getNamedAttr("predicted_bytes",
+                     b.getI64IntegerAttr(static_cast<int64_t>(predicted))),
+      b.getNamedAttr("elements", b.getI64IntegerAttr(elements)),
+      b.getNamedAttr("damage", b.getF64FloatAttr(result.damage)),
+      b.getNamedAttr("method", b.getStringAttr(dynamicGate ? "dynamic-gate"
+                                                           : result.method)),
+  };
+  if (!dynamicGate) {
+    info.push_back(b.getNamedAttr(
+        "budget", b.getI64IntegerAttr(static_cast<int64_t>(budget))));
+    if (predicted < budget - budget / 200)
+      module.emitWarning() << "the allocation fills "
+                           << llvm::formatv("{0:f2}", 100.0 * predicted / budget)
+                                  .str()
+                           << "% of the budget: no larger format fits or "
+                              "lowers the predicted damage";
+  }
+  module->setAttr(kAllocationAttrName, b.getDictionaryAttr(info));
+}
+
+} // namespace

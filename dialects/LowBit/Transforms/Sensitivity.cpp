@@ -1,0 +1,622 @@
+//===- Sensitivity.cpp - Predicted damage of every candidate format -------===//
+#include "LowBit/Transforms/Analysis.h"
+#include "LowBit/Transforms/Passes.h"
+#include "lowbit/Analysis/IRModel.h"
+#include "lowbit/Analysis/Sensitivity.h"
+#include "lowbit/Analysis/SensitivityState.h"
+#include "lowbit/Calibration/Calibrator.h"
+#include "lowbit/Calibration/IMatrix.h"
+#include "lowbit/Exec/Executor.h"
+#include "lowbit/Quant/Presets.h"
+#include "lowbit/Tokenizer/Tokenizer.h"
+
+#include "mlir/IR/Builders.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+namespace mlir::lowbit {
+#define GEN_PASS_DEF_LOWBITSENSITIVITY
+#include "LowBit/Transforms/Passes.h.inc"
+} // namespace mlir::lowbit
+
+using namespace mlir;
+using namespace mlir::lowbit;
+namespace analysis = ::lowbit::analysis;
+namespace calib = ::lowbit::calib;
+namespace exec = ::lowbit::exec;
+namespace formats = ::lowbit::formats;
+
+namespace {
+
+/// Rows decoded to f32 at a time (bounds the scratch memory).
+constexpr int64_t kRowsPerChunk = 256;
+
+double secondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                       start)
+      .count();
+}
+
+/// Fingerprint of the statistics a run weighs errors with (FNV-1a over the
+/// values), so saved results computed from other statistics are not reused.
+class StatisticsHash {
+public:
+  void add(const std::string &s) { bytes(s.data(), s.size()); }
+  void add(const std::vector<float> &v) {
+    uint64_t n = v.size();
+    bytes(&n, sizeof(n));
+    bytes(v.data(), v.size() * sizeof(float));
+  }
+  std::string hex() const {
+    char text[17];
+    std::snprintf(text, sizeof(text), "%016llx",
+                  static_cast<unsigned long long>(h_));
+    return text;
+  }
+
+private:
+  void bytes(const void *data, size_t n) {
+    const auto *p = static_cast<const uint8_t *>(data);
+    for (size_t i = 0; i < n; ++i)
+      h_ = (h_ ^ p[i]) * 1099511628211ull;
+  }
+  uint64_t h_ = 1469598103934665603ull;
+};
+
+/// The norm whose output a projection reads (llama naming), for an estimate
+/// of E[x^2] when the imatrix has no entry: RMSNorm makes the mean square of
+/// its output over channels 1 before the gain, so E[x_c^2] ~ gain_c^2.
+std::string precedingNorm(const std::string &name) {
+  auto replaceTail = [&](const char *what, const char *norm) -> std::string {
+    size_t at = name.find(what);
+    if (at == std::string::npos || name.rfind("blk.", 0) != 0)
+      return "";
+    return name.substr(0, at) + norm;
+  };
+  if (name == "output.weight")
+    return "output_norm.weight";
+  for (const char *part : {"attn_q.weight", "attn_k.weight", "attn_v.weight"})
+    if (name.find(part) != std::string::npos)
+      return replaceTail(part, "attn_norm.weight");
+  for (const char *part : {"ffn_gate.weight", "ffn_up.weight"})
+    if (name.find(part) != std::string::npos)
+      return replaceTail(part, "ffn_norm.weight");
+  return "";
+}
+
+/// KL divergence of the model with one weight swapped, against a baseline
+/// computed once on the same tokens.
+class KLDMeasure {
+public:
+  bool init(ModuleOp module, const std::vector<int32_t> &tokens,
+            int64_t context, int64_t chunks, int32_t bos, int threads,
+            std::string &err) {
+    if (!buildModelDesc(module, desc_, err))
+      return false;
+    context_ = context;
+    chunks_ = chunks;
+    bos_ = bos;
+    threads_ = threads;
+    tokens_ = tokens;
+    first_ = context / 2;
+    rowsPerChunk_ = context - 1 - first_;
+    if (rowsPerChunk_ <= 0) {
+      err = "context " + std::to_string(context) + " is too small";
+      return false;
+    }
+    std::unique_ptr<exec::Executor> ex = makeExecutor(desc_, err);
+    if (!ex)
+      return false;
+    vocab_ = ex->vocabSize();
+    baseline_.resize(static_cast<size_t>(chunks_ * rowsPerChunk_ * vocab_));
+    return run(*ex, [&](int64_t row, const float *logProbs) {
+      std::memcpy(baseline_.data() + row * vocab_, logProbs,
+                  vocab_ * sizeof(float));
+      return 0.0;
+    }, nullptr, err);
+  }
+
+  /// Mean KL(base || swapped) over the scored positions.
+  bool measure(const std::string &weight, formats::Format format,
+               const uint8_t *bytes, double &kld, std::string &err) {
+    exec::ModelDesc swapped = desc_;
+    exec::WeightRef &ref = swapped.weights.at(weight);
+    ref.format = format;
+    ref.rowBytes = formats::rowBytes(formats::info(format),
+                                     static_cast<uint64_t>(ref.cols));
+    ref.data = bytes;
+    std::unique_ptr<exec::Executor> ex = makeExecutor(swapped, err);
+    if (!ex)
+      return false;
+    double sum = 0;
+    if (!run(*ex,
+             [&](int64_t row, const float *logProbs) {
+               const float *base = baseline_.data() + row * vocab_;
+               double kl = 0;
+               for (int64_t v = 0; v < vocab_; ++v) {
+                 double p = std::exp(double(base[v]));
+                 kl += p * (double(base[v]) - double(logProbs[v]));
+               }
+               return std::max(0.0, kl);
+             },
+             &sum, err))
+      return false;
+    kld = sum / double(positions());
+    return true;
+  }
+
+  int64_t positions() const { return chunks_ * rowsPerChunk_; }
+
+private:
+  std::unique_ptr<exec::Executor> makeExecutor(const exec::ModelDesc &desc,
+                                               std::string &err) {
+    exec::ExecOptions options;
+    options.threads = threads_;
+    options.contextSize = context_;
+    options.batchSize = context_;
+    return exec::Executor::create(desc, options, err);
+  }
+
+  /// Evaluates every chunk and calls `perRow(row, logProbs)` for each scored
+  /// position (in parallel); the results are summed into `*total`.
+  template <typename Fn>
+  bool run(exec::Executor &ex, Fn perRow, double *total, std::string &err) {
+    std::vector<int32_t> chunk(static_cast<size_t>(context_));
+    std::vector<float> logits;
+    std::vector<double> rowValues(static_cast<size_t>(rowsPerChunk_));
+    std::vector<std::vector<float>> scratch(
+        static_cast<size_t>(ex.threads()), std::vector<float>(vocab_));
+    for (int64_t c = 0; c < chunks_; ++c) {
+      std::copy(tokens_.begin() + c * context_,
+                tokens_.begin() + (c + 1) * context_, chunk.begin());
+      if (bos_ >= 0)
+        chunk[0] = bos_;
+      ex.reset();
+      if (!ex.eval(chunk.data(), context_, 0, logits, first_, err))
+        return false;
+      ex.parallelFor(rowsPerChunk_, [&](int64_t i, int thread) {
+        const float *row = logits.data() + i * vocab_;
+        float *lp = scratch[thread].data();
+        float maxLogit = *std::max_element(row, row + vocab_);
+        double sum = 0;
+        for (int64_t v = 0; v < vocab_; ++v)
+          sum += std::exp(double(row[v] - maxLogit));
+        float logSum = static_cast<float>(std::log(sum));
+        for (int64_t v = 0; v < vocab_; ++v)
+          lp[v] = row[v] - maxLogit - logSum;
+        rowValues[i] = perRow(c * rowsPerChunk_ + i, lp);
+      });
+      if (total)
+        for (double v : rowValues)
+          *total += v;
+    }
+    return true;
+  }
+
+  exec::ModelDesc desc_;
+  std::vector<int32_t> tokens_;
+  std::vector<float> baseline_;
+  int64_t context_ = 0, chunks_ = 0, first_ = 0, rowsPerChunk_ = 0,
+          vocab_ = 0;
+  int32_t bos_ = -1;
+  int threads_ = 0;
+};
+
+struct TensorWork {
+  GlobalWeightOp op;
+  std::string name;
+  int64_t rows = 0, cols = 0;
+  analysis::DamageWeights weights;
+  std::vector<formats::Format> candidates;
+};
+
+struct SensitivityPass
+    : public mlir::lowbit::impl::LowBitSensitivityBase<SensitivityPass> {
+  using Base::Base;
+
+  void runOnOperation() override;
+
+private:
+  bool loadStatistics(ModuleOp module, const std::string &fingerprint,
+                      std::string &err);
+  bool decodeVector(ModuleOp module, const std::string &name,
+                    std::vector<float> &out);
+  bool kldTokens(ModuleOp module, std::vector<int32_t> &tokens,
+                 int64_t &context, int32_t &bos, std::string &err);
+
+  std::string statisticsPath;
+  bool haveStatistics = false;
+  bool isState = false;
+  calib::CalibrationState calibState; // imatrix in calibState.imatrix
+};
+
+bool SensitivityPass::loadStatistics(ModuleOp module,
+                                     const std::string &fingerprint,
+                                     std::string &err) {
+  statisticsPath = statistics;
+  if (statisticsPath.empty())
+    if (auto info = module->getAttrOfType<DictionaryAttr>(kCalibrationAttrName)) {
+      if (auto s = info.getAs<StringAttr>("state"))
+        statisticsPath = s.getValue().str();
+      else if (auto s = info.getAs<StringAttr>("imatrix"))
+        statisticsPath = s.getValue().str();
+    }
+  if (statisticsPath.empty())
+    return true;
+  // A calibration state says whose it is; a plain imatrix does not.
+  std::string why;
+  if (calib::readCalibrationState(statisticsPath, calibState, why)) {
+    isState = true;
+    if (calibState.modelFingerprint != fingerprint) {
+      err = statisticsPath +
+            ": the calibration state was written for another model "
+            "(fingerprint " +
+            calibState.modelFingerprint + ", this model is " + fingerprint +
+            ")";
+      return false;
+    }
+  } else {
+    calibState = calib::CalibrationState();
+    if (!calib::IMatrix::load(statisticsPath, calibState.imatrix, err))
+      return false;
+  }
+  haveStatistics = true;
+  return true;
+}
+
+bool SensitivityPass::decodeVector(ModuleOp module, const std::string &name,
+                                   std::vector<float> &out) {
+  auto op = module.lookupSymbol<GlobalWeightOp>(name);
+  if (!op)
+    return false;
+  QTensorType type = op.getWeightType();
+  if (type.getShape().size() != 1 || type.getLayout())
+    return false;
+  std::string why;
+  const uint8_t *bytes = getWeightBytes(op, why);
+  if (!bytes)
+    return false;
+  out.resize(static_cast<size_t>(type.getShape()[0]));
+  formats::dequantizeRows(type.getFormat().getFormat(), bytes, out.data(), 1,
+                          static_cast<int64_t>(out.size()), 1);
+  return true;
+}
+
+bool SensitivityPass::kldTokens(ModuleOp module, std::vector<int32_t> &tokens,
+                                int64_t &context, int32_t &bos,
+                                std::string &err) {
+  exec::ModelDesc desc;
+  if (!buildModelDesc(module, desc, err))
+    return false;
+  std::unique_ptr<::lowbit::Tokenizer> tokenizer =
+      ::lowbit::Tokenizer::create(desc.metadata, err);
+  if (!tokenizer)
+    return false;
+  bos = tokenizer->bos();
+  if (!calibText.empty()) {
+    std::ifstream in(calibText, std::ios::binary);
+    if (!in) {
+      err = calibText + ": cannot open the calibration text: " +
+            std::strerror(errno);
+      return false;
+    }
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    if (ss.str().find_first_not_of(" \t\r\n") == std::string::npos) {
+      err = calibText + ": the calibration text is empty";
+      return false;
+    }
+    tokens = tokenizer->tokenize(ss.str(), true);
+    context = ctx > 0 ? ctx
+                      : std::min<int64_t>(512, desc.contextLength > 0
+                                                   ? desc.contextLength
+                                                   : 512);
+    return true;
+  }
+  if (isState && !calibState.tokens.empty()) {
+    tokens = calibState.tokens;
+    context = ctx > 0 ? ctx : calibState.contextSize;
+    return true;
+  }
+  err = "measure=kld needs calibration tokens: statistics=STATE from "
+        "lowbit-calibrate, or calib=FILE";
+  return false;
+}
+
+void SensitivityPass::runOnOperation() {
+  ModuleOp module = getOperation();
+  auto fail = [&](const std::string &message) {
+    module.emitError() << message;
+    signalPassFailure();
+  };
+  const bool measureKLD = measure == "kld";
+  if (!measureKLD && measure != "wmse")
+    return fail("measure must be wmse or kld, not '" + measure + "'");
+
+  std::vector<formats::Format> candidates;
+  if (candidateFormats.empty()) {
+    candidates = analysis::defaultCandidateFormats();
+  } else {
+    for (const std::string &name : candidateFormats) {
+      const formats::FormatInfo *f = formats::findByName(name);
+      if (!f)
+        return fail("unknown format '" + name + "' in formats");
+      if (f->ggmlType < 0 || !formats::hasCodec(f->format))
+        return fail("format '" + name +
+                    "' cannot be a candidate (no GGUF type or no codec)");
+      candidates.push_back(f->format);
+    }
+  }
+
+  std::string err;
+  std::string fingerprint = modelFingerprint(module, err);
+  if (fingerprint.empty())
+    return fail(err);
+  if (!noImportance) {
+    if (!loadStatistics(module, fingerprint, err))
+      return fail(err);
+    if (!haveStatistics)
+      return fail("no activation statistics: pass statistics=FILE (a state "
+                  "or imatrix from lowbit-calibrate), run lowbit-calibrate "
+                  "first, or set no-importance=true");
+  }
+
+  // What every tensor's error is weighed with.
+  std::vector<TensorWork> work;
+  StatisticsHash statsHash;
+  statsHash.add(noImportance ? "plain" : "weighted");
+  for (GlobalWeightOp op : module.getOps<GlobalWeightOp>()) {
+    QTensorType type = op.getWeightType();
+    std::string name = op.getSymName().str();
+    if (!::lowbit::quant::isQuantizable(name, type.getShape().size()) ||
+        type.getShape().size() != 2 || type.getLayout())
+      continue;
+    TensorWork t;
+    t.op = op;
+    t.name = name;
+    t.rows = type.getShape()[0];
+    t.cols = type.getShape()[1];
+    for (formats::Format f : candidates)
+      if (t.cols % formats::info(f).blockSize == 0)
+        t.candidates.push_back(f);
+    if (t.candidates.empty())
+      continue; // nothing fits; lowbit-allocate-bits leaves it as it is
+    if (!noImportance) {
+      const calib::IMatrix &im = calibState.imatrix;
+      t.weights.meanSquares = im.importance(name);
+      if (!t.weights.meanSquares.empty()) {
+        if (static_cast<int64_t>(t.weights.meanSquares.size()) != t.cols)
+          return fail(statisticsPath + ": the statistics of '" + name +
+                      "' have " +
+                      std::to_string(t.weights.meanSquares.size()) +
+                      " columns but the weight has " + std::to_string(t.cols) +
+                      "; were they computed for another model?");
+        t.weights.means = im.meanActivation(name);
+      } else if (name == "token_embd.weight") {
+        // Looked up, not multiplied: rows weigh as often as they occur.
+        std::vector<float> &p = t.weights.rowProbabilities;
+        double total = 0;
+        for (float c : calibState.tokenCounts)
+          total += c;
+        if (static_cast<int64_t>(calibState.tokenCounts.size()) == t.rows &&
+            total > 0) {
+          p.resize(static_cast<size_t>(t.rows));
+          for (int64_t r = 0; r < t.rows; ++r)
+            p[r] = static_cast<float>(calibState.tokenCounts[r] / total);
+        } else {
+          p.assign(static_cast<size_t>(t.rows), 1.0f / float(t.rows));
+        }
+      } else {
+        std::vector<float> gain;
+        std::string norm = precedingNorm(name);
+        if (!norm.empty() && decodeVector(module, norm, gain) &&
+            static_cast<int64_t>(gain.size()) == t.cols) {
+          for (float &g : gain)
+            g *= g;
+          t.weights.meanSquares = std::move(gain);
+        } else {
+          t.weights.meanSquares.assign(static_cast<size_t>(t.cols), 1.0f);
+        }
+        t.weights.importanceInEncoder = false;
+      }
+    }
+    statsHash.add(name);
+    statsHash.add(t.weights.meanSquares);
+    statsHash.add(t.weights.means);
+    statsHash.add(t.weights.rowProbabilities);
+    work.push_back(std::move(t));
+  }
+
+  // Saved results.
+  analysis::SensitivityState saved;
+  if (!state.empty()) {
+    bool existed = false;
+    if (!analysis::SensitivityState::load(state, saved, existed, err))
+      return fail(err);
+    if (existed && saved.model != fingerprint)
+      return fail(state + ": the sensitivity state was written for another "
+                          "model (fingerprint " +
+                  saved.model + ", this model is " + fingerprint + ")");
+    if (existed && saved.statistics != statsHash.hex()) {
+      module.emitWarning() << state
+                           << ": computed from other activation statistics; "
+                              "its results are recomputed";
+      saved.tensors.clear();
+    }
+  }
+  saved.model = fingerprint;
+  saved.statistics = statsHash.hex();
+
+  std::unique_ptr<KLDMeasure> kld;
+  if (measureKLD) {
+    std::vector<int32_t> tokens;
+    int64_t context = 0;
+    int32_t bos = -1;
+    if (!kldTokens(module, tokens, context, bos, err))
+      return fail(err);
+    int64_t chunks = std::min<int64_t>(
+        kldChunks, context > 0 ? static_cast<int64_t>(tokens.size()) / context
+                               : 0);
+    if (context < 4 || chunks <= 0)
+      return fail("measure=kld: " + std::to_string(tokens.size()) +
+                  " calibration tokens make no chunk of " +
+                  std::to_string(context));
+    kld = std::make_unique<KLDMeasure>();
+    if (!kld->init(module, tokens, context, chunks, bos, threads, err))
+      return fail("measure=kld: " + err);
+  }
+
+  MLIRContext *context = module.getContext();
+  Builder b(context);
+  int64_t computed = 0, reused = 0;
+  double seconds = 0, kldSeconds = 0;
+  size_t done = 0;
+  for (TensorWork &t : work) {
+    reportAnalysisProgress(measureKLD ? "kld" : "sensitivity", done,
+                           work.size(), t.name);
+    // Candidates without a saved result.
+    std::vector<formats::Format> todo;
+    for (formats::Format f : t.candidates) {
+      const analysis::SensitivityEntry *e =
+          saved.find(t.name, formats::info(f).name);
+      bool usable =
+          e && (!measureKLD || (e->kld >= 0 && kld &&
+                                e->kldTokens == kld->positions()));
+      if (usable)
+        ++reused;
+      else
+        todo.push_back(f);
+    }
+    if (!todo.empty()) {
+      QTensorType type = t.op.getWeightType();
+      formats::Format source = type.getFormat().getFormat();
+      const formats::FormatInfo &sourceInfo = formats::info(source);
+      const uint8_t *bytes = getWeightBytes(t.op, err);
+      if (!bytes)
+        return fail("tensor '" + t.name + "': " + err);
+      const uint64_t sourceRowBytes =
+          formats::rowBytes(sourceInfo, static_cast<uint64_t>(t.cols));
+      std::vector<analysis::DamageTerms> terms(todo.size());
+      std::vector<double> spent(todo.size(), 0.0);
+      std::vector<float> scratch;
+      for (int64_t row = 0; row < t.rows; row += kRowsPerChunk) {
+        int64_t count = std::min(kRowsPerChunk, t.rows - row);
+        const float *values;
+        if (source == formats::Format::F32) {
+          values = reinterpret_cast<const float *>(bytes + row * sourceRowBytes);
+        } else {
+          scratch.resize(static_cast<size_t>(count * t.cols));
+          formats::dequantizeRows(source, bytes + row * sourceRowBytes,
+                                  scratch.data(), count, t.cols, threads);
+          values = scratch.data();
+        }
+        for (size_t i = 0; i < todo.size(); ++i) {
+          auto start = std::chrono::steady_clock::now();
+          if (!analysis::addQuantizationDamage(todo[i], values, count, t.cols,
+                                               row, t.weights, threads,
+                                               terms[i], err))
+            return fail("tensor '" + t.name + "' as " +
+                        formats::info(todo[i]).name + ": " + err +
+                        " (rows from " + std::to_string(row) + ")");
+          spent[i] += secondsSince(start);
+        }
+      }
+      for (size_t i = 0; i < todo.size(); ++i) {
+        analysis::SensitivityEntry e;
+        const char *formatName = formats::info(todo[i]).name;
+        if (const analysis::SensitivityEntry *old =
+                saved.find(t.name, formatName))
+          e = *old;
+        e.weighted = terms[i].weighted;
+        e.bias = terms[i].bias;
+        e.plain = terms[i].plain;
+        e.norm = terms[i].norm;
+        e.damage = noImportance ? terms[i].plain : terms[i].damage();
+        e.seconds = spent[i];
+        seconds += spent[i];
+        if (kld) {
+          reportAnalysisProgress("kld", done, work.size(),
+                                 t.name + " " + formatName);
+          auto start = std::chrono::steady_clock::now();
+          // The whole tensor in the candidate format, for the executor.
+          const formats::FormatInfo &fi = formats::info(todo[i]);
+          std::vector<uint8_t> encoded(static_cast<size_t>(
+              formats::rowBytes(fi, static_cast<uint64_t>(t.cols)) * t.rows));
+          for (int64_t row = 0; row < t.rows; row += kRowsPerChunk) {
+            int64_t count = std::min(kRowsPerChunk, t.rows - row);
+            const float *values;
+            if (source == formats::Format::F32) {
+              values =
+                  reinterpret_cast<const float *>(bytes + row * sourceRowBytes);
+            } else {
+              scratch.resize(static_cast<size_t>(count * t.cols));
+              formats::dequantizeRows(source, bytes + row * sourceRowBytes,
+                                      scratch.data(), count, t.cols, threads);
+              values = scratch.data();
+            }
+            const float *importance =
+                t.weights.importanceInEncoder && !t.weights.meanSquares.empty()
+                    ? t.weights.meanSquares.data()
+                    : nullptr;
+            std::string why;
+            if (!formats::quantizeRows(
+                    todo[i], values,
+                    encoded.data() +
+                        row * formats::rowBytes(
+                                  fi, static_cast<uint64_t>(t.cols)),
+                    count, t.cols, importance, threads, &why))
+              return fail("tensor '" + t.name + "': " + why);
+          }
+          double value = 0;
+          if (!kld->measure(t.name, todo[i], encoded.data(), value, err))
+            return fail("measure=kld, tensor '" + t.name + "': " + err);
+          e.kld = value;
+          e.kldTokens = kld->positions();
+          e.kldSeconds = secondsSince(start);
+          kldSeconds += e.kldSeconds;
+        }
+        saved.tensors[t.name][formatName] = e;
+        ++computed;
+      }
+      // After every tensor: an interruption loses at most this one.
+      if (!state.empty() && !saved.save(state, err))
+        return fail(err);
+    }
+
+    SmallVector<NamedAttribute> damages;
+    for (formats::Format f : t.candidates) {
+      const analysis::SensitivityEntry *e =
+          saved.find(t.name, formats::info(f).name);
+      double value = measureKLD ? e->kld : e->damage;
+      damages.push_back(
+          b.getNamedAttr(formats::info(f).name, b.getF64FloatAttr(value)));
+    }
+    t.op->setAttr(kSensitivityAttrName, b.getDictionaryAttr(damages));
+    ++done;
+  }
+  reportAnalysisProgress(measureKLD ? "kld" : "sensitivity", done, work.size(),
+                         "");
+  if (!state.empty() && computed == 0 && !work.empty()) {
+    // Nothing new, but record the file as this model's even when it was
+    // created empty.
+    if (!saved.save(state, err))
+      return fail(err);
+  }
+  module->setAttr(
+      kSensitivityReportAttrName,
+      b.getDictionaryAttr({
+          b.getNamedAttr("measure", b.getStringAttr(measure)),
+          b.getNamedAttr("computed", b.getI64IntegerAttr(computed)),
+          b.getNamedAttr("reused", b.getI64IntegerAttr(reused)),
+          b.getNamedAttr("seconds", b.getF64FloatAttr(seconds)),
+          b.getNamedAttr("kld_seconds", b.getF64FloatAttr(kldSeconds)),
+          b.getNamedAttr("kld_positions",
+                         b.getI64IntegerAttr(kld ? kld->positions() : 0)),
+      }));
+}
+
+} // namespace
