@@ -39,7 +39,24 @@ tools = [
     ToolSubst("lowbit", unresolved="fatal"),
     ToolSubst("lowbit-gguf", unresolved="fatal"),
     ToolSubst("lowbit-test-state", unresolved="fatal"),
+    # Debian's llvm-22-tools / mlir-22-tools, for the assembly checks of the
+    # generated kernels (test/Target).
+    ToolSubst("llc", unresolved="fatal"),
+    ToolSubst("mlir-translate", unresolved="fatal"),
 ]
 llvm_config.add_tool_substitutions(tools, tool_dirs)
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 llvm_config.with_environment("PATH", config.lowbit_tools_dir, append_path=True)
+
+# Native AArch64 artifacts run under qemu-user with a static, cross-built
+# runtime (scripts/build-runtime-aarch64.sh, built once into
+# %aarch64_build); skipped with a note when the tools are absent.
+import shutil
+config.substitutions.append(
+    ("%aarch64_build", os.path.join(config.lowbit_obj_root, "runtime-aarch64")))
+if shutil.which("qemu-aarch64") and shutil.which("aarch64-linux-gnu-g++"):
+    config.available_features.add("aarch64-qemu")
+else:
+    lit_config.note("qemu-aarch64 or aarch64-linux-gnu-g++ not found: the "
+                    "AArch64 runtime tests are skipped (scripts/setup.sh "
+                    "installs qemu-user and g++-aarch64-linux-gnu)")

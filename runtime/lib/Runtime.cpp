@@ -204,8 +204,10 @@ struct lb_model {
   int contexts = 0;
 
   ~lb_model() {
+#ifndef LOWBIT_RUNTIME_NO_DLOPEN
     if (library)
       dlclose(library);
+#endif
   }
 
   bool load(const std::string &path, Failure &f);
@@ -234,7 +236,11 @@ void *lb_model::symbol(const std::string &name) {
       return nullptr;
     }
   }
+#ifdef LOWBIT_RUNTIME_NO_DLOPEN
+  return nullptr;
+#else
   return library ? dlsym(library, name.c_str()) : nullptr;
+#endif
 }
 
 bool lb_model::load(const std::string &path, Failure &f) {
@@ -356,6 +362,21 @@ bool lb_model::resolveSymbols(Failure &f) {
     return true;
   const std::string codePath = dir + "/" + manifest.codeFile;
   if (!useStatic) {
+    const std::string link =
+        "link the artifact's kernel object into the program and pass its "
+        "lb_kernel_table to lb_set_kernel_table";
+    const bool object = manifest.codeFile.size() > 2 &&
+                        manifest.codeFile.compare(manifest.codeFile.size() - 2,
+                                                  2, ".o") == 0;
+    if (object)
+      return fail(f, LB_ERROR_UNSUPPORTED,
+                  codePath + " is an object for static linking (" +
+                      manifest.target + "): " + link);
+#ifdef LOWBIT_RUNTIME_NO_DLOPEN
+    return fail(f, LB_ERROR_UNSUPPORTED,
+                codePath + ": this runtime is linked statically and cannot "
+                           "load shared objects: " + link);
+#else
     struct stat st;
     if (stat(codePath.c_str(), &st) != 0)
       return fail(f, LB_ERROR_IO, codePath + ": " + std::strerror(errno));
@@ -365,6 +386,7 @@ bool lb_model::resolveSymbols(Failure &f) {
       return fail(f, LB_ERROR_BAD_ARTIFACT,
                   codePath + ": cannot load: " + (why ? why : "unknown error"));
     }
+#endif
   }
   const std::string where = useStatic ? "the kernels linked into this program"
                                       : codePath;

@@ -8,7 +8,8 @@
 //
 // WEIGHTS is a comma-separated list of weights sharing one input (the first
 // names the stored tensor); KIND is `ar` (default: channels with AR(1)
-// correlation 0.6 and uneven, partly loud scales, H = T * Cov), `zero` (no
+// correlation 0.6 and uneven, partly loud scales, H = T * Cov), `loud` (the
+// same with channel 2 of every 8 twenty times louder), `zero` (no
 // activations: every column dead) or `nan` (a NaN in H). The importance
 // matrix entries (in_sum2 = diag H, counts = T) are written too unless
 // --no-imatrix.
@@ -49,7 +50,7 @@ std::vector<std::string> split(const std::string &s, char sep) {
 int main(int argc, char **argv) {
   if (argc < 3)
     return fail("usage: lowbit-test-state OUT [--no-imatrix] "
-                "WEIGHTS:K[:ar|zero|nan]...");
+                "WEIGHTS:K[:ar|loud|zero|nan]...");
   std::string out = argv[1];
   bool imatrix = true;
   Writer w(3);
@@ -73,11 +74,14 @@ int main(int argc, char **argv) {
     std::vector<std::string> weights = split(parts[0], ',');
     long k = std::strtol(parts[1].c_str(), nullptr, 10);
     std::string kind = parts.size() == 3 ? parts[2] : "ar";
-    if (k <= 0 || (kind != "ar" && kind != "zero" && kind != "nan"))
+    if (k <= 0 || (kind != "ar" && kind != "loud" && kind != "zero" &&
+                   kind != "nan"))
       return fail("bad spec '" + arg + "'");
     std::vector<double> scale(k);
     for (long c = 0; c < k; ++c)
-      scale[c] = (1.0 + (c * 7 % 5)) * (c % 11 == 3 ? 6.0 : 1.0);
+      scale[c] = (1.0 + (c * 7 % 5)) *
+                 (kind == "loud" ? (c % 8 == 2 ? 20.0 : 1.0)
+                                 : (c % 11 == 3 ? 6.0 : 1.0));
     std::vector<float> h(k * k, 0.0f);
     if (kind != "zero")
       for (long a = 0; a < k; ++a)

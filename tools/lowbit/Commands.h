@@ -9,6 +9,8 @@ int exportCommand(int argc, char **argv);
 int compileCommand(int argc, char **argv);
 int runCommand(int argc, char **argv);
 int evalCommand(int argc, char **argv);
+int benchCommand(int argc, char **argv);
+int codegenCommand(int argc, char **argv);
 int imatrixCommand(int argc, char **argv);
 int calibrateCommand(int argc, char **argv);
 

@@ -12,6 +12,7 @@
 #include "CommandLine.h"
 #include "Commands.h"
 #include "ModelIO.h"
+#include "NativeModel.h"
 #include "Progress.h"
 
 #include "LowBit/IR/LowBit.h"
@@ -164,8 +165,13 @@ int compileCommand(int argc, char **argv) {
                            "error, no imatrix.");
   cl.option("threads", "N", "Encoder threads (default: all cores).", "t");
   cl.option("emit", "KIND",
-            "What to write: gguf (default) or mlir (the quantized IR, data "
-            "as resources).");
+            "What to write: gguf (default), mlir (the quantized IR, data "
+            "as resources),\nor native: a directory for the lowbit runtime "
+            "(model.so with kernels\ngenerated for --target, packed "
+            "weights.bin, manifest.json, metadata.gguf).");
+  cl.option("target", "NAME",
+            "With --emit native: the CPU to generate code for: host "
+            "(default), x86-64-v3,\nx86-64-v4 or aarch64.");
   cl.flag("json", "Print the report as JSON on stdout instead of the table.");
   cl.flag("quiet", "No summary table.", "q");
   cl.epilog(presetList());
@@ -181,8 +187,19 @@ int compileCommand(int argc, char **argv) {
   if (!cl.has("output"))
     return cli::fail("missing -o OUT.gguf");
   std::string emit = cl.get("emit", "gguf");
-  if (emit != "gguf" && emit != "mlir")
-    return cli::fail("--emit must be gguf or mlir, got '" + emit + "'");
+  if (emit != "gguf" && emit != "mlir" && emit != "native")
+    return cli::fail("--emit must be gguf, mlir or native, got '" + emit +
+                     "'");
+  const ::lowbit::target::TargetInfo *nativeTarget = nullptr;
+  if (emit == "native") {
+    std::string name = cl.get("target", "host");
+    nativeTarget = ::lowbit::target::findTarget(name);
+    if (!nativeTarget)
+      return cli::fail("unknown --target '" + name + "' (known: " +
+                       ::lowbit::target::targetNames() + ")");
+  } else if (cl.has("target")) {
+    return cli::fail("--target applies to --emit native");
+  }
   long long threads = 0;
   if (!cl.getInt("threads", threads, error))
     return cli::fail(error);
@@ -460,6 +477,10 @@ int compileCommand(int argc, char **argv) {
     if (emit == "mlir") {
       if (!driver::writeIR(*module, output, error))
         return cli::fail(error);
+    } else if (emit == "native") {
+      if (failed(driver::writeNativeArtifact(*module, *nativeTarget, output,
+                                             !cl.has("json"))))
+        return 1;
     } else if (failed(exportGGUF(*module, output))) {
       return 1;
     }
@@ -484,8 +505,12 @@ int compileCommand(int argc, char **argv) {
     rows.push_back(std::move(row));
   }
   struct stat st;
-  uint64_t fileBytes =
-      stat(output.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+  // A native artifact's size is its weights file's.
+  const std::string sizedFile =
+      emit == "native" ? output + "/weights.bin" : output;
+  uint64_t fileBytes = stat(sizedFile.c_str(), &st) == 0
+                           ? static_cast<uint64_t>(st.st_size)
+                           : 0;
   double fileBpw = elements ? fileBytes * 8.0 / elements : 0;
   double tensorBpw = elements ? tensorBytes * 8.0 / elements : 0;
   // Share of the budget used, truncated (99.499% must not read 99.50%).

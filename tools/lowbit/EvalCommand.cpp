@@ -171,7 +171,7 @@ nlohmann::json klJson(const eval::KLResult &r) {
 
 int evalCommand(int argc, char **argv) {
   cli::CommandLine cl(
-      "eval", "MODEL.gguf -f TEXT [-c CTX] [options]",
+      "eval", "MODEL.gguf|ARTIFACT_DIR -f TEXT [-c CTX] [options]",
       "Measure a model's perplexity on a text, or its KL divergence from a "
       "base model,\nwith the protocol of llama.cpp's llama-perplexity: the "
       "text is tokenized once (with\nBOS), cut into chunks of CTX tokens, "
@@ -256,7 +256,7 @@ int evalCommand(int argc, char **argv) {
   opts.threads = static_cast<int>(threads);
   opts.contextSize = ctx;
   opts.batchSize = batch > 0 ? batch : ctx;
-  auto executor = exec::Executor::create(model.desc, opts, error);
+  auto executor = driver::createEvaluator(model, opts, error);
   if (!executor)
     return cli::fail(path + ": " + error);
   const int32_t bos = tok.addBos() ? tok.bos() : -1;

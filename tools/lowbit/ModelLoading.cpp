@@ -55,6 +55,8 @@ bool loadIRModel(const std::string &path, exec::ModelDesc &desc,
 
 bool loadModelForExecution(const std::string &path, ExecutableModel &out,
                            std::string &err) {
+  if (isNativeArtifact(path))
+    return loadNativeArtifact(path, out, err);
   bool isGGUF = false;
   if (!isGGUFFile(path, isGGUF, err))
     return false;

@@ -1,13 +1,15 @@
 //===- ModelLoading.h - Models for lowbit run and eval ----------*- C++ -*-===//
 //
 // The one place where the executing subcommands turn a path into something
-// the reference executor can run. Today a GGUF file; lowbit IR can be added
-// here by filling the same exec::ModelDesc.
+// they can run: a GGUF file or lowbit IR (run by the reference executor), or
+// a native artifact directory (run by the lowbit runtime).
 //
 //===----------------------------------------------------------------------===//
 #ifndef LOWBIT_TOOLS_MODELLOADING_H
 #define LOWBIT_TOOLS_MODELLOADING_H
 
+#include "lowbit/Exec/Evaluator.h"
+#include "lowbit/Exec/Executor.h"
 #include "lowbit/Exec/Model.h"
 #include "lowbit/Tokenizer/Tokenizer.h"
 
@@ -17,14 +19,30 @@
 namespace lowbit::driver {
 
 struct ExecutableModel {
+  /// For a native artifact: the hyperparameters and metadata only (no
+  /// weights; the runtime loads those itself).
   exec::ModelDesc desc;
   std::unique_ptr<Tokenizer> tokenizer;
+  /// Set when the model is a native artifact directory.
+  std::string nativeDir;
 };
 
 /// Loads `path` for execution. On failure returns false with `err` in the
 /// driver's form "<file>: <what>".
 bool loadModelForExecution(const std::string &path, ExecutableModel &out,
                            std::string &err);
+
+/// The reference executor for a model file, the native runtime for an
+/// artifact directory (NativeModel.cpp). Null with `err` on failure.
+std::unique_ptr<exec::Evaluator> createEvaluator(const ExecutableModel &model,
+                                                 const exec::ExecOptions &opts,
+                                                 std::string &err);
+
+/// True when `path` is a directory with a manifest.json.
+bool isNativeArtifact(const std::string &path);
+/// Fills `out` from an artifact's manifest.json and metadata.gguf.
+bool loadNativeArtifact(const std::string &dir, ExecutableModel &out,
+                        std::string &err);
 
 } // namespace lowbit::driver
 

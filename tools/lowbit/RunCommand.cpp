@@ -15,9 +15,11 @@ using namespace lowbit;
 
 int runCommand(int argc, char **argv) {
   cli::CommandLine cl(
-      "run", "MODEL.gguf [-p TEXT] [-n N] [options]",
+      "run", "MODEL.gguf|ARTIFACT_DIR [-p TEXT] [-n N] [options]",
       "Generate text with the CPU reference executor (f32 arithmetic, weights "
-      "decoded on\nthe fly from their stored format). The prompt is "
+      "decoded on\nthe fly from their stored format), or with the native "
+      "runtime for a directory\nwritten by `lowbit compile --emit native`. "
+      "The prompt is "
       "tokenized as llama.cpp does (with\nBOS when the vocabulary adds one); "
       "the continuation is printed to stdout as it is\ngenerated, followed by "
       "a newline. Speed is reported on stderr.");
@@ -75,7 +77,7 @@ int runCommand(int argc, char **argv) {
   exec::ExecOptions opts;
   opts.threads = static_cast<int>(threads);
   opts.contextSize = ctx;
-  auto executor = exec::Executor::create(model.desc, opts, error);
+  auto executor = driver::createEvaluator(model, opts, error);
   if (!executor)
     return cli::fail(path + ": " + error);
 

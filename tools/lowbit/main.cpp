@@ -20,6 +20,10 @@ const Subcommand kSubcommands[] = {
      "Record activation statistics (imatrix, Hessians) from text"},
     {"run", runCommand, "Generate text with the reference executor"},
     {"eval", evalCommand, "Perplexity and KL divergence (llama.cpp protocol)"},
+    {"bench", benchCommand,
+     "Prompt and generation speed, llama-bench style"},
+    {"codegen", codegenCommand,
+     "Native matmul kernels of a model for a target (so, obj, asm)"},
 };
 
 void printUsage(FILE *out) {

@@ -14,7 +14,7 @@
 
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/IR/SymbolTable.h"
-#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
+#include "mlir/Transforms/WalkPatternRewriteDriver.h"
 
 namespace mlir::lowbit {
 
@@ -197,16 +197,15 @@ struct ConvertLowBitToKernelsPass
                     StringAttr::get(module.getContext(), target->name));
     RewritePatternSet patterns(&getContext());
     populateLowBitToKernelsPatterns(patterns, *target);
-    GreedyRewriteConfig config;
-    // Kernels are created at module level; only the matmuls are rewritten.
-    config.setStrictness(GreedyRewriteStrictness::ExistingOps);
+    // A single walk, not the greedy driver: the matmuls are annotated once,
+    // and the greedy driver's dead-code elimination would erase matmuls
+    // whose results are unused (they would get no kernel).
+    walkAndApplyPatterns(module, std::move(patterns));
     SmallVector<Operation *> matmuls;
     module.walk([&](Operation *op) {
       if (weightOf(op))
         matmuls.push_back(op);
     });
-    if (failed(applyOpPatternsGreedily(matmuls, std::move(patterns), config)))
-      return signalPassFailure();
     // Whatever did not get a kernel falls back to f32 decoding: say so.
     for (Operation *op : matmuls) {
       if (op->hasAttr(kKernelAttrName))

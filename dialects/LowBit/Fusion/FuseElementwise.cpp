@@ -69,7 +69,7 @@ struct AddOfMatmulToResidual : public OpRewritePattern<AddOp> {
   }
 };
 
-struct FuseSwiGLUPass : public impl::LowBitFuseSwiGLUBase<FuseSwiGLUPass> {
+struct FuseSwiGLUPass : public mlir::lowbit::impl::LowBitFuseSwiGLUBase<FuseSwiGLUPass> {
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
     patterns.add<SiLUMulToSwiGLU>(&getContext());
@@ -79,7 +79,7 @@ struct FuseSwiGLUPass : public impl::LowBitFuseSwiGLUBase<FuseSwiGLUPass> {
 };
 
 struct FuseResidualPass
-    : public impl::LowBitFuseResidualBase<FuseResidualPass> {
+    : public mlir::lowbit::impl::LowBitFuseResidualBase<FuseResidualPass> {
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
     patterns.add<AddOfMatmulToResidual>(&getContext());

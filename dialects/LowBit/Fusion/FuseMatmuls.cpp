@@ -37,15 +37,15 @@ GlobalWeightOp globalOf(MatmulOp op, SymbolTable &symbols) {
 /// The name of the fused weight: GGUF's convention when the pieces are
 /// "<prefix><part>.weight" (blk.3.attn_q.weight ... -> blk.3.attn_qkv.weight),
 /// else the first name with a suffix.
-std::string fusedName(ArrayRef<GlobalWeightOp> globals,
+std::string fusedName(SmallVector<GlobalWeightOp> globals,
                       ArrayRef<StringRef> parts, StringRef fused) {
   StringRef first = globals.front().getSymName();
   std::string suffix = (parts.front() + ".weight").str();
-  if (first.ends_with(suffix)) {
+  if (first.ends_with(suffix) && globals.size() == parts.size()) {
     StringRef prefix = first.drop_back(suffix.size());
     bool all = true;
-    for (auto [g, part] : llvm::zip(globals, parts))
-      all &= g.getSymName() == (prefix + part + ".weight").str();
+    for (size_t i = 0; i < parts.size(); ++i)
+      all &= globals[i].getSymName() == (prefix + parts[i] + ".weight").str();
     if (all)
       return (prefix + fused + ".weight").str();
   }
@@ -53,7 +53,7 @@ std::string fusedName(ArrayRef<GlobalWeightOp> globals,
 }
 
 /// Empty when `ops` (all reading one input) can be fused; else the reason.
-std::string whyNot(ArrayRef<MatmulOp> ops, SymbolTable &symbols,
+std::string whyNot(SmallVector<MatmulOp> ops, SymbolTable &symbols,
                    SmallVectorImpl<GlobalWeightOp> &globals) {
   for (MatmulOp op : ops) {
     if (op.getBias())
@@ -88,8 +88,9 @@ std::string whyNot(ArrayRef<MatmulOp> ops, SymbolTable &symbols,
 
 /// Replaces `ops` by one matmul over a new weight holding their rows in
 /// order, and a split. Old weights without other users are erased.
-LogicalResult fuse(ModuleOp module, SymbolTable &symbols, ArrayRef<MatmulOp> ops,
-                   ArrayRef<GlobalWeightOp> globals, const std::string &name) {
+LogicalResult fuse(ModuleOp module, SymbolTable &symbols,
+                   SmallVector<MatmulOp> ops, SmallVector<GlobalWeightOp> globals,
+                   const std::string &name) {
   MLIRContext *context = module.getContext();
   QTensorType first = globals.front().getWeightType();
   int64_t rows = 0;
@@ -125,7 +126,7 @@ LogicalResult fuse(ModuleOp module, SymbolTable &symbols, ArrayRef<MatmulOp> ops
   for (GlobalWeightOp g : globals)
     locs.push_back(g.getLoc());
   auto fused = GlobalWeightOp::create(
-      builder, FusedLoc::get(context, locs), name, TypeAttr::get(type),
+      builder, FusedLoc::get(context, locs), name, type,
       DenseResourceElementsAttr::get(blobType, name, std::move(blob)));
   fused->setAttr(kFusedFromAttrName, builder.getArrayAttr(pieceNames));
   fused->setAttr(kFusedRowsAttrName, builder.getDenseI64ArrayAttr(pieceRows));
@@ -174,7 +175,7 @@ MatmulOp producer(Value v) {
   return v.getDefiningOp<MatmulOp>();
 }
 
-struct FuseQKVPass : public impl::LowBitFuseQKVBase<FuseQKVPass> {
+struct FuseQKVPass : public mlir::lowbit::impl::LowBitFuseQKVBase<FuseQKVPass> {
   void runOnOperation() override {
     ModuleOp module = getOperation();
     SymbolTable symbols(module);
@@ -222,7 +223,7 @@ std::pair<MatmulOp, MatmulOp> gateUp(Operation *op) {
   return {};
 }
 
-struct FuseGateUpPass : public impl::LowBitFuseGateUpBase<FuseGateUpPass> {
+struct FuseGateUpPass : public mlir::lowbit::impl::LowBitFuseGateUpBase<FuseGateUpPass> {
   void runOnOperation() override {
     ModuleOp module = getOperation();
     SymbolTable symbols(module);

@@ -24,7 +24,7 @@ namespace formats = ::lowbit::formats;
 namespace {
 
 struct FuseNormQuantPass
-    : public impl::LowBitFuseNormQuantBase<FuseNormQuantPass> {
+    : public mlir::lowbit::impl::LowBitFuseNormQuantBase<FuseNormQuantPass> {
   using Base::Base;
 
   void runOnOperation() override {
@@ -67,9 +67,10 @@ struct FuseNormQuantPass
       if (!f)
         continue;
       if (act && *act != *f) {
+        StringRef a = formats::info(*act).name, b = formats::info(*f).name;
         norm.emitRemark()
             << "not fused with activation quantization: its matmuls need "
-            << formats::info(*act).name << " and " << formats::info(*f).name
+            << std::min(a, b) << " and " << std::max(a, b)
             << " activations on " << target.name;
         return;
       }

@@ -39,7 +39,7 @@ bool isMatmulWeight(OpOperand &use) {
   return false;
 }
 
-struct PackWeightsPass : public impl::LowBitPackWeightsBase<PackWeightsPass> {
+struct PackWeightsPass : public mlir::lowbit::impl::LowBitPackWeightsBase<PackWeightsPass> {
   using Base::Base;
 
   void runOnOperation() override {

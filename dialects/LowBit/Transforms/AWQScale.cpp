@@ -88,6 +88,14 @@ struct AWQScalePass
         return false;
       matmuls.push_back(mm);
     }
+    // Program order (use lists are not), so the first consumer, whose name
+    // the group's Hessian is looked up by, is q / gate as calibration saw it.
+    Block *block = value.getParentBlock();
+    if (llvm::all_of(matmuls,
+                     [&](Operation *op) { return op->getBlock() == block; }))
+      llvm::sort(matmuls, [](Operation *a, Operation *b) {
+        return a->isBeforeInBlock(b);
+      });
     for (Operation *op : matmuls) {
       GlobalWeightOp w = globalOf(cast<MatmulOp>(op).getWeight());
       if (!w || !onlyUsedBy(w, matmuls))

@@ -7,15 +7,15 @@ lowbit.global_weight @wf : !lowbit.qtensor<32x64 : f32> = #lowbit.external<"/non
 
 // Q4_0 and Q8_0 kernels both take q8_0 activations on x86-64-v3: one
 // quantization for both; the f32 matmul keeps the f32 result.
-// CHECK-LABEL: func.func @norm
-// CHECK-SAME:  (%[[X:.*]]: tensor<?x64xf32>)
+// CHECK-LABEL: func.func @attn_norm
+// CHECK-SAME:  (%[[X:[^:]*]]: tensor<?x64xf32>)
 // CHECK:       %[[N:.*]] = lowbit.weight @norm
 // CHECK:       %[[Y:.*]], %[[YQ:.*]] = lowbit.rms_norm_quant %[[X]], %[[N]] {act_format = #lowbit.format<q8_0>, epsilon = 9.99999974E-6 : f32} : tensor<?x64xf32>, !lowbit.qtensor<64 : f32> -> tensor<?x64xf32>, tensor<?x68xi8>
-// CHECK:       lowbit.qmatmul %[[YQ]], %{{.*}} {act_format = #lowbit.format<q8_0>} : tensor<?x68xi8>, !lowbit.qtensor<64x64 : q4_0> -> tensor<?x64xf32>
-// CHECK:       lowbit.qmatmul %[[YQ]], %{{.*}} {act_format = #lowbit.format<q8_0>} : tensor<?x68xi8>, !lowbit.qtensor<32x64 : q8_0> -> tensor<?x32xf32>
+// CHECK:       lowbit.qmatmul %[[YQ]], %{{.*}} {act_format = #lowbit.format<q8_0>} : tensor<?x68xi8>, <64x64 : q4_0> -> tensor<?x64xf32>
+// CHECK:       lowbit.qmatmul %[[YQ]], %{{.*}} {act_format = #lowbit.format<q8_0>} : tensor<?x68xi8>, <32x64 : q8_0> -> tensor<?x32xf32>
 // CHECK:       lowbit.matmul %[[Y]], %{{.*}} : tensor<?x64xf32>, !lowbit.qtensor<32x64 : f32>
 // CHECK-NOT:   lowbit.rms_norm %
-func.func @norm(%x: tensor<?x64xf32>) -> (tensor<?x64xf32>, tensor<?x32xf32>, tensor<?x32xf32>) {
+func.func @attn_norm(%x: tensor<?x64xf32>) -> (tensor<?x64xf32>, tensor<?x32xf32>, tensor<?x32xf32>) {
   %n = lowbit.weight @norm : !lowbit.qtensor<64 : f32>
   %y = lowbit.rms_norm %x, %n {epsilon = 1.0e-05 : f32} : tensor<?x64xf32>, !lowbit.qtensor<64 : f32> -> tensor<?x64xf32>
   %wq = lowbit.weight @wq : !lowbit.qtensor<64x64 : q4_0>

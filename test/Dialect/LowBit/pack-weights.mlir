@@ -9,16 +9,16 @@
 // 4 rows and q4_k by 2: block b of those rows back to back.
 
 // CHECK:      lowbit.global_weight @w8 : !lowbit.qtensor<8x64 : q8_0, #lowbit.layout<rows = 4>> = dense_resource<[[W8:[^>]+]]> : tensor<544xi8>
-// CHECK:      lowbit.global_weight @wk : !lowbit.qtensor<4x512 : q4_k, #lowbit.layout<rows = 2>> = dense_resource<[[WK:[^>]+]]> : tensor<576xi8>
+// CHECK:      lowbit.global_weight @wk : !lowbit.qtensor<4x512 : q4_k, #lowbit.layout<rows = 2>> = dense_resource<[[WK:[^>]+]]> : tensor<1152xi8>
 // CHECK:      lowbit.global_weight @wf : !lowbit.qtensor<4x2 : f32> = dense_resource<f>
 lowbit.global_weight @w8 : !lowbit.qtensor<8x64 : q8_0> = dense_resource<w8> : tensor<544xi8>
-lowbit.global_weight @wk : !lowbit.qtensor<4x512 : q4_k> = dense_resource<wk> : tensor<576xi8>
+lowbit.global_weight @wk : !lowbit.qtensor<4x512 : q4_k> = dense_resource<wk> : tensor<1152xi8>
 lowbit.global_weight @wf : !lowbit.qtensor<4x2 : f32> = dense_resource<f> : tensor<32xi8>
 
 // CHECK-LABEL: func.func @forward
-// CHECK:       lowbit.weight @w8 : !lowbit.qtensor<8x64 : q8_0, #lowbit.layout<rows = 4>>
+// CHECK:       lowbit.weight @w8 : <8x64 : q8_0, #lowbit.layout<rows = 4>>
 // CHECK:       lowbit.matmul %{{.*}}, %{{.*}} : tensor<?x64xf32>, !lowbit.qtensor<8x64 : q8_0, #lowbit.layout<rows = 4>> -> tensor<?x8xf32>
-// CHECK:       lowbit.weight @wk : !lowbit.qtensor<4x512 : q4_k, #lowbit.layout<rows = 2>>
+// CHECK:       lowbit.weight @wk : <4x512 : q4_k, #lowbit.layout<rows = 2>>
 func.func @forward(%x: tensor<?x64xf32>, %y: tensor<?x512xf32>, %z: tensor<?x2xf32>) -> (tensor<?x8xf32>, tensor<?x4xf32>, tensor<?x4xf32>) {
   %w8 = lowbit.weight @w8 : !lowbit.qtensor<8x64 : q8_0>
   %a = lowbit.matmul %x, %w8 : tensor<?x64xf32>, !lowbit.qtensor<8x64 : q8_0> -> tensor<?x8xf32>
@@ -55,9 +55,9 @@ lowbit.global_weight @tied : !lowbit.qtensor<8x32 : q8_0> = #lowbit.external<"/n
 lowbit.global_weight @norm : !lowbit.qtensor<32 : f32> = #lowbit.external<"/nonexistent", offset = 0, size = 128>
 
 // CHECK-LABEL: func.func @plain
-// CHECK:       lowbit.weight @odd : !lowbit.qtensor<6x32 : q8_0>
-// CHECK:       lowbit.weight @nl : !lowbit.qtensor<8x32 : iq4_nl>
-// CHECK:       lowbit.weight @tied : !lowbit.qtensor<8x32 : q8_0>
+// CHECK:       lowbit.weight @odd : <6x32 : q8_0>
+// CHECK:       lowbit.weight @nl : <8x32 : iq4_nl>
+// CHECK:       lowbit.weight @tied : <8x32 : q8_0>
 // CHECK-NOT:   layout
 func.func @plain(%x: tensor<?x32xf32>, %ids: tensor<?xi32>) -> (tensor<?x6xf32>, tensor<?x8xf32>, tensor<?x8xf32>, tensor<?x32xf32>, tensor<?x32xf32>) {
   %w = lowbit.weight @odd : !lowbit.qtensor<6x32 : q8_0>

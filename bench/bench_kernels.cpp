@@ -1,0 +1,357 @@
+//===- bench_kernels.cpp - Generated kernels vs memory read bandwidth -----===//
+//
+// Generates the native kernels of 4096x4096 weights (Q4_0, Q4_K, Q8_0 by
+// default) for a target with the in-process codegen, then measures in one
+// run:
+//   - the machine's memory read bandwidth: a STREAM-like read loop (sum of
+//     a 2 GiB buffer with 256-bit loads), on 1 and on N threads;
+//   - each kernel for 1 token (decode), 1 and N threads splitting the rows,
+//     as GB/s of weight bytes streamed. The weights rotate through copies
+//     totalling >= 2 GiB so every call reads them from DRAM, not from L3;
+//   - each kernel for 64 tokens (prompt), as integer GOP/s (2 N K t / s).
+// Prints a Markdown table (bench/results/kernels.md keeps one).
+//
+// Usage: bench-kernels [--target NAME] [--threads N] [--formats q4_0,q4_k]
+//                      [--seconds S]
+//
+//===----------------------------------------------------------------------===//
+#include "lowbit/Codegen/Codegen.h"
+#include "lowbit/Formats/Formats.h"
+#include "lowbit/Formats/Layout.h"
+#include "lowbit/Target/KernelABI.h"
+#include "lowbit/Target/TargetTable.h"
+
+#include "LowBit/IR/LowBit.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/Parser/Parser.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <dlfcn.h>
+#include <functional>
+#include <random>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+using namespace lowbit;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+/// A fixed team of threads that run a function on [0, n) together; the
+/// calling thread is member 0. Spinning keeps the hand-off in microseconds.
+class Team {
+public:
+  explicit Team(int n) : n(n) {
+    for (int i = 1; i < n; ++i)
+      workers.emplace_back([this, i] { loop(i); });
+  }
+  ~Team() {
+    stop = true;
+    generation.fetch_add(1);
+    for (std::thread &t : workers)
+      t.join();
+  }
+  void run(const std::function<void(int)> &f) {
+    job = &f;
+    done.store(0);
+    generation.fetch_add(1, std::memory_order_release);
+    f(0);
+    while (done.load(std::memory_order_acquire) != n - 1)
+      ;
+  }
+  int size() const { return n; }
+
+private:
+  void loop(int id) {
+    uint64_t seen = 0;
+    for (;;) {
+      uint64_t g;
+      while ((g = generation.load(std::memory_order_acquire)) == seen)
+        ;
+      seen = g;
+      if (stop)
+        return;
+      (*job)(id);
+      done.fetch_add(1, std::memory_order_release);
+    }
+  }
+  int n;
+  std::vector<std::thread> workers;
+  std::atomic<uint64_t> generation{0};
+  std::atomic<int> done{0};
+  const std::function<void(int)> *job = nullptr;
+  std::atomic<bool> stop{false};
+};
+
+#if defined(__x86_64__)
+__attribute__((target("avx2"))) double readSum(const uint8_t *p, size_t n) {
+  __m256i acc[8];
+  for (__m256i &a : acc)
+    a = _mm256_setzero_si256();
+  for (size_t i = 0; i + 256 <= n; i += 256)
+    for (int k = 0; k < 8; ++k)
+      acc[k] = _mm256_add_epi64(
+          acc[k], _mm256_load_si256(reinterpret_cast<const __m256i *>(p + i) + k));
+  __m256i s = acc[0];
+  for (int k = 1; k < 8; ++k)
+    s = _mm256_add_epi64(s, acc[k]);
+  alignas(32) int64_t out[4];
+  _mm256_store_si256(reinterpret_cast<__m256i *>(out), s);
+  return static_cast<double>(out[0] + out[1] + out[2] + out[3]);
+}
+#else
+double readSum(const uint8_t *p, size_t n) {
+  const uint64_t *q = reinterpret_cast<const uint64_t *>(p);
+  uint64_t acc[8] = {};
+  for (size_t i = 0; i + 8 <= n / 8; i += 8)
+    for (int k = 0; k < 8; ++k)
+      acc[k] += q[i + k];
+  uint64_t s = 0;
+  for (uint64_t a : acc)
+    s += a;
+  return static_cast<double>(s);
+}
+#endif
+
+/// Best-of read bandwidth (GB/s) of `team` reading `bytes` of `buf`.
+double readBandwidth(Team &team, const uint8_t *buf, size_t bytes, int reps) {
+  double best = 0;
+  std::vector<double> sink(team.size());
+  for (int r = 0; r < reps; ++r) {
+    auto t0 = Clock::now();
+    team.run([&](int id) {
+      size_t per = bytes / team.size() / 256 * 256;
+      sink[id] += readSum(buf + id * per, per);
+    });
+    double s = std::chrono::duration<double>(Clock::now() - t0).count();
+    best = std::max(best, bytes / s / 1e9);
+  }
+  if (sink[0] == 12345.0)
+    std::printf(" ");
+  return best;
+}
+
+std::string qtype(formats::Format f, int64_t n, int64_t k, uint32_t r) {
+  std::string t = "!lowbit.qtensor<" + std::to_string(n) + "x" +
+                  std::to_string(k) + " : " + formats::info(f).name;
+  if (r != 1)
+    t += ", #lowbit.layout<rows = " + std::to_string(r) + ">";
+  return t + ">";
+}
+
+struct Result {
+  std::string format;
+  double bytes = 0;
+  double gbs[2] = {0, 0};   // decode, 1 and N threads
+  double gops[2] = {0, 0};  // prompt (64 tokens), 1 and N threads
+  std::string kernel;
+};
+
+} // namespace
+
+int main(int argc, char **argv) {
+  std::string targetName = "host";
+  int threads = 2;
+  double seconds = 1.0;
+  std::vector<std::string> formatNames = {"q4_0", "q4_k", "q8_0"};
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "bench-kernels: %s needs a value\n", a.c_str());
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (a == "--target")
+      targetName = next();
+    else if (a == "--threads")
+      threads = std::max(1, std::atoi(next().c_str()));
+    else if (a == "--seconds")
+      seconds = std::atof(next().c_str());
+    else if (a == "--formats") {
+      formatNames.clear();
+      std::stringstream ss(next());
+      for (std::string f; std::getline(ss, f, ',');)
+        formatNames.push_back(f);
+    } else {
+      std::fprintf(stderr,
+                   "usage: bench-kernels [--target NAME] [--threads N] "
+                   "[--formats q4_0,q4_k,q8_0] [--seconds S]\n");
+      return 2;
+    }
+  }
+  const target::TargetInfo *t = target::findTarget(targetName);
+  if (!t || !t->hostSupports()) {
+    std::fprintf(stderr, "bench-kernels: target '%s' unknown or not runnable "
+                         "here (known: %s)\n",
+                 targetName.c_str(), target::targetNames().c_str());
+    return 2;
+  }
+  const int64_t N = 4096, K = 4096;
+
+  // 1. Kernels.
+  std::vector<formats::Format> fmts;
+  std::ostringstream ir;
+  for (const std::string &name : formatNames) {
+    const formats::FormatInfo *fi = formats::findByName(name);
+    if (!fi || !t->find(fi->format)) {
+      std::fprintf(stderr, "bench-kernels: no %s kernel on %s\n", name.c_str(),
+                   t->name);
+      return 2;
+    }
+    fmts.push_back(fi->format);
+  }
+  for (size_t i = 0; i < fmts.size(); ++i) {
+    std::string ty = qtype(fmts[i], N, K, t->find(fmts[i])->interleaveRows);
+    ir << "lowbit.global_weight @w" << i << " : " << ty
+       << " = #lowbit.external<\"/nonexistent\", offset = 0, size = "
+       << formats::rowBytes(formats::info(fmts[i]), K) * N << ">\n";
+  }
+  ir << "func.func @f(%x: tensor<?x" << K << "xf32>) {\n";
+  for (size_t i = 0; i < fmts.size(); ++i) {
+    std::string ty = qtype(fmts[i], N, K, t->find(fmts[i])->interleaveRows);
+    ir << "  %w" << i << " = lowbit.weight @w" << i << " : " << ty << "\n"
+       << "  %y" << i << " = lowbit.matmul %x, %w" << i << " : tensor<?x" << K
+       << "xf32>, " << ty << " -> tensor<?x" << N << "xf32>\n";
+  }
+  ir << "  return\n}\n";
+  mlir::MLIRContext ctx;
+  ctx.loadDialect<mlir::lowbit::LowBitDialect, mlir::func::FuncDialect>();
+  auto module = mlir::parseSourceString<mlir::ModuleOp>(ir.str(), &ctx);
+  if (!module)
+    return 1;
+  char soPath[] = "/tmp/lowbit-bench-XXXXXX.so";
+  int fd = mkstemps(soPath, 3);
+  close(fd);
+  codegen::KernelManifest manifest;
+  std::string err;
+  auto c0 = Clock::now();
+  if (!codegen::emitNativeKernels(*module, *t, soPath, manifest, err)) {
+    std::fprintf(stderr, "bench-kernels: %s\n", err.c_str());
+    return 1;
+  }
+  double compileSeconds =
+      std::chrono::duration<double>(Clock::now() - c0).count();
+  void *so = dlopen(soPath, RTLD_NOW);
+  unlink(soPath);
+  if (!so) {
+    std::fprintf(stderr, "bench-kernels: %s\n", dlerror());
+    return 1;
+  }
+
+  // 2. Memory read bandwidth.
+  Team one(1), team(threads);
+  const size_t readBytes = size_t(2) << 30;
+  uint8_t *buf = static_cast<uint8_t *>(std::aligned_alloc(64, readBytes));
+  std::memset(buf, 1, readBytes);
+  double bw1 = readBandwidth(one, buf, readBytes, 5);
+  double bwN = readBandwidth(team, buf, readBytes, 5);
+  std::free(buf);
+
+  // 3. Kernels.
+  std::mt19937_64 rng(7);
+  std::normal_distribution<float> gauss(0.f, 1.f);
+  std::vector<float> x(64 * K);
+  for (float &v : x)
+    v = gauss(rng);
+  std::vector<Result> results;
+  for (size_t i = 0; i < fmts.size(); ++i) {
+    const codegen::KernelInfo &k = manifest.kernels[i];
+    auto kernel =
+        reinterpret_cast<lb_matmul_kernel_fn>(dlsym(so, k.kernelSymbol.c_str()));
+    auto quant = reinterpret_cast<lb_quantize_act_fn>(
+        dlsym(so, k.quantizerSymbol.c_str()));
+    const formats::FormatInfo &fi = formats::info(fmts[i]);
+    const size_t bytes = formats::rowBytes(fi, K) * N;
+    std::vector<float> w(N * K);
+    for (float &v : w)
+      v = gauss(rng);
+    std::vector<uint8_t> plain(bytes);
+    formats::quantizeRows(fmts[i], w.data(), plain.data(), N, K, nullptr, 0);
+    const size_t copies = std::max<size_t>(2, (size_t(2) << 30) / bytes);
+    std::vector<uint8_t *> pool(copies);
+    for (uint8_t *&p : pool) {
+      p = static_cast<uint8_t *>(std::aligned_alloc(64, (bytes + 63) / 64 * 64));
+      formats::packRows(fmts[i], plain.data(), p, N, K, k.interleaveRows);
+    }
+    const size_t actBytes = formats::rowBytes(formats::info(k.activation), K);
+    std::vector<uint8_t> xq(64 * actBytes);
+    std::vector<float> y(64 * N);
+    Result r;
+    r.format = fi.name;
+    r.bytes = bytes;
+    r.kernel = k.kernelSymbol;
+    Team *teams[2] = {&one, &team};
+    for (int ti = 0; ti < 2; ++ti) {
+      Team &tm = *teams[ti];
+      const int64_t unit = 16;
+      auto call = [&](const uint8_t *wp, int64_t tokens) {
+        tm.run([&](int id) {
+          int64_t per = (N / tm.size() + unit - 1) / unit * unit;
+          int64_t r0 = std::min<int64_t>(N, id * per),
+                  r1 = std::min<int64_t>(N, r0 + per);
+          if (r0 < r1)
+            kernel(wp, x.data(), xq.data(), y.data(), tokens, K, N, r0, r1);
+        });
+      };
+      // Decode: one token, weights from DRAM.
+      quant(x.data(), xq.data(), 1, K, K);
+      size_t calls = 0, next = 0;
+      auto t0 = Clock::now();
+      double elapsed = 0;
+      while (elapsed < seconds) {
+        call(pool[next], 1);
+        next = (next + 1) % copies;
+        ++calls;
+        elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
+      }
+      r.gbs[ti] = bytes * calls / elapsed / 1e9;
+      // Prompt: 64 tokens (quantization included).
+      calls = 0;
+      t0 = Clock::now();
+      elapsed = 0;
+      while (elapsed < seconds) {
+        quant(x.data(), xq.data(), 64, K, K);
+        call(pool[calls % copies], 64);
+        ++calls;
+        elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
+      }
+      r.gops[ti] = 2.0 * N * K * 64 * calls / elapsed / 1e9;
+    }
+    for (uint8_t *p : pool)
+      std::free(p);
+    results.push_back(r);
+  }
+
+  std::printf("Target %s (%s), %d threads; kernels generated in %.2f s.\n\n",
+              t->name, t->cpu, threads, compileSeconds);
+  std::printf("Memory read bandwidth (STREAM-like sum of 2 GiB, 256-bit "
+              "loads): %.1f GB/s on 1 thread, %.1f GB/s on %d threads.\n\n",
+              bw1, bwN, threads);
+  std::printf("| weights 4096x4096 | MiB | decode 1 thr GB/s | %% of read bw | "
+              "decode %d thr GB/s | %% of read bw | prompt t=64 1 thr GOP/s | "
+              "prompt t=64 %d thr GOP/s |\n",
+              threads, threads);
+  std::printf("|---|---:|---:|---:|---:|---:|---:|---:|\n");
+  for (const Result &r : results)
+    std::printf("| %s | %.1f | %.1f | %.0f%% | %.1f | %.0f%% | %.0f | %.0f |\n",
+                r.format.c_str(), r.bytes / (1 << 20), r.gbs[0],
+                100 * r.gbs[0] / bw1, r.gbs[1], 100 * r.gbs[1] / bwN,
+                r.gops[0], r.gops[1]);
+  return 0;
+}

@@ -1,0 +1,249 @@
+//===- NativeArtifact.cpp - Write a native artifact for the runtime -------===//
+
+#include "lowbit/Artifact/NativeArtifact.h"
+
+#include "LowBit/Fusion/Passes.h"
+#include "LowBit/IR/LowBit.h"
+#include "lowbit/Codegen/Codegen.h"
+#include "lowbit/Exec/Model.h"
+#include "lowbit/Export/GGUFExport.h"
+#include "lowbit/GGUF/GGUF.h"
+#include "lowbit/Support/MappedFile.h"
+#include "lowbit/Target/KernelABI.h"
+#include "lowbit/runtime/Manifest.h"
+
+#include <cstdio>
+#include <filesystem>
+#include <unistd.h>
+
+using namespace mlir;
+using namespace mlir::lowbit;
+namespace formats = ::lowbit::formats;
+namespace runtime = ::lowbit::runtime;
+
+void mlir::lowbit::buildNativePreparationPipeline(OpPassManager &pm,
+                                                  const std::string &target) {
+  pm.addPass(createLowBitFuseQKV());
+  pm.addPass(createLowBitFuseGateUp());
+  pm.addPass(createLowBitFuseSwiGLU());
+  LowBitPackWeightsOptions pack;
+  pack.targetName = target;
+  pm.addPass(createLowBitPackWeights(pack));
+}
+
+namespace {
+
+/// Temporary files of the artifact, removed unless committed.
+class PendingFiles {
+public:
+  explicit PendingFiles(std::string dir) : dir_(std::move(dir)) {}
+  ~PendingFiles() {
+    for (auto &[tmp, final] : files_)
+      std::remove(tmp.c_str());
+  }
+  /// A temporary path in the artifact directory for `name`.
+  std::string add(const std::string &name) {
+    std::string tmp = dir_ + "/." + name + ".tmp." + std::to_string(getpid());
+    files_.push_back({tmp, dir_ + "/" + name});
+    return tmp;
+  }
+  /// Renames every file in order (the manifest was added last).
+  bool commit(std::string &err) {
+    for (auto &[tmp, final] : files_)
+      if (std::rename(tmp.c_str(), final.c_str()) != 0) {
+        err = final + ": cannot rename into place";
+        return false;
+      }
+    files_.clear();
+    return true;
+  }
+
+private:
+  std::string dir_;
+  std::vector<std::pair<std::string, std::string>> files_;
+};
+
+/// The weights map the reference executor's model builder validates: fused
+/// tensors stand for their pieces (only shapes and formats are checked).
+std::map<std::string, ::lowbit::exec::WeightRef>
+executorView(ModuleOp module,
+             const llvm::StringMap<const uint8_t *> &bytes) {
+  std::map<std::string, ::lowbit::exec::WeightRef> weights;
+  for (GlobalWeightOp g : module.getOps<GlobalWeightOp>()) {
+    QTensorType type = g.getWeightType();
+    ::lowbit::exec::WeightRef w;
+    w.format = type.getFormat().getFormat();
+    w.cols = type.getRowLength();
+    w.rows = type.getNumRows();
+    w.rowBytes = formats::rowBytes(formats::info(w.format), w.cols);
+    w.data = bytes.lookup(g.getSymName());
+    auto names = g->getAttrOfType<ArrayAttr>(kFusedFromAttrName);
+    auto rows = g->getAttrOfType<DenseI64ArrayAttr>(kFusedRowsAttrName);
+    if (names && rows && names.size() == rows.size()) {
+      for (auto [name, r] : llvm::zip(names, rows.asArrayRef())) {
+        ::lowbit::exec::WeightRef part = w;
+        part.rows = r;
+        weights[cast<StringAttr>(name).str()] = part;
+      }
+      continue;
+    }
+    weights[g.getSymName().str()] = w;
+  }
+  return weights;
+}
+
+} // namespace
+
+LogicalResult mlir::lowbit::exportNativeArtifact(
+    ModuleOp module, const ::lowbit::target::TargetInfo &target,
+    const std::string &dir, NativeArtifactSummary *summary) {
+  auto fail = [&](const Twine &msg) {
+    return module.emitError() << dir << ": " << msg;
+  };
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec)
+    return fail("cannot create the artifact directory: " + ec.message());
+
+  // Hyperparameters: the reference executor's reading of the metadata, so
+  // that the runtime runs the model the executor runs.
+  std::vector<::lowbit::gguf::KeyValue> metadata;
+  if (failed(collectGGUFMetadata(module, metadata)))
+    return failure();
+  llvm::StringMap<const uint8_t *> bytes;
+  for (GlobalWeightOp g : module.getOps<GlobalWeightOp>()) {
+    std::string error;
+    const uint8_t *data = getWeightBytes(g, error);
+    if (!data)
+      return g.emitOpError() << "cannot read its data: " << error;
+    bytes[g.getSymName()] = data;
+  }
+  ::lowbit::exec::ModelDesc desc;
+  std::string error;
+  if (!::lowbit::exec::modelFromMetadata(metadata, executorView(module, bytes),
+                                         nullptr, desc, error))
+    return fail("cannot be compiled to native code: " + error);
+
+  runtime::Manifest manifest;
+  manifest.abiVersion = LB_KERNEL_ABI_VERSION;
+  manifest.target = target.name;
+  manifest.triple = target.triple;
+  runtime::ModelParams &p = manifest.model;
+  p.architecture = desc.architecture;
+  p.name = desc.name;
+  p.vocabSize = desc.vocabSize;
+  p.embeddingLength = desc.embeddingLength;
+  p.blockCount = desc.blockCount;
+  p.feedForwardLength = desc.feedForwardLength;
+  p.headCount = desc.headCount;
+  p.headCountKV = desc.headCountKV;
+  p.headDim = desc.headDim;
+  p.ropeDims = desc.ropeDims;
+  p.contextLength = desc.contextLength;
+  p.ropeFreqBase = desc.ropeFreqBase;
+  p.ropeFreqScale = desc.ropeFreqScale;
+  p.rmsNormEps = desc.rmsNormEps;
+  p.ropeMode =
+      desc.ropeMode == ::lowbit::exec::RopeMode::NeoX ? "neox" : "normal";
+
+  PendingFiles files(dir);
+
+  // Kernels. Targets whose runtime is linked statically (aarch64 under
+  // qemu) get a relocatable object with lb_kernel_table instead of a
+  // shared object.
+  const bool staticCode = target.isa == ::lowbit::target::ISA::AArch64Neon;
+  manifest.codeFile = staticCode ? "model.o" : "model.so";
+  ::lowbit::codegen::KernelManifest kernels;
+  {
+    ::lowbit::codegen::CodegenOptions options;
+    options.kind = staticCode ? ::lowbit::codegen::EmitKind::Object
+                              : ::lowbit::codegen::EmitKind::SharedObject;
+    std::string codeTmp = files.add(manifest.codeFile);
+    if (!::lowbit::codegen::emitKernels(module, target, options, codeTmp,
+                                        kernels, error))
+      return fail("code generation for " + std::string(target.name) +
+                  " failed: " + error);
+  }
+
+  // weights.bin, in module order.
+  std::string weightsTmp = files.add("weights.bin");
+  ::lowbit::AtomicFileWriter weights(weightsTmp);
+  if (!weights.open(error))
+    return fail(error);
+  uint64_t offset = 0;
+  static const uint8_t zeros[LB_WEIGHT_ALIGNMENT] = {};
+  for (GlobalWeightOp g : module.getOps<GlobalWeightOp>()) {
+    QTensorType type = g.getWeightType();
+    const uint64_t pad = (LB_WEIGHT_ALIGNMENT - offset % LB_WEIGHT_ALIGNMENT) %
+                         LB_WEIGHT_ALIGNMENT;
+    if (pad && !weights.write(zeros, pad, error))
+      return fail(error);
+    offset += pad;
+    runtime::ManifestTensor t;
+    t.name = g.getSymName().str();
+    t.format = type.getFormat().getName().str();
+    t.shape.assign(type.getShape().begin(), type.getShape().end());
+    t.interleave = type.getLayout() ? type.getLayout().getRows() : 1;
+    t.offset = offset;
+    t.size = type.getByteSize();
+    if (!weights.write(bytes[g.getSymName()], t.size, error))
+      return fail(error);
+    offset += t.size;
+    if (auto names = g->getAttrOfType<ArrayAttr>(kFusedFromAttrName)) {
+      auto rows = g->getAttrOfType<DenseI64ArrayAttr>(kFusedRowsAttrName);
+      for (auto [name, r] : llvm::zip(names, rows.asArrayRef()))
+        t.parts.push_back({cast<StringAttr>(name).str(), r});
+    }
+    if (const ::lowbit::codegen::KernelInfo *k = kernels.find(t.name)) {
+      if (k->interleaveRows != t.interleave)
+        return g.emitOpError()
+               << "is packed by " << t.interleave << " rows but its kernel "
+               << k->kernelSymbol << " reads " << k->interleaveRows;
+      t.kernel = k->kernelSymbol;
+      t.quantizer = k->quantizerSymbol;
+      if (!t.quantizer.empty())
+        t.activationRowBytes =
+            formats::rowBytes(formats::info(k->activation), t.shape.back());
+      if (summary)
+        ++summary->kernelTensors;
+    }
+    for (const ::lowbit::codegen::FallbackInfo &f : kernels.fallbacks)
+      if (f.weight == t.name) {
+        t.note = f.reason;
+        if (summary)
+          summary->fallbacks.push_back(t.name + " (" + t.format + "): " +
+                                       f.reason);
+      }
+    manifest.tensors.push_back(std::move(t));
+  }
+  manifest.weightsSize = offset;
+  if (!weights.commit(error)) // into its temporary name; renamed below
+    return fail(error);
+
+  // metadata.gguf: the keys without tensors (the tokenizer reads it).
+  {
+    ::lowbit::gguf::Writer writer;
+    for (const ::lowbit::gguf::KeyValue &kv : metadata)
+      writer.set(kv.key, kv.value);
+    ::lowbit::gguf::Error gerr;
+    manifest.metadataFile = "metadata.gguf";
+    if (!writer.write(files.add(manifest.metadataFile), gerr))
+      return fail(gerr.message());
+  }
+
+  // The manifest last.
+  {
+    std::string text = runtime::writeManifest(manifest);
+    ::lowbit::AtomicFileWriter out(files.add(runtime::kManifestFile));
+    if (!out.open(error) || !out.write(text.data(), text.size(), error) ||
+        !out.commit(error))
+      return fail(error);
+  }
+  if (!files.commit(error))
+    return fail(error);
+  if (summary) {
+    summary->codeFile = manifest.codeFile;
+    summary->weightBytes = offset;
+  }
+  return success();
+}

@@ -1,0 +1,182 @@
+//===- NativeModel.cpp - Native artifacts in the driver -------------------===//
+//
+// Writing an artifact (compile --emit native) and running one through the
+// runtime's C API behind exec::Evaluator, so that run, eval and bench treat
+// artifact directories like model files.
+//
+//===----------------------------------------------------------------------===//
+
+#include "ModelLoading.h"
+#include "NativeModel.h"
+
+#include "lowbit/Artifact/NativeArtifact.h"
+#include "lowbit/GGUF/GGUF.h"
+#include "lowbit/runtime.h"
+#include "lowbit/runtime/Manifest.h"
+
+#include "mlir/Pass/PassManager.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <cstdio>
+#include <fstream>
+#include <sys/stat.h>
+
+namespace lowbit::driver {
+
+mlir::LogicalResult writeNativeArtifact(mlir::ModuleOp module,
+                                        const target::TargetInfo &target,
+                                        const std::string &dir, bool report) {
+  mlir::PassManager pm(module.getContext());
+  mlir::lowbit::buildNativePreparationPipeline(pm, target.name);
+  if (mlir::failed(pm.run(module)))
+    return mlir::failure();
+  mlir::lowbit::NativeArtifactSummary summary;
+  if (mlir::failed(
+          mlir::lowbit::exportNativeArtifact(module, target, dir, &summary)))
+    return mlir::failure();
+  for (const std::string &f : summary.fallbacks)
+    llvm::errs() << "warning: no " << target.name
+                 << " kernel, the runtime will decode to f32 (slow): " << f
+                 << "\n";
+  if (report)
+    llvm::errs() << dir << ": " << summary.codeFile << " ("
+                 << summary.kernelTensors << " weights with kernels for "
+                 << target.name << ", " << summary.fallbacks.size()
+                 << " on the fall-back), weights.bin (" << summary.weightBytes
+                 << " bytes), manifest.json, metadata.gguf\n";
+  return mlir::success();
+}
+
+bool isNativeArtifact(const std::string &path) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+    return false;
+  return stat((path + "/" + runtime::kManifestFile).c_str(), &st) == 0;
+}
+
+bool loadNativeArtifact(const std::string &dir, ExecutableModel &out,
+                        std::string &err) {
+  const std::string manifestPath = dir + "/" + runtime::kManifestFile;
+  std::ifstream in(manifestPath, std::ios::binary);
+  std::string text((std::istreambuf_iterator<char>(in)), {});
+  runtime::Manifest m;
+  std::string why;
+  if (!in || !runtime::parseManifest(text, m, why)) {
+    err = manifestPath + ": " + (why.empty() ? "cannot read" : why);
+    return false;
+  }
+  exec::ModelDesc &d = out.desc;
+  d.architecture = m.model.architecture;
+  d.name = m.model.name;
+  d.vocabSize = m.model.vocabSize;
+  d.embeddingLength = m.model.embeddingLength;
+  d.blockCount = m.model.blockCount;
+  d.feedForwardLength = m.model.feedForwardLength;
+  d.headCount = m.model.headCount;
+  d.headCountKV = m.model.headCountKV;
+  d.headDim = m.model.headDim;
+  d.ropeDims = m.model.ropeDims;
+  d.contextLength = m.model.contextLength;
+  if (m.metadataFile.empty()) {
+    err = manifestPath + ": no metadata file (the tokenizer lives there)";
+    return false;
+  }
+  gguf::Error gerr;
+  auto reader = gguf::Reader::open(dir + "/" + m.metadataFile, gerr);
+  if (!reader) {
+    err = gerr.message();
+    return false;
+  }
+  d.metadata = reader->metadata();
+  out.tokenizer = Tokenizer::create(d.metadata, why);
+  if (!out.tokenizer) {
+    err = dir + "/" + m.metadataFile + ": " + why;
+    return false;
+  }
+  if (out.tokenizer->vocabSize() != d.vocabSize) {
+    err = dir + ": the tokenizer has " +
+          std::to_string(out.tokenizer->vocabSize()) +
+          " tokens but the model " + std::to_string(d.vocabSize);
+    return false;
+  }
+  out.nativeDir = dir;
+  return true;
+}
+
+namespace {
+
+/// The native runtime as an exec::Evaluator.
+class NativeEvaluator : public exec::Evaluator {
+public:
+  ~NativeEvaluator() override {
+    lb_context_free(ctx_);
+    lb_model_free(model_);
+  }
+  bool open(const std::string &dir, const exec::ExecOptions &opts,
+            std::string &err) {
+    lb_status_t st;
+    if (lb_model_load(dir.c_str(), &model_, &st) != LB_OK) {
+      err = st.message;
+      return false;
+    }
+    lb_context_params_t p = lb_context_default_params();
+    p.n_threads = opts.threads;
+    p.n_ctx = static_cast<int32_t>(opts.contextSize);
+    p.n_batch = static_cast<int32_t>(opts.batchSize);
+    if (lb_context_create(model_, &p, &ctx_, &st) != LB_OK) {
+      err = dir + ": " + st.message;
+      return false;
+    }
+    lb_model_info_t info;
+    lb_model_get_info(model_, &info);
+    vocab_ = info.n_vocab;
+    return true;
+  }
+  bool eval(const int32_t *tokens, int64_t n, int64_t pos,
+            std::vector<float> &logits, int64_t firstOutput,
+            std::string &err) override {
+    lb_status_t st;
+    if (lb_eval(ctx_, tokens, static_cast<int32_t>(n),
+                static_cast<int32_t>(pos), static_cast<int32_t>(firstOutput),
+                &st) != LB_OK) {
+      err = st.message;
+      return false;
+    }
+    int32_t rows = 0;
+    const float *l = lb_get_logits(ctx_, &rows);
+    logits.assign(l, l + static_cast<size_t>(rows) * vocab_);
+    return true;
+  }
+  // Position 0 starts a new sequence in the runtime.
+  void reset() override {}
+  int64_t vocabSize() const override { return vocab_; }
+  int64_t contextSize() const override { return lb_context_n_ctx(ctx_); }
+  int threads() const override { return lb_context_n_threads(ctx_); }
+  // The runtime's pool is private to its context; callers' per-row work
+  // (log-softmax of logits) is small next to a forward pass.
+  void parallelFor(int64_t count,
+                   const std::function<void(int64_t, int)> &fn) override {
+    for (int64_t i = 0; i < count; ++i)
+      fn(i, 0);
+  }
+
+private:
+  lb_model_t *model_ = nullptr;
+  lb_context_t *ctx_ = nullptr;
+  int64_t vocab_ = 0;
+};
+
+} // namespace
+
+std::unique_ptr<exec::Evaluator> createEvaluator(const ExecutableModel &model,
+                                                 const exec::ExecOptions &opts,
+                                                 std::string &err) {
+  if (model.nativeDir.empty())
+    return exec::Executor::create(model.desc, opts, err);
+  auto native = std::make_unique<NativeEvaluator>();
+  if (!native->open(model.nativeDir, opts, err))
+    return nullptr;
+  return native;
+}
+
+} // namespace lowbit::driver
