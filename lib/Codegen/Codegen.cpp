@@ -140,10 +140,11 @@ void collectManifest(ModuleOp module, const target::TargetInfo &target,
     f.format = format;
     f.rows = type.getShape()[0];
     f.cols = type.getShape()[1];
-    f.reason = target.find(format)
-                   ? "the kernel cannot take this weight's layout"
-                   : std::string("no kernel for ") + formats::info(format).name +
-                         " on " + target.name;
+    if (auto why = op->getAttrOfType<mlir::StringAttr>(
+            mlir::lowbit::kKernelFallbackAttrName))
+      f.reason = why.getValue().str();
+    else
+      f.reason = "no kernel";
     out.fallbacks.push_back(std::move(f));
   });
 }

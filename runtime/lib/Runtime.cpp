@@ -925,13 +925,18 @@ lb_status_code_t lb_eval(lb_context_t *ctx, const int32_t *tokens,
     return report(status, LB_ERROR_OUT_OF_MEMORY, "out of memory for logits");
   }
   ctx->logitRows = n - first_output;
-  for (int64_t s = 0; s < n; s += ctx->batch) {
-    const int64_t e = std::min(n, s + ctx->batch);
-    const int64_t first = std::max<int64_t>(first_output, s);
-    float *out = ctx->logits.data() + (first - first_output) * V;
-    ctx->evalBatch(tokens + s, e - s, pos + s, std::min(first, e) - s,
-                   first < e ? out : nullptr);
-    ctx->cached = pos + e;
+  try {
+    for (int64_t s = 0; s < n; s += ctx->batch) {
+      const int64_t e = std::min(n, s + ctx->batch);
+      const int64_t first = std::max<int64_t>(first_output, s);
+      float *out = ctx->logits.data() + (first - first_output) * V;
+      ctx->evalBatch(tokens + s, e - s, pos + s, std::min(first, e) - s,
+                     first < e ? out : nullptr);
+      ctx->cached = pos + e;
+    }
+  } catch (const std::bad_alloc &) {
+    ctx->cached = pos; // the cache past pos is in an unknown state
+    return report(status, LB_ERROR_OUT_OF_MEMORY, "out of memory in lb_eval");
   }
   if (n == 0)
     ctx->cached = pos;

@@ -10,6 +10,7 @@
 // Plain C++ on top of LowBitGGUF so that it builds without MLIR.
 //
 //===----------------------------------------------------------------------===//
+#include "lowbit/Formats/Formats.h"
 #include "lowbit/GGUF/GGUF.h"
 
 #include <cerrno>
@@ -19,6 +20,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <algorithm>
 #include <fstream>
 #include <iterator>
 #include <string>
@@ -37,7 +39,9 @@ int usage() {
                        "       lowbit-gguf flip FILE OFFSET -o OUT\n"
                        "       lowbit-gguf poke FILE TENSOR INDEX VALUE -o OUT\n"
                        "       lowbit-gguf make-fixture "
-                       "tiny-llama|tiny-llama-tied|all-types -o OUT\n");
+                       "tiny-llama|tiny-llama-tied|all-types -o OUT\n"
+                       "       lowbit-gguf make-fixture synthetic-7b-layers "
+                       "LAYERS -o OUT\n");
   return 2;
 }
 
@@ -500,6 +504,99 @@ int makeAllTypes(const std::string &out) {
   return 0;
 }
 
+/// A llama with LLaMA-7B's layer shapes (dim 4096, ffn 11008, 32 heads,
+/// vocabulary 32000) and `layers` blocks of random F16 weights: the matrices
+/// a 7B model streams per token, for speed measurements without a 7B file.
+/// Tensors are generated while the file is written (never all in memory).
+int makeSynthetic7BLayers(const std::string &out, uint32_t layers) {
+  constexpr uint32_t kDim = 4096, kFFN = 11008, kHeads = 32, kVocab = 32000,
+                     kContext = 4096;
+  Writer w(3);
+  w.set("general.architecture", Value::makeString("llama"));
+  w.set("general.name", Value::makeString("synthetic-7b-" +
+                                          std::to_string(layers) + "l"));
+  w.set("general.file_type", Value::makeU32(1)); // MOSTLY_F16
+  w.set("llama.context_length", Value::makeU32(kContext));
+  w.set("llama.embedding_length", Value::makeU32(kDim));
+  w.set("llama.block_count", Value::makeU32(layers));
+  w.set("llama.feed_forward_length", Value::makeU32(kFFN));
+  w.set("llama.rope.dimension_count", Value::makeU32(kDim / kHeads));
+  w.set("llama.attention.head_count", Value::makeU32(kHeads));
+  w.set("llama.attention.head_count_kv", Value::makeU32(kHeads));
+  w.set("llama.attention.layer_norm_rms_epsilon", Value::makeF32(1e-5f));
+  // SentencePiece-style: <unk> <s> </s>, 256 byte tokens, then pieces.
+  std::vector<std::string> tokens = {"<unk>", "<s>", "</s>"};
+  std::vector<Value> scores, types;
+  char buf[16];
+  for (int b = 0; b < 256; ++b) {
+    std::snprintf(buf, sizeof(buf), "<0x%02X>", b);
+    tokens.push_back(buf);
+  }
+  for (uint32_t i = static_cast<uint32_t>(tokens.size()); i < kVocab; ++i)
+    tokens.push_back("\xe2\x96\x81t" + std::to_string(i));
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    scores.push_back(Value::makeF32(i < 259 ? 0.0f : -float(i)));
+    types.push_back(Value::makeI32(i == 0 ? 2 : i < 3 ? 3 : i < 259 ? 6 : 1));
+  }
+  w.set("tokenizer.ggml.model", Value::makeString("llama"));
+  w.set("tokenizer.ggml.tokens", stringArray(tokens));
+  w.set("tokenizer.ggml.scores",
+        Value::makeArray(ValueType::F32, std::move(scores)));
+  w.set("tokenizer.ggml.token_type",
+        Value::makeArray(ValueType::I32, std::move(types)));
+  w.set("tokenizer.ggml.bos_token_id", Value::makeU32(1));
+  w.set("tokenizer.ggml.eos_token_id", Value::makeU32(2));
+  w.set("tokenizer.ggml.unknown_token_id", Value::makeU32(0));
+
+  uint64_t seed = 777;
+  auto add = [&](const std::string &name, std::vector<uint64_t> dims,
+                 bool norm) {
+    uint64_t n = 1;
+    for (uint64_t d : dims)
+      n *= d;
+    const bool f16 = !norm;
+    const uint64_t bytes = n * (f16 ? 2 : 4);
+    const uint64_t mySeed = ++seed;
+    w.addTensor(name, dims, f16 ? /*F16=*/1 : /*F32=*/0, bytes,
+                [n, norm, f16, mySeed](uint8_t *dst, uint64_t, std::string &) {
+                  Rng rng(mySeed * 0x9E3779B97F4A7C15ull);
+                  std::vector<float> row(4096);
+                  for (uint64_t i = 0; i < n; i += row.size()) {
+                    const uint64_t m = std::min<uint64_t>(row.size(), n - i);
+                    for (uint64_t j = 0; j < m; ++j)
+                      row[j] = norm ? 1.0f : rng.uniform(0.03f);
+                    if (f16)
+                      lowbit::formats::quantizeRow(lowbit::formats::Format::F16,
+                                                   row.data(), dst + 2 * i,
+                                                   static_cast<int64_t>(m),
+                                                   nullptr);
+                    else
+                      std::memcpy(dst + 4 * i, row.data(), 4 * m);
+                  }
+                  return true;
+                });
+  };
+  add("token_embd.weight", {kDim, kVocab}, false);
+  for (uint32_t l = 0; l < layers; ++l) {
+    std::string b = "blk." + std::to_string(l) + ".";
+    add(b + "attn_q.weight", {kDim, kDim}, false);
+    add(b + "attn_k.weight", {kDim, kDim}, false);
+    add(b + "attn_v.weight", {kDim, kDim}, false);
+    add(b + "attn_output.weight", {kDim, kDim}, false);
+    add(b + "ffn_gate.weight", {kDim, kFFN}, false);
+    add(b + "ffn_down.weight", {kFFN, kDim}, false);
+    add(b + "ffn_up.weight", {kDim, kFFN}, false);
+    add(b + "attn_norm.weight", {kDim}, true);
+    add(b + "ffn_norm.weight", {kDim}, true);
+  }
+  add("output_norm.weight", {kDim}, true);
+  add("output.weight", {kDim, kVocab}, false);
+  Error err;
+  if (!w.write(out, err))
+    return fail(err.message());
+  return 0;
+}
+
 /// Returns the value of "-o OUT" among args[from..], or empty.
 std::string outputArg(int argc, char **argv, int from) {
   for (int i = from; i + 1 < argc; ++i)
@@ -545,6 +642,15 @@ int main(int argc, char **argv) {
     if (kind == "all-types")
       return makeAllTypes(out);
     return fail("unknown fixture kind '" + kind + "'");
+  }
+  if (cmd == "make-fixture" && argc == 6 &&
+      std::string(argv[2]) == "synthetic-7b-layers") {
+    std::string out = outputArg(argc, argv, 4);
+    uint64_t layers;
+    if (out.empty() || !parseU64(argv[3], layers) || layers < 1 ||
+        layers > 32)
+      return usage();
+    return makeSynthetic7BLayers(out, static_cast<uint32_t>(layers));
   }
   return usage();
 }

@@ -82,7 +82,8 @@ int codegenCommand(int argc, char **argv) {
                manifest.kernels.size(), t->name, manifest.fallbacks.size());
   for (const codegen::KernelInfo &k : manifest.kernels)
     std::fprintf(out, "  %-28s %-6s %6lldx%-6lld rows=%-2u %-28s %-14s %s\n",
-                 k.weight.c_str(), formats::info(k.format).name,
+                 k.weight.empty() ? "(argument)" : k.weight.c_str(),
+                 formats::info(k.format).name,
                  static_cast<long long>(k.rows), static_cast<long long>(k.cols),
                  k.interleaveRows, k.kernelSymbol.c_str(),
                  k.quantizerSymbol.empty() ? "-" : k.quantizerSymbol.c_str(),

@@ -154,8 +154,10 @@ int compileCommand(int argc, char **argv) {
             "scales folded into the norms).\ngptq and awq need Hessians: "
             "--calib FILE, or a --state FILE calibrated with them.");
   cl.option("measure", "KIND",
-            "Sensitivity: wmse (predicted from statistics, default) or kld "
-            "(measured KL\ndivergence when only that tensor is quantized).");
+            "Sensitivity: wmse (predicted from the statistics, default), gain "
+            "(predicted,\nscaled per tensor to one measured KL divergence) "
+            "or kld (KL divergence\nmeasured for every tensor and format "
+            "with only that tensor quantized).");
   cl.option("kld-chunks", "N", "Chunks --measure kld runs on (default 4).");
   cl.option("formats", "LIST",
             "Candidate formats of the budget modes, comma-separated (default "
@@ -247,8 +249,9 @@ int compileCommand(int argc, char **argv) {
                                          error))
     return cli::fail("--target-size: " + error);
   std::string measure = cl.get("measure", "wmse");
-  if (measure != "wmse" && measure != "kld")
-    return cli::fail("--measure must be wmse or kld, got '" + measure + "'");
+  if (measure != "wmse" && measure != "gain" && measure != "kld")
+    return cli::fail("--measure must be wmse, gain or kld, got '" + measure +
+                     "'");
   long long ctx = 0, chunks = 0, kldChunks = 4;
   if (!cl.getInt("ctx-size", ctx, error) ||
       !cl.getInt("chunks", chunks, error) ||

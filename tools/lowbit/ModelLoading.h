@@ -38,7 +38,7 @@ std::unique_ptr<exec::Evaluator> createEvaluator(const ExecutableModel &model,
                                                  const exec::ExecOptions &opts,
                                                  std::string &err);
 
-/// True when `path` is a directory with a manifest.json.
+/// True when `path` is a directory (only artifacts are).
 bool isNativeArtifact(const std::string &path);
 /// Fills `out` from an artifact's manifest.json and metadata.gguf.
 bool loadNativeArtifact(const std::string &dir, ExecutableModel &out,

@@ -17,7 +17,9 @@
 #include "mlir/Pass/PassManager.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <sys/stat.h>
 
@@ -48,21 +50,26 @@ mlir::LogicalResult writeNativeArtifact(mlir::ModuleOp module,
 }
 
 bool isNativeArtifact(const std::string &path) {
+  // A directory can only be an artifact; loading says what is missing.
   struct stat st;
-  if (stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
-    return false;
-  return stat((path + "/" + runtime::kManifestFile).c_str(), &st) == 0;
+  return stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
 bool loadNativeArtifact(const std::string &dir, ExecutableModel &out,
                         std::string &err) {
   const std::string manifestPath = dir + "/" + runtime::kManifestFile;
   std::ifstream in(manifestPath, std::ios::binary);
+  if (!in) {
+    err = manifestPath + ": " + std::strerror(errno) +
+          " (a native artifact directory, from lowbit compile --emit native, "
+          "has one)";
+    return false;
+  }
   std::string text((std::istreambuf_iterator<char>(in)), {});
   runtime::Manifest m;
   std::string why;
-  if (!in || !runtime::parseManifest(text, m, why)) {
-    err = manifestPath + ": " + (why.empty() ? "cannot read" : why);
+  if (!runtime::parseManifest(text, m, why)) {
+    err = manifestPath + ": " + why;
     return false;
   }
   exec::ModelDesc &d = out.desc;

@@ -65,8 +65,7 @@ public:
                 memref::LoadOp::create(b, loc, ctx.x, ValueRange{nv.add(at, k)}));
           for (int64_t i = 0; i < ctx.numRows(); ++i) {
             Value at = nv.add(ctx.rowOffsets[i], nv.mulConst(k, elementBytes()));
-            Value w = widen(nv, nv.loadBytes(ctx.w, at, elementBytes()), 1);
-            Value ws = vector::ExtractOp::create(b, loc, w, ArrayRef<int64_t>{0});
+            Value ws = scalar(nv, ctx.w, at);
             for (int64_t j = 0; j < tokens; ++j) {
               Value &acc = next[i * tokens + j];
               Value lane0 =
@@ -84,6 +83,26 @@ public:
 
 private:
   int64_t elementBytes() const { return format == Format::F32 ? 4 : 2; }
+
+  /// One weight at a byte offset, as f32.
+  Value scalar(VectorOps &v, Value w, Value at) {
+    OpBuilder &b = v.b;
+    Location loc = v.loc;
+    switch (format) {
+    case Format::F32:
+      return v.loadF32(w, at);
+    case Format::F16:
+      return v.loadHalfAsF32(w, at);
+    case Format::BF16: {
+      Value h = v.loadScalar(w, at, b.getI16Type());
+      Value wide = arith::ExtUIOp::create(b, loc, b.getI32Type(), h);
+      Value shifted = arith::ShLIOp::create(b, loc, wide, v.i32(16));
+      return arith::BitcastOp::create(b, loc, b.getF32Type(), shifted);
+    }
+    default:
+      llvm_unreachable("not a float format");
+    }
+  }
 
   /// Bytes of n weights -> vector<nxf32>.
   Value widen(VectorOps &v, Value bytes, int64_t n) {

@@ -26,6 +26,7 @@
 #include "KernelBuilder.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 
 namespace mlir::lowbit::kernels {
@@ -122,10 +123,10 @@ private:
                                                 Value at) {
     OpBuilder &b = v.b;
     Location loc = v.loc;
-    Value words = vector::BitCastOp::create(b, loc, v.vecI32(3),
-                                            v.loadBytes(w, at, 12));
+    // 4-byte aligned in the block (offset 4 of 144 or 176 bytes).
+    Value words = v.scalarView(w, at, b.getI32Type(), 3);
     auto word = [&](int64_t k) -> Value {
-      return vector::ExtractOp::create(b, loc, words, ArrayRef<int64_t>{k});
+      return memref::LoadOp::create(b, loc, words, ValueRange{v.index(k)});
     };
     auto andC = [&](Value x, uint32_t m) -> Value {
       return arith::AndIOp::create(b, loc, x, v.i32(static_cast<int32_t>(m)));
@@ -151,13 +152,15 @@ private:
   }
 
   /// Q3_K: 16 six-bit scales in 12 bytes, biased by 32 (ggml's aux unpack).
+  /// `at` is the block; the scales are bytes 96..107 of its 110, not 4-byte
+  /// aligned in general: read as words 1..3 of the 16 bytes 92..107.
   static Value unpackQ3Scales(VectorOps &v, Value w, Value at) {
     OpBuilder &b = v.b;
     Location loc = v.loc;
-    Value words = vector::BitCastOp::create(b, loc, v.vecI32(3),
-                                            v.loadBytes(w, at, 12));
+    Value words = vector::BitCastOp::create(b, loc, v.vecI32(4),
+                                            v.loadBytes(w, v.addConst(at, 92), 16));
     auto word = [&](int64_t k) -> Value {
-      return vector::ExtractOp::create(b, loc, words, ArrayRef<int64_t>{k});
+      return vector::ExtractOp::create(b, loc, words, ArrayRef<int64_t>{k + 1});
     };
     auto andC = [&](Value x, uint32_t m) -> Value {
       return arith::AndIOp::create(b, loc, x, v.i32(static_cast<int32_t>(m)));
@@ -177,7 +180,7 @@ private:
     Value all = vector::FromElementsOp::create(b, loc, v.vecI32(4),
                                                ValueRange{s0, s1, s2, s3});
     Value scales = vector::BitCastOp::create(b, loc, v.vecI8(16), all);
-    return arith::SubIOp::create(b, loc, scales, v.splatI8(32));
+    return arith::SubIOp::create(b, loc, scales, v.splatI8(32, 16));
   }
 
   RowBlock loadRow(VectorOps &v, Value w, Value at) {
@@ -194,7 +197,7 @@ private:
     }
     case Format::Q3_K:
       rb.d = v.loadHalfAsF32(w, v.addConst(at, 108));
-      rb.scales = unpackQ3Scales(v, w, v.addConst(at, 96));
+      rb.scales = unpackQ3Scales(v, w, at);
       rb.pairs = v.extend(rb.scales, 16, true);
       break;
     case Format::Q4_K:

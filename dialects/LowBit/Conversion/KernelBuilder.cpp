@@ -107,24 +107,33 @@ Value VectorOps::loadBytes(Value mem, Value offset, int64_t n) {
   return vector::LoadOp::create(b, loc, vecI8(n), mem, ValueRange{offset});
 }
 
+Value VectorOps::scalarView(Value mem, Value offset, Type type, int64_t n) {
+  return memref::ViewOp::create(b, loc, MemRefType::get({n}, type), mem, offset,
+                                ValueRange{});
+}
+
+Value VectorOps::loadScalar(Value mem, Value offset, Type type) {
+  return memref::LoadOp::create(b, loc, scalarView(mem, offset, type, 1),
+                                ValueRange{index(0)});
+}
+
+void VectorOps::storeScalar(Value value, Value mem, Value offset) {
+  memref::StoreOp::create(b, loc, value,
+                          scalarView(mem, offset, value.getType(), 1),
+                          ValueRange{index(0)});
+}
+
 Value VectorOps::loadHalfAsF32(Value mem, Value offset) {
-  Value bytes = loadBytes(mem, offset, 2);
-  Value half = vector::BitCastOp::create(
-      b, loc, VectorType::get({1}, b.getF16Type()), bytes);
-  Value h = vector::ExtractOp::create(b, loc, half, ArrayRef<int64_t>{0});
+  Value h = loadScalar(mem, offset, b.getF16Type());
   return arith::ExtFOp::create(b, loc, b.getF32Type(), h);
 }
 
 Value VectorOps::loadF32(Value mem, Value offset) {
-  Value bytes = loadBytes(mem, offset, 4);
-  Value v = vector::BitCastOp::create(b, loc, vecF32(1), bytes);
-  return vector::ExtractOp::create(b, loc, v, ArrayRef<int64_t>{0});
+  return loadScalar(mem, offset, b.getF32Type());
 }
 
 Value VectorOps::loadI32(Value mem, Value offset) {
-  Value bytes = loadBytes(mem, offset, 4);
-  Value v = vector::BitCastOp::create(b, loc, vecI32(1), bytes);
-  return vector::ExtractOp::create(b, loc, v, ArrayRef<int64_t>{0});
+  return loadScalar(mem, offset, b.getI32Type());
 }
 
 static int64_t numElements(Value v) {

@@ -81,8 +81,15 @@ public:
   Value addConst(Value a, int64_t c);
   Value mulConst(Value a, int64_t c);
 
-  // Loads from a memref<?xi8> at a byte offset (index).
+  // Loads from a memref<?xi8> at a byte offset (index). Byte vectors are
+  // 16 or 32 bytes (types every backend legalises); scalars go through a
+  // memref.view of their own type, so their offsets must be aligned to their
+  // size (true of every GGML block field read this way).
   Value loadBytes(Value mem, Value offset, int64_t n);
+  /// memref<n x type> at a byte offset of a memref<?xi8>.
+  Value scalarView(Value mem, Value offset, Type type, int64_t n);
+  Value loadScalar(Value mem, Value offset, Type type);
+  void storeScalar(Value value, Value mem, Value offset);
   /// An f16 / f32 / i32 scalar at a byte offset; f16 is widened to f32.
   Value loadHalfAsF32(Value mem, Value offset);
   Value loadF32(Value mem, Value offset);

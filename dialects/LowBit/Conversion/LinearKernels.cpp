@@ -106,11 +106,12 @@ private:
       return u;
     // Bit e of the little-endian u32 is the fifth bit of element e: spread
     // byte e / 8 to lane e, test bit e % 8.
-    Value bits = v.loadBytes(w, v.addConst(at, highBitsAt), 4);
+    // The first 16 bytes of the block hold the u32 (at 2 or 4).
+    Value bits = v.loadBytes(w, at, 16);
     SmallVector<int64_t> spread;
     SmallVector<Attribute> masks;
     for (int e = 0; e < 32; ++e) {
-      spread.push_back(e / 8);
+      spread.push_back(highBitsAt + e / 8);
       masks.push_back(v.b.getI8IntegerAttr(static_cast<int8_t>(1 << (e % 8))));
     }
     Value lanes = v.shuffle(bits, spread);

@@ -88,6 +88,42 @@ Value weightOf(Operation *op) {
   return {};
 }
 
+/// Decides the kernel of a matmul-like op: fills `spec` and `kernel` and
+/// returns "", or returns why there is none (the fall-back's reason).
+std::string planKernel(Operation *op, const TargetInfo &target,
+                       KernelSpec &spec,
+                       std::unique_ptr<kernels::FormatKernel> &kernel) {
+  auto type = dyn_cast<QTensorType>(weightOf(op).getType());
+  if (!type)
+    return "the weight is an f32 tensor, not a stored !lowbit.qtensor";
+  if (type.getShape().size() != 2)
+    return "the weight is not 2-D";
+  spec.format = type.getFormat().getFormat();
+  spec.rows = type.getShape()[0];
+  spec.cols = type.getShape()[1];
+  spec.interleave = type.getLayout() ? type.getLayout().getRows() : 1;
+  spec.target = &target;
+  spec.choice = target.find(spec.format);
+  const std::string name = fmt::info(spec.format).name;
+  if (!spec.choice)
+    return "no kernel for " + name + " in the " + target.name + " table";
+  kernel = kernels::createFormatKernel(spec.format, target.isa);
+  if (!kernel)
+    return "no kernel generator for " + name;
+  const Format act = kernel->activation();
+  if (act != spec.choice->activation)
+    return "the " + std::string(target.name) + " table pairs " + name +
+           " with " + fmt::info(spec.choice->activation).name +
+           " activations; the generator consumes " + fmt::info(act).name;
+  if (act == Format::F32 && spec.interleave != 1)
+    return "float weights are read row by row; no interleaved layout";
+  if (auto q = dyn_cast<QMatmulOp>(op))
+    if (q.getActFormat().getFormat() != act)
+      return "activations arrive in " + q.getActFormat().getName().str() +
+             "; the " + name + " kernel takes " + fmt::info(act).name;
+  return "";
+}
+
 template <typename OpTy>
 struct MatmulToKernel : OpRewritePattern<OpTy> {
   MatmulToKernel(MLIRContext *ctx, const TargetInfo &target)
@@ -97,49 +133,11 @@ struct MatmulToKernel : OpRewritePattern<OpTy> {
                                 PatternRewriter &rewriter) const override {
     if (op->hasAttr(kKernelAttrName) || op->hasAttr(kKernelFallbackAttrName))
       return rewriter.notifyMatchFailure(op, "already has a kernel");
-    auto type = dyn_cast<QTensorType>(weightOf(op).getType());
-    if (!type)
-      return rewriter.notifyMatchFailure(
-          op, "the weight is an f32 tensor, not a stored !lowbit.qtensor");
-    if (type.getShape().size() != 2)
-      return rewriter.notifyMatchFailure(op, "the weight is not 2-D");
     KernelSpec spec;
-    spec.format = type.getFormat().getFormat();
-    spec.rows = type.getShape()[0];
-    spec.cols = type.getShape()[1];
-    spec.interleave = type.getLayout() ? type.getLayout().getRows() : 1;
-    spec.target = &target;
-    spec.choice = target.find(spec.format);
-    const char *name = fmt::info(spec.format).name;
-    if (!spec.choice)
-      return rewriter.notifyMatchFailure(op, [&](Diagnostic &d) {
-        d << "no kernel for " << name << " in the " << target.name
-          << " table";
-      });
-    std::unique_ptr<kernels::FormatKernel> kernel =
-        kernels::createFormatKernel(spec.format, target.isa);
-    if (!kernel)
-      return rewriter.notifyMatchFailure(op, [&](Diagnostic &d) {
-        d << "no kernel generator for " << name;
-      });
-    if (kernel->activation() != spec.choice->activation)
-      return rewriter.notifyMatchFailure(op, [&](Diagnostic &d) {
-        d << "the table pairs " << name << " with "
-          << fmt::info(spec.choice->activation).name
-          << " activations; the generator consumes "
-          << fmt::info(kernel->activation()).name;
-      });
-    if (kernel->activation() == Format::F32 && spec.interleave != 1)
-      return rewriter.notifyMatchFailure(
-          op, "float weights are read row by row; no interleaved layout");
-    if constexpr (std::is_same_v<OpTy, QMatmulOp>) {
-      if (op.getActFormat().getFormat() != kernel->activation())
-        return rewriter.notifyMatchFailure(op, [&](Diagnostic &d) {
-          d << "activations arrive in " << op.getActFormat().getName()
-            << "; the " << name << " kernel takes "
-            << fmt::info(kernel->activation()).name;
-        });
-    }
+    std::unique_ptr<kernels::FormatKernel> kernel;
+    std::string why = planKernel(op, target, spec, kernel);
+    if (!why.empty())
+      return rewriter.notifyMatchFailure(op, why);
 
     auto module = op->template getParentOfType<ModuleOp>();
     if (!module)
@@ -188,9 +186,14 @@ struct ConvertLowBitToKernelsPass
     ModuleOp module = getOperation();
     const TargetInfo *target = ::lowbit::target::findTarget(targetName);
     if (!target) {
-      module.emitError() << "unknown target '" << targetName
-                         << "'; known targets: "
-                         << ::lowbit::target::targetNames();
+      if (targetName == "host")
+        module.emitError() << "the host CPU runs none of the registered "
+                              "targets ("
+                           << ::lowbit::target::targetNames() << ")";
+      else
+        module.emitError() << "unknown target '" << targetName
+                           << "'; known targets: "
+                           << ::lowbit::target::targetNames();
       return signalPassFailure();
     }
     module->setAttr(kCodegenTargetAttrName,
@@ -213,17 +216,14 @@ struct ConvertLowBitToKernelsPass
       auto type = dyn_cast<QTensorType>(weightOf(op).getType());
       if (!type)
         continue; // f32 tensors computed by the graph, not stored weights.
-      op->setAttr(kKernelFallbackAttrName, UnitAttr::get(op->getContext()));
       StringRef name = type.getFormat().getName();
-      std::string why;
-      if (!target->find(type.getFormat().getFormat()))
-        why = std::string("no kernel for ") + name.str() + " in the " +
-              target->name + " table";
-      else if (type.getLayout() && type.getLayout().getRows() != 1 &&
-               type.getFormat().isFloat())
-        why = "float weights are read row by row; no interleaved layout";
-      else
-        why = "the kernel cannot take this weight here";
+      KernelSpec spec;
+      std::unique_ptr<kernels::FormatKernel> kernel;
+      std::string why = planKernel(op, *target, spec, kernel);
+      if (why.empty())
+        why = "kernel generation failed";
+      op->setAttr(kKernelFallbackAttrName,
+                  StringAttr::get(op->getContext(), why));
       op->emitWarning() << "slow fall-back: " << why
                         << "; the runtime decodes this " << name
                         << " weight to f32";

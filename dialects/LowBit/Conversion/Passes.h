@@ -23,7 +23,7 @@ namespace lowbit {
 /// On lowbit.matmul: the generated kernel / activation quantizer.
 constexpr llvm::StringLiteral kKernelAttrName = "lowbit.kernel";
 constexpr llvm::StringLiteral kActQuantizerAttrName = "lowbit.act_quantizer";
-/// On lowbit.matmul: no kernel for this weight on the target (unit).
+/// On lowbit.matmul: no kernel for this weight on the target; the reason.
 constexpr llvm::StringLiteral kKernelFallbackAttrName =
     "lowbit.kernel_fallback";
 /// On generated functions (unit): part of the kernel object's interface.

@@ -25,12 +25,10 @@ namespace {
 
 namespace fmt = ::lowbit::formats;
 
-/// Stores a scalar's bytes at a byte offset of a memref<?xi8>.
+/// Stores a scalar at a byte offset of a memref<?xi8> (aligned to its size:
+/// block sizes 34 and 292 keep f16 / f32 scales aligned).
 void storeScalarBytes(VectorOps &v, Value scalar, Value mem, Value at) {
-  const unsigned bits = scalar.getType().getIntOrFloatBitWidth();
-  Value vec = v.splat(scalar, 1);
-  Value bytes = vector::BitCastOp::create(v.b, v.loc, v.vecI8(bits / 8), vec);
-  vector::StoreOp::create(v.b, v.loc, bytes, mem, ValueRange{at});
+  v.storeScalar(scalar, mem, at);
 }
 
 void quantizeQ8_0Block(VectorOps &v, Value x, Value xAt, Value q, Value qAt) {

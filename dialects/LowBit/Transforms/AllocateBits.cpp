@@ -243,7 +243,7 @@ void AllocateBitsPass::runOnOperation() {
 
   fixedBytes += layout->alignUp(layout->headerBytes +
                                 static_cast<uint64_t>(reserveBytes));
-  uint64_t budget = 0;
+  uint64_t budget = 0, largestBytes = 0;
   analysis::AllocationResult result;
   if (!dynamicGate) {
     if (hasBpw) {
@@ -254,17 +254,36 @@ void AllocateBitsPass::runOnOperation() {
       if (!analysis::parseByteSize(targetSize, budget, error))
         return fail("target-size: " + error);
     }
-    if (budget < fixedBytes)
-      return fail("the budget of " + std::to_string(budget) +
-                  " bytes is below the " + std::to_string(fixedBytes) +
-                  " bytes of metadata, pinned and unquantizable tensors");
+    uint64_t smallest = fixedBytes, largest = fixedBytes;
+    for (const analysis::AllocationTensor &t : search) {
+      uint64_t lo = UINT64_MAX, hi = 0;
+      for (const analysis::AllocationOption &o : t.options) {
+        lo = std::min(lo, o.bytes);
+        hi = std::max(hi, o.bytes);
+      }
+      smallest += lo;
+      largest += hi;
+    }
+    auto describe = [&](uint64_t bytes) {
+      return std::to_string(bytes) + " bytes (" +
+             llvm::formatv("{0:f3}", bytes * 8.0 / double(elements)).str() +
+             " bits per weight)";
+    };
+    if (budget < smallest)
+      return fail("the budget of " + describe(budget) +
+                  " is below the smallest file the candidate formats allow: " +
+                  describe(smallest));
     std::string error;
     if (!analysis::allocateBits(search, budget - fixedBytes, result, error,
                                 allocationMethod))
-      return fail("cannot meet the budget of " + std::to_string(budget) +
-                  " bytes (" +
-                  std::to_string(budget * 8.0 / double(elements)) +
-                  " bits per weight): " + error);
+      return fail("cannot meet the budget of " + describe(budget) + ": " +
+                  error);
+    largestBytes = largest;
+    if (budget > largest)
+      module.emitWarning() << "the budget of " << describe(budget)
+                           << " exceeds the largest file the candidate "
+                              "formats allow: "
+                           << describe(largest);
     for (Tensor &t : tensors)
       if (t.searched)
         t.chosen = static_cast<Format>(
@@ -305,7 +324,7 @@ void AllocateBitsPass::runOnOperation() {
   if (!dynamicGate) {
     info.push_back(b.getNamedAttr(
         "budget", b.getI64IntegerAttr(static_cast<int64_t>(budget))));
-    if (predicted < budget - budget / 200)
+    if (predicted < budget - budget / 200 && budget <= largestBytes)
       module.emitWarning() << "the allocation fills "
                            << llvm::formatv("{0:f2}", 100.0 * predicted / budget)
                                   .str()

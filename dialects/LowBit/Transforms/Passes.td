@@ -115,6 +115,7 @@ def LowBitCalibrate : Pass<"lowbit-calibrate", "::mlir::ModuleOp"> {
         tokens = 96512 : i64}, lowbit.metadata = [...]} { ... }
     ```
   }];
+  let dependentDialects = ["::mlir::lowbit::LowBitDialect"];
   let options = [
     Option<"calibText", "calib", "std::string", "\"\"",
            "Calibration text file, or 'self' to sample it from the model">,
@@ -149,8 +150,11 @@ def LowBitSensitivity : Pass<"lowbit-sensitivity", "::mlir::ModuleOp"> {
     sum_c Var[x_c] e_c^2 + (e . E[x])^2 (see lowbit/Analysis/Sensitivity.h
     for the derivation and its approximation). With `measure=kld` the damage
     is instead the measured mean KL divergence of the model's next-token
-    distribution on calibration tokens when only that weight is quantized.
-    Results are kept in `state` (JSON, keyed by the model's fingerprint,
+    distribution on calibration tokens when only that weight is quantized;
+    with `measure=gain` it is the predicted damage scaled, per tensor, so
+    that it matches the KL divergence measured for one format (q3_k, or
+    q4_0 for rows of 32): the prediction's shape across formats, the
+    measured weight of the tensor in the model's output. Results are kept in `state` (JSON, keyed by the model's fingerprint,
     tensor and format), written after every tensor, so a rerun reuses them
     and an interrupted run resumes. Statistics come from `statistics` (a
     calibration state or any imatrix) or from the module's
@@ -166,6 +170,7 @@ def LowBitSensitivity : Pass<"lowbit-sensitivity", "::mlir::ModuleOp"> {
         {lowbit.sensitivity = {q4_k = 2.1e-02 : f64, q6_k = 1.4e-03 : f64}}
     ```
   }];
+  let dependentDialects = ["::mlir::lowbit::LowBitDialect"];
   let options = [
     Option<"statistics", "statistics", "std::string", "\"\"",
            "Calibration state or imatrix file (default: lowbit.calibration)">,
@@ -175,7 +180,9 @@ def LowBitSensitivity : Pass<"lowbit-sensitivity", "::mlir::ModuleOp"> {
                "Candidate formats (default: q2_k q3_k iq4_xs q4_0 iq4_nl q4_1 "
                "q4_k q5_0 q5_1 q5_k q6_k q8_0 f16)">,
     Option<"measure", "measure", "std::string", "\"wmse\"",
-           "Damage: wmse (predicted) or kld (measured KL divergence)">,
+           "Damage: wmse (predicted from statistics), gain (predicted, "
+           "scaled per tensor to one measured KL divergence) or kld "
+           "(measured for every format)">,
     Option<"kldChunks", "kld-chunks", "int64_t", "4",
            "Calibration chunks the KL divergence is measured on">,
     Option<"calibText", "calib", "std::string", "\"\"",
@@ -218,6 +225,7 @@ def LowBitAllocateBits : Pass<"lowbit-allocate-bits", "::mlir::ModuleOp"> {
         {lowbit.target = #lowbit.format<q4_k>}
     ```
   }];
+  let dependentDialects = ["::mlir::lowbit::LowBitDialect"];
   let options = [
     Option<"targetBpw", "target-bpw", "double", "0.0",
            "Bits per weight of the whole file">,

@@ -322,7 +322,7 @@ bool SensitivityPass::kldTokens(ModuleOp module, std::vector<int32_t> &tokens,
     context = ctx > 0 ? ctx : calibState.contextSize;
     return true;
   }
-  err = "measure=kld needs calibration tokens: statistics=STATE from "
+  err = "measure=" + measure + " needs calibration tokens: statistics=STATE from "
         "lowbit-calibrate, or calib=FILE";
   return false;
 }
@@ -333,9 +333,9 @@ void SensitivityPass::runOnOperation() {
     module.emitError() << message;
     signalPassFailure();
   };
-  const bool measureKLD = measure == "kld";
-  if (!measureKLD && measure != "wmse")
-    return fail("measure must be wmse or kld, not '" + measure + "'");
+  const bool measureKLD = measure == "kld", measureGain = measure == "gain";
+  if (!measureKLD && !measureGain && measure != "wmse")
+    return fail("measure must be wmse, gain or kld, not '" + measure + "'");
 
   std::vector<formats::Format> candidates;
   if (candidateFormats.empty()) {
@@ -452,7 +452,7 @@ void SensitivityPass::runOnOperation() {
   saved.statistics = statsHash.hex();
 
   std::unique_ptr<KLDMeasure> kld;
-  if (measureKLD) {
+  if (measureKLD || measureGain) {
     std::vector<int32_t> tokens;
     int64_t context = 0;
     int32_t bos = -1;
@@ -462,12 +462,12 @@ void SensitivityPass::runOnOperation() {
         kldChunks, context > 0 ? static_cast<int64_t>(tokens.size()) / context
                                : 0);
     if (context < 4 || chunks <= 0)
-      return fail("measure=kld: " + std::to_string(tokens.size()) +
+      return fail("measure=" + measure + ": " + std::to_string(tokens.size()) +
                   " calibration tokens make no chunk of " +
                   std::to_string(context));
     kld = std::make_unique<KLDMeasure>();
     if (!kld->init(module, tokens, context, chunks, bos, threads, err))
-      return fail("measure=kld: " + err);
+      return fail("measure=" + measure + ": " + err);
   }
 
   MLIRContext *context = module.getContext();
@@ -475,62 +475,80 @@ void SensitivityPass::runOnOperation() {
   int64_t computed = 0, reused = 0;
   double seconds = 0, kldSeconds = 0;
   size_t done = 0;
+  const char *step = kld ? "kld" : "sensitivity";
   for (TensorWork &t : work) {
-    reportAnalysisProgress(measureKLD ? "kld" : "sensitivity", done,
-                           work.size(), t.name);
-    // Candidates without a saved result.
-    std::vector<formats::Format> todo;
+    reportAnalysisProgress(step, done, work.size(), t.name);
+    // measure=gain measures one format per tensor: q3_k, else q4_0 (rows
+    // of 32), else the smallest candidate; large enough an error to stand
+    // well above the measurement's noise, small enough to stay in the
+    // regime where KL divergence grows like the squared error.
+    formats::Format reference = t.candidates.front();
+    for (formats::Format f : {formats::Format::Q4_0, formats::Format::Q3_K})
+      if (std::find(t.candidates.begin(), t.candidates.end(), f) !=
+          t.candidates.end())
+        reference = f;
+    auto wantsKLD = [&](formats::Format f) {
+      return measureKLD || (measureGain && f == reference);
+    };
+    // What is missing from the saved results.
+    std::vector<formats::Format> wmseTodo, kldTodo;
     for (formats::Format f : t.candidates) {
       const analysis::SensitivityEntry *e =
           saved.find(t.name, formats::info(f).name);
-      bool usable =
-          e && (!measureKLD || (e->kld >= 0 && kld &&
-                                e->kldTokens == kld->positions()));
-      if (usable)
-        ++reused;
+      bool needWMSE = !e;
+      bool needKLD = wantsKLD(f) &&
+                     !(e && e->kld >= 0 && e->kldTokens == kld->positions());
+      if (needWMSE)
+        wmseTodo.push_back(f);
+      if (needKLD)
+        kldTodo.push_back(f);
+      if (needWMSE || needKLD)
+        ++computed;
       else
-        todo.push_back(f);
+        ++reused;
     }
-    if (!todo.empty()) {
-      QTensorType type = t.op.getWeightType();
-      formats::Format source = type.getFormat().getFormat();
-      const formats::FormatInfo &sourceInfo = formats::info(source);
-      const uint8_t *bytes = getWeightBytes(t.op, err);
+
+    QTensorType type = t.op.getWeightType();
+    formats::Format source = type.getFormat().getFormat();
+    const uint64_t sourceRowBytes = formats::rowBytes(
+        formats::info(source), static_cast<uint64_t>(t.cols));
+    const uint8_t *bytes = nullptr;
+    if (!wmseTodo.empty() || !kldTodo.empty()) {
+      bytes = getWeightBytes(t.op, err);
       if (!bytes)
         return fail("tensor '" + t.name + "': " + err);
-      const uint64_t sourceRowBytes =
-          formats::rowBytes(sourceInfo, static_cast<uint64_t>(t.cols));
-      std::vector<analysis::DamageTerms> terms(todo.size());
-      std::vector<double> spent(todo.size(), 0.0);
-      std::vector<float> scratch;
+    }
+    // Rows [row, row + count) as f32 (decoded into `scratch` if needed).
+    std::vector<float> scratch;
+    auto rowsAsFloat = [&](int64_t row, int64_t count) -> const float * {
+      if (source == formats::Format::F32)
+        return reinterpret_cast<const float *>(bytes + row * sourceRowBytes);
+      scratch.resize(static_cast<size_t>(count * t.cols));
+      formats::dequantizeRows(source, bytes + row * sourceRowBytes,
+                              scratch.data(), count, t.cols, threads);
+      return scratch.data();
+    };
+
+    if (!wmseTodo.empty()) {
+      std::vector<analysis::DamageTerms> terms(wmseTodo.size());
+      std::vector<double> spent(wmseTodo.size(), 0.0);
       for (int64_t row = 0; row < t.rows; row += kRowsPerChunk) {
         int64_t count = std::min(kRowsPerChunk, t.rows - row);
-        const float *values;
-        if (source == formats::Format::F32) {
-          values = reinterpret_cast<const float *>(bytes + row * sourceRowBytes);
-        } else {
-          scratch.resize(static_cast<size_t>(count * t.cols));
-          formats::dequantizeRows(source, bytes + row * sourceRowBytes,
-                                  scratch.data(), count, t.cols, threads);
-          values = scratch.data();
-        }
-        for (size_t i = 0; i < todo.size(); ++i) {
+        const float *values = rowsAsFloat(row, count);
+        for (size_t i = 0; i < wmseTodo.size(); ++i) {
           auto start = std::chrono::steady_clock::now();
-          if (!analysis::addQuantizationDamage(todo[i], values, count, t.cols,
-                                               row, t.weights, threads,
+          if (!analysis::addQuantizationDamage(wmseTodo[i], values, count,
+                                               t.cols, row, t.weights, threads,
                                                terms[i], err))
             return fail("tensor '" + t.name + "' as " +
-                        formats::info(todo[i]).name + ": " + err +
+                        formats::info(wmseTodo[i]).name + ": " + err +
                         " (rows from " + std::to_string(row) + ")");
           spent[i] += secondsSince(start);
         }
       }
-      for (size_t i = 0; i < todo.size(); ++i) {
-        analysis::SensitivityEntry e;
-        const char *formatName = formats::info(todo[i]).name;
-        if (const analysis::SensitivityEntry *old =
-                saved.find(t.name, formatName))
-          e = *old;
+      for (size_t i = 0; i < wmseTodo.size(); ++i) {
+        analysis::SensitivityEntry &e =
+            saved.tensors[t.name][formats::info(wmseTodo[i]).name];
         e.weighted = terms[i].weighted;
         e.bias = terms[i].bias;
         e.plain = terms[i].plain;
@@ -538,68 +556,63 @@ void SensitivityPass::runOnOperation() {
         e.damage = noImportance ? terms[i].plain : terms[i].damage();
         e.seconds = spent[i];
         seconds += spent[i];
-        if (kld) {
-          reportAnalysisProgress("kld", done, work.size(),
-                                 t.name + " " + formatName);
-          auto start = std::chrono::steady_clock::now();
-          // The whole tensor in the candidate format, for the executor.
-          const formats::FormatInfo &fi = formats::info(todo[i]);
-          std::vector<uint8_t> encoded(static_cast<size_t>(
-              formats::rowBytes(fi, static_cast<uint64_t>(t.cols)) * t.rows));
-          for (int64_t row = 0; row < t.rows; row += kRowsPerChunk) {
-            int64_t count = std::min(kRowsPerChunk, t.rows - row);
-            const float *values;
-            if (source == formats::Format::F32) {
-              values =
-                  reinterpret_cast<const float *>(bytes + row * sourceRowBytes);
-            } else {
-              scratch.resize(static_cast<size_t>(count * t.cols));
-              formats::dequantizeRows(source, bytes + row * sourceRowBytes,
-                                      scratch.data(), count, t.cols, threads);
-              values = scratch.data();
-            }
-            const float *importance =
-                t.weights.importanceInEncoder && !t.weights.meanSquares.empty()
-                    ? t.weights.meanSquares.data()
-                    : nullptr;
-            std::string why;
-            if (!formats::quantizeRows(
-                    todo[i], values,
-                    encoded.data() +
-                        row * formats::rowBytes(
-                                  fi, static_cast<uint64_t>(t.cols)),
-                    count, t.cols, importance, threads, &why))
-              return fail("tensor '" + t.name + "': " + why);
-          }
-          double value = 0;
-          if (!kld->measure(t.name, todo[i], encoded.data(), value, err))
-            return fail("measure=kld, tensor '" + t.name + "': " + err);
-          e.kld = value;
-          e.kldTokens = kld->positions();
-          e.kldSeconds = secondsSince(start);
-          kldSeconds += e.kldSeconds;
-        }
-        saved.tensors[t.name][formatName] = e;
-        ++computed;
       }
-      // After every tensor: an interruption loses at most this one.
-      if (!state.empty() && !saved.save(state, err))
-        return fail(err);
     }
 
+    for (formats::Format f : kldTodo) {
+      const formats::FormatInfo &fi = formats::info(f);
+      reportAnalysisProgress(step, done, work.size(),
+                             t.name + " " + fi.name);
+      auto start = std::chrono::steady_clock::now();
+      // The whole tensor in the candidate format, for the executor.
+      const uint64_t rowBytes =
+          formats::rowBytes(fi, static_cast<uint64_t>(t.cols));
+      std::vector<uint8_t> encoded(static_cast<size_t>(rowBytes * t.rows));
+      const float *importance =
+          t.weights.importanceInEncoder && !t.weights.meanSquares.empty()
+              ? t.weights.meanSquares.data()
+              : nullptr;
+      for (int64_t row = 0; row < t.rows; row += kRowsPerChunk) {
+        int64_t count = std::min(kRowsPerChunk, t.rows - row);
+        std::string why;
+        if (!formats::quantizeRows(f, rowsAsFloat(row, count),
+                                   encoded.data() + row * rowBytes, count,
+                                   t.cols, importance, threads, &why))
+          return fail("tensor '" + t.name + "': " + why);
+      }
+      double value = 0;
+      if (!kld->measure(t.name, f, encoded.data(), value, err))
+        return fail("measure=" + measure + ", tensor '" + t.name + "': " + err);
+      analysis::SensitivityEntry &e = saved.tensors[t.name][fi.name];
+      e.kld = value;
+      e.kldTokens = kld->positions();
+      e.kldSeconds = secondsSince(start);
+      kldSeconds += e.kldSeconds;
+    }
+    // After every tensor: an interruption loses at most this one.
+    if ((!wmseTodo.empty() || !kldTodo.empty()) && !state.empty() &&
+        !saved.save(state, err))
+      return fail(err);
+
+    // The damage the allocator sees.
+    double gain = 1;
+    if (measureGain) {
+      const analysis::SensitivityEntry *ref =
+          saved.find(t.name, formats::info(reference).name);
+      gain = ref->damage > 0 ? std::max(0.0, ref->kld) / ref->damage : 0.0;
+    }
     SmallVector<NamedAttribute> damages;
     for (formats::Format f : t.candidates) {
       const analysis::SensitivityEntry *e =
           saved.find(t.name, formats::info(f).name);
-      double value = measureKLD ? e->kld : e->damage;
+      double value = measureKLD ? e->kld : gain * e->damage;
       damages.push_back(
           b.getNamedAttr(formats::info(f).name, b.getF64FloatAttr(value)));
     }
     t.op->setAttr(kSensitivityAttrName, b.getDictionaryAttr(damages));
     ++done;
   }
-  reportAnalysisProgress(measureKLD ? "kld" : "sensitivity", done, work.size(),
-                         "");
+  reportAnalysisProgress(step, done, work.size(), "");
   if (!state.empty() && computed == 0 && !work.empty()) {
     // Nothing new, but record the file as this model's even when it was
     // created empty.

@@ -28,6 +28,8 @@ LOWBIT_TARGET(AArch64) {
           {Format::Q4_1, 4, Format::Q8_0, 4, 2, "neon-sdot"},
           {Format::Q5_0, 4, Format::Q8_0, 4, 2, "neon-sdot"},
           {Format::Q5_1, 4, Format::Q8_0, 4, 2, "neon-sdot"},
+          {Format::Q2_K, 2, Format::Q8_K, 2, 2, "neon-sdot"},
+          {Format::Q3_K, 2, Format::Q8_K, 2, 2, "neon-sdot"},
           {Format::Q4_K, 2, Format::Q8_K, 2, 2, "neon-sdot"},
           {Format::Q5_K, 2, Format::Q8_K, 2, 2, "neon-sdot"},
           {Format::Q6_K, 2, Format::Q8_K, 2, 2, "neon-sdot"},

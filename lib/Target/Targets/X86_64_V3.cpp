@@ -29,6 +29,8 @@ LOWBIT_TARGET(X86_64_V3) {
           {Format::Q4_1, 4, Format::Q8_0, 4, 2, "avx2-maddubs"},
           {Format::Q5_0, 4, Format::Q8_0, 4, 2, "avx2-maddubs"},
           {Format::Q5_1, 4, Format::Q8_0, 4, 2, "avx2-maddubs"},
+          {Format::Q2_K, 2, Format::Q8_K, 2, 2, "avx2-maddubs"},
+          {Format::Q3_K, 2, Format::Q8_K, 2, 2, "avx2-maddubs"},
           {Format::Q4_K, 2, Format::Q8_K, 2, 2, "avx2-maddubs"},
           {Format::Q5_K, 2, Format::Q8_K, 2, 2, "avx2-maddubs"},
           {Format::Q6_K, 2, Format::Q8_K, 2, 2, "avx2-maddubs"},

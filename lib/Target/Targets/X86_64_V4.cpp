@@ -30,6 +30,8 @@ LOWBIT_TARGET(X86_64_V4) {
           {Format::Q4_1, 4, Format::Q8_0, 4, 4, "avx512-vnni"},
           {Format::Q5_0, 4, Format::Q8_0, 4, 4, "avx512-vnni"},
           {Format::Q5_1, 4, Format::Q8_0, 4, 4, "avx512-vnni"},
+          {Format::Q2_K, 4, Format::Q8_K, 4, 2, "avx512-vnni"},
+          {Format::Q3_K, 4, Format::Q8_K, 4, 2, "avx512-vnni"},
           {Format::Q4_K, 4, Format::Q8_K, 4, 2, "avx512-vnni"},
           {Format::Q5_K, 4, Format::Q8_K, 4, 2, "avx512-vnni"},
           {Format::Q6_K, 4, Format::Q8_K, 4, 2, "avx512-vnni"},
