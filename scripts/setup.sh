@@ -10,6 +10,7 @@ PACKAGES=(
   cmake ninja-build lld
   llvm-22-dev llvm-22-tools libmlir-22-dev mlir-22-tools
   clang-22 libclang-rt-22-dev
+  liblld-22-dev
   libgtest-dev nlohmann-json3-dev
   g++-aarch64-linux-gnu qemu-user
 )

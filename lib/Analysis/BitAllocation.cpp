@@ -97,8 +97,8 @@ bool solveExact(const std::vector<AllocationTensor> &tensors, uint64_t budget,
   for (size_t t = count; t-- > 0;) {
     size_t o = back[t * width + b];
     result.choice[t] = o;
-    b -= static_cast<size_t>((tensors[t].options[o].bytes - minBytes[t]) /
-                             unit);
+    b -=
+        static_cast<size_t>((tensors[t].options[o].bytes - minBytes[t]) / unit);
   }
   result.method = "exact";
   finish(tensors, result);
@@ -186,8 +186,8 @@ void solveLagrangian(const std::vector<AllocationTensor> &tensors,
 
 } // namespace
 
-bool allocateBits(const std::vector<AllocationTensor> &tensors,
-                  uint64_t budget, AllocationResult &result, std::string &err,
+bool allocateBits(const std::vector<AllocationTensor> &tensors, uint64_t budget,
+                  AllocationResult &result, std::string &err,
                   AllocationMethod method) {
   result = AllocationResult();
   uint64_t base = 0;
@@ -267,8 +267,7 @@ int TensorPins::match(const std::string &name, std::string *rule) const {
 
 bool TensorPins::empty() const { return rules_->patterns.empty(); }
 
-bool parseByteSize(const std::string &text, uint64_t &bytes,
-                   std::string &err) {
+bool parseByteSize(const std::string &text, uint64_t &bytes, std::string &err) {
   const char *begin = text.c_str();
   char *end = nullptr;
   double value = std::strtod(begin, &end);

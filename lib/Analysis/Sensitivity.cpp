@@ -15,7 +15,8 @@ constexpr int64_t kRowsPerTask = 16;
 
 template <typename Fn> void parallelTasks(int64_t tasks, int threads, Fn fn) {
   if (threads <= 0)
-    threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    threads =
+        static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   threads = static_cast<int>(std::min<int64_t>(threads, tasks));
   if (threads <= 1) {
     for (int64_t t = 0; t < tasks; ++t)
@@ -42,7 +43,8 @@ bool addQuantizationDamage(formats::Format format, const float *values,
                            const DamageWeights &weights, int threads,
                            DamageTerms &terms, std::string &err) {
   const formats::FormatInfo &info = formats::info(format);
-  const uint64_t rowBytes = formats::rowBytes(info, static_cast<uint64_t>(cols));
+  const uint64_t rowBytes =
+      formats::rowBytes(info, static_cast<uint64_t>(cols));
   if (rowBytes == 0) {
     err = std::string("rows of ") + std::to_string(cols) +
           " weights do not fit " + info.name + "'s blocks of " +
@@ -124,9 +126,9 @@ bool addQuantizationDamage(formats::Format format, const float *values,
 const std::vector<formats::Format> &defaultCandidateFormats() {
   using formats::Format;
   static const std::vector<Format> candidates = {
-      Format::Q2_K,  Format::Q3_K,   Format::IQ4_XS, Format::Q4_0, Format::IQ4_NL,
-      Format::Q4_1,  Format::Q4_K,   Format::Q5_0,   Format::Q5_1, Format::Q5_K,
-      Format::Q6_K,  Format::Q8_0,   Format::F16};
+      Format::Q2_K, Format::Q3_K, Format::IQ4_XS, Format::Q4_0, Format::IQ4_NL,
+      Format::Q4_1, Format::Q4_K, Format::Q5_0,   Format::Q5_1, Format::Q5_K,
+      Format::Q6_K, Format::Q8_0, Format::F16};
   return candidates;
 }
 

@@ -98,9 +98,9 @@ bool SensitivityState::save(const std::string &path, std::string &err) const {
   for (const auto &[tensor, formats] : tensors) {
     nlohmann::json formatsJson = nlohmann::json::object();
     for (const auto &[format, e] : formats) {
-      nlohmann::json entry = {{"damage", e.damage},   {"weighted", e.weighted},
-                              {"bias", e.bias},       {"plain", e.plain},
-                              {"norm", e.norm},       {"seconds", e.seconds}};
+      nlohmann::json entry = {{"damage", e.damage}, {"weighted", e.weighted},
+                              {"bias", e.bias},     {"plain", e.plain},
+                              {"norm", e.norm},     {"seconds", e.seconds}};
       if (e.kld >= 0) {
         entry["kld"] = e.kld;
         entry["kld_tokens"] = e.kldTokens;
@@ -121,8 +121,9 @@ bool SensitivityState::save(const std::string &path, std::string &err) const {
          writer.commit(err);
 }
 
-const SensitivityEntry *SensitivityState::find(const std::string &tensor,
-                                               const std::string &format) const {
+const SensitivityEntry *
+SensitivityState::find(const std::string &tensor,
+                       const std::string &format) const {
   auto t = tensors.find(tensor);
   if (t == tensors.end())
     return nullptr;

@@ -289,8 +289,7 @@ private:
 };
 
 /// -log p(next) from a row of logits (max-shifted, double sums).
-double negativeLogLikelihood(const float *logits, int64_t vocab,
-                             int32_t next) {
+double negativeLogLikelihood(const float *logits, int64_t vocab, int32_t next) {
   float maxLogit = *std::max_element(logits, logits + vocab);
   double sum = 0;
   for (int64_t v = 0; v < vocab; ++v)
@@ -354,8 +353,8 @@ bool runCalibration(exec::Executor &ex, const std::vector<int32_t> &tokens,
   if (options.hessians) {
     scratch = std::fopen(options.scratchPath.c_str(), "wb");
     if (!scratch) {
-      err = "cannot create " + options.scratchPath + ": " +
-            std::strerror(errno);
+      err =
+          "cannot create " + options.scratchPath + ": " + std::strerror(errno);
       return false;
     }
   }
@@ -411,10 +410,9 @@ bool runCalibration(exec::Executor &ex, const std::vector<int32_t> &tokens,
         scored += ctx - 1 - first;
       }
       if (options.progress)
-        options.progress(pass,
-                         collector.anyDeferred() ? plannedPasses + 1
-                                                 : plannedPasses,
-                         c + 1, chunks);
+        options.progress(
+            pass, collector.anyDeferred() ? plannedPasses + 1 : plannedPasses,
+            c + 1, chunks);
     }
     if (options.hessians && !collector.flushActive(scratch, scratchBytes, err))
       return false;
@@ -450,9 +448,9 @@ bool runCalibration(exec::Executor &ex, const std::vector<int32_t> &tokens,
       result.hessians.push_back(g.info);
     result.hessianTokens = static_cast<uint64_t>(chunks * ctx);
   }
-  result.seconds = std::chrono::duration<double>(
-                       std::chrono::steady_clock::now() - started)
-                       .count();
+  result.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started)
+          .count();
   return true;
 }
 
@@ -467,8 +465,7 @@ bool sampleCalibrationTokens(
     return false;
   }
   if (contextSize < 2 || contextSize > ex.contextSize()) {
-    err = "bad context size " + std::to_string(contextSize) +
-          " for sampling";
+    err = "bad context size " + std::to_string(contextSize) + " for sampling";
     return false;
   }
   if (tokenizer.bos() < 0) {
@@ -524,8 +521,8 @@ bool writeCalibrationState(const std::string &path,
     writer.set(kHessianTokensKey, gguf::Value::makeU64(result.hessianTokens));
     for (const HessianGroup &g : result.hessians)
       for (const std::string &w : g.weights)
-        writer.set(kHessianOfKeyPrefix + w, gguf::Value::makeString(
-                                                g.weights[0] + kHessianSuffix));
+        writer.set(kHessianOfKeyPrefix + w,
+                   gguf::Value::makeString(g.weights[0] + kHessianSuffix));
   }
 
   // The imatrix part, as IMatrix::saveGGUF lays it out (sorted names).
@@ -543,7 +540,8 @@ bool writeCalibrationState(const std::string &path,
                    kGGMLTypeF32, result.tokenCounts.data(),
                    result.tokenCounts.size() * sizeof(float));
   writer.addTensor(kStateTokensTensor, {result.tokens.size()}, kGGMLTypeI32,
-                   result.tokens.data(), result.tokens.size() * sizeof(int32_t));
+                   result.tokens.data(),
+                   result.tokens.size() * sizeof(int32_t));
 
   int scratchFd = -1;
   if (!result.hessians.empty()) {

@@ -30,7 +30,8 @@ public:
       return false;
     k = static_cast<int64_t>(t->dims[0]);
     out.resize(static_cast<size_t>(k * k));
-    std::memcpy(out.data(), reader_->tensorData(*t), out.size() * sizeof(float));
+    std::memcpy(out.data(), reader_->tensorData(*t),
+                out.size() * sizeof(float));
     for (size_t i = 0; i < out.size(); ++i)
       if (!std::isfinite(out[i])) {
         error = reader_->path() + ": tensor '" + t->name +
@@ -43,8 +44,7 @@ public:
 
   uint64_t tokens() const override {
     const gguf::KeyValue *kv = reader_->find(kHessianTokensKey);
-    return kv && kv->value.isInteger() ? static_cast<uint64_t>(kv->value.u)
-                                       : 0;
+    return kv && kv->value.isInteger() ? static_cast<uint64_t>(kv->value.u) : 0;
   }
 
 private:
@@ -63,8 +63,8 @@ private:
     }
     const gguf::TensorInfo *t = reader_->findTensor(kv->value.str);
     if (!t) {
-      error = reader_->path() + ": " + key + " names tensor '" +
-              kv->value.str + "', which the file does not hold";
+      error = reader_->path() + ": " + key + " names tensor '" + kv->value.str +
+              "', which the file does not hold";
       return nullptr;
     }
     if (t->ggmlType != kGGMLTypeF32 || t->dims.size() != 2 ||

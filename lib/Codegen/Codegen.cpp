@@ -289,6 +289,8 @@ bool emitKernels(ModuleOp module, const target::TargetInfo &target,
     return false;
   }
   llvm::TargetOptions targetOptions;
+  // Loop and register comments in assembly output, as llc prints them.
+  targetOptions.MCOptions.AsmVerbose = options.kind == EmitKind::Assembly;
   std::unique_ptr<llvm::TargetMachine> machine(llvmTarget->createTargetMachine(
       triple, target.cpu, target.features, targetOptions, llvm::Reloc::PIC_,
       std::nullopt, llvm::CodeGenOptLevel::Aggressive));

@@ -1,6 +1,7 @@
 //===- AWQ.cpp - Activation-aware per-channel weight scaling --------------===//
 #include "lowbit/Quant/AWQ.h"
 #include "Parallel.h"
+#include "Quadratic.h"
 
 #include <algorithm>
 #include <cmath>
@@ -85,22 +86,14 @@ bool lowbit::quant::scaledQuantError(Format format, const float *w,
       return;
     }
     formats::dequantizeRows(format, bytes.data(), dec.data(), count, cols, 1);
-    std::vector<double> e(cols);
+    std::vector<float> e(cols);
     double sum = 0;
     for (int64_t i = 0; i < count; ++i) {
       const float *src = w + picked[i0 + i] * cols;
       for (int64_t c = 0; c < cols; ++c)
-        e[c] = double(src[c]) -
-               double(dec[i * cols + c]) / (scales ? double(scales[c]) : 1.0);
-      for (int64_t a = 0; a < cols; ++a) {
-        if (e[a] == 0)
-          continue;
-        const float *ha = hessian + a * cols;
-        double v = 0;
-        for (int64_t b = 0; b < cols; ++b)
-          v += ha[b] * e[b];
-        sum += e[a] * v;
-      }
+        e[c] = scales ? src[c] - dec[i * cols + c] / scales[c]
+                      : src[c] - dec[i * cols + c];
+      sum += detail::quadraticForm(hessian, e.data(), cols);
     }
     partial[task] = sum;
   });

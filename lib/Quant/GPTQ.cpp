@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 #include "lowbit/Quant/GPTQ.h"
 #include "Parallel.h"
+#include "Quadratic.h"
 
 #include <algorithm>
 #include <cmath>
@@ -40,15 +41,18 @@ std::vector<int64_t> processingOrder(const std::vector<double> &diag,
     total[c / bs] += diag[c];
   std::vector<int64_t> blocks(nb);
   std::iota(blocks.begin(), blocks.end(), 0);
-  std::stable_sort(blocks.begin(), blocks.end(),
-                   [&](int64_t a, int64_t b) { return total[a] > total[b]; });
+  // Ties keep storage order (std::sort with the index as tie-break).
+  std::sort(blocks.begin(), blocks.end(), [&](int64_t a, int64_t b) {
+    return total[a] != total[b] ? total[a] > total[b] : a < b;
+  });
   perm.clear();
   for (int64_t b : blocks) {
     size_t first = perm.size();
     for (int64_t c = b * bs; c < (b + 1) * bs; ++c)
       perm.push_back(c);
-    std::stable_sort(perm.begin() + first, perm.end(),
-                     [&](int64_t a, int64_t c) { return diag[a] > diag[c]; });
+    std::sort(perm.begin() + first, perm.end(), [&](int64_t a, int64_t c) {
+      return diag[a] != diag[c] ? diag[a] > diag[c] : a < c;
+    });
   }
   return perm;
 }
@@ -141,18 +145,29 @@ inline void setCode(const CodeLayout &layout, uint8_t *block, int64_t e,
   }
 }
 
-/// U with U^T U = (A + damp I)^-1, A = `hp` (K x K, processing order). Works
-/// on the index-reversed matrix: if J A J = L L^T then A^-1 = U^T U with
-/// U = J L^-1 J upper triangular, so one Cholesky and one triangular inverse
-/// suffice (GPTQ's reference code does Cholesky, inverse, Cholesky again).
+/// U with U^T U = (A + damp I)^-1, A = P^T H P in processing order (dead
+/// columns decoupled, with a unit diagonal). Works on the index-reversed
+/// matrix: if J A J = L L^T then A^-1 = U^T U with U = J L^-1 J upper
+/// triangular, so one Cholesky and one triangular inverse suffice (GPTQ's
+/// reference code does Cholesky, inverse, Cholesky again).
 /// False when a pivot is not positive (A + damp I not positive definite).
-bool factorInverse(const std::vector<double> &hp, int64_t k, double damp,
+bool factorInverse(const float *hessian, const std::vector<int64_t> &perm,
+                   const std::vector<char> &dead, int64_t k, double damp,
                    int threads, std::vector<float> &u) {
   auto rev = [k](int64_t i) { return k - 1 - i; };
+  // Built from H on every try (no K x K double copy is kept between tries).
   std::vector<double> l(static_cast<size_t>(k * k));
-  for (int64_t i = 0; i < k; ++i)
-    for (int64_t j = 0; j <= i; ++j)
-      l[i * k + j] = hp[rev(i) * k + rev(j)] + (i == j ? damp : 0.0);
+  for (int64_t i = 0; i < k; ++i) {
+    int64_t ci = perm[rev(i)];
+    for (int64_t j = 0; j <= i; ++j) {
+      int64_t cj = perm[rev(j)];
+      double v = hessian[ci * k + cj];
+      // A dead column's input is always zero: decouple it.
+      if (dead[ci] || dead[cj])
+        v = ci == cj ? 1.0 : 0.0;
+      l[i * k + j] = v + (i == j ? damp : 0.0);
+    }
+  }
 
   // Column-oriented Cholesky: column j needs rows < j only, rows of a column
   // are independent (threaded for large K).
@@ -226,14 +241,14 @@ struct Worker {
   std::vector<double> best, rowErr, work;
   std::vector<float> candidates, decodedRow;
   std::vector<uint8_t> rtnBytes;
-  std::vector<double> hv;
+  std::vector<float> diff;
   double loss = 0, gptqError = 0, rtnError = 0;
   int64_t rtnRows = 0;
 };
 
 class Runner {
 public:
-  Runner(const Problem &p) : p_(p) {}
+  explicit Runner(const Problem &p) : p_(p) {}
 
   bool runChunk(Worker &s, int64_t row0, int64_t count, std::string &error) {
     const int64_t k = p_.cols;
@@ -276,7 +291,7 @@ public:
       return false;
     }
     s.decodedRow.resize(k);
-    s.hv.resize(k);
+    s.diff.resize(k);
     for (int64_t r = 0; r < count; ++r) {
       formats::dequantizeRow(p_.format, out + r * p_.rowBytes,
                              s.decodedRow.data(), k);
@@ -297,20 +312,9 @@ public:
 
   /// e^T H e for e = w - s.decodedRow, H the caller's Hessian.
   double rowError(Worker &s, const float *w) {
-    const int64_t k = p_.cols;
-    for (int64_t c = 0; c < k; ++c)
-      s.hv[c] = double(w[c]) - double(s.decodedRow[c]);
-    double sum = 0;
-    for (int64_t i = 0; i < k; ++i) {
-      if (s.hv[i] == 0)
-        continue;
-      const float *hi = p_.hessian + i * k;
-      double v = 0;
-      for (int64_t j = 0; j < k; ++j)
-        v += double(hi[j]) * s.hv[j];
-      sum += s.hv[i] * v;
-    }
-    return sum;
+    for (int64_t c = 0; c < p_.cols; ++c)
+      s.diff[c] = w[c] - s.decodedRow[c];
+    return detail::quadraticForm(p_.hessian, s.diff.data(), p_.cols);
   }
 
 private:
@@ -543,27 +547,16 @@ bool lowbit::quant::quantizeGPTQ(Format format, int64_t rows, int64_t cols,
   p.hessian = hessian;
   p.guardRTN = options.guardRTN;
 
-  std::vector<double> hp(static_cast<size_t>(k * k));
-  for (int64_t i = 0; i < k; ++i) {
-    int64_t ci = p.perm[i];
-    for (int64_t j = 0; j < k; ++j) {
-      int64_t cj = p.perm[j];
-      double v = hessian[ci * k + cj];
-      if (!std::isfinite(v)) {
-        error = "the Hessian is not finite at (" + std::to_string(ci) + ", " +
-                std::to_string(cj) + ")";
-        return false;
-      }
-      // A dead column's input is always zero: decouple it.
-      if (dead[ci] || dead[cj])
-        v = ci == cj ? 1.0 : 0.0;
-      hp[i * k + j] = v;
+  for (int64_t i = 0; i < k * k; ++i)
+    if (!std::isfinite(hessian[i])) {
+      error = "the Hessian is not finite at (" + std::to_string(i / k) + ", " +
+              std::to_string(i % k) + ")";
+      return false;
     }
-  }
 
   double damp = options.percDamp * meanDiag;
   int raises = 0;
-  while (!factorInverse(hp, k, damp, threads, p.u)) {
+  while (!factorInverse(hessian, p.perm, dead, k, damp, threads, p.u)) {
     if (++raises > 8) {
       error = "the Hessian is not positive definite even with damping " +
               std::to_string(damp) + " (mean diagonal " +
@@ -638,20 +631,10 @@ double lowbit::quant::outputError(const float *w, const float *q, int64_t rows,
                                   int threads) {
   std::vector<double> partial(rows, 0.0);
   detail::parallelFor(rows, threads, [&](int64_t r, int) {
-    std::vector<double> e(cols);
+    std::vector<float> e(cols);
     for (int64_t c = 0; c < cols; ++c)
-      e[c] = double(w[r * cols + c]) - double(q[r * cols + c]);
-    double sum = 0;
-    for (int64_t i = 0; i < cols; ++i) {
-      if (e[i] == 0)
-        continue;
-      const float *hi = hessian + i * cols;
-      double v = 0;
-      for (int64_t j = 0; j < cols; ++j)
-        v += hi[j] * e[j];
-      sum += e[i] * v;
-    }
-    partial[r] = sum;
+      e[c] = w[r * cols + c] - q[r * cols + c];
+    partial[r] = detail::quadraticForm(hessian, e.data(), cols);
   });
   return std::accumulate(partial.begin(), partial.end(), 0.0);
 }

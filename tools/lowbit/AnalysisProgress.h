@@ -1,4 +1,4 @@
-//===- AnalysisProgress.h - Progress bars of the analysis passes -*- C++ -*-===//
+//===- AnalysisProgress.h - Progress bars of analysis passes ----*- C++ -*-===//
 #ifndef LOWBIT_TOOLS_ANALYSISPROGRESS_H
 #define LOWBIT_TOOLS_ANALYSISPROGRESS_H
 
@@ -16,8 +16,9 @@ namespace lowbit::driver {
 class AnalysisProgress {
 public:
   explicit AnalysisProgress(bool enabled) : enabled_(enabled) {
-    mlir::lowbit::setAnalysisProgressCallback([this](llvm::StringRef step, size_t done,
-                                       size_t total, llvm::StringRef item) {
+    mlir::lowbit::setAnalysisProgressCallback([this](llvm::StringRef step,
+                                                     size_t done, size_t total,
+                                                     llvm::StringRef item) {
       if (step != step_) {
         bar_.reset();
         step_ = step.str();

@@ -20,7 +20,6 @@ using namespace lowbit;
 using namespace mlir;
 using namespace mlir::lowbit;
 
-
 int calibrateCommand(int argc, char **argv) {
   cli::CommandLine cl(
       "calibrate", "MODEL --calib FILE|self (-o IMATRIX.gguf | --state FILE)",
@@ -45,8 +44,9 @@ int calibrateCommand(int argc, char **argv) {
   cl.option("hessian-budget", "SIZE",
             "Most memory for Hessians at once, e.g. 512MiB (default 1GiB); "
             "more passes\nover the text when they do not all fit.");
-  cl.option("self-tokens", "N", "Tokens to sample with --calib self "
-                                "(default 16384).");
+  cl.option("self-tokens", "N",
+            "Tokens to sample with --calib self "
+            "(default 16384).");
   cl.option("seed", "N", "Seed for --calib self (default 1).");
   cl.option("threads", "N", "Threads (default: all cores).", "t");
   std::string error;
@@ -66,7 +66,8 @@ int calibrateCommand(int argc, char **argv) {
   if (cl.has("hessians") && !cl.has("state"))
     return cli::fail("--hessians needs --state FILE");
   long long ctx = 0, chunks = 0, threads = 0, selfTokens = 16384, seed = 1;
-  if (!cl.getInt("ctx-size", ctx, error) || !cl.getInt("chunks", chunks, error) ||
+  if (!cl.getInt("ctx-size", ctx, error) ||
+      !cl.getInt("chunks", chunks, error) ||
       !cl.getInt("threads", threads, error) ||
       !cl.getInt("self-tokens", selfTokens, error) ||
       !cl.getInt("seed", seed, error))
@@ -109,7 +110,8 @@ int calibrateCommand(int argc, char **argv) {
   llvm::outs() << llvm::formatv(
       "calibrated on {0} chunks of {1} tokens ({2} tokens, {3} pass{4}) in "
       "{5:f1} s; PPL of the chunks' second halves {6:f4}\n",
-      getInt("chunks"), ctx > 0 ? ctx : getInt("tokens") / std::max<int64_t>(1, getInt("chunks")),
+      getInt("chunks"),
+      ctx > 0 ? ctx : getInt("tokens") / std::max<int64_t>(1, getInt("chunks")),
       getInt("tokens"), getInt("passes"), getInt("passes") == 1 ? "" : "es",
       getFloat("seconds"), getFloat("ppl"));
   if (cl.has("output"))

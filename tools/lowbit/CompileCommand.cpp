@@ -154,10 +154,12 @@ int compileCommand(int argc, char **argv) {
             "scales folded into the norms).\ngptq and awq need Hessians: "
             "--calib FILE, or a --state FILE calibrated with them.");
   cl.option("measure", "KIND",
-            "Sensitivity: wmse (predicted from the statistics, default), gain "
-            "(predicted,\nscaled per tensor to one measured KL divergence) "
-            "or kld (KL divergence\nmeasured for every tensor and format "
-            "with only that tensor quantized).");
+            "Sensitivity: wmse (predicted from the activation statistics), "
+            "gain (predicted,\nscaled per tensor to one measured KL "
+            "divergence) or kld (KL divergence measured\nfor every tensor "
+            "and format with only that tensor quantized). Default: gain "
+            "with\n--calib or --state (they hold calibration tokens), wmse "
+            "otherwise.");
   cl.option("kld-chunks", "N", "Chunks --measure kld runs on (default 4).");
   cl.option("formats", "LIST",
             "Candidate formats of the budget modes, comma-separated (default "
@@ -248,8 +250,9 @@ int compileCommand(int argc, char **argv) {
       !::lowbit::analysis::parseByteSize(cl.get("target-size"), targetBytes,
                                          error))
     return cli::fail("--target-size: " + error);
-  std::string measure = cl.get("measure", "wmse");
-  if (measure != "wmse" && measure != "gain" && measure != "kld")
+  std::string measure = cl.get("measure");
+  if (cl.has("measure") && measure != "wmse" && measure != "gain" &&
+      measure != "kld")
     return cli::fail("--measure must be wmse, gain or kld, got '" + measure +
                      "'");
   long long ctx = 0, chunks = 0, kldChunks = 4;
@@ -339,6 +342,12 @@ int compileCommand(int argc, char **argv) {
       statistics = statePath;
     }
     quantizeImatrix = noImportance ? "" : statistics;
+    // The predicted damage is comparable across formats of one tensor, not
+    // across tensors (an error in attn_q costs the output far less than the
+    // same error in ffn_down): by default, when calibration tokens are at
+    // hand, one measured KL divergence per tensor puts them on one scale.
+    if (measure.empty())
+      measure = !noImportance && statistics == statePath ? "gain" : "wmse";
 
     auto sensitivityStarted = std::chrono::steady_clock::now();
     PassManager analyse(context.get());
@@ -569,6 +578,7 @@ int compileCommand(int argc, char **argv) {
       report["sensitivity_computed"] = computed;
       report["sensitivity_reused"] = reused;
       report["kld_seconds"] = kldSeconds;
+      report["measure"] = measure;
     }
     llvm::outs() << llvm::formatv("{0:2}", llvm::json::Value(std::move(report)))
                  << "\n";
@@ -605,7 +615,8 @@ int compileCommand(int argc, char **argv) {
       llvm::outs() << (i ? ", " : " ") << steps[i].name << " "
                    << llvm::formatv("{0:f2}", steps[i].seconds) << " s";
       if (steps[i].name == "sensitivity + allocation")
-        llvm::outs() << " (" << computed << " measured, " << reused
+        llvm::outs() << " (" << measure << ": " << computed << " measured, "
+                     << reused
                      << " reused"
                      << (kldSeconds > 0
                              ? llvm::formatv(", KL divergence {0:f1} s",

@@ -39,7 +39,7 @@ constexpr int64_t kActQs = 4, kActSums = 260, kActBytes = 292;
 struct RowBlock {
   Value at;      // byte offset of the super-block
   Value d, dmin; // f32 scalars (dmin: null when unused)
-  Value scales;  // vector<8xi8> (per 32) or vector<16xi8> (per 16)
+  VectorOps::Scales scales; // per 32 (Q4_K, Q5_K) or per 16 weights
   Value pairs;   // vector<16xi16> multiplied with the activation sums
 };
 
@@ -75,16 +75,9 @@ public:
         xc.push_back(v.loadBytes(ctx.xq, v.addConst(at, kActQs + 32 * c), 32));
       for (int64_t i = 0; i < rows; ++i) {
         Value u = chunk(v, ctx.w, rowBlocks[i].at, c);
-        const bool perSixteen = format == Format::Q2_K ||
-                                format == Format::Q3_K ||
-                                format == Format::Q6_K;
-        const int64_t lo = perSixteen ? 2 * c : c, hi = perSixteen ? lo + 1 : c;
-        const bool signedScales =
-            format == Format::Q3_K || format == Format::Q6_K;
         for (int64_t j = 0; j < tokens; ++j)
-          isum[i * tokens + j] =
-              v.dotUScaled(isum[i * tokens + j], u, xc[j],
-                           rowBlocks[i].scales, signedScales, lo, hi);
+          isum[i * tokens + j] = v.dotUScaled(isum[i * tokens + j], u, xc[j],
+                                              rowBlocks[i].scales, c);
       }
     }
 
@@ -191,29 +184,33 @@ private:
       rb.d = v.loadHalfAsF32(w, v.addConst(at, 80));
       rb.dmin = v.loadHalfAsF32(w, v.addConst(at, 82));
       Value packed = v.loadBytes(w, at, 16);
-      rb.scales = v.andI8(packed, 0x0f);
+      rb.scales = v.prepareScales(v.andI8(packed, 0x0f), false);
       rb.pairs = v.extend(v.shrI8(packed, 4), 16, false);
       break;
     }
-    case Format::Q3_K:
+    case Format::Q3_K: {
       rb.d = v.loadHalfAsF32(w, v.addConst(at, 108));
-      rb.scales = unpackQ3Scales(v, w, at);
-      rb.pairs = v.extend(rb.scales, 16, true);
+      Value scales = unpackQ3Scales(v, w, at);
+      rb.scales = v.prepareScales(scales, true);
+      rb.pairs = v.extend(scales, 16, true);
       break;
+    }
     case Format::Q4_K:
     case Format::Q5_K: {
       rb.d = v.loadHalfAsF32(w, at);
       rb.dmin = v.loadHalfAsF32(w, v.addConst(at, 2));
       auto [scales, mins] = unpackScaleMin(v, w, v.addConst(at, 4));
-      rb.scales = scales;
+      rb.scales = v.prepareScales(scales, false);
       rb.pairs = perSixteenPairs(v, mins);
       break;
     }
-    case Format::Q6_K:
+    case Format::Q6_K: {
       rb.d = v.loadHalfAsF32(w, v.addConst(at, 208));
-      rb.scales = v.loadBytes(w, v.addConst(at, 192), 16);
-      rb.pairs = v.extend(rb.scales, 16, true);
+      Value scales = v.loadBytes(w, v.addConst(at, 192), 16);
+      rb.scales = v.prepareScales(scales, true);
+      rb.pairs = v.extend(scales, 16, true);
       break;
+    }
     default:
       llvm_unreachable("not a K-quant");
     }

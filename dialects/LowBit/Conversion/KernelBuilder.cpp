@@ -226,23 +226,38 @@ Value VectorOps::dotS(Value acc, Value a, Value s) {
   return dotU(acc, absA, signedS);
 }
 
-Value VectorOps::dotUScaled(Value acc, Value u, Value s, Value scales,
-                            bool signedScales, int64_t lo, int64_t hi) {
+VectorOps::Scales VectorOps::prepareScales(Value scales, bool isSigned) {
+  const bool perSixteen = numElements(scales) == 16;
+  if (isNeon())
+    // NEON multiplies by a lane (mul v.4s, v.4s, v.s[i]): plain i32 lanes.
+    return {extend(scales, 32, isSigned), perSixteen};
+  // x86: a vector<16xi16> whose two 128-bit halves each hold the 8 scales a
+  // chunk's half may need: the same 8 per-32 scales twice, or the even
+  // per-16 scales (first halves) then the odd ones (second halves).
+  Value wide = extend(scales, 16, isSigned);
+  SmallVector<int64_t> mask;
+  for (int i = 0; i < 16; ++i)
+    mask.push_back(perSixteen ? (i < 8 ? 2 * i : 2 * (i - 8) + 1) : i % 8);
+  return {shuffle(wide, mask), perSixteen};
+}
+
+Value VectorOps::dotUScaled(Value acc, Value u, Value s, const Scales &scales,
+                            int64_t chunk) {
   if (isNeon()) {
+    const int64_t lo = scales.perSixteen ? 2 * chunk : chunk;
+    const int64_t hi = scales.perSixteen ? lo + 1 : chunk;
     Value dot = neonSdot(splatI32(0), u, s);
     SmallVector<int64_t> mask;
     for (int i = 0; i < 8; ++i)
       mask.push_back(i < 4 ? lo : hi);
-    Value sc = extend(shuffle(scales, mask), 32, signedScales);
-    return add(acc, mul(dot, sc));
+    return add(acc, mul(dot, shuffle(scales.value, mask)));
   }
   // vpmaddubsw pairs, then vpmaddwd with the scale in every i16 lane: the
   // scale multiplies and the pairs are summed in one instruction.
   SmallVector<int64_t> mask;
   for (int i = 0; i < 16; ++i)
-    mask.push_back(i < 8 ? lo : hi);
-  Value sc = extend(shuffle(scales, mask), 16, signedScales);
-  return add(acc, x86MaddWd(x86MaddUbs(u, s), sc));
+    mask.push_back(i < 8 ? chunk : 8 + chunk);
+  return add(acc, x86MaddWd(x86MaddUbs(u, s), shuffle(scales.value, mask)));
 }
 
 Value VectorOps::pairDot16(Value x, Value y) {

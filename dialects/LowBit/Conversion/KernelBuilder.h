@@ -114,11 +114,20 @@ public:
   Value dotU(Value acc, Value u, Value s);
   /// acc + dot(a, s): a signed in [-128, 127], s signed in [-127, 127].
   Value dotS(Value acc, Value a, Value s);
-  /// acc + sum over the two 16-byte halves h of scale[h] * dot(u_h, s_h),
-  /// where scale[0] = scales[lo], scale[1] = scales[hi]; `scales` is a
-  /// vector<8xi8> or vector<16xi8>, sign- or zero-extended; u <= 127.
-  Value dotUScaled(Value acc, Value u, Value s, Value scales, bool signedScales,
-                   int64_t lo, int64_t hi);
+  /// Integer sub-block scales of a super-block, widened once and arranged
+  /// so that dotUScaled picks a chunk's scales with an in-lane shuffle
+  /// (one vpshufb on x86). `scales` is vector<8xi8> (one per 32 weights) or
+  /// vector<16xi8> (one per 16 weights).
+  struct Scales {
+    Value value;
+    bool perSixteen;
+  };
+  Scales prepareScales(Value scales, bool isSigned);
+  /// acc + sum over the 16-byte halves h of scale_h * dot(u_h, s_h) for
+  /// chunk c (weights 32c .. 32c + 31): scale_0 and scale_1 are the scales of
+  /// its two 16-weight halves (equal for per-32 scales); u <= 127.
+  Value dotUScaled(Value acc, Value u, Value s, const Scales &scales,
+                   int64_t chunk);
   /// vector<16xi16> a, b -> vector<8xi32>: lane i = a[2i]b[2i] + a[2i+1]b[2i+1].
   Value pairDot16(Value a, Value b);
 

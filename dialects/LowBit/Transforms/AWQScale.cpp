@@ -106,9 +106,9 @@ struct AWQScalePass
     return !group.consumers.empty();
   }
 
-  /// A matmul whose result is used only by `user`; its weight (and bias)
+  /// `value` is a matmul result with no other use; its weight (and bias)
   /// become the producer.
-  bool takeProjection(Value value, Operation *user, ScaleGroup &group) {
+  bool takeProjection(Value value, ScaleGroup &group) {
     auto mm = value.getDefiningOp<MatmulOp>();
     if (!mm || !value.hasOneUse())
       return false;
@@ -120,7 +120,6 @@ struct AWQScalePass
       if (!group.producerBias || !onlyUsedBy(group.producerBias, {mm}))
         return false;
     }
-    (void)user;
     return true;
   }
 
@@ -150,7 +149,7 @@ struct AWQScalePass
         if (group.kvHeads <= 0 || group.heads % group.kvHeads != 0 ||
             att.getValue() == att.getKey() || att.getValue() == att.getQuery())
           return;
-        if (takeProjection(att.getValue(), op, group) &&
+        if (takeProjection(att.getValue(), group) &&
             collectConsumers(att.getResult(), group))
           others.push_back(group);
       } else if (auto mul = dyn_cast<MulOp>(op)) {
@@ -160,9 +159,9 @@ struct AWQScalePass
         if (lhs == rhs)
           return;
         ScaleGroup tryRhs = group;
-        if (takeProjection(rhs, op, tryRhs))
+        if (takeProjection(rhs, tryRhs))
           group = tryRhs;
-        else if (!takeProjection(lhs, op, group))
+        else if (!takeProjection(lhs, group))
           return;
         if (collectConsumers(mul.getResult(), group))
           others.push_back(group);

@@ -78,7 +78,8 @@ uint32_t fileTypeFor(Format dominant) {
     if (p.defaultFormat != dominant)
       continue;
     std::string name = p.name;
-    bool medium = name.size() > 2 && name.compare(name.size() - 2, 2, "_m") == 0;
+    bool medium =
+        name.size() > 2 && name.compare(name.size() - 2, 2, "_m") == 0;
     if (!found || medium)
       found = &p;
     if (medium)
@@ -144,8 +145,8 @@ void AllocateBitsPass::runOnOperation() {
       return fail(error);
   }
 
-  std::string arch = getMetadataString(module, "general.architecture")
-                         .value_or("llama");
+  std::string arch =
+      getMetadataString(module, "general.architecture").value_or("llama");
   int64_t layers = getMetadataInt(module, arch + ".block_count").value_or(0);
   if (layers <= 0)
     for (GlobalWeightOp op : module.getOps<GlobalWeightOp>()) {
@@ -219,7 +220,8 @@ void AllocateBitsPass::runOnOperation() {
           return fail("tensor '" + name + "': damage of " + f->name +
                       " is negative or not finite");
         analysis::AllocationOption option;
-        option.bytes = layout->alignUp(type.withFormat(f->format).getByteSize());
+        option.bytes =
+            layout->alignUp(type.withFormat(f->format).getByteSize());
         option.damage = value;
         option.id = static_cast<int>(f->format);
         candidate.options.push_back(option);
@@ -230,8 +232,8 @@ void AllocateBitsPass::runOnOperation() {
       t.searchIndex = search.size();
       search.push_back(std::move(candidate));
     } else if (quantizable && !dynamicGate) {
-      op.emitWarning() << "no lowbit.sensitivity for '" << name
-                       << "': kept as " << formats::info(t.current).name;
+      op.emitWarning() << "no lowbit.sensitivity for '" << name << "': kept as "
+                       << formats::info(t.current).name;
     }
     if (!t.searched)
       fixedBytes += layout->alignUp(type.withFormat(t.chosen).getByteSize());
@@ -325,11 +327,11 @@ void AllocateBitsPass::runOnOperation() {
     info.push_back(b.getNamedAttr(
         "budget", b.getI64IntegerAttr(static_cast<int64_t>(budget))));
     if (predicted < budget - budget / 200 && budget <= largestBytes)
-      module.emitWarning() << "the allocation fills "
-                           << llvm::formatv("{0:f2}", 100.0 * predicted / budget)
-                                  .str()
-                           << "% of the budget: no larger format fits or "
-                              "lowers the predicted damage";
+      module.emitWarning()
+          << "the allocation fills "
+          << llvm::formatv("{0:f2}", 100.0 * predicted / budget).str()
+          << "% of the budget: no larger format fits or "
+             "lowers the predicted damage";
   }
   module->setAttr(kAllocationAttrName, b.getDictionaryAttr(info));
 }

@@ -1,4 +1,4 @@
-//===- Analysis.h - Shared by the calibration and allocation passes -*- C++ -*-===//
+//===- Analysis.h - Names shared by the analysis passes ---------*- C++ -*-===//
 //
 // Attribute names and the progress hook of lowbit-calibrate,
 // lowbit-sensitivity and lowbit-allocate-bits.
@@ -31,9 +31,8 @@ constexpr llvm::StringLiteral kAllocationAttrName = "lowbit.allocation";
 /// Progress of the analysis passes: (step, done, total, item), step being
 /// "calibrate", "sample", "sensitivity" or "kld". The driver draws progress
 /// bars with it; null by default.
-using AnalysisProgressFn =
-    std::function<void(llvm::StringRef step, size_t done, size_t total,
-                       llvm::StringRef item)>;
+using AnalysisProgressFn = std::function<void(
+    llvm::StringRef step, size_t done, size_t total, llvm::StringRef item)>;
 void setAnalysisProgressCallback(AnalysisProgressFn fn);
 void reportAnalysisProgress(llvm::StringRef step, size_t done, size_t total,
                             llvm::StringRef item = "");

@@ -139,17 +139,17 @@ struct CalibratePass
     }
     options.progress = [](int64_t pass, int64_t passes, int64_t chunk,
                           int64_t chunkCount) {
-      std::string item = "pass " + std::to_string(pass) + "/" +
-                         std::to_string(passes);
+      std::string item =
+          "pass " + std::to_string(pass) + "/" + std::to_string(passes);
       reportAnalysisProgress("calibrate", static_cast<size_t>(chunk),
                              static_cast<size_t>(chunkCount), item);
     };
     calib::CalibrationResult result;
     if (!calib::runCalibration(*executor, tokens, tokenizer->bos(), options,
                                result, err))
-      return fail((calibText == "self" ? std::string("self-sampled text")
-                                   : calibText) +
-                  ": " + err);
+      return fail(
+          (calibText == "self" ? std::string("self-sampled text") : calibText) +
+          ": " + err);
     result.imatrix.datasets = {calibText};
 
     if (!state.empty() &&
@@ -166,12 +166,14 @@ struct CalibratePass
       info.push_back(b.getNamedAttr("state", b.getStringAttr(state)));
     if (!imatrixOut.empty())
       info.push_back(b.getNamedAttr("imatrix", b.getStringAttr(imatrixOut)));
-    info.push_back(b.getNamedAttr("chunks", b.getI64IntegerAttr(result.chunks)));
+    info.push_back(
+        b.getNamedAttr("chunks", b.getI64IntegerAttr(result.chunks)));
     info.push_back(b.getNamedAttr(
         "tokens",
         b.getI64IntegerAttr(static_cast<int64_t>(result.tokens.size()))));
     info.push_back(b.getNamedAttr("ppl", b.getF64FloatAttr(result.ppl)));
-    info.push_back(b.getNamedAttr("passes", b.getI64IntegerAttr(result.passes)));
+    info.push_back(
+        b.getNamedAttr("passes", b.getI64IntegerAttr(result.passes)));
     info.push_back(
         b.getNamedAttr("seconds", b.getF64FloatAttr(result.seconds)));
     module->setAttr(kCalibrationAttrName, b.getDictionaryAttr(info));

@@ -1,8 +1,8 @@
 //===- Sensitivity.cpp - Predicted damage of every candidate format -------===//
+#include "lowbit/Analysis/Sensitivity.h"
 #include "LowBit/Transforms/Analysis.h"
 #include "LowBit/Transforms/Passes.h"
 #include "lowbit/Analysis/IRModel.h"
-#include "lowbit/Analysis/Sensitivity.h"
 #include "lowbit/Analysis/SensitivityState.h"
 #include "lowbit/Calibration/Calibrator.h"
 #include "lowbit/Calibration/IMatrix.h"
@@ -36,8 +36,7 @@ namespace {
 constexpr int64_t kRowsPerChunk = 256;
 
 double secondsSince(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() -
-                                       start)
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
       .count();
 }
 
@@ -113,11 +112,14 @@ public:
       return false;
     vocab_ = ex->vocabSize();
     baseline_.resize(static_cast<size_t>(chunks_ * rowsPerChunk_ * vocab_));
-    return run(*ex, [&](int64_t row, const float *logProbs) {
-      std::memcpy(baseline_.data() + row * vocab_, logProbs,
-                  vocab_ * sizeof(float));
-      return 0.0;
-    }, nullptr, err);
+    return run(
+        *ex,
+        [&](int64_t row, const float *logProbs) {
+          std::memcpy(baseline_.data() + row * vocab_, logProbs,
+                      vocab_ * sizeof(float));
+          return 0.0;
+        },
+        nullptr, err);
   }
 
   /// Mean KL(base || swapped) over the scored positions.
@@ -133,17 +135,18 @@ public:
     if (!ex)
       return false;
     double sum = 0;
-    if (!run(*ex,
-             [&](int64_t row, const float *logProbs) {
-               const float *base = baseline_.data() + row * vocab_;
-               double kl = 0;
-               for (int64_t v = 0; v < vocab_; ++v) {
-                 double p = std::exp(double(base[v]));
-                 kl += p * (double(base[v]) - double(logProbs[v]));
-               }
-               return std::max(0.0, kl);
-             },
-             &sum, err))
+    if (!run(
+            *ex,
+            [&](int64_t row, const float *logProbs) {
+              const float *base = baseline_.data() + row * vocab_;
+              double kl = 0;
+              for (int64_t v = 0; v < vocab_; ++v) {
+                double p = std::exp(double(base[v]));
+                kl += p * (double(base[v]) - double(logProbs[v]));
+              }
+              return std::max(0.0, kl);
+            },
+            &sum, err))
       return false;
     kld = sum / double(positions());
     return true;
@@ -168,8 +171,8 @@ private:
     std::vector<int32_t> chunk(static_cast<size_t>(context_));
     std::vector<float> logits;
     std::vector<double> rowValues(static_cast<size_t>(rowsPerChunk_));
-    std::vector<std::vector<float>> scratch(
-        static_cast<size_t>(ex.threads()), std::vector<float>(vocab_));
+    std::vector<std::vector<float>> scratch(static_cast<size_t>(ex.threads()),
+                                            std::vector<float>(vocab_));
     for (int64_t c = 0; c < chunks_; ++c) {
       std::copy(tokens_.begin() + c * context_,
                 tokens_.begin() + (c + 1) * context_, chunk.begin());
@@ -200,8 +203,7 @@ private:
   exec::ModelDesc desc_;
   std::vector<int32_t> tokens_;
   std::vector<float> baseline_;
-  int64_t context_ = 0, chunks_ = 0, first_ = 0, rowsPerChunk_ = 0,
-          vocab_ = 0;
+  int64_t context_ = 0, chunks_ = 0, first_ = 0, rowsPerChunk_ = 0, vocab_ = 0;
   int32_t bos_ = -1;
   int threads_ = 0;
 };
@@ -239,7 +241,8 @@ bool SensitivityPass::loadStatistics(ModuleOp module,
                                      std::string &err) {
   statisticsPath = statistics;
   if (statisticsPath.empty())
-    if (auto info = module->getAttrOfType<DictionaryAttr>(kCalibrationAttrName)) {
+    if (auto info =
+            module->getAttrOfType<DictionaryAttr>(kCalibrationAttrName)) {
       if (auto s = info.getAs<StringAttr>("state"))
         statisticsPath = s.getValue().str();
       else if (auto s = info.getAs<StringAttr>("imatrix"))
@@ -300,8 +303,8 @@ bool SensitivityPass::kldTokens(ModuleOp module, std::vector<int32_t> &tokens,
   if (!calibText.empty()) {
     std::ifstream in(calibText, std::ios::binary);
     if (!in) {
-      err = calibText + ": cannot open the calibration text: " +
-            std::strerror(errno);
+      err = calibText +
+            ": cannot open the calibration text: " + std::strerror(errno);
       return false;
     }
     std::ostringstream ss;
@@ -311,10 +314,10 @@ bool SensitivityPass::kldTokens(ModuleOp module, std::vector<int32_t> &tokens,
       return false;
     }
     tokens = tokenizer->tokenize(ss.str(), true);
-    context = ctx > 0 ? ctx
-                      : std::min<int64_t>(512, desc.contextLength > 0
-                                                   ? desc.contextLength
-                                                   : 512);
+    context = ctx > 0
+                  ? ctx
+                  : std::min<int64_t>(
+                        512, desc.contextLength > 0 ? desc.contextLength : 512);
     return true;
   }
   if (isState && !calibState.tokens.empty()) {
@@ -322,7 +325,8 @@ bool SensitivityPass::kldTokens(ModuleOp module, std::vector<int32_t> &tokens,
     context = ctx > 0 ? ctx : calibState.contextSize;
     return true;
   }
-  err = "measure=" + measure + " needs calibration tokens: statistics=STATE from "
+  err = "measure=" + measure +
+        " needs calibration tokens: statistics=STATE from "
         "lowbit-calibrate, or calib=FILE";
   return false;
 }
@@ -391,8 +395,7 @@ void SensitivityPass::runOnOperation() {
       if (!t.weights.meanSquares.empty()) {
         if (static_cast<int64_t>(t.weights.meanSquares.size()) != t.cols)
           return fail(statisticsPath + ": the statistics of '" + name +
-                      "' have " +
-                      std::to_string(t.weights.meanSquares.size()) +
+                      "' have " + std::to_string(t.weights.meanSquares.size()) +
                       " columns but the weight has " + std::to_string(t.cols) +
                       "; were they computed for another model?");
         t.weights.means = im.meanActivation(name);
@@ -438,8 +441,9 @@ void SensitivityPass::runOnOperation() {
     if (!analysis::SensitivityState::load(state, saved, existed, err))
       return fail(err);
     if (existed && saved.model != fingerprint)
-      return fail(state + ": the sensitivity state was written for another "
-                          "model (fingerprint " +
+      return fail(state +
+                  ": the sensitivity state was written for another "
+                  "model (fingerprint " +
                   saved.model + ", this model is " + fingerprint + ")");
     if (existed && saved.statistics != statsHash.hex()) {
       module.emitWarning() << state
@@ -459,8 +463,8 @@ void SensitivityPass::runOnOperation() {
     if (!kldTokens(module, tokens, context, bos, err))
       return fail(err);
     int64_t chunks = std::min<int64_t>(
-        kldChunks, context > 0 ? static_cast<int64_t>(tokens.size()) / context
-                               : 0);
+        kldChunks,
+        context > 0 ? static_cast<int64_t>(tokens.size()) / context : 0);
     if (context < 4 || chunks <= 0)
       return fail("measure=" + measure + ": " + std::to_string(tokens.size()) +
                   " calibration tokens make no chunk of " +
@@ -510,8 +514,8 @@ void SensitivityPass::runOnOperation() {
 
     QTensorType type = t.op.getWeightType();
     formats::Format source = type.getFormat().getFormat();
-    const uint64_t sourceRowBytes = formats::rowBytes(
-        formats::info(source), static_cast<uint64_t>(t.cols));
+    const uint64_t sourceRowBytes =
+        formats::rowBytes(formats::info(source), static_cast<uint64_t>(t.cols));
     const uint8_t *bytes = nullptr;
     if (!wmseTodo.empty() || !kldTodo.empty()) {
       bytes = getWeightBytes(t.op, err);
@@ -561,8 +565,7 @@ void SensitivityPass::runOnOperation() {
 
     for (formats::Format f : kldTodo) {
       const formats::FormatInfo &fi = formats::info(f);
-      reportAnalysisProgress(step, done, work.size(),
-                             t.name + " " + fi.name);
+      reportAnalysisProgress(step, done, work.size(), t.name + " " + fi.name);
       auto start = std::chrono::steady_clock::now();
       // The whole tensor in the candidate format, for the executor.
       const uint64_t rowBytes =

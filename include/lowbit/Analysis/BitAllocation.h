@@ -56,8 +56,8 @@ struct AllocationResult {
 
 /// Chooses one option per tensor with total bytes <= `budget` and minimal
 /// total damage. False with `err` when even the smallest options do not fit.
-bool allocateBits(const std::vector<AllocationTensor> &tensors,
-                  uint64_t budget, AllocationResult &result, std::string &err,
+bool allocateBits(const std::vector<AllocationTensor> &tensors, uint64_t budget,
+                  AllocationResult &result, std::string &err,
                   AllocationMethod method = AllocationMethod::Auto);
 
 /// User pins (--tensor-type REGEX=FORMAT, ECMAScript regex searched in the

@@ -108,11 +108,11 @@ bool runCalibration(exec::Executor &executor,
 /// Calibration text when the user has none: `count` tokens sampled from the
 /// model itself (temperature 1, no truncation), in sequences of `contextSize`
 /// tokens that each start with BOS. Deterministic for a given seed.
-bool sampleCalibrationTokens(exec::Executor &executor,
-                             const Tokenizer &tokenizer, int64_t count,
-                             int64_t contextSize, uint64_t seed,
-                             const std::function<void(int64_t, int64_t)> &progress,
-                             std::vector<int32_t> &tokens, std::string &err);
+bool sampleCalibrationTokens(
+    exec::Executor &executor, const Tokenizer &tokenizer, int64_t count,
+    int64_t contextSize, uint64_t seed,
+    const std::function<void(int64_t, int64_t)> &progress,
+    std::vector<int32_t> &tokens, std::string &err);
 
 /// Writes the calibration state: a GGUF file that IMatrix::load reads as an
 /// importance matrix (with sums), plus the model's fingerprint, the tokens,

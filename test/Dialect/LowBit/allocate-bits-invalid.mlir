@@ -43,3 +43,10 @@ lowbit.global_weight @blk.0.attn_q.weight : !lowbit.qtensor<1x32 : f32> = #lowbi
 module {
 lowbit.global_weight @blk.0.attn_q.weight : !lowbit.qtensor<1x32 : f32> = #lowbit.external<"m", offset = 0, size = 128> {lowbit.sensitivity = {q4_k = 1.0 : f64}}
 }
+
+// -----
+
+// An empty module (no lowbit dialect loaded by the parser) is an error, not a
+// crash.
+// SMALL: error: no weight has a lowbit.sensitivity attribute
+module {}

@@ -46,12 +46,7 @@ lowbit.global_weight @blk.0.ffn_up.weight : !lowbit.qtensor<256x256 : f32> = #lo
 // A weight already in its chosen format keeps no lowbit.target (a stale one
 // from an earlier choice goes).
 module attributes {lowbit.metadata = [#lowbit.kv<"general.architecture", "llama">]} {
-lowbit.global_weight @blk.0.ffn_down.weight : !lowbit.qtensor<32x256 : q4_k> = #lowbit.external<"m", offset = 0, size = 4608> {lowbit.sensitivity = {q4_k = 1.0 : f64, q8_0 = 2.0 : f64}, lowbit.target = #lowbit.format<q8_0>}
+lowbit.global_weight @blk.0.ffn_down.weight : !lowbit.qtensor<256x256 : q4_k> = #lowbit.external<"m", offset = 0, size = 36864> {lowbit.sensitivity = {q4_k = 1.0 : f64, q8_0 = 2.0 : f64}, lowbit.target = #lowbit.format<q8_0>}
 }
-// TIGHT: predicted_bytes = 4832
-// TIGHT: lowbit.global_weight @blk.0.ffn_down.weight : !lowbit.qtensor<32x256 : q4_k> = #lowbit.external<"m", offset = 0, size = 4608>{{$}}
-
-// -----
-
-// An empty module: nothing to allocate.
-// NOTHING-LABEL: module
+// TIGHT: predicted_bytes = 37088
+// TIGHT: lowbit.global_weight @blk.0.ffn_down.weight : !lowbit.qtensor<256x256 : q4_k> = #lowbit.external<"m", offset = 0, size = 36864>{{$}}

@@ -19,6 +19,11 @@
 // RUN: lowbit-opt %t/calibrated.mlir --lowbit-sensitivity="state=%t/sens.json" | FileCheck --check-prefix=REUSE %s
 // REUSE: lowbit.sensitivity_report = {computed = 0 : i64, {{.*}} reused = 112 : i64
 
+// An interrupted analysis resumes: what was saved is not measured again.
+// RUN: lowbit-opt %t/calibrated.mlir --lowbit-sensitivity="state=%t/partial.json formats=q4_0,q8_0" -o /dev/null
+// RUN: lowbit-opt %t/calibrated.mlir --lowbit-sensitivity="state=%t/partial.json" | FileCheck --check-prefix=RESUME %s
+// RESUME: lowbit.sensitivity_report = {computed = 80 : i64, {{.*}} reused = 32 : i64
+
 // Restricted candidates; measured KL divergence (and its cost); the gain
 // mode measures one format per tensor and scales the prediction.
 // RUN: lowbit-opt %t/calibrated.mlir --lowbit-sensitivity="formats=q4_0,q8_0 measure=kld kld-chunks=2" | FileCheck --check-prefix=KLD %s

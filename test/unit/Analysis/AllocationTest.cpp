@@ -118,8 +118,8 @@ TEST(BitAllocation, ExactMatchesBruteForce) {
       uint64_t budget = lo + (hi - lo) * step / 8 + (step % 3) * 7;
       AllocationResult r;
       std::string err;
-      ASSERT_TRUE(allocateBits(problem, budget, r, err,
-                               AllocationMethod::Exact))
+      ASSERT_TRUE(
+          allocateBits(problem, budget, r, err, AllocationMethod::Exact))
           << err;
       EXPECT_EQ(r.method, "exact");
       checkConsistent(problem, r, budget);
@@ -139,8 +139,8 @@ TEST(BitAllocation, LagrangianIsCloseToExact) {
       uint64_t budget = lo + (hi - lo) * step / 8;
       AllocationResult exact, relaxed;
       std::string err;
-      ASSERT_TRUE(allocateBits(problem, budget, exact, err,
-                               AllocationMethod::Exact))
+      ASSERT_TRUE(
+          allocateBits(problem, budget, exact, err, AllocationMethod::Exact))
           << err;
       ASSERT_TRUE(allocateBits(problem, budget, relaxed, err,
                                AllocationMethod::Lagrangian))
@@ -184,8 +184,8 @@ TEST(BitAllocation, FillsTheBudget) {
 }
 
 TEST(BitAllocation, Errors) {
-  std::vector<AllocationTensor> problem = {{"a", {{100, 1.0, 0}, {200, 0.5, 1}}},
-                                           {"b", {{64, 2.0, 0}}}};
+  std::vector<AllocationTensor> problem = {
+      {"a", {{100, 1.0, 0}, {200, 0.5, 1}}}, {"b", {{64, 2.0, 0}}}};
   AllocationResult r;
   std::string err;
   EXPECT_FALSE(allocateBits(problem, 163, r, err));
@@ -266,8 +266,8 @@ TEST(Sensitivity, TermsMatchTheirDefinitions) {
   }
   DamageTerms terms;
   std::string err;
-  ASSERT_TRUE(addQuantizationDamage(formats::Format::Q4_K, w.data(), rows,
-                                    cols, 0, weights, 2, terms, err))
+  ASSERT_TRUE(addQuantizationDamage(formats::Format::Q4_K, w.data(), rows, cols,
+                                    0, weights, 2, terms, err))
       << err;
 
   // The same codec call by hand.
@@ -314,10 +314,10 @@ TEST(Sensitivity, DamageFallsWithBits) {
   std::vector<float> w = gaussian(rng, rows * cols, 0.02f);
   DamageWeights none;
   double previous = std::numeric_limits<double>::infinity();
-  for (formats::Format f : {formats::Format::Q2_K, formats::Format::Q3_K,
-                            formats::Format::Q4_K, formats::Format::Q5_K,
-                            formats::Format::Q6_K, formats::Format::Q8_0,
-                            formats::Format::F16}) {
+  for (formats::Format f :
+       {formats::Format::Q2_K, formats::Format::Q3_K, formats::Format::Q4_K,
+        formats::Format::Q5_K, formats::Format::Q6_K, formats::Format::Q8_0,
+        formats::Format::F16}) {
     DamageTerms t;
     std::string err;
     ASSERT_TRUE(
@@ -340,10 +340,10 @@ TEST(Sensitivity, RowProbabilitiesWeighRows) {
   onlyRow3.rowProbabilities[3] = 1.0f;
   DamageTerms all, row3, direct;
   std::string err;
-  ASSERT_TRUE(addQuantizationDamage(formats::Format::Q4_0, w.data(), rows,
-                                    cols, 0, uniform, 1, all, err));
-  ASSERT_TRUE(addQuantizationDamage(formats::Format::Q4_0, w.data(), rows,
-                                    cols, 0, onlyRow3, 1, row3, err));
+  ASSERT_TRUE(addQuantizationDamage(formats::Format::Q4_0, w.data(), rows, cols,
+                                    0, uniform, 1, all, err));
+  ASSERT_TRUE(addQuantizationDamage(formats::Format::Q4_0, w.data(), rows, cols,
+                                    0, onlyRow3, 1, row3, err));
   ASSERT_TRUE(addQuantizationDamage(formats::Format::Q4_0, w.data() + 3 * cols,
                                     1, cols, 0, uniform, 1, direct, err));
   EXPECT_DOUBLE_EQ(row3.weighted, direct.weighted);

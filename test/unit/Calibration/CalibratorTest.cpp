@@ -115,21 +115,21 @@ Reference observeDirectly(const exec::ModelDesc &d,
                           int32_t bos) {
   Reference ref;
   auto ex = makeExecutor(d, 1);
-  ex->setObserver([&](const std::string &name, const float *x, int64_t n,
-                      int64_t k) {
-    auto &s2 = ref.sum2[name], &s = ref.sum[name], &h = ref.xtx[name];
-    s2.resize(k);
-    s.resize(k);
-    h.resize(k * k);
-    for (int64_t t = 0; t < n; ++t)
-      for (int64_t i = 0; i < k; ++i) {
-        s2[i] += double(x[t * k + i]) * x[t * k + i];
-        s[i] += x[t * k + i];
-        for (int64_t j = 0; j < k; ++j)
-          h[i * k + j] += double(x[t * k + i]) * x[t * k + j];
-      }
-    ref.count[name] += double(n);
-  });
+  ex->setObserver(
+      [&](const std::string &name, const float *x, int64_t n, int64_t k) {
+        auto &s2 = ref.sum2[name], &s = ref.sum[name], &h = ref.xtx[name];
+        s2.resize(k);
+        s.resize(k);
+        h.resize(k * k);
+        for (int64_t t = 0; t < n; ++t)
+          for (int64_t i = 0; i < k; ++i) {
+            s2[i] += double(x[t * k + i]) * x[t * k + i];
+            s[i] += x[t * k + i];
+            for (int64_t j = 0; j < k; ++j)
+              h[i * k + j] += double(x[t * k + i]) * x[t * k + j];
+          }
+        ref.count[name] += double(n);
+      });
   std::vector<float> logits;
   std::string err;
   for (int64_t c = 0; c < chunks; ++c) {
@@ -179,7 +179,8 @@ TEST(Calibrator, StatisticsAndHessiansMatchTheObservedActivations) {
     for (const std::string &w : g.weights)
       groupOf[w] = &g;
   EXPECT_EQ(groupOf.size(), ref.sum2.size());
-  EXPECT_EQ(groupOf.at("blk.0.attn_q.weight"), groupOf.at("blk.0.attn_v.weight"));
+  EXPECT_EQ(groupOf.at("blk.0.attn_q.weight"),
+            groupOf.at("blk.0.attn_v.weight"));
   EXPECT_EQ(groupOf.at("blk.1.ffn_gate.weight"),
             groupOf.at("blk.1.ffn_up.weight"));
   EXPECT_NE(groupOf.at("blk.0.attn_q.weight"),
@@ -280,8 +281,8 @@ TEST(Calibrator, Errors) {
   options.contextSize = kCtx;
   CalibrationResult result;
   std::string err;
-  EXPECT_FALSE(runCalibration(*ex, randomTokens(kCtx - 1), 1, options, result,
-                              err));
+  EXPECT_FALSE(
+      runCalibration(*ex, randomTokens(kCtx - 1), 1, options, result, err));
   EXPECT_NE(err.find("fewer than one chunk of 16"), std::string::npos) << err;
   std::vector<int32_t> bad = randomTokens(kCtx);
   bad[3] = kVocab;
@@ -290,8 +291,8 @@ TEST(Calibrator, Errors) {
   options.hessians = true;
   options.hessianBudget = 100;
   options.scratchPath = tempPath("tiny");
-  EXPECT_FALSE(runCalibration(*ex, randomTokens(kCtx), 1, options, result,
-                              err));
+  EXPECT_FALSE(
+      runCalibration(*ex, randomTokens(kCtx), 1, options, result, err));
   EXPECT_NE(err.find("more than the Hessian budget of 100 bytes"),
             std::string::npos)
       << err;

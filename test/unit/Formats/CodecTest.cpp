@@ -329,6 +329,36 @@ TEST(HandBuiltBlocks, Int8) {
     EXPECT_EQ(y[j], 0.125f * (j * 8 - 200));
 }
 
+TEST(HandBuiltBlocks, Q8KIsGgmlsActivationBlock) {
+  // ggml's quantize_row_q8_K_ref: the value of largest magnitude (the first
+  // on ties) maps to -127, d = 1 / (-127 / max), int16 sums of each 16.
+  float x[256];
+  for (int j = 0; j < 256; ++j)
+    x[j] = 0.5f * static_cast<float>((j * 37) % 101 - 50);
+  x[7] = 40.f;   // the largest magnitude, positive: maps to -127
+  x[9] = -40.f;  // same magnitude later: not the reference
+  uint8_t block[292];
+  ASSERT_TRUE(quantizeRow(Format::Q8_K, x, block, 256, nullptr));
+  float d;
+  std::memcpy(&d, block, 4);
+  EXPECT_EQ(d, 1.f / (-127.f / 40.f));
+  const int8_t *q = reinterpret_cast<const int8_t *>(block + 4);
+  EXPECT_EQ(q[7], -127);
+  EXPECT_EQ(q[9], 127);
+  for (int g = 0; g < 16; ++g) {
+    int sum = 0;
+    for (int i = 0; i < 16; ++i)
+      sum += q[16 * g + i];
+    int16_t stored;
+    std::memcpy(&stored, block + 260 + 2 * g, 2);
+    EXPECT_EQ(stored, sum) << "group " << g;
+  }
+  float y[256];
+  dequantizeRow(Format::Q8_K, block, y, 256);
+  for (int j = 0; j < 256; ++j)
+    EXPECT_EQ(y[j], d * q[j]);
+}
+
 TEST(HandBuiltBlocks, BlockBytesMatchDocumentedLayouts) {
   size_t count;
   const FormatInfo *all = allFormats(count);
@@ -389,6 +419,8 @@ double roundTripBound(const FormatInfo &f) {
     return 0.0054;
   case Format::I8_ASYM_G128:
     return 0.0061;
+  case Format::Q8_K:
+    return 0.0072; // Absmax of 256 activations: the step is amax / 127.
   default:
     break;
   }

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Instruction mix of the generated matmul kernels (4096x4096 weights).
+# Generates them in-process with `lowbit codegen` (the path of
+# `lowbit compile --emit native`), then counts mnemonics with objdump -d over
+# each whole kernel, and over each innermost loop of the assembly (the
+# k-loops of the micro-tiles; the decode tile is the one with `rows x 1`
+# accumulators).
+# Usage: bench/kernel_mix.sh [BUILD_DIR] [TARGET] [FORMATS...]
+set -euo pipefail
+BUILD=${1:-build}
+TARGET=${2:-x86-64-v3}
+shift 2 2>/dev/null || true
+FORMATS=${*:-q4_0 q4_k q8_0}
+LOWBIT=$BUILD/bin/lowbit
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+
+for f in $FORMATS; do
+  case $f in
+    q4_k|q5_k|q6_k|q2_k|q3_k) rows=$([ "$TARGET" = x86-64-v4 ] && echo 4 || echo 2) ;;
+    f32|f16|bf16) rows=1 ;;
+    *) rows=4 ;;
+  esac
+  layout=""
+  [ "$rows" != 1 ] && layout=", #lowbit.layout<rows = $rows>"
+  ty="!lowbit.qtensor<4096x4096 : $f$layout>"
+  cat > "$TMP/$f.mlir" <<MLIR
+func.func @f(%x: tensor<?x4096xf32>, %w: $ty) {
+  %y = lowbit.matmul %x, %w : tensor<?x4096xf32>, $ty -> tensor<?x4096xf32>
+  return
+}
+MLIR
+  "$LOWBIT" codegen "$TMP/$f.mlir" --target "$TARGET" --emit so -o "$TMP/$f.so" -q
+  "$LOWBIT" codegen "$TMP/$f.mlir" --target "$TARGET" --emit asm -o "$TMP/$f.s" -q
+  sym="lb_mm_${f}_4096x4096_r${rows}"
+  echo "== $sym ($TARGET): whole function, objdump -d of the shared object"
+  objdump -d --no-show-raw-insn --disassemble="$sym" "$TMP/$f.so" |
+    awk '/^ +[0-9a-f]+:/ {print $2}' | sort | uniq -c | sort -rn |
+    awk '{printf "%s %s; ", $2, $1} END {print ""}'
+  echo "== $sym: innermost loops (one k step each), from the assembly"
+  awk -v sym="$sym" '
+    $0 ~ "^"sym":" {infn = 1}
+    infn && /^\.Lfunc_end/ {infn = 0}
+    !infn {next}
+    /Inner Loop Header/ {inloop = 1; n++; delete c; next}
+    inloop && /^[ \t]+j[a-z]+[ \t]/ {
+      printf "loop %d:", n
+      for (m in c) printf " %s %d;", m, c[m]
+      printf "\n"; inloop = 0; next
+    }
+    inloop && /^[ \t]+[a-z]/ {c[$1]++}
+  ' "$TMP/$f.s"
+done
