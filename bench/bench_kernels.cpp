@@ -9,6 +9,8 @@
 //     as GB/s of weight bytes streamed. The weights rotate through copies
 //     totalling >= 2 GiB so every call reads them from DRAM, not from L3;
 //   - each kernel for 64 tokens (prompt), as integer GOP/s (2 N K t / s).
+// --hot keeps one copy of the weights (and an 8 MiB read buffer): cache-
+// resident, it measures the kernels' compute throughput instead.
 // Prints a Markdown table (bench/results/kernels.md keeps one).
 //
 // Usage: bench-kernels [--target NAME] [--threads N] [--formats q4_0,q4_k]
@@ -187,6 +189,7 @@ int main(int argc, char **argv) {
   std::string targetName = "host";
   int threads = 2;
   double seconds = 1.0;
+  bool hot = false; // one copy of the weights: cache-resident, compute-bound
   std::vector<std::string> formatNames = {"q4_0", "q4_k", "q8_0"};
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -203,6 +206,8 @@ int main(int argc, char **argv) {
       threads = std::max(1, std::atoi(next().c_str()));
     else if (a == "--seconds")
       seconds = std::atof(next().c_str());
+    else if (a == "--hot")
+      hot = true;
     else if (a == "--formats") {
       formatNames.clear();
       std::stringstream ss(next());
@@ -211,7 +216,7 @@ int main(int argc, char **argv) {
     } else {
       std::fprintf(stderr,
                    "usage: bench-kernels [--target NAME] [--threads N] "
-                   "[--formats q4_0,q4_k,q8_0] [--seconds S]\n");
+                   "[--formats q4_0,q4_k,q8_0] [--seconds S] [--hot]\n");
       return 2;
     }
   }
@@ -276,7 +281,7 @@ int main(int argc, char **argv) {
 
   // 2. Memory read bandwidth.
   Team one(1), team(threads);
-  const size_t readBytes = size_t(2) << 30;
+  const size_t readBytes = hot ? size_t(8) << 20 : size_t(2) << 30;
   uint8_t *buf = static_cast<uint8_t *>(std::aligned_alloc(64, readBytes));
   std::memset(buf, 1, readBytes);
   double bw1 = readBandwidth(one, buf, readBytes, 5);
@@ -303,7 +308,8 @@ int main(int argc, char **argv) {
       v = gauss(rng);
     std::vector<uint8_t> plain(bytes);
     formats::quantizeRows(fmts[i], w.data(), plain.data(), N, K, nullptr, 0);
-    const size_t copies = std::max<size_t>(2, (size_t(2) << 30) / bytes);
+    const size_t copies =
+        hot ? 1 : std::max<size_t>(2, (size_t(2) << 30) / bytes);
     std::vector<uint8_t *> pool(copies);
     for (uint8_t *&p : pool) {
       p = static_cast<uint8_t *>(std::aligned_alloc(64, (bytes + 63) / 64 * 64));

@@ -281,7 +281,7 @@ bool lb_model::load(const std::string &path, Failure &f) {
     return fail(f, LB_ERROR_BAD_ARTIFACT,
                 weightsPath + ": has " + std::to_string(weights.size()) +
                     " bytes but the manifest says " +
-                    std::to_string(manifest.weightsSize) +
+                    std::to_string(manifest.weightsSize) + " bytes" +
                     (weights.size() < manifest.weightsSize ? " (truncated)"
                                                            : ""));
 

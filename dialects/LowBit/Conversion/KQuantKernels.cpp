@@ -38,7 +38,7 @@ constexpr int64_t kActQs = 4, kActSums = 260, kActBytes = 292;
 /// What a row contributes to one super-block.
 struct RowBlock {
   Value at;      // byte offset of the super-block
-  Value d, dmin; // f32 scalars (dmin: null when unused)
+  Value d, dmin; // vector<8xf32> broadcasts (dmin: null when unused)
   VectorOps::Scales scales; // per 32 (Q4_K, Q5_K) or per 16 weights
   Value pairs;   // vector<16xi16> multiplied with the activation sums
 };
@@ -59,7 +59,7 @@ public:
     const int64_t rows = ctx.numRows(), tokens = ctx.numTokens();
     SmallVector<Value> dx, sums;
     for (Value at : ctx.actOffsets) {
-      dx.push_back(v.loadF32(ctx.xq, at));
+      dx.push_back(v.splat(v.loadF32(ctx.xq, at), 8));
       sums.push_back(vector::BitCastOp::create(
           v.b, v.loc, v.vecI16(16),
           v.loadBytes(ctx.xq, v.addConst(at, kActSums), 32)));
@@ -91,8 +91,9 @@ public:
         // Minimums subtract dmin * m; offsets subtract offset * d * scale.
         Value factor =
             rb.dmin ? arith::MulFOp::create(v.b, v.loc, rb.dmin, dx[j])
-                    : arith::MulFOp::create(v.b, v.loc, scale,
-                                            v.f32(static_cast<float>(offset())));
+                    : arith::MulFOp::create(
+                          v.b, v.loc, scale,
+                          v.splat(v.f32(static_cast<float>(offset())), 8));
         Value negated = arith::NegFOp::create(v.b, v.loc, factor);
         acc = v.fmaScaled(acc, pairs, negated);
       }
@@ -181,15 +182,15 @@ private:
     rb.at = at;
     switch (format) {
     case Format::Q2_K: {
-      rb.d = v.loadHalfAsF32(w, v.addConst(at, 80));
-      rb.dmin = v.loadHalfAsF32(w, v.addConst(at, 82));
+      rb.d = v.loadHalfSplat(w, v.addConst(at, 80));
+      rb.dmin = v.loadHalfSplat(w, v.addConst(at, 82));
       Value packed = v.loadBytes(w, at, 16);
       rb.scales = v.prepareScales(v.andI8(packed, 0x0f), false);
       rb.pairs = v.extend(v.shrI8(packed, 4), 16, false);
       break;
     }
     case Format::Q3_K: {
-      rb.d = v.loadHalfAsF32(w, v.addConst(at, 108));
+      rb.d = v.loadHalfSplat(w, v.addConst(at, 108));
       Value scales = unpackQ3Scales(v, w, at);
       rb.scales = v.prepareScales(scales, true);
       rb.pairs = v.extend(scales, 16, true);
@@ -197,15 +198,15 @@ private:
     }
     case Format::Q4_K:
     case Format::Q5_K: {
-      rb.d = v.loadHalfAsF32(w, at);
-      rb.dmin = v.loadHalfAsF32(w, v.addConst(at, 2));
+      rb.d = v.loadHalfSplat(w, at);
+      rb.dmin = v.loadHalfSplat(w, v.addConst(at, 2));
       auto [scales, mins] = unpackScaleMin(v, w, v.addConst(at, 4));
       rb.scales = v.prepareScales(scales, false);
       rb.pairs = perSixteenPairs(v, mins);
       break;
     }
     case Format::Q6_K: {
-      rb.d = v.loadHalfAsF32(w, v.addConst(at, 208));
+      rb.d = v.loadHalfSplat(w, v.addConst(at, 208));
       Value scales = v.loadBytes(w, v.addConst(at, 192), 16);
       rb.scales = v.prepareScales(scales, true);
       rb.pairs = v.extend(scales, 16, true);

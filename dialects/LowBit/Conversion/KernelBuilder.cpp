@@ -128,6 +128,12 @@ Value VectorOps::loadHalfAsF32(Value mem, Value offset) {
   return arith::ExtFOp::create(b, loc, b.getF32Type(), h);
 }
 
+Value VectorOps::loadHalfSplat(Value mem, Value offset) {
+  Value h = loadScalar(mem, offset, b.getF16Type());
+  Value halves = splat(h, 8);
+  return arith::ExtFOp::create(b, loc, vecF32(8), halves);
+}
+
 Value VectorOps::loadF32(Value mem, Value offset) {
   return loadScalar(mem, offset, b.getF32Type());
 }
@@ -274,7 +280,9 @@ Value VectorOps::pairDot16(Value x, Value y) {
 
 Value VectorOps::fmaScaled(Value acc, Value isum, Value scale) {
   Value f = arith::SIToFPOp::create(b, loc, vecF32(8), isum);
-  return vector::FMAOp::create(b, loc, f, splat(scale, 8), acc);
+  if (!llvm::isa<VectorType>(scale.getType()))
+    scale = splat(scale, 8);
+  return vector::FMAOp::create(b, loc, f, scale, acc);
 }
 
 Value VectorOps::reduceAdd(Value v) {

@@ -92,6 +92,10 @@ public:
   void storeScalar(Value value, Value mem, Value offset);
   /// An f16 / f32 / i32 scalar at a byte offset; f16 is widened to f32.
   Value loadHalfAsF32(Value mem, Value offset);
+  /// An f16 scalar broadcast to vector<8xf32> (a broadcast load and one
+  /// vector conversion: no partial-register merge that would chain loop
+  /// iterations).
+  Value loadHalfSplat(Value mem, Value offset);
   Value loadF32(Value mem, Value offset);
   Value loadI32(Value mem, Value offset);
 
@@ -132,6 +136,7 @@ public:
   Value pairDot16(Value a, Value b);
 
   /// acc + sitofp(isum) * splat(scale): the float step after integer sums.
+  /// `scale` is an f32 scalar or already a vector<8xf32>.
   Value fmaScaled(Value acc, Value isum, Value scale);
   /// Horizontal sum of a vector<8xf32>.
   Value reduceAdd(Value v);

@@ -60,7 +60,7 @@ public:
     // Activations: scale, quants, and what offsets and minimums need.
     SmallVector<Value> dx, xv, isumInit, xSum;
     for (Value at : ctx.actOffsets) {
-      dx.push_back(v.loadHalfAsF32(ctx.xq, at));
+      dx.push_back(v.loadHalfSplat(ctx.xq, at));
       Value q = v.loadBytes(ctx.xq, v.addConst(at, 2), 32);
       xv.push_back(q);
       Value zero = v.splatI32(0);
@@ -73,14 +73,14 @@ public:
       if (hasMin) {
         Value sum = v.dotU(zero, v.splatI8(1), q);
         Value sumF = arith::SIToFPOp::create(v.b, v.loc, v.vecF32(8), sum);
-        xSum.push_back(arith::MulFOp::create(v.b, v.loc, sumF,
-                                             v.splat(dx.back(), 8)));
+        xSum.push_back(arith::MulFOp::create(v.b, v.loc, sumF, dx.back()));
       }
     }
     for (int64_t i = 0; i < ctx.numRows(); ++i) {
       Value at = ctx.rowOffsets[i];
-      Value d = v.loadHalfAsF32(ctx.w, at);
-      Value m = hasMin ? v.loadHalfAsF32(ctx.w, v.addConst(at, 2)) : Value();
+      // Scales as broadcast vectors: scale products in vector registers.
+      Value d = v.loadHalfSplat(ctx.w, at);
+      Value m = hasMin ? v.loadHalfSplat(ctx.w, v.addConst(at, 2)) : Value();
       Value q = decode(v, ctx.w, at);
       for (int64_t j = 0; j < tokens; ++j) {
         Value isum = isSigned ? v.dotS(isumInit[j], q, xv[j])
@@ -89,7 +89,7 @@ public:
         Value &acc = accs[i * tokens + j];
         acc = v.fmaScaled(acc, isum, scale);
         if (hasMin)
-          acc = vector::FMAOp::create(v.b, v.loc, xSum[j], v.splat(m, 8), acc);
+          acc = vector::FMAOp::create(v.b, v.loc, xSum[j], m, acc);
       }
     }
   }
