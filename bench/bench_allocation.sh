@@ -12,7 +12,8 @@
 #     from the same text, full dev-eval; ../shared/models/README.md);
 #   - lowbit's allocation (lowbit compile --target-bpw) with method rtn under
 #     the three sensitivity measures (wmse, gain, kld), and with methods gptq
-#     and awq (on the gain allocation) when `lowbit compile --method` has them.
+#     and awq (kld and gain allocations) when `lowbit compile --method` has
+#     them.
 # Writes bench/results/allocation.md, allocation.csv and allocation.svg (KLD
 # against bits per weight). Environment: BUILD (build dir), MODELS (docs256
 # folder), WORK (scratch dir), EVAL_CHUNKS (chunks of dev-eval to score,
@@ -43,7 +44,8 @@ log() { echo "[bench_allocation] $*" >&2; }
 
 # Does `lowbit compile` know --method gptq / awq yet (another work item)?
 METHODS=""
-if "$LOWBIT" compile --help 2>&1 | grep -q -- "--method"; then
+COMPILE_HELP=$("$LOWBIT" compile --help 2>&1 || true)
+if [[ $COMPILE_HELP == *"--method"* ]]; then
   METHODS="gptq awq"
 fi
 
@@ -160,16 +162,18 @@ for B in $BUDGETS; do
     "$LOWBIT" compile "$MODEL" --target-bpw "$B" --state "$WORK/state.gguf" \
       --measure "$MEASURE" -o "$WORK/rtn-$MEASURE-$B.gguf" \
       > "$WORK/rtn-$MEASURE-$B.txt"
-    evaluate "$B" "lowbit rtn, $MEASURE" "$WORK/rtn-$MEASURE-$B.gguf" \
+    evaluate "$B" "lowbit rtn / $MEASURE" "$WORK/rtn-$MEASURE-$B.gguf" \
       "$(elapsed "$T")"
   done
   for METHOD in $METHODS; do
-    T=$(now)
-    "$LOWBIT" compile "$MODEL" --target-bpw "$B" --state "$WORK/state.gguf" \
-      --measure gain --method "$METHOD" -o "$WORK/$METHOD-gain-$B.gguf" \
-      > "$WORK/$METHOD-gain-$B.txt"
-    evaluate "$B" "lowbit $METHOD, gain" "$WORK/$METHOD-gain-$B.gguf" \
-      "$(elapsed "$T")"
+    for MEASURE in kld gain; do
+      T=$(now)
+      "$LOWBIT" compile "$MODEL" --target-bpw "$B" --state "$WORK/state.gguf" \
+        --measure "$MEASURE" --method "$METHOD" \
+        -o "$WORK/$METHOD-$MEASURE-$B.gguf" > "$WORK/$METHOD-$MEASURE-$B.txt"
+      evaluate "$B" "lowbit $METHOD / $MEASURE" \
+        "$WORK/$METHOD-$MEASURE-$B.gguf" "$(elapsed "$T")"
+    done
   done
   log "budget $B done"
 done
@@ -194,6 +198,7 @@ import csv, json, math, os, sys
  kld_first, methods, base_json) = sys.argv[1:12]
 rows = list(csv.DictReader(open(csv_path)))
 base = json.load(open(base_json))
+base_ppl = base['ppl']['value'] if isinstance(base['ppl'], dict) else base['ppl']
 llamacpp = {}
 for line in open(os.path.join(os.path.dirname(csv_path), 'llamacpp.txt')):
     p = line.split()
@@ -208,7 +213,7 @@ md.append("Produced by `bench/bench_allocation.sh` (rerun it to refresh). Model:
           "`lowbit calibrate` on `calib.txt`, context 256 (377 chunks, BOS first in every "
           "chunk, as llama.cpp's imatrix tool). Evaluation: `lowbit eval -c 256` on "
           f"`dev-eval.txt`, **{scope}**, KL divergence against the F32 model's "
-          f"log-probabilities (F32 PPL on these chunks: {base['ppl']['value']:.4f}). "
+          f"log-probabilities (F32 PPL on these chunks: {base_ppl:.4f}). "
           "bpw = file bytes * 8 / all weights, as llama.cpp reports.\n")
 md.append("Every row quantizes with the **same importance matrix: lowbit's own, from "
           "calib.txt** (the presets too, with lowbit's quantizer, which reproduces "

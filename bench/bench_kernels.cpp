@@ -283,7 +283,13 @@ int main(int argc, char **argv) {
   Team one(1), team(threads);
   const size_t readBytes = hot ? size_t(8) << 20 : size_t(2) << 30;
   uint8_t *buf = static_cast<uint8_t *>(std::aligned_alloc(64, readBytes));
-  std::memset(buf, 1, readBytes);
+  // Random contents (identical pages could be merged by the host).
+  {
+    std::mt19937_64 fill(11);
+    uint64_t *words = reinterpret_cast<uint64_t *>(buf);
+    for (size_t i = 0; i < readBytes / 8; ++i)
+      words[i] = fill();
+  }
   double bw1 = readBandwidth(one, buf, readBytes, 5);
   double bwN = readBandwidth(team, buf, readBytes, 5);
   std::free(buf);
@@ -310,10 +316,20 @@ int main(int argc, char **argv) {
     formats::quantizeRows(fmts[i], w.data(), plain.data(), N, K, nullptr, 0);
     const size_t copies =
         hot ? 1 : std::max<size_t>(2, (size_t(2) << 30) / bytes);
+    // Every copy is different (the blocks rotated by a different amount):
+    // identical pages could be merged by the host (KSM) and then be served
+    // from cache instead of DRAM.
     std::vector<uint8_t *> pool(copies);
-    for (uint8_t *&p : pool) {
-      p = static_cast<uint8_t *>(std::aligned_alloc(64, (bytes + 63) / 64 * 64));
-      formats::packRows(fmts[i], plain.data(), p, N, K, k.interleaveRows);
+    std::vector<uint8_t> rotated(bytes);
+    const size_t blockBytes = fi.blockBytes, blocks = bytes / blockBytes;
+    for (size_t c = 0; c < copies; ++c) {
+      const size_t shift = (c * 7919 % blocks) * blockBytes;
+      std::memcpy(rotated.data(), plain.data() + shift, bytes - shift);
+      std::memcpy(rotated.data() + bytes - shift, plain.data(), shift);
+      pool[c] =
+          static_cast<uint8_t *>(std::aligned_alloc(64, (bytes + 63) / 64 * 64));
+      formats::packRows(fmts[i], rotated.data(), pool[c], N, K,
+                        k.interleaveRows);
     }
     const size_t actBytes = formats::rowBytes(formats::info(k.activation), K);
     std::vector<uint8_t> xq(64 * actBytes);

@@ -35,5 +35,6 @@ aarch64-linux-gnu-gcc -c -O2 -I"$ROOT/runtime/include" -I"$ROOT/include" \
 aarch64-linux-gnu-g++ -static -O2 "${objects[@]}" \
   "$BUILD/libLowBitRuntimeRunner.a" "$BUILD/libLowBitRuntime.a" \
   "$BUILD/libLowBitTokenizer.a" "$BUILD/libLowBitGGUF.a" \
-  "$BUILD/libLowBitExecOps.a" "$BUILD/libLowBitFormats.a" \
+  "$BUILD/libLowBitExecOps.a" "$BUILD/libLowBitTarget.a" \
+  "$BUILD/libLowBitFormats.a" \
   -lpthread -o "$OUT"

@@ -58,8 +58,8 @@ bool lowbit::quant::scaledQuantError(Format format, const float *w,
   std::vector<float> importance(cols);
   for (int64_t c = 0; c < cols; ++c) {
     double s = scales ? scales[c] : 1.0;
-    importance[c] =
-        static_cast<float>(std::max(double(hessian[c * cols + c]), 0.0) / (s * s));
+    importance[c] = static_cast<float>(
+        std::max(double(hessian[c * cols + c]), 0.0) / (s * s));
   }
   const int64_t n = static_cast<int64_t>(picked.size());
   const int64_t chunk = 16;
@@ -108,8 +108,8 @@ bool lowbit::quant::scaledQuantError(Format format, const float *w,
   return true;
 }
 
-bool lowbit::quant::searchAWQ(const std::vector<AWQWeight> &group,
-                              int64_t cols, const std::vector<float> &activation,
+bool lowbit::quant::searchAWQ(const std::vector<AWQWeight> &group, int64_t cols,
+                              const std::vector<float> &activation,
                               const float *hessian, const AWQOptions &options,
                               AWQResult &result, std::string &error) {
   if (static_cast<int64_t>(activation.size()) != cols) {
@@ -181,9 +181,10 @@ std::vector<float> lowbit::quant::tieToKVHeads(const std::vector<float> &a,
   return out;
 }
 
-std::vector<float>
-lowbit::quant::expandFromKVHeads(const std::vector<float> &s, int64_t heads,
-                                 int64_t kvHeads, int64_t headDim) {
+std::vector<float> lowbit::quant::expandFromKVHeads(const std::vector<float> &s,
+                                                    int64_t heads,
+                                                    int64_t kvHeads,
+                                                    int64_t headDim) {
   int64_t group = heads / kvHeads;
   std::vector<float> out(heads * headDim);
   for (int64_t h = 0; h < heads; ++h)

@@ -341,8 +341,8 @@ private:
 
   /// Quantizes processing-order columns [c0, c0 + bs) (one storage block)
   /// of every row of the chunk; writes the bytes and the errors e_j.
-  bool runBlock(Worker &s, int64_t row0, int64_t count, int64_t c0,
-                int64_t b0, std::string &error) {
+  bool runBlock(Worker &s, int64_t row0, int64_t count, int64_t c0, int64_t b0,
+                std::string &error) {
     const int64_t k = p_.cols, bs = p_.bs, bb = p_.blockBytes;
     const int64_t block = p_.perm[c0] / bs; // storage block index
     s.comp.resize(count * bs);
@@ -535,8 +535,10 @@ bool lowbit::quant::quantizeGPTQ(Format format, int64_t rows, int64_t cols,
   p.bs = fi.blockSize;
   p.blockBytes = fi.blockBytes;
   p.rowBytes = static_cast<int64_t>(formats::rowBytes(fi, k));
-  p.batch = std::max<int64_t>(1, (std::max<int64_t>(options.lazyBatch, 1) +
-                                  p.bs - 1) / p.bs) * p.bs;
+  p.batch =
+      std::max<int64_t>(
+          1, (std::max<int64_t>(options.lazyBatch, 1) + p.bs - 1) / p.bs) *
+      p.bs;
   p.batch = std::min(p.batch, k);
   p.perm = processingOrder(diag, p.bs, options.actOrder);
   p.dead = dead;

@@ -21,6 +21,7 @@
 #include "lowbit/Formats/Formats.h"
 #include "lowbit/Formats/Layout.h"
 #include "lowbit/Target/KernelABI.h"
+#include "lowbit/Target/TargetTable.h"
 #include "lowbit/runtime/Manifest.h"
 
 #include <algorithm>
@@ -32,6 +33,7 @@
 #include <memory>
 #include <mutex>
 #include <new>
+#include <numeric>
 #include <string>
 #include <vector>
 
@@ -163,6 +165,9 @@ struct Tensor {
   lb_matmul_kernel_fn kernel = nullptr;
   lb_quantize_act_fn quantize = nullptr;
   uint64_t actRowBytes = 0;
+  /// Rows per kernel call are a multiple of this: the layout's interleave
+  /// and the target table's micro-tile rows.
+  int64_t rowUnit = 1;
   /// Plain-layout view for the fall-back matmul and the embedding lookup.
   exec::WeightRef plain;
   std::vector<uint8_t> unpacked; // owns plain.data when we had to unpack
@@ -201,7 +206,6 @@ struct lb_model {
   exec::ops::RopeParams rope;
   std::string report;
   lb_model_info_t info{};
-  int contexts = 0;
 
   ~lb_model() {
 #ifndef LOWBIT_RUNTIME_NO_DLOPEN
@@ -360,6 +364,21 @@ bool lb_model::resolveSymbols(Failure &f) {
   }
   if (!anyKernel)
     return true;
+  // The table the compiler used: refuse code this CPU cannot execute
+  // (SIGILL is not an error message), and take its micro-tile rows.
+  const target::TargetInfo *table = target::findTarget(manifest.target);
+  if (table && !table->hostSupports())
+    return fail(f, LB_ERROR_UNSUPPORTED,
+                dir + ": the kernels were generated for " + manifest.target +
+                    " (" + table->description +
+                    "), which this CPU cannot execute; recompile with "
+                    "--target host");
+  for (const auto &t : tensors) {
+    t->rowUnit = t->interleave;
+    if (const target::KernelChoice *c = table ? table->find(t->format) : nullptr)
+      t->rowUnit = std::lcm<int64_t>(t->interleave,
+                             std::max<int64_t>(1, c->rowTile));
+  }
   const std::string codePath = dir + "/" + manifest.codeFile;
   if (!useStatic) {
     const std::string link =
@@ -673,10 +692,10 @@ void lb_context::matmul(const Tensor &t, const float *in, int64_t n, float *y,
     act = xq.data();
   }
   const int64_t N = t.rows, K = t.cols;
-  // Row ranges in multiples of the interleave, about four per thread so
+  // Row ranges in multiples of the row unit, about four per thread so
   // uneven threads still balance; at least 16 rows so the per-call overhead
   // stays small.
-  const int64_t unit = t.interleave;
+  const int64_t unit = t.rowUnit;
   const int64_t want = std::max<int64_t>(1, 4 * pool->size());
   int64_t chunk = std::max<int64_t>(16, (N + want - 1) / want);
   chunk = (chunk + unit - 1) / unit * unit;

@@ -74,20 +74,20 @@ int main(int argc, char **argv) {
     std::vector<std::string> weights = split(parts[0], ',');
     long k = std::strtol(parts[1].c_str(), nullptr, 10);
     std::string kind = parts.size() == 3 ? parts[2] : "ar";
-    if (k <= 0 || (kind != "ar" && kind != "loud" && kind != "zero" &&
-                   kind != "nan"))
+    if (k <= 0 ||
+        (kind != "ar" && kind != "loud" && kind != "zero" && kind != "nan"))
       return fail("bad spec '" + arg + "'");
     std::vector<double> scale(k);
     for (long c = 0; c < k; ++c)
-      scale[c] = (1.0 + (c * 7 % 5)) *
-                 (kind == "loud" ? (c % 8 == 2 ? 20.0 : 1.0)
-                                 : (c % 11 == 3 ? 6.0 : 1.0));
+      scale[c] =
+          (1.0 + (c * 7 % 5)) * (kind == "loud" ? (c % 8 == 2 ? 20.0 : 1.0)
+                                                : (c % 11 == 3 ? 6.0 : 1.0));
     std::vector<float> h(k * k, 0.0f);
     if (kind != "zero")
       for (long a = 0; a < k; ++a)
         for (long b = 0; b < k; ++b)
-          h[a * k + b] = static_cast<float>(
-              kTokens * scale[a] * scale[b] * std::pow(0.6, std::labs(a - b)));
+          h[a * k + b] = static_cast<float>(kTokens * scale[a] * scale[b] *
+                                            std::pow(0.6, std::labs(a - b)));
     if (kind == "nan")
       h[1] = NAN;
     std::vector<float> diag(k);
@@ -99,8 +99,8 @@ int main(int argc, char **argv) {
     const std::vector<float> *dp = hold(diag);
     const std::vector<float> *cp = hold({float(kTokens)});
     for (const std::string &name : weights) {
-      w.set("lowbit.hessian.of." + name, Value::makeString(weights[0] +
-                                                           ".hessian"));
+      w.set("lowbit.hessian.of." + name,
+            Value::makeString(weights[0] + ".hessian"));
       if (imatrix) {
         w.addTensor(name + ".in_sum2", {uint64_t(k)}, 0, dp->data(),
                     dp->size() * sizeof(float));

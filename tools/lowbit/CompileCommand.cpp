@@ -112,7 +112,11 @@ int compileCommand(int argc, char **argv) {
       "llama.cpp loads.\nFormats are chosen per tensor by a llama.cpp-style "
       "preset and its mixing rules\n(output, attn_v and ffn_down bumps, "
       "fall-backs when a row does not fit a block),\nwhich --tensor-type "
-      "rules override.");
+      "rules override; or, with --target-bpw / --target-size, by a\n"
+      "global allocation: calibrate (--calib), measure every tensor's "
+      "sensitivity to\nevery format, and choose the formats that "
+      "minimise the predicted damage within\nthe budget (--state keeps "
+      "the analysis for re-targeting).");
   cl.option("output", "FILE", "The GGUF file to write.", "o");
   cl.option("preset", "NAME",
             "Preset (default q8_0): q4_0 q4_1 q5_0 q5_1 q8_0 q2_k q2_k_s "
@@ -280,7 +284,8 @@ int compileCommand(int argc, char **argv) {
   // --method: gptq and awq read Hessians from a calibration state.
   std::string method = cl.get("method", "rtn");
   if (method != "rtn" && method != "gptq" && method != "awq")
-    return cli::fail("--method must be rtn, gptq or awq, got '" + method + "'");
+    return cli::fail("--method must be rtn, gptq or awq, got '" + method +
+                     "'");
   if (method != "rtn" && !cl.has("calib") &&
       !(cl.has("state") && fileExists(cl.get("state"))))
     return cli::fail("--method " + method + " needs calibration Hessians: "

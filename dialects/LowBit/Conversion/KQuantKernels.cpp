@@ -1,4 +1,4 @@
-//===- KQuantKernels.cpp - Q2_K ... Q6_K x Q8_K ---------------------------===//
+//===- KQuantKernels.cpp - Q2_K ... Q6_K, IQ4_XS x Q8_K -------------------===//
 //
 // ggml's 256-weight super-blocks against Q8_K activations (f32 d, 256 x
 // int8, 16 x int16 sums of 16). One step of the k loop is one super-block,
@@ -21,6 +21,7 @@
 //   Q4_K    d | dmin | scales 12 | qs 128           qs[32(c/2)..] nibble c%2
 //   Q5_K    d | dmin | scales 12 | qh 32 | qs 128   as Q4_K | qh bit c << 4
 //   Q6_K    ql 128 | qh 64 | scales 16 | d          ql nibble | qh 2 bits << 4
+//   IQ4_XS  d | scales_h 2 | scales_l 4 | qs 128    levels[nibble], signed
 //
 //===----------------------------------------------------------------------===//
 #include "KernelBuilder.h"
@@ -40,7 +41,8 @@ struct RowBlock {
   Value at;      // byte offset of the super-block
   Value d, dmin; // vector<8xf32> broadcasts (dmin: null when unused)
   VectorOps::Scales scales; // per 32 (Q4_K, Q5_K) or per 16 weights
-  Value pairs;   // vector<16xi16> multiplied with the activation sums
+  Value pairs;   // vector<16xi16> multiplied with the activation sums (null
+                 // when nothing is subtracted: IQ4_XS)
 };
 
 class KQuantKernel : public FormatKernel {
@@ -76,8 +78,12 @@ public:
       for (int64_t i = 0; i < rows; ++i) {
         Value u = chunk(v, ctx.w, rowBlocks[i].at, c);
         for (int64_t j = 0; j < tokens; ++j)
-          isum[i * tokens + j] = v.dotUScaled(isum[i * tokens + j], u, xc[j],
-                                              rowBlocks[i].scales, c);
+          isum[i * tokens + j] =
+              format == Format::IQ4_XS
+                  ? v.dotSScaled(isum[i * tokens + j], u, xc[j],
+                                 rowBlocks[i].scales, c)
+                  : v.dotUScaled(isum[i * tokens + j], u, xc[j],
+                                 rowBlocks[i].scales, c);
       }
     }
 
@@ -87,6 +93,8 @@ public:
         Value &acc = accs[i * tokens + j];
         Value scale = arith::MulFOp::create(v.b, v.loc, rb.d, dx[j]);
         acc = v.fmaScaled(acc, isum[i * tokens + j], scale);
+        if (!rb.pairs)
+          continue;
         Value pairs = v.pairDot16(rb.pairs, sums[j]);
         // Minimums subtract dmin * m; offsets subtract offset * d * scale.
         Value factor =
@@ -212,13 +220,44 @@ private:
       rb.pairs = v.extend(scales, 16, true);
       break;
     }
+    case Format::IQ4_XS: {
+      // d | scales_h (u16) | scales_l (4 bytes) | qs: 6-bit scales - 32,
+      // unpacked in eight i32 lanes with per-lane shifts.
+      OpBuilder &b = v.b;
+      Location loc = v.loc;
+      rb.d = v.loadHalfSplat(w, at);
+      Value high = arith::ExtUIOp::create(
+          b, loc, b.getI32Type(),
+          v.loadScalar(w, v.addConst(at, 2), b.getI16Type()));
+      Value low = v.loadI32(w, v.addConst(at, 4));
+      auto shifts = [&](int step) -> Value {
+        SmallVector<Attribute> s;
+        for (int i = 0; i < 8; ++i)
+          s.push_back(b.getI32IntegerAttr(step * i));
+        return arith::ConstantOp::create(
+            b, loc, DenseElementsAttr::get(v.vecI32(8), s));
+      };
+      Value l = arith::AndIOp::create(
+          b, loc, arith::ShRUIOp::create(b, loc, v.splat(low, 8), shifts(4)),
+          v.splatI32(15));
+      Value h = arith::AndIOp::create(
+          b, loc, arith::ShRUIOp::create(b, loc, v.splat(high, 8), shifts(2)),
+          v.splatI32(3));
+      Value ls = arith::OrIOp::create(
+          b, loc, l, arith::ShLIOp::create(b, loc, h, v.splatI32(4)));
+      Value centered = arith::SubIOp::create(b, loc, ls, v.splatI32(32));
+      Value bytes = arith::TruncIOp::create(b, loc, v.vecI8(8), centered);
+      rb.scales = v.prepareScales(bytes, true);
+      break;
+    }
     default:
       llvm_unreachable("not a K-quant");
     }
     return rb;
   }
 
-  /// Unsigned quants of chunk c (weights 32c .. 32c + 31) of a super-block.
+  /// The quants of chunk c (weights 32c .. 32c + 31) of a super-block:
+  /// unsigned bytes, or for IQ4_XS the signed levels.
   Value chunk(VectorOps &v, Value w, Value at, int c) {
     switch (format) {
     case Format::Q2_K: {
@@ -249,6 +288,12 @@ private:
       Value high = v.andI8(v.shrI8(qh, 2 * r), 3);
       return v.orI(low, v.shlI8(high, 4));
     }
+    case Format::IQ4_XS: {
+      // 16 bytes per 32 weights: low nibbles first, then the high ones.
+      Value q = v.loadBytes(w, v.addConst(at, 8 + 16 * c), 16);
+      Value idx = v.concat(v.andI8(q, 0x0f), v.shrI8(q, 4));
+      return v.lookup16(kIQ4NLLevels, idx);
+    }
     default:
       llvm_unreachable("not a K-quant");
     }
@@ -266,6 +311,7 @@ std::unique_ptr<FormatKernel> createKQuantKernel(Format format, ISA isa) {
   case Format::Q4_K:
   case Format::Q5_K:
   case Format::Q6_K:
+  case Format::IQ4_XS:
     return std::make_unique<KQuantKernel>(format, isa);
   default:
     return nullptr;

@@ -223,6 +223,13 @@ Value VectorOps::dotU(Value acc, Value u, Value s) {
   llvm_unreachable("unknown ISA");
 }
 
+Value VectorOps::dotU2(Value acc, Value u1, Value s1, Value u2, Value s2) {
+  if (isa != ISA::X86AVX2)
+    return dotU(dotU(acc, u1, s1), u2, s2);
+  Value pairs = add(x86MaddUbs(u1, s1), x86MaddUbs(u2, s2));
+  return add(acc, x86MaddWd(pairs, splatI16(1)));
+}
+
 Value VectorOps::dotS(Value acc, Value a, Value s) {
   if (isNeon())
     return neonSdot(acc, a, s);
@@ -264,6 +271,31 @@ Value VectorOps::dotUScaled(Value acc, Value u, Value s, const Scales &scales,
   for (int i = 0; i < 16; ++i)
     mask.push_back(i < 8 ? chunk : 8 + chunk);
   return add(acc, x86MaddWd(x86MaddUbs(u, s), shuffle(scales.value, mask)));
+}
+
+Value VectorOps::dotSScaled(Value acc, Value w, Value s, const Scales &scales,
+                            int64_t chunk) {
+  if (isNeon())
+    return dotUScaled(acc, w, s, scales, chunk); // sdot is signed already
+  Value absW = math::AbsIOp::create(b, loc, w);
+  Value signedS = intrinsic("llvm.x86.avx2.psign.b", vecI8(32), {s, w});
+  return dotUScaled(acc, absW, signedS, scales, chunk);
+}
+
+Value VectorOps::lookup16(ArrayRef<int8_t> table, Value idx) {
+  SmallVector<Attribute> entries;
+  const int64_t lanes = isNeon() ? 16 : 32;
+  for (int64_t i = 0; i < lanes; ++i)
+    entries.push_back(b.getI8IntegerAttr(table[i % 16]));
+  Value t = arith::ConstantOp::create(
+      b, loc, DenseElementsAttr::get(vecI8(lanes), entries));
+  if (!isNeon())
+    return intrinsic("llvm.x86.avx2.pshuf.b", vecI8(32), {t, idx});
+  Value halves[2];
+  for (int h = 0; h < 2; ++h)
+    halves[h] = intrinsic("llvm.aarch64.neon.tbl1.v16i8", vecI8(16),
+                          {t, slice(idx, 16 * h, 16)});
+  return concat(halves[0], halves[1]);
 }
 
 Value VectorOps::pairDot16(Value x, Value y) {
@@ -379,7 +411,9 @@ struct LoopNest {
                               : v.mulConst(tok, actRowBytes));
     }
 
-    SmallVector<Value> init(rt * tt, v.zeroF32());
+    const int64_t perAcc = kernel->rowsPerAccumulator();
+    const int64_t numAcc = (rt + perAcc - 1) / perAcc;
+    SmallVector<Value> init(numAcc * tt, v.zeroF32());
     auto loop = scf::ForOp::create(
         b, loc, v.index(0), v.index(steps), v.index(1), init,
         [&](OpBuilder &nested, Location nestedLoc, Value s, ValueRange iter) {
@@ -407,7 +441,10 @@ struct LoopNest {
     }
     for (int64_t i = 0; i < rt; ++i)
       for (int64_t j = 0; j < tt; ++j) {
-        Value sum = v.reduceAdd(accs[i * tt + j]);
+        Value acc = accs[(i / perAcc) * tt + j];
+        if (perAcc == 2)
+          acc = v.slice(acc, 4 * (i % 2), 4);
+        Value sum = v.reduceAdd(acc);
         Value at = v.add(v.mul(v.addConst(t, j), yStride), v.addConst(r, i));
         memref::StoreOp::create(b, loc, sum, y, ValueRange{at});
       }

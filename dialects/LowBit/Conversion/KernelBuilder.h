@@ -116,6 +116,9 @@ public:
   // Integer dot products over groups of four bytes (lane i <- bytes 4i..4i+3).
   /// acc + dot(u, s): u unsigned and <= 127, s signed in [-127, 127].
   Value dotU(Value acc, Value u, Value s);
+  /// acc + dot(u1, s1) + dot(u2, s2) (u <= 63): on AVX2 the two vpmaddubsw
+  /// results are added as i16 before one vpmaddwd.
+  Value dotU2(Value acc, Value u1, Value s1, Value u2, Value s2);
   /// acc + dot(a, s): a signed in [-128, 127], s signed in [-127, 127].
   Value dotS(Value acc, Value a, Value s);
   /// Integer sub-block scales of a super-block, widened once and arranged
@@ -132,13 +135,18 @@ public:
   /// its two 16-weight halves (equal for per-32 scales); u <= 127.
   Value dotUScaled(Value acc, Value u, Value s, const Scales &scales,
                    int64_t chunk);
+  /// The same for signed weights (|w| <= 127).
+  Value dotSScaled(Value acc, Value w, Value s, const Scales &scales,
+                   int64_t chunk);
+  /// table[idx[i]] for the 32 indices (0..15) of `idx`: vpshufb / tbl.
+  Value lookup16(ArrayRef<int8_t> table, Value idx);
   /// vector<16xi16> a, b -> vector<8xi32>: lane i = a[2i]b[2i] + a[2i+1]b[2i+1].
   Value pairDot16(Value a, Value b);
 
   /// acc + sitofp(isum) * splat(scale): the float step after integer sums.
   /// `scale` is an f32 scalar or already a vector<8xf32>.
   Value fmaScaled(Value acc, Value isum, Value scale);
-  /// Horizontal sum of a vector<8xf32>.
+  /// Horizontal sum of a vector<Nxf32>.
   Value reduceAdd(Value v);
 
 private:
@@ -176,13 +184,22 @@ public:
   virtual int64_t actUnitsPerStep() const = 0;
   /// The activation format (F32 for float kernels).
   virtual Format activation() const = 0;
-  /// Emits one step; accs[i * tokens + j] (vector<8xf32>) are updated.
+  /// Rows sharing one vector<8xf32> accumulator: 1, or 2 when lanes 0-3
+  /// sum row 2p and lanes 4-7 row 2p + 1 (formats whose 32 weights fit in
+  /// 16 bytes decode two rows per 256-bit vector). With 2 and an odd number
+  /// of rows, the last accumulator's second half is ignored.
+  virtual int64_t rowsPerAccumulator() const { return 1; }
+  /// Emits one step; accs[a * tokens + j] (vector<8xf32>, a the accumulator
+  /// of row a (or row pair a)) are updated.
   virtual void emitStep(TileContext &ctx, MutableArrayRef<Value> accs) = 0;
   /// The `rem` weights left after the whole steps (float formats only),
   /// emitted after the k loop; ctx offsets point at the first of them.
   virtual void emitTail(TileContext &ctx, int64_t rem,
                         MutableArrayRef<Value> accs) {}
 };
+
+/// ggml's IQ4_NL levels (LinearKernels.cpp).
+extern const int8_t kIQ4NLLevels[16];
 
 /// Null when the format has no kernel (the caller reports a fall-back).
 std::unique_ptr<FormatKernel> createFormatKernel(Format format, ISA isa);

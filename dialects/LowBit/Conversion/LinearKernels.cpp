@@ -1,4 +1,4 @@
-//===- LinearKernels.cpp - Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 x Q8_0 ------------===//
+//===- LinearKernels.cpp - Q4_0 ... Q8_0, IQ4_NL x Q8_0 -------------------===//
 //
 // ggml's 32-weight blocks against Q8_0 activations (f16 d, 32 x int8). One
 // step of the k loop is one block. Per token the activation block is loaded
@@ -9,12 +9,17 @@
 //   Q5_0  u = nibble | high bit << 4 (0..31), w = d (u - 16)
 //   Q4_1  w = d u + m            Q5_1  w = d u + m, u 5 bits
 //   Q8_0  w = d q, q signed
+//   IQ4_NL w = d kIQ4NLLevels[nibble] (vpshufb / tbl lookup, then signed)
+//
+// The 4/5-bit formats decode two rows into one 32-byte vector (their 32
+// quants are 16 bytes): one dot instruction sequence serves two rows, whose
+// partial sums land in lanes 0-3 and 4-7 of a shared accumulator.
 //
 // Offsets are not subtracted per weight: the integer sum starts at
 // -offset * dot(1, x) (computed once per token and block with the same dot
 // instruction), which leaves one dot per row and block. Minimums add
 // m * dx * sum(x), the sum again once per token and block. Then
-// acc += float(isum) * (d * dx).
+// acc += float(isum) * (d * dx), the scales as broadcast vectors.
 //
 //===----------------------------------------------------------------------===//
 #include "KernelBuilder.h"
@@ -23,6 +28,12 @@
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 
 namespace mlir::lowbit::kernels {
+
+/// ggml's kvalues_iq4nl: the levels of IQ4_NL and IQ4_XS (the codec
+/// library's decoders are the oracle the tests compare with).
+const int8_t kIQ4NLLevels[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                 1,    13,   25,  38,  53,  69,  89,  113};
+
 namespace {
 
 class LinearKernel : public FormatKernel {
@@ -44,6 +55,9 @@ public:
     case Format::Q8_0:
       blockBytes = 34, isSigned = true, qsAt = 2;
       break;
+    case Format::IQ4_NL:
+      blockBytes = 18, codebook = true, qsAt = 2;
+      break;
     default:
       llvm_unreachable("not a linear format");
     }
@@ -53,82 +67,153 @@ public:
   int64_t weightBytesPerStep() const override { return blockBytes; }
   int64_t actUnitsPerStep() const override { return 34; }
   Format activation() const override { return Format::Q8_0; }
+  /// 4- and 5-bit quants take 16 bytes a row: two rows per vector.
+  int64_t rowsPerAccumulator() const override { return isSigned ? 1 : 2; }
 
   void emitStep(TileContext &ctx, MutableArrayRef<Value> accs) override {
+    if (isSigned)
+      emitSigned(ctx, accs);
+    else
+      emitPaired(ctx, accs);
+  }
+
+private:
+  /// Q8_0: one row per accumulator, signed dot products.
+  void emitSigned(TileContext &ctx, MutableArrayRef<Value> accs) {
     VectorOps &v = ctx.v;
     const int64_t tokens = ctx.numTokens();
-    // Activations: scale, quants, and what offsets and minimums need.
-    SmallVector<Value> dx, xv, isumInit, xSum;
+    SmallVector<Value> dx, xv;
     for (Value at : ctx.actOffsets) {
       dx.push_back(v.loadHalfSplat(ctx.xq, at));
-      Value q = v.loadBytes(ctx.xq, v.addConst(at, 2), 32);
-      xv.push_back(q);
-      Value zero = v.splatI32(0);
-      if (offset) {
-        Value corr = v.dotU(zero, v.splatI8(offset), q);
-        isumInit.push_back(arith::SubIOp::create(v.b, v.loc, zero, corr));
-      } else {
-        isumInit.push_back(zero);
-      }
-      if (hasMin) {
-        Value sum = v.dotU(zero, v.splatI8(1), q);
-        Value sumF = arith::SIToFPOp::create(v.b, v.loc, v.vecF32(8), sum);
-        xSum.push_back(arith::MulFOp::create(v.b, v.loc, sumF, dx.back()));
-      }
+      xv.push_back(v.loadBytes(ctx.xq, v.addConst(at, 2), 32));
     }
     for (int64_t i = 0; i < ctx.numRows(); ++i) {
       Value at = ctx.rowOffsets[i];
-      // Scales as broadcast vectors: scale products in vector registers.
       Value d = v.loadHalfSplat(ctx.w, at);
-      Value m = hasMin ? v.loadHalfSplat(ctx.w, v.addConst(at, 2)) : Value();
-      Value q = decode(v, ctx.w, at);
+      Value q = v.loadBytes(ctx.w, v.addConst(at, qsAt), 32);
       for (int64_t j = 0; j < tokens; ++j) {
-        Value isum = isSigned ? v.dotS(isumInit[j], q, xv[j])
-                              : v.dotU(isumInit[j], q, xv[j]);
+        Value isum = v.dotS(v.splatI32(0), q, xv[j]);
         Value scale = arith::MulFOp::create(v.b, v.loc, d, dx[j]);
-        Value &acc = accs[i * tokens + j];
-        acc = v.fmaScaled(acc, isum, scale);
-        if (hasMin)
-          acc = vector::FMAOp::create(v.b, v.loc, xSum[j], m, acc);
+        accs[i * tokens + j] = v.fmaScaled(accs[i * tokens + j], isum, scale);
       }
     }
   }
 
-private:
-  /// The 32 quants of the block at `at`: signed for Q8_0, else unsigned.
-  Value decode(VectorOps &v, Value w, Value at) {
-    if (isSigned)
-      return v.loadBytes(w, v.addConst(at, qsAt), 32);
-    // Byte j holds element j (low nibble) and element j + 16 (high nibble).
-    Value packed = v.loadBytes(w, v.addConst(at, qsAt), 16);
-    Value u = v.concat(v.andI8(packed, 0x0f), v.shrI8(packed, 4));
-    if (highBitsAt < 0)
-      return u;
-    // Bit e of the little-endian u32 is the fifth bit of element e: spread
-    // byte e / 8 to lane e, test bit e % 8.
-    // The first 16 bytes of the block hold the u32 (at 2 or 4).
-    Value bits = v.loadBytes(w, at, 16);
-    SmallVector<int64_t> spread;
+  /// 4/5-bit formats: rows A and B of a pair share a vector, [A | B] for the
+  /// first 16 weights of the block (low nibbles) and for the last 16 (high
+  /// nibbles); the activations are arranged to match once per token:
+  /// [x0..x15 | x0..x15] and [x16..x31 | x16..x31]. One dot then yields
+  /// row A's partial sums in lanes 0-3 and row B's in lanes 4-7.
+  void emitPaired(TileContext &ctx, MutableArrayRef<Value> accs) {
+    VectorOps &v = ctx.v;
+    OpBuilder &b = v.b;
+    Location loc = v.loc;
+    const int64_t tokens = ctx.numTokens();
+    SmallVector<int64_t> lowTwice, highTwice;
+    for (int i = 0; i < 32; ++i) {
+      lowTwice.push_back(i % 16);
+      highTwice.push_back(16 + i % 16);
+    }
+    SmallVector<Value> dx, xLow, xHigh, isumInit, xSum;
+    for (Value at : ctx.actOffsets) {
+      dx.push_back(v.loadHalfSplat(ctx.xq, at));
+      Value q = v.loadBytes(ctx.xq, v.addConst(at, 2), 32);
+      xLow.push_back(v.shuffle(q, lowTwice));
+      xHigh.push_back(v.shuffle(q, highTwice));
+      Value zero = v.splatI32(0);
+      if (offset) {
+        // offset * (sum of x) per lane group, subtracted once per token.
+        Value off = v.splatI8(offset);
+        Value corr = v.dotU2(zero, off, xLow.back(), off, xHigh.back());
+        isumInit.push_back(arith::SubIOp::create(b, loc, zero, corr));
+      } else {
+        isumInit.push_back(zero);
+      }
+      if (hasMin) {
+        Value one = v.splatI8(1);
+        Value sum = v.dotU2(zero, one, xLow.back(), one, xHigh.back());
+        Value sumF = arith::SIToFPOp::create(b, loc, v.vecF32(8), sum);
+        xSum.push_back(arith::MulFOp::create(b, loc, sumF, dx.back()));
+      }
+    }
+    const int64_t rows = ctx.numRows();
+    for (int64_t p = 0; p < (rows + 1) / 2; ++p) {
+      Value atA = ctx.rowOffsets[2 * p];
+      Value atB = ctx.rowOffsets[std::min(2 * p + 1, rows - 1)];
+      Value packed =
+          v.concat(v.loadBytes(ctx.w, v.addConst(atA, qsAt), 16),
+                   v.loadBytes(ctx.w, v.addConst(atB, qsAt), 16));
+      Value low = v.andI8(packed, 0x0f);
+      Value high = v.andI8(v.shrI8(packed, 4), 0x0f);
+      if (codebook) {
+        low = v.lookup16(kIQ4NLLevels, low);
+        high = v.lookup16(kIQ4NLLevels, high);
+      }
+      if (highBitsAt >= 0) {
+        auto [lowBits, highBits] = fifthBits(v, ctx.w, atA, atB);
+        low = v.orI(low, lowBits);
+        high = v.orI(high, highBits);
+      }
+      Value d = pairScales(v, ctx.w, atA, atB, 0);
+      Value m = hasMin ? pairScales(v, ctx.w, atA, atB, 2) : Value();
+      for (int64_t j = 0; j < tokens; ++j) {
+        // Codebook values are signed (|v| <= 127): two signed dots, the
+        // vpmaddubsw pairs too large to add as i16.
+        Value isum =
+            codebook ? v.dotS(v.dotS(isumInit[j], low, xLow[j]), high, xHigh[j])
+                     : v.dotU2(isumInit[j], low, xLow[j], high, xHigh[j]);
+        Value scale = arith::MulFOp::create(b, loc, d, dx[j]);
+        Value &acc = accs[p * tokens + j];
+        acc = v.fmaScaled(acc, isum, scale);
+        if (hasMin)
+          acc = vector::FMAOp::create(b, loc, xSum[j], m, acc);
+      }
+    }
+  }
+
+  /// [h(A) x4, h(B) x4] as f32 for the f16 at byte `field` of both blocks:
+  /// two broadcast loads, a blend, one conversion.
+  Value pairScales(VectorOps &v, Value w, Value atA, Value atB, int field) {
+    Type f16 = v.b.getF16Type();
+    Value a = v.splat(v.loadScalar(w, v.addConst(atA, field), f16), 8);
+    Value b = v.splat(v.loadScalar(w, v.addConst(atB, field), f16), 8);
+    Value both = vector::ShuffleOp::create(
+        v.b, v.loc, a, b, ArrayRef<int64_t>{0, 1, 2, 3, 8, 9, 10, 11});
+    return arith::ExtFOp::create(v.b, v.loc, v.vecF32(8), both);
+  }
+
+  /// The fifth bits of a pair's quants, as 0/16 bytes laid out like the low
+  /// and the high nibbles: bit e of a block's little-endian u32 belongs to
+  /// element e. The first 16 bytes of a block hold the u32 (at 2 or 4).
+  std::pair<Value, Value> fifthBits(VectorOps &v, Value w, Value atA,
+                                    Value atB) {
+    Value both = v.concat(v.loadBytes(w, atA, 16), v.loadBytes(w, atB, 16));
+    SmallVector<int64_t> lowSpread, highSpread;
     SmallVector<Attribute> masks;
-    for (int e = 0; e < 32; ++e) {
-      spread.push_back(highBitsAt + e / 8);
+    for (int l = 0; l < 32; ++l) {
+      const int64_t block = l < 16 ? 0 : 16, e = l % 16;
+      lowSpread.push_back(block + highBitsAt + e / 8);
+      highSpread.push_back(block + highBitsAt + 2 + e / 8);
       masks.push_back(v.b.getI8IntegerAttr(static_cast<int8_t>(1 << (e % 8))));
     }
-    Value lanes = v.shuffle(bits, spread);
     Value mask = arith::ConstantOp::create(
         v.b, v.loc, DenseElementsAttr::get(v.vecI8(32), masks));
-    Value set = arith::CmpIOp::create(
-        v.b, v.loc, arith::CmpIPredicate::ne,
-        arith::AndIOp::create(v.b, v.loc, lanes, mask), v.splatI8(0));
-    Value high =
-        arith::SelectOp::create(v.b, v.loc, set, v.splatI8(16), v.splatI8(0));
-    return v.orI(u, high);
+    auto bits = [&](ArrayRef<int64_t> spread) -> Value {
+      Value lanes = v.shuffle(both, spread);
+      Value set = arith::CmpIOp::create(
+          v.b, v.loc, arith::CmpIPredicate::ne,
+          arith::AndIOp::create(v.b, v.loc, lanes, mask), v.splatI8(0));
+      return arith::SelectOp::create(v.b, v.loc, set, v.splatI8(16),
+                                     v.splatI8(0));
+    };
+    return {bits(lowSpread), bits(highSpread)};
   }
 
   int64_t blockBytes = 0;
   int offset = 0;        // subtracted from unsigned quants
   bool hasMin = false;   // f16 m after d
   bool isSigned = false; // int8 quants
+  bool codebook = false; // nibbles index kIQ4NLLevels
   int64_t highBitsAt = -1, qsAt = 2;
 };
 
@@ -141,6 +226,7 @@ std::unique_ptr<FormatKernel> createLinearKernel(Format format, ISA isa) {
   case Format::Q5_0:
   case Format::Q5_1:
   case Format::Q8_0:
+  case Format::IQ4_NL:
     return std::make_unique<LinearKernel>(format, isa);
   default:
     return nullptr;

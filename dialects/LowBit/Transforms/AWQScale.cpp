@@ -292,8 +292,8 @@ LogicalResult AWQScalePass::runGroup(ScaleGroup &group) {
            << " columns; was the state computed for another model?";
 
   // a = RMS activation per input channel.
-  std::vector<float> activation = haveStats ? stats.importance(name)
-                                            : std::vector<float>();
+  std::vector<float> activation =
+      haveStats ? stats.importance(name) : std::vector<float>();
   if (!activation.empty() && static_cast<int64_t>(activation.size()) != k)
     return emitError(first.getLoc())
            << "the calibration state has " << activation.size()
@@ -333,13 +333,13 @@ LogicalResult AWQScalePass::runGroup(ScaleGroup &group) {
   options.maxSearchRows = maxSearchRows;
   options.threads = threads;
   quant::AWQResult result;
-  if (!quant::searchAWQ(weights, k, activation, hessian.data(), options,
-                        result, error))
+  if (!quant::searchAWQ(weights, k, activation, hessian.data(), options, result,
+                        error))
     return emitError(first.getLoc()) << error;
 
   MLIRContext *context = first.getContext();
-  auto alphaAttr =
-      FloatAttr::get(Float32Type::get(context), static_cast<float>(result.alpha));
+  auto alphaAttr = FloatAttr::get(Float32Type::get(context),
+                                  static_cast<float>(result.alpha));
   for (GlobalWeightOp w : group.consumers)
     w->setAttr(kAWQAlphaAttrName, alphaAttr);
   if (result.alpha == 0)
@@ -362,8 +362,8 @@ LogicalResult AWQScalePass::runGroup(ScaleGroup &group) {
       continue;
     QTensorType type = p.getWeightType();
     // A vector (norm weight, bias) holds one value per channel.
-    int64_t rows = type.getShape().size() == 1 ? type.getRowLength()
-                                                : type.getNumRows();
+    int64_t rows =
+        type.getShape().size() == 1 ? type.getRowLength() : type.getNumRows();
     if (rows != static_cast<int64_t>(divisor.size()))
       return emitError(p.getLoc())
              << "tensor '" << p.getSymName() << "' produces " << rows
@@ -391,10 +391,10 @@ LogicalResult AWQScalePass::runGroup(ScaleGroup &group) {
         HeapAsmResourceBlob::allocate(k * sizeof(float), alignof(uint64_t));
     std::memcpy(blob.getMutableData().data(), s.data(), k * sizeof(float));
     auto type = RankedTensorType::get({k}, Float32Type::get(context));
-    w->setAttr(kAWQScaledAttrName,
-               DenseResourceElementsAttr::get(
-                   type, (w.getSymName() + ".awq_scales").str(),
-                   std::move(blob)));
+    w->setAttr(
+        kAWQScaledAttrName,
+        DenseResourceElementsAttr::get(
+            type, (w.getSymName() + ".awq_scales").str(), std::move(blob)));
   }
   return success();
 }

@@ -35,13 +35,12 @@ constexpr int64_t kRowsPerChunk = 256;
 void replaceData(GlobalWeightOp weight, formats::Format target,
                  AsmResourceBlob blob, float relativeError) {
   MLIRContext *context = weight.getContext();
-  auto blobType = RankedTensorType::get(
-      {static_cast<int64_t>(blob.getData().size())},
-      IntegerType::get(context, 8));
+  auto blobType =
+      RankedTensorType::get({static_cast<int64_t>(blob.getData().size())},
+                            IntegerType::get(context, 8));
   auto data = DenseResourceElementsAttr::get(blobType, weight.getSymName(),
                                              std::move(blob));
-  weight.setTypeAttr(
-      TypeAttr::get(weight.getWeightType().withFormat(target)));
+  weight.setTypeAttr(TypeAttr::get(weight.getWeightType().withFormat(target)));
   weight.setDataAttr(data);
   weight->removeAttr(kTargetFormatAttrName);
   weight->setAttr(kQuantErrorAttrName,
@@ -57,7 +56,8 @@ LogicalResult readAWQScales(GlobalWeightOp weight, std::vector<float> &out) {
     return success();
   int64_t n = weight.getWeightType().getRowLength();
   auto resource = dyn_cast<DenseResourceElementsAttr>(attr);
-  AsmResourceBlob *blob = resource ? resource.getRawHandle().getBlob() : nullptr;
+  AsmResourceBlob *blob =
+      resource ? resource.getRawHandle().getBlob() : nullptr;
   if (!blob || blob->getData().size() != size_t(n) * sizeof(float) ||
       !resource.getType().getElementType().isF32())
     return emitError(weight.getLoc())
@@ -212,8 +212,8 @@ QuantizePass::quantizeWeight(GlobalWeightOp weight, formats::Format target,
       int64_t k = 0;
       std::string error;
       if (!hessians->get(name.str(), h, k, error))
-        return emitError(weight.getLoc()) << "tensor '" << name << "': "
-                                          << error;
+        return emitError(weight.getLoc())
+               << "tensor '" << name << "': " << error;
       if (k != n)
         return emitError(weight.getLoc())
                << "the Hessian of '" << name << "' is " << k << " x " << k

@@ -65,11 +65,11 @@ struct AWQWeight {
 
 struct AWQResult {
   double alpha = 0;
-  std::vector<float> scales;    // s per input column (all 1 when alpha = 0)
-  std::vector<double> alphas;   // the grid
-  std::vector<double> errors;   // group output error per grid point
-  double rtnError = 0;          // alpha = 0
-  double error = 0;             // at the chosen alpha
+  std::vector<float> scales;  // s per input column (all 1 when alpha = 0)
+  std::vector<double> alphas; // the grid
+  std::vector<double> errors; // group output error per grid point
+  double rtnError = 0;        // alpha = 0
+  double error = 0;           // at the chosen alpha
 };
 
 /// s = a^alpha, a floored at 1e-5 * max(a), normalised to

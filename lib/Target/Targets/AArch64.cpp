@@ -33,6 +33,8 @@ LOWBIT_TARGET(AArch64) {
           {Format::Q4_K, 2, Format::Q8_K, 2, 2, "neon-sdot"},
           {Format::Q5_K, 2, Format::Q8_K, 2, 2, "neon-sdot"},
           {Format::Q6_K, 2, Format::Q8_K, 2, 2, "neon-sdot"},
+          {Format::IQ4_NL, 4, Format::Q8_0, 4, 2, "neon-sdot"},
+          {Format::IQ4_XS, 2, Format::Q8_K, 2, 2, "neon-sdot"},
       },
       "Armv8.2-A NEON + dotprod (Cortex-A76+, Neoverse N1+, Apple M1+)",
   };

@@ -34,6 +34,8 @@ LOWBIT_TARGET(X86_64_V3) {
           {Format::Q4_K, 2, Format::Q8_K, 2, 2, "avx2-maddubs"},
           {Format::Q5_K, 2, Format::Q8_K, 2, 2, "avx2-maddubs"},
           {Format::Q6_K, 2, Format::Q8_K, 2, 2, "avx2-maddubs"},
+          {Format::IQ4_NL, 4, Format::Q8_0, 4, 2, "avx2-maddubs"},
+          {Format::IQ4_XS, 2, Format::Q8_K, 2, 2, "avx2-maddubs"},
       },
       "AVX2 + FMA + F16C (Haswell, Zen and later)",
   };

@@ -35,6 +35,8 @@ LOWBIT_TARGET(X86_64_V4) {
           {Format::Q4_K, 4, Format::Q8_K, 4, 2, "avx512-vnni"},
           {Format::Q5_K, 4, Format::Q8_K, 4, 2, "avx512-vnni"},
           {Format::Q6_K, 4, Format::Q8_K, 4, 2, "avx512-vnni"},
+          {Format::IQ4_NL, 4, Format::Q8_0, 4, 4, "avx512-vnni"},
+          {Format::IQ4_XS, 4, Format::Q8_K, 4, 2, "avx512-vnni"},
       },
       "AVX-512 F/BW/VL/DQ/CD + VNNI (Ice Lake, Sapphire Rapids, Zen 4+)",
   };

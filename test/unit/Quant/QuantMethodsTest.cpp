@@ -47,8 +47,8 @@ Layer makeLayer(int64_t n, int64_t k, int64_t tokens, double rho,
   for (int64_t t = 0; t < tokens; ++t) {
     double prev = normal(rng);
     for (int64_t c = 0; c < k; ++c) {
-      double v = c == 0 ? prev
-                        : rho * prev + std::sqrt(1 - rho * rho) * normal(rng);
+      double v =
+          c == 0 ? prev : rho * prev + std::sqrt(1 - rho * rho) * normal(rng);
       prev = v;
       x[t * k + c] = v * scale[c];
     }
@@ -197,8 +197,8 @@ TEST(GPTQ, DeadColumnsAndSingularHessian) {
   }
   GPTQOptions options;
   options.percDamp = 0;
-  std::vector<uint8_t> bytes(formats::rowBytes(formats::info(Format::Q4_0), l.k) *
-                             l.n);
+  std::vector<uint8_t> bytes(
+      formats::rowBytes(formats::info(Format::Q4_0), l.k) * l.n);
   std::string error;
   GPTQReport report;
   ASSERT_TRUE(quantizeGPTQ(Format::Q4_0, l.w.data(), l.n, l.k, l.h.data(),
@@ -251,7 +251,7 @@ TEST(AWQ, Scales) {
   std::vector<float> perColumn = {1, 2, 3, 4, 5, 6, 7, 8}; // 4 heads x 2
   std::vector<float> tied = tieToKVHeads(perColumn, 4, 2, 2);
   ASSERT_EQ(tied.size(), 4u);
-  EXPECT_NEAR(tied[0], std::sqrt((1.0 + 9.0) / 2), 1e-6); // heads 0, 1
+  EXPECT_NEAR(tied[0], std::sqrt((1.0 + 9.0) / 2), 1e-6);   // heads 0, 1
   EXPECT_NEAR(tied[3], std::sqrt((36.0 + 64.0) / 2), 1e-5); // heads 2, 3
   std::vector<float> back = expandFromKVHeads(tied, 4, 2, 2);
   EXPECT_EQ(back[0], tied[0]);
@@ -324,10 +324,8 @@ struct FloatModel {
     for (int64_t l = 0; l < layers; ++l) {
       add(exec::layerWeightName(l, "attn_norm"), 1, d, 0.1f, 1.0f, rng);
       add(exec::layerWeightName(l, "attn_q"), heads * hd, d, 0.2f, 0.0f, rng);
-      add(exec::layerWeightName(l, "attn_k"), kvHeads * hd, d, 0.2f, 0.0f,
-          rng);
-      add(exec::layerWeightName(l, "attn_v"), kvHeads * hd, d, 0.2f, 0.0f,
-          rng);
+      add(exec::layerWeightName(l, "attn_k"), kvHeads * hd, d, 0.2f, 0.0f, rng);
+      add(exec::layerWeightName(l, "attn_v"), kvHeads * hd, d, 0.2f, 0.0f, rng);
       add(exec::layerWeightName(l, "attn_output"), d, heads * hd, 0.2f, 0.0f,
           rng);
       add(exec::layerWeightName(l, "ffn_norm"), 1, d, 0.1f, 1.0f, rng);
@@ -388,7 +386,9 @@ TEST(AWQ, FoldingKeepsTheFloatModel) {
   std::vector<float> before = m.logits(tokens);
   std::mt19937 rng(5);
   for (int64_t l = 0; l < m.layers; ++l) {
-    auto name = [&](const char *what) { return exec::layerWeightName(l, what); };
+    auto name = [&](const char *what) {
+      return exec::layerWeightName(l, what);
+    };
     // q/k/v read attn_norm's output.
     std::vector<float> s = randomScales(m.d, rng);
     divideRows(m.data(name("attn_norm")), m.d, 1, s.data());
@@ -429,11 +429,11 @@ TEST(GPTQ, CodeMapsOfTheGGMLFormats) {
   struct Expect {
     Format format;
     int bits;
-  } expected[] = {{Format::Q4_0, 4}, {Format::Q4_1, 4}, {Format::Q5_0, 5},
-                  {Format::Q5_1, 5}, {Format::Q8_0, 8}, {Format::Q2_K, 2},
-                  {Format::Q3_K, 3}, {Format::Q4_K, 4}, {Format::Q5_K, 5},
-                  {Format::Q6_K, 6}, {Format::IQ4_NL, 4},
-                  {Format::IQ4_XS, 4}, {Format::F16, 0}};
+  } expected[] = {{Format::Q4_0, 4}, {Format::Q4_1, 4},   {Format::Q5_0, 5},
+                  {Format::Q5_1, 5}, {Format::Q8_0, 8},   {Format::Q2_K, 2},
+                  {Format::Q3_K, 3}, {Format::Q4_K, 4},   {Format::Q5_K, 5},
+                  {Format::Q6_K, 6}, {Format::IQ4_NL, 4}, {Format::IQ4_XS, 4},
+                  {Format::F16, 0}};
   for (const Expect &e : expected)
     EXPECT_EQ(gptqCodeBits(e.format), e.bits) << formats::info(e.format).name;
   size_t count;

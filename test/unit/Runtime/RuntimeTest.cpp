@@ -472,6 +472,12 @@ TEST(RuntimeBadArtifact, CodeFile) {
   Spec spec;
   spec.kernels = true;
   Built b = build("code", spec);
+#if defined(__x86_64__)
+  // Code for another CPU is refused, not executed into SIGILL.
+  editManifest(b.dir, "\"target\": \"test\"", "\"target\": \"aarch64\"");
+  expectLoadFails(b.dir, LB_ERROR_UNSUPPORTED, "which this CPU cannot execute");
+  editManifest(b.dir, "\"target\": \"aarch64\"", "\"target\": \"test\"");
+#endif
   editManifest(b.dir, "\"test_mm_f32_k64_r1\"", "\"no_such_kernel\"");
   expectLoadFails(b.dir, LB_ERROR_BAD_ARTIFACT, "lacks kernel 'no_such_kernel'");
   // A new file: a loaded library may stay mapped after dlclose, and
