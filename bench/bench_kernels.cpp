@@ -9,7 +9,7 @@
 //     as GB/s of weight bytes streamed. The weights rotate through copies
 //     totalling >= 2 GiB so every call reads them from DRAM, not from L3;
 //   - each kernel for 64 tokens (prompt), as integer GOP/s (2 N K t / s).
-// --hot keeps one copy of the weights (and an 8 MiB read buffer): cache-
+// --hot keeps one copy of the weights (and a 32 MiB read buffer): cache-
 // resident, it measures the kernels' compute throughput instead.
 // Prints a Markdown table (bench/results/kernels.md keeps one).
 //
@@ -148,22 +148,34 @@ double readSum(const uint8_t *p, size_t n) {
 }
 #endif
 
-/// Best-of read bandwidth (GB/s) of `team` reading `bytes` of `buf`.
-double readBandwidth(Team &team, const uint8_t *buf, size_t bytes, int reps) {
-  double best = 0;
-  std::vector<double> sink(team.size());
-  for (int r = 0; r < reps; ++r) {
+/// Median and best read bandwidth (GB/s) of `team` reading slices of
+/// `slice` bytes of `buf` (`bytes` in all, cycled) for `seconds`: the same
+/// shape of measurement as a kernel call streaming its weights.
+struct Bandwidth {
+  double median = 0, best = 0;
+};
+Bandwidth readBandwidth(Team &team, const uint8_t *buf, size_t bytes,
+                        size_t slice, double seconds) {
+  std::vector<double> sink(team.size()), times;
+  slice = std::min(slice, bytes) / 256 / team.size() * 256 * team.size();
+  const size_t slices = bytes / slice;
+  auto start = Clock::now();
+  for (size_t i = 0;
+       std::chrono::duration<double>(Clock::now() - start).count() < seconds ||
+       times.size() < 5;
+       ++i) {
+    const uint8_t *p = buf + (i % slices) * slice;
     auto t0 = Clock::now();
     team.run([&](int id) {
-      size_t per = bytes / team.size() / 256 * 256;
-      sink[id] += readSum(buf + id * per, per);
+      size_t per = slice / team.size();
+      sink[id] += readSum(p + id * per, per);
     });
-    double s = std::chrono::duration<double>(Clock::now() - t0).count();
-    best = std::max(best, bytes / s / 1e9);
+    times.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
   }
   if (sink[0] == 12345.0)
     std::printf(" ");
-  return best;
+  std::sort(times.begin(), times.end());
+  return {slice / times[times.size() / 2] / 1e9, slice / times.front() / 1e9};
 }
 
 std::string qtype(formats::Format f, int64_t n, int64_t k, uint32_t r) {
@@ -179,6 +191,7 @@ struct Result {
   double bytes = 0;
   double gbs[2] = {0, 0};   // decode, 1 and N threads (median call)
   double bestGbs[2] = {0, 0}; // decode, fastest call
+  Bandwidth read[2];          // read bandwidth measured just before
   double gops[2] = {0, 0};  // prompt (64 tokens), 1 and N threads
   std::string kernel;
 };
@@ -281,7 +294,7 @@ int main(int argc, char **argv) {
 
   // 2. Memory read bandwidth.
   Team one(1), team(threads);
-  const size_t readBytes = hot ? size_t(8) << 20 : size_t(2) << 30;
+  const size_t readBytes = hot ? size_t(32) << 20 : size_t(2) << 30;
   uint8_t *buf = static_cast<uint8_t *>(std::aligned_alloc(64, readBytes));
   // Random contents (identical pages could be merged by the host).
   {
@@ -290,9 +303,6 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < readBytes / 8; ++i)
       words[i] = fill();
   }
-  double bw1 = readBandwidth(one, buf, readBytes, 5);
-  double bwN = readBandwidth(team, buf, readBytes, 5);
-  std::free(buf);
 
   // 3. Kernels.
   std::mt19937_64 rng(7);
@@ -369,6 +379,8 @@ int main(int argc, char **argv) {
         }
         std::sort(times.begin(), times.end());
       };
+      // The read bandwidth right before, slices as large as the weights.
+      r.read[ti] = readBandwidth(tm, buf, readBytes, bytes, seconds);
       // Decode: one token, weights from DRAM (rotating copies).
       quant(x.data(), xq.data(), 1, K, K);
       std::vector<double> times;
@@ -384,29 +396,31 @@ int main(int argc, char **argv) {
       std::free(p);
     results.push_back(r);
   }
+  std::free(buf);
 
-  std::printf("Target %s (%s), %d threads; kernels generated in %.2f s.\n\n",
-              t->name, t->cpu, threads, compileSeconds);
-  std::printf("Memory read bandwidth (STREAM-like sum of 2 GiB, 256-bit "
-              "loads): %.1f GB/s on 1 thread, %.1f GB/s on %d threads.\n\n",
-              bw1, bwN, threads);
-  std::printf("| weights 4096x4096 | MiB | decode 1 thr GB/s | %% of read bw | "
-              "decode %d thr GB/s | %% of read bw | prompt t=64 1 thr GOP/s | "
-              "prompt t=64 %d thr GOP/s |\n",
-              threads, threads);
-  std::printf("|---|---:|---:|---:|---:|---:|---:|---:|\n");
+  std::printf("Target %s (%s); kernels generated in %.2f s.\n\n", t->name,
+              t->cpu, compileSeconds);
+  std::printf("Memory read bandwidth: a STREAM-like read (sum of 64-bit "
+              "words, 256-bit loads) of slices as large as the weights, "
+              "cycling through %zu MiB,\nmeasured just before each kernel "
+              "with the same threads. Median call (fastest call in "
+              "parentheses).\n\n",
+              readBytes >> 20);
+  std::printf("| weights 4096x4096 | MiB | threads | read GB/s | decode GB/s "
+              "| decode / read | prompt t=64 GOP/s |\n");
+  std::printf("|---|---:|---:|---:|---:|---:|---:|\n");
   for (const Result &r : results)
-    std::printf("| %s | %.1f | %.1f | %.0f%% | %.1f | %.0f%% | %.0f | %.0f |\n",
-                r.format.c_str(), r.bytes / (1 << 20), r.gbs[0],
-                100 * r.gbs[0] / bw1, r.gbs[1], 100 * r.gbs[1] / bwN,
-                r.gops[0], r.gops[1]);
-  std::printf("\nDecode GB/s are from the median call; fastest call:");
-  for (const Result &r : results)
-    std::printf(" %s %.1f / %.1f GB/s (1 / %d thr);", r.format.c_str(),
-                r.bestGbs[0], r.bestGbs[1], threads);
+    for (int ti = 0; ti < 2; ++ti)
+      std::printf("| %s | %.1f | %d | %.1f (%.1f) | %.1f (%.1f) | %.0f%% "
+                  "(%.0f%%) | %.0f |\n",
+                  r.format.c_str(), r.bytes / (1 << 20),
+                  ti ? threads : 1, r.read[ti].median, r.read[ti].best,
+                  r.gbs[ti], r.bestGbs[ti],
+                  100 * r.gbs[ti] / r.read[ti].median,
+                  100 * r.bestGbs[ti] / r.read[ti].best, r.gops[ti]);
   double load[3] = {0, 0, 0};
   if (getloadavg(load, 3) > 0)
-    std::printf("\nLoad average during the run: %.2f (other processes share "
+    std::printf("\nLoad average at the end: %.2f (other processes share "
                 "the cores when it is above 0).", load[0]);
   std::printf("\n");
   return 0;

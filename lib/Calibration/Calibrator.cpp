@@ -22,27 +22,39 @@ namespace {
 
 constexpr uint32_t kGGMLTypeF32 = 0;
 constexpr uint32_t kGGMLTypeI32 = 26;
-/// Rows of a Hessian tile: a tile of 16 rows x 512 columns is 32 KiB of
-/// floats, which stays in L1/L2 while every token of the batch is added.
-constexpr int64_t kTileRows = 16;
-constexpr int64_t kTileCols = 512;
+/// Four floats as one SIMD register (SSE on x86-64, NEON on AArch64), for a
+/// dot-product kernel the compiler would not vectorise on its own (it may not
+/// reorder float sums).
+typedef float Float4 __attribute__((vector_size(16)));
 
-/// H[i][j] += sum_t x[t][i] * x[t][j] for the tile rows [i0, i1), columns
-/// [j0, j1): one axpy per token and row (the compiler vectorises the j loop).
-void accumulateTile(float *h, int64_t k, const float *x, int64_t tokens,
-                    int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
-  for (int64_t t = 0; t < tokens; ++t) {
-    const float *row = x + t * k;
-    for (int64_t i = i0; i < i1; ++i) {
-      const float xi = row[i];
-      if (xi == 0.0f)
-        continue;
-      float *__restrict dst = h + i * k;
-      const float *__restrict src = row;
-      for (int64_t j = j0; j < j1; ++j)
-        dst[j] += xi * src[j];
+inline Float4 load4(const float *p) {
+  Float4 v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+inline float sum4(Float4 v) { return (v[0] + v[1]) + (v[2] + v[3]); }
+
+/// H[i][j] += xt[i] . xt[j] for rows i in [i0, i0 + 4) and columns j in
+/// [j0, j0 + 2): eight dot products over `padded` tokens, each input loaded
+/// once per step. xt is the batch transposed: one row of `padded` values
+/// (zeros past the batch) per input channel, `rows` rows (K rounded up to 4,
+/// zero rows past K).
+inline void dotBlock4x2(float *h, int64_t k, const float *xt, int64_t padded,
+                        int64_t i0, int64_t j0) {
+  Float4 acc[4][2] = {};
+  const float *a0 = xt + i0 * padded, *b0 = xt + j0 * padded;
+  for (int64_t t = 0; t < padded; t += 4) {
+    Float4 b[2] = {load4(b0 + t), load4(b0 + padded + t)};
+    for (int r = 0; r < 4; ++r) {
+      Float4 a = load4(a0 + r * padded + t);
+      acc[r][0] += a * b[0];
+      acc[r][1] += a * b[1];
     }
   }
+  for (int r = 0; r < 4 && i0 + r < k; ++r)
+    for (int c = 0; c < 2 && j0 + c < k; ++c)
+      h[(i0 + r) * k + j0 + c] += sum4(acc[r][c]);
 }
 
 /// An order-dependent checksum of an activation buffer: tells whether two
@@ -260,27 +272,32 @@ private:
     return g;
   }
 
+  /// H += x^T x for one batch: the batch is transposed so that every H
+  /// element is a dot product over tokens, computed by 4x2 register blocks
+  /// on or above the diagonal. Each element belongs to one task, so the
+  /// result does not depend on the thread count.
   void addHessian(Group &g, const float *x, int64_t tokens) {
     const int64_t k = g.info.k;
+    const int64_t padded = (tokens + 3) / 4 * 4, rows = (k + 3) / 4 * 4;
+    transposed_.assign(static_cast<size_t>(rows * padded), 0.0f);
+    float *xt = transposed_.data();
+    ex_.parallelFor((k + 63) / 64, [&](int64_t task, int) {
+      int64_t c0 = task * 64, c1 = std::min(k, c0 + 64);
+      for (int64_t t = 0; t < tokens; ++t)
+        for (int64_t c = c0; c < c1; ++c)
+          xt[c * padded + t] = x[t * k + c];
+    });
     float *h = g.h.data();
-    const int64_t rowTiles = (k + kTileRows - 1) / kTileRows;
-    const int64_t colTiles = (k + kTileCols - 1) / kTileCols;
-    // Tiles on or above the diagonal; each H element belongs to one task, so
-    // the result does not depend on the thread count.
-    ex_.parallelFor(rowTiles * colTiles, [&](int64_t task, int) {
-      int64_t i0 = (task / colTiles) * kTileRows;
-      int64_t j0 = (task % colTiles) * kTileCols;
-      int64_t i1 = std::min(k, i0 + kTileRows);
-      int64_t j1 = std::min(k, j0 + kTileCols);
-      j0 = std::max(j0, i0);
-      if (j0 >= j1)
-        return;
-      accumulateTile(h, k, x, tokens, i0, i1, j0, j1);
+    ex_.parallelFor(rows / 4, [&](int64_t block, int) {
+      const int64_t i0 = block * 4;
+      for (int64_t j0 = i0; j0 < k; j0 += 2)
+        dotBlock4x2(h, k, xt, padded, i0, j0);
     });
   }
 
   exec::Executor &ex_;
   const CalibrationOptions &options_;
+  std::vector<float> transposed_;
   uint64_t activeBytes_ = 0;
   const float *lastX_ = nullptr;
   int64_t lastTokens_ = -1, lastK_ = -1;
