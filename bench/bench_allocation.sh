@@ -17,7 +17,8 @@
 # Writes bench/results/allocation.md, allocation.csv and allocation.svg (KLD
 # against bits per weight). Environment: BUILD (build dir), MODELS (docs256
 # folder), WORK (scratch dir), EVAL_CHUNKS (chunks of dev-eval to score,
-# default 200 of 581; 0 = all), BUDGETS (default "2.75 3.5 4.5 5.5").
+# default 200 of 581; 0 = all), BUDGETS (default "2.75 3.5 4.5 5.5"),
+# REPORT_ONLY=1 (rewrite the report from an earlier run's WORK).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -37,10 +38,13 @@ done
 mkdir -p "$WORK" "$RESULTS"
 MODEL=$MODELS/model-f32.gguf
 CSV=$WORK/rows.csv
-echo "budget,config,file,bytes,bpw,ppl,kld,kld_err,top1,seconds" > "$CSV"
+TIMINGS=$WORK/timings.env
 now() { date +%s.%N; }
 elapsed() { python3 -c "print(f'{$(now) - $1:.1f}')"; }
 log() { echo "[bench_allocation] $*" >&2; }
+
+if [ "${REPORT_ONLY:-0}" != 1 ]; then
+echo "budget,config,file,bytes,bpw,ppl,kld,kld_err,top1,seconds" > "$CSV"
 
 # Does `lowbit compile` know --method gptq / awq yet (another work item)?
 METHODS=""
@@ -103,7 +107,8 @@ worst = min(rows)
 print(f"- per-tensor Pearson correlation of the importance vectors (mean of x^2 per "
       f"input channel): min {worst[0]:.9f} ({worst[2]}), mean {sum(r[0] for r in rows) / len(rows):.9f}")
 print(f"- largest relative difference of one channel's importance: "
-      f"{max(r[1] for r in rows):.2e} (llama.cpp runs the same forward pass with an f16 KV cache)")
+      f"{max(r[1] for r in rows):.2e} (float rounding: llama.cpp keeps its KV cache in f16 "
+      f"by default, lowbit's executor in f32)")
 EOF
 
 # 4. Presets: the smallest preset at least as large as each budget.
@@ -153,7 +158,7 @@ for B in $BUDGETS; do
   T=$(now)
   "$LOWBIT" compile "$MODEL" --preset "$PRESET" --imatrix "$WORK/imatrix.gguf" \
     -q -o "$WORK/preset-$B.gguf"
-  evaluate "$B" "preset $PRESET (lowbit quantizer, same imatrix)" \
+  evaluate "$B" "preset $PRESET (lowbit quantizer + same imatrix)" \
     "$WORK/preset-$B.gguf" "$(elapsed "$T")"
 
   # The measured sensitivities first: the other measures reuse their entries.
@@ -187,6 +192,17 @@ T=$(now)
 "$LOWBIT" compile "$MODEL" --target-bpw 4.25 --state "$WORK/fresh-state.gguf" \
   --measure gain -q -o "$WORK/retarget.gguf"
 RETARGET_SECONDS=$(elapsed "$T")
+
+{
+  echo "CALIBRATE_SECONDS=$CALIBRATE_SECONDS"
+  echo "FIRST_SECONDS=$FIRST_SECONDS"
+  echo "RETARGET_SECONDS=$RETARGET_SECONDS"
+  echo "ELEMENTS=$ELEMENTS"
+  echo "METHODS=\"$METHODS\""
+} > "$TIMINGS"
+fi
+# shellcheck disable=SC1090
+source "$TIMINGS"
 KLD_FIRST=$(grep -h "^time:" "$WORK"/rtn-kld-*.txt | head -1)
 
 # 6. The report and the plot.
@@ -251,13 +267,34 @@ for b in sorted({r['budget'] for r in rows}, key=float):
               f"at {int(preset['bytes']):,} bytes ({float(preset['kld']):.6f}); "
               f"ratio {float(best['kld']) / float(preset['kld']):.2f}.")
 md.append("")
+md.append("Measured on this run, per budget (mean KLD ratios):\n")
+def kld(b, config):
+    for r in rows:
+        if r['budget'] == b and r['config'] == config:
+            return float(r['kld'])
+    return None
+for b in sorted({r['budget'] for r in rows}, key=float):
+    parts = []
+    for num, den, what in [('lowbit rtn / wmse', 'lowbit rtn / gain', 'wmse/gain'),
+                           ('lowbit rtn / gain', 'lowbit rtn / kld', 'gain/kld'),
+                           ('lowbit gptq / kld', 'lowbit rtn / kld', 'gptq/rtn'),
+                           ('lowbit awq / kld', 'lowbit rtn / kld', 'awq/rtn')]:
+        x, y = kld(b, num), kld(b, den)
+        if x is not None and y:
+            parts.append(f"{what} {x / y:.2f}")
+    md.append(f"- {b} bpw: " + ", ".join(parts))
+md.append("")
+md.append("At 2.75 bpw the smallest candidate format (q2_k, 2.625 bpw) leaves almost no room: "
+          "every measure gives the same allocation, and no llama.cpp preset is that small "
+          "(q2_k_s, the smallest, is 3.35 bpw, 22% larger), so that row compares unequal sizes.\n")
 md.append("## imatrix: lowbit vs llama.cpp (calib.txt, context 256)\n")
 md.append(open(compare_md).read())
 md.append("## Cost\n")
 md.append(f"- calibration (statistics{' and Hessians' if methods else ''}, 377 chunks): "
           f"{calib_s} s")
-md.append(f"- first analysis at 4.0 bpw from scratch (calibration + sensitivity, gain, "
-          f"+ quantize + export): {first_s} s; re-targeting 4.25 bpw with the saved "
+md.append("- timings on the 2-core development machine, shared with other jobs: expect noise")
+md.append(f"- first analysis at 4.0 bpw from scratch (calibration without Hessians, gain "
+          f"sensitivity, quantize, export): {first_s} s; re-targeting 4.25 bpw with the saved "
           f"state: {retarget_s} s, {float(first_s) / max(float(retarget_s), 1e-9):.1f}x faster")
 md.append(f"- the first `--measure kld` run (572 KL divergence measurements): `{kld_first}`")
 if not methods:
@@ -280,7 +317,8 @@ x0, x1 = math.floor(min(p[0] for p in pts) * 2) / 2, math.ceil(max(p[0] for p in
 y0, y1 = math.floor(math.log10(min(p[1] for p in pts))), math.ceil(math.log10(max(p[1] for p in pts)))
 sx = lambda x: L + (x - x0) / (x1 - x0) * (W - L - R)
 sy = lambda y: T + (y1 - math.log10(y)) / (y1 - y0) * (H - T - B)
-colors = ['#d62728', '#1f77b4', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#7f7f7f']
+colors = ['#d62728', '#1f77b4', '#17becf', '#7f7f7f', '#2ca02c', '#98df8a', '#ff7f0e',
+          '#ffbb78', '#000000', '#9467bd', '#8c564b']
 svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" '
        f'font-family="sans-serif" font-size="12">',
        f'<rect width="{W}" height="{H}" fill="white"/>']
@@ -299,11 +337,14 @@ svg.append(f'<text x="16" y="{(T + H - B) / 2}" text-anchor="middle" '
 for i, (name, points) in enumerate(series.items()):
     c = colors[i % len(colors)]
     points.sort()
-    if len(points) > 1:
+    scatter = name.startswith('llama.cpp')  # many presets, not one curve
+    if len(points) > 1 and not scatter:
         svg.append('<polyline fill="none" stroke="%s" stroke-width="1.5" points="%s"/>' % (
             c, ' '.join(f'{sx(p[0]):.1f},{sy(p[1]):.1f}' for p in points)))
     for p in points:
-        svg.append(f'<circle cx="{sx(p[0]):.1f}" cy="{sy(p[1]):.1f}" r="3.5" fill="{c}"/>')
+        fill = 'none' if scatter else c
+        svg.append(f'<circle cx="{sx(p[0]):.1f}" cy="{sy(p[1]):.1f}" r="3.5" '
+                   f'fill="{fill}" stroke="{c}"/>')
     ly = T + 18 * i + 10
     svg.append(f'<circle cx="{W - R + 16}" cy="{ly - 4}" r="4" fill="{c}"/>')
     svg.append(f'<text x="{W - R + 26}" y="{ly}">{name}</text>')

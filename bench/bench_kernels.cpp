@@ -33,12 +33,12 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <mutex>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <dlfcn.h>
 #include <functional>
+#include <mutex>
 #include <random>
 #include <sstream>
 #include <string>
@@ -126,7 +126,8 @@ __attribute__((target("avx2"))) double readSum(const uint8_t *p, size_t n) {
   for (size_t i = 0; i + 256 <= n; i += 256)
     for (int k = 0; k < 8; ++k)
       acc[k] = _mm256_add_epi64(
-          acc[k], _mm256_load_si256(reinterpret_cast<const __m256i *>(p + i) + k));
+          acc[k],
+          _mm256_load_si256(reinterpret_cast<const __m256i *>(p + i) + k));
   __m256i s = acc[0];
   for (int k = 1; k < 8; ++k)
     s = _mm256_add_epi64(s, acc[k]);
@@ -189,10 +190,10 @@ std::string qtype(formats::Format f, int64_t n, int64_t k, uint32_t r) {
 struct Result {
   std::string format;
   double bytes = 0;
-  double gbs[2] = {0, 0};   // decode, 1 and N threads (median call)
+  double gbs[2] = {0, 0};     // decode, 1 and N threads (median call)
   double bestGbs[2] = {0, 0}; // decode, fastest call
   Bandwidth read[2];          // read bandwidth measured just before
-  double gops[2] = {0, 0};  // prompt (64 tokens), 1 and N threads
+  double gops[2] = {0, 0};    // prompt (64 tokens), 1 and N threads
   std::string kernel;
 };
 
@@ -235,8 +236,9 @@ int main(int argc, char **argv) {
   }
   const target::TargetInfo *t = target::findTarget(targetName);
   if (!t || !t->hostSupports()) {
-    std::fprintf(stderr, "bench-kernels: target '%s' unknown or not runnable "
-                         "here (known: %s)\n",
+    std::fprintf(stderr,
+                 "bench-kernels: target '%s' unknown or not runnable "
+                 "here (known: %s)\n",
                  targetName.c_str(), target::targetNames().c_str());
     return 2;
   }
@@ -313,8 +315,8 @@ int main(int argc, char **argv) {
   std::vector<Result> results;
   for (size_t i = 0; i < fmts.size(); ++i) {
     const codegen::KernelInfo &k = manifest.kernels[i];
-    auto kernel =
-        reinterpret_cast<lb_matmul_kernel_fn>(dlsym(so, k.kernelSymbol.c_str()));
+    auto kernel = reinterpret_cast<lb_matmul_kernel_fn>(
+        dlsym(so, k.kernelSymbol.c_str()));
     auto quant = reinterpret_cast<lb_quantize_act_fn>(
         dlsym(so, k.quantizerSymbol.c_str()));
     const formats::FormatInfo &fi = formats::info(fmts[i]);
@@ -336,8 +338,8 @@ int main(int argc, char **argv) {
       const size_t shift = (c * 7919 % blocks) * blockBytes;
       std::memcpy(rotated.data(), plain.data() + shift, bytes - shift);
       std::memcpy(rotated.data() + bytes - shift, plain.data(), shift);
-      pool[c] =
-          static_cast<uint8_t *>(std::aligned_alloc(64, (bytes + 63) / 64 * 64));
+      pool[c] = static_cast<uint8_t *>(
+          std::aligned_alloc(64, (bytes + 63) / 64 * 64));
       formats::packRows(fmts[i], rotated.data(), pool[c], N, K,
                         k.interleaveRows);
     }
@@ -413,15 +415,15 @@ int main(int argc, char **argv) {
     for (int ti = 0; ti < 2; ++ti)
       std::printf("| %s | %.1f | %d | %.1f (%.1f) | %.1f (%.1f) | %.0f%% "
                   "(%.0f%%) | %.0f |\n",
-                  r.format.c_str(), r.bytes / (1 << 20),
-                  ti ? threads : 1, r.read[ti].median, r.read[ti].best,
-                  r.gbs[ti], r.bestGbs[ti],
+                  r.format.c_str(), r.bytes / (1 << 20), ti ? threads : 1,
+                  r.read[ti].median, r.read[ti].best, r.gbs[ti], r.bestGbs[ti],
                   100 * r.gbs[ti] / r.read[ti].median,
                   100 * r.bestGbs[ti] / r.read[ti].best, r.gops[ti]);
   double load[3] = {0, 0, 0};
   if (getloadavg(load, 3) > 0)
     std::printf("\nLoad average at the end: %.2f (other processes share "
-                "the cores when it is above 0).", load[0]);
+                "the cores when it is above 0).",
+                load[0]);
   std::printf("\n");
   return 0;
 }

@@ -23,6 +23,24 @@ mkdir -p bench/results
     $NICE "$BUILD/bin/bench-kernels" --target "$target" --threads 2 --seconds 1 2>&1 || true
     echo
   done
+  cat <<'NOTES'
+Notes on reading these numbers:
+- "decode" is one token (the matmul of token generation): GB/s of weight bytes
+  streamed, each call reading a different copy of the weights (copies total
+  2 GiB, every copy different so the host cannot merge pages). "read" is a
+  plain read of slices of the same size from a 2 GiB buffer, measured just
+  before with the same threads. "prompt" is 64 tokens, activation
+  quantization included, in integer GOP/s (2 N K tokens / s).
+- The machine is a 2-vCPU VM shared with other jobs (see the load average):
+  medians of per-call times are reported, the fastest call in parentheses;
+  the 2-thread rows need both vCPUs free at once and vary most from run to
+  run.
+- A decode tile must read one contiguous stream: with 8 rows spread over two
+  4-row interleave groups, Q4_0 decode fell from 20 to 10 GB/s on this
+  machine; hence interleave 8 for the formats that decode two rows per
+  vector (docs/TARGETS.md).
+
+NOTES
   echo "## Instruction mix (x86-64-v3)"
   echo
   echo '```'

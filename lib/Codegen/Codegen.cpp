@@ -112,9 +112,8 @@ void collectManifest(ModuleOp module, const target::TargetInfo &target,
       return;
     const std::string name = weightName(weight);
     const formats::Format format = type.getFormat().getFormat();
-    if (auto kernel =
-            op->getAttrOfType<mlir::FlatSymbolRefAttr>(
-                mlir::lowbit::kKernelAttrName)) {
+    if (auto kernel = op->getAttrOfType<mlir::FlatSymbolRefAttr>(
+            mlir::lowbit::kKernelAttrName)) {
       if (!name.empty() && !seenKernel.insert(name).second)
         return;
       KernelInfo k;
@@ -186,11 +185,10 @@ bool linkSharedObject(const std::string &objPath, const std::string &soPath,
   // lld keeps global state: one link at a time.
   static std::mutex mutex;
   std::lock_guard<std::mutex> lock(mutex);
-  const char *args[] = {"ld.lld",     "-shared",  "-o",
-                        soPath.c_str(), objPath.c_str(), "-soname",
-                        soname.c_str(), "-z",       "noexecstack",
-                        "-z",       "now",      "--hash-style=gnu",
-                        "-O2"};
+  const char *args[] = {
+      "ld.lld",  "-shared",          "-o", soPath.c_str(), objPath.c_str(),
+      "-soname", soname.c_str(),     "-z", "noexecstack",  "-z",
+      "now",     "--hash-style=gnu", "-O2"};
   std::string out, errors;
   llvm::raw_string_ostream outOS(out), errOS(errors);
   lld::Result result =
@@ -209,11 +207,11 @@ bool linkSharedObject(const std::string &objPath, const std::string &soPath,
     return false;
   }
   llvm::SmallVector<llvm::StringRef> args = {
-      *lld, "-shared", "-o", soPath, objPath, "-soname", soname,
-      "-z", "noexecstack", "-z", "now"};
+      *lld,   "-shared", "-o",          soPath, objPath, "-soname",
+      soname, "-z",      "noexecstack", "-z",   "now"};
   std::string message;
-  if (llvm::sys::ExecuteAndWait(*lld, args, std::nullopt, {}, 0, 0,
-                                &message) != 0) {
+  if (llvm::sys::ExecuteAndWait(*lld, args, std::nullopt, {}, 0, 0, &message) !=
+      0) {
     err = "ld.lld failed: " + message;
     return false;
   }
@@ -321,11 +319,10 @@ bool emitKernels(ModuleOp module, const target::TargetInfo &target,
     builder.registerFunctionAnalyses(fam);
     builder.registerLoopAnalyses(lam);
     builder.crossRegisterProxies(lam, fam, cgam, mam);
-    llvm::OptimizationLevel level = options.optLevel >= 3
-                                        ? llvm::OptimizationLevel::O3
-                                    : options.optLevel == 2
-                                        ? llvm::OptimizationLevel::O2
-                                        : llvm::OptimizationLevel::O1;
+    llvm::OptimizationLevel level =
+        options.optLevel >= 3   ? llvm::OptimizationLevel::O3
+        : options.optLevel == 2 ? llvm::OptimizationLevel::O2
+                                : llvm::OptimizationLevel::O1;
     llvm::ModulePassManager mpm = builder.buildPerModuleDefaultPipeline(level);
     mpm.run(*llvmModule, mam);
   }

@@ -48,7 +48,8 @@ int codegenCommand(int argc, char **argv) {
   if (!t)
     return cli::fail(targetName == "host"
                          ? "the host CPU runs none of the registered targets "
-                           "(" + target::targetNames() + ")"
+                           "(" +
+                               target::targetNames() + ")"
                          : "unknown target '" + targetName +
                                "'; known targets: " + target::targetNames());
   codegen::CodegenOptions options;
@@ -76,16 +77,17 @@ int codegenCommand(int argc, char **argv) {
   if (cl.has("quiet"))
     return 0;
   FILE *out = cl.get("output") == "-" ? stderr : stdout;
-  std::fprintf(out, "target %s (%s, %s), kernel ABI v%d: %zu weights on %s "
-                    "kernels, %zu fall-backs\n",
+  std::fprintf(out,
+               "target %s (%s, %s), kernel ABI v%d: %zu weights on %s "
+               "kernels, %zu fall-backs\n",
                t->name, t->triple, t->cpu, manifest.abiVersion,
                manifest.kernels.size(), t->name, manifest.fallbacks.size());
   for (const codegen::KernelInfo &k : manifest.kernels)
     std::fprintf(out, "  %-28s %-6s %6lldx%-6lld rows=%-2u %-28s %-14s %s\n",
                  k.weight.empty() ? "(argument)" : k.weight.c_str(),
-                 formats::info(k.format).name,
-                 static_cast<long long>(k.rows), static_cast<long long>(k.cols),
-                 k.interleaveRows, k.kernelSymbol.c_str(),
+                 formats::info(k.format).name, static_cast<long long>(k.rows),
+                 static_cast<long long>(k.cols), k.interleaveRows,
+                 k.kernelSymbol.c_str(),
                  k.quantizerSymbol.empty() ? "-" : k.quantizerSymbol.c_str(),
                  k.dotPath.c_str());
   return 0;

@@ -144,7 +144,8 @@ int compileCommand(int argc, char **argv) {
             "Budget: the file size, e.g. 3.2GiB, 3200MB or bytes.");
   cl.option("calib", "FILE|self",
             "Calibration text for the budget modes ('self': sampled from the "
-            "model).");
+            "model). With\n--imatrix, only the text --measure gain/kld "
+            "measures KL divergences on.");
   cl.option("ctx-size", "N", "Calibration chunk size (default 512 or the "
                              "model's context).", "c");
   cl.option("chunks", "N", "Calibrate on at most N chunks.");
@@ -286,6 +287,14 @@ int compileCommand(int argc, char **argv) {
   if (method != "rtn" && method != "gptq" && method != "awq")
     return cli::fail("--method must be rtn, gptq or awq, got '" + method +
                      "'");
+  // Analysis options that would silently do nothing with a preset.
+  if (!budgetMode && method == "rtn")
+    for (const char *option : {"calib", "measure", "kld-chunks", "formats",
+                               "no-importance", "chunks", "ctx-size"})
+      if (cl.has(option))
+        return cli::fail(std::string("--") + option +
+                         " belongs to --target-bpw/--target-size (or "
+                         "--method gptq/awq); a preset does not use it");
   if (method != "rtn" && !cl.has("calib") &&
       !(cl.has("state") && fileExists(cl.get("state"))))
     return cli::fail("--method " + method + " needs calibration Hessians: "
@@ -298,9 +307,9 @@ int compileCommand(int argc, char **argv) {
                      "or --no-importance");
   if (budgetMode && noImportance && cl.has("imatrix"))
     return cli::fail("--no-importance and --imatrix contradict each other");
-  if (cl.has("calib") && cl.has("imatrix"))
-    return cli::fail("--calib and --imatrix are alternatives: the imatrix "
-                     "holds the statistics calibration would record");
+  if (budgetMode && cl.has("imatrix") && cl.get("calib") == "self")
+    return cli::fail("with --imatrix, --calib names the text the KL "
+                     "divergences are measured on; 'self' has none");
 
   auto context = driver::makeContext();
   auto module = driver::loadModel(*context, cl.positional()[0]);
@@ -318,6 +327,8 @@ int compileCommand(int argc, char **argv) {
   if (budgetMode) {
     auto started = std::chrono::steady_clock::now();
     std::string statistics = cl.get("imatrix");
+    // With --imatrix the statistics are given; --calib is then only the
+    // text KL divergences are measured on.
     if (!noImportance && statistics.empty()) {
       if (statePath.empty()) {
         // Calibration state for this run only.
@@ -351,8 +362,16 @@ int compileCommand(int argc, char **argv) {
     // across tensors (an error in attn_q costs the output far less than the
     // same error in ffn_down): by default, when calibration tokens are at
     // hand, one measured KL divergence per tensor puts them on one scale.
-    if (measure.empty())
-      measure = !noImportance && statistics == statePath ? "gain" : "wmse";
+    const bool haveTokens =
+        !noImportance && (statistics == statePath || cl.has("calib"));
+    if (measure.empty()) {
+      measure = haveTokens ? "gain" : "wmse";
+      if (!haveTokens && !noImportance && !cl.has("quiet") && !cl.has("json"))
+        llvm::errs() << "note: no calibration tokens, so the sensitivity is "
+                        "the predicted error (--measure wmse), which ranks "
+                        "tensors against each other poorly; add --calib TEXT "
+                        "to measure one KL divergence per tensor (gain)\n";
+    }
 
     auto sensitivityStarted = std::chrono::steady_clock::now();
     PassManager analyse(context.get());

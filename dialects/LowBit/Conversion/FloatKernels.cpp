@@ -32,13 +32,15 @@ public:
     for (int part = 0; part < 4; ++part) {
       SmallVector<Value> xs;
       for (Value at : ctx.actOffsets)
-        xs.push_back(vector::LoadOp::create(v.b, v.loc, v.vecF32(8), ctx.x,
-                                            ValueRange{v.addConst(at, 8 * part)}));
+        xs.push_back(
+            vector::LoadOp::create(v.b, v.loc, v.vecF32(8), ctx.x,
+                                   ValueRange{v.addConst(at, 8 * part)}));
       for (int64_t i = 0; i < ctx.numRows(); ++i) {
-        Value w = widen(v, v.loadBytes(ctx.w,
-                                       v.addConst(ctx.rowOffsets[i],
-                                                  8 * part * elementBytes()),
-                                       8 * elementBytes()),
+        Value w = widen(v,
+                        v.loadBytes(ctx.w,
+                                    v.addConst(ctx.rowOffsets[i],
+                                               8 * part * elementBytes()),
+                                    8 * elementBytes()),
                         8);
         for (int64_t j = 0; j < tokens; ++j) {
           Value &acc = accs[i * tokens + j];
@@ -61,10 +63,11 @@ public:
           SmallVector<Value> next(iter.begin(), iter.end());
           SmallVector<Value> xs;
           for (Value at : ctx.actOffsets)
-            xs.push_back(
-                memref::LoadOp::create(b, loc, ctx.x, ValueRange{nv.add(at, k)}));
+            xs.push_back(memref::LoadOp::create(b, loc, ctx.x,
+                                                ValueRange{nv.add(at, k)}));
           for (int64_t i = 0; i < ctx.numRows(); ++i) {
-            Value at = nv.add(ctx.rowOffsets[i], nv.mulConst(k, elementBytes()));
+            Value at =
+                nv.add(ctx.rowOffsets[i], nv.mulConst(k, elementBytes()));
             Value ws = scalar(nv, ctx.w, at);
             for (int64_t j = 0; j < tokens; ++j) {
               Value &acc = next[i * tokens + j];

@@ -38,11 +38,11 @@ constexpr int64_t kActQs = 4, kActSums = 260, kActBytes = 292;
 
 /// What a row contributes to one super-block.
 struct RowBlock {
-  Value at;      // byte offset of the super-block
-  Value d, dmin; // vector<8xf32> broadcasts (dmin: null when unused)
+  Value at;                 // byte offset of the super-block
+  Value d, dmin;            // vector<8xf32> broadcasts (dmin: null when unused)
   VectorOps::Scales scales; // per 32 (Q4_K, Q5_K) or per 16 weights
-  Value pairs;   // vector<16xi16> multiplied with the activation sums (null
-                 // when nothing is subtracted: IQ4_XS)
+  Value pairs; // vector<16xi16> multiplied with the activation sums (null
+               // when nothing is subtracted: IQ4_XS)
 };
 
 class KQuantKernel : public FormatKernel {
@@ -146,8 +146,8 @@ private:
     Value m0 = andC(u1, k1);
     Value m1 = v.orI(andC(shr(u2, 4), k2), shl(andC(shr(u1, 6), k3), 4));
     auto bytes = [&](Value lo, Value hi) -> Value {
-      Value pair =
-          vector::FromElementsOp::create(b, loc, v.vecI32(2), ValueRange{lo, hi});
+      Value pair = vector::FromElementsOp::create(b, loc, v.vecI32(2),
+                                                  ValueRange{lo, hi});
       return vector::BitCastOp::create(b, loc, v.vecI8(8), pair);
     };
     return {bytes(sc0, sc1), bytes(m0, m1)};
@@ -159,8 +159,8 @@ private:
   static Value unpackQ3Scales(VectorOps &v, Value w, Value at) {
     OpBuilder &b = v.b;
     Location loc = v.loc;
-    Value words = vector::BitCastOp::create(b, loc, v.vecI32(4),
-                                            v.loadBytes(w, v.addConst(at, 92), 16));
+    Value words = vector::BitCastOp::create(
+        b, loc, v.vecI32(4), v.loadBytes(w, v.addConst(at, 92), 16));
     auto word = [&](int64_t k) -> Value {
       return vector::ExtractOp::create(b, loc, words, ArrayRef<int64_t>{k + 1});
     };

@@ -205,9 +205,9 @@ Value VectorOps::x86MaddWd(Value x, Value y) {
 Value VectorOps::neonSdot(Value acc, Value x, Value y) {
   Value halves[2];
   for (int h = 0; h < 2; ++h)
-    halves[h] = arm_neon::SdotOp::create(b, loc, vecI32(4), slice(acc, 4 * h, 4),
-                                         slice(x, 16 * h, 16),
-                                         slice(y, 16 * h, 16));
+    halves[h] =
+        arm_neon::SdotOp::create(b, loc, vecI32(4), slice(acc, 4 * h, 4),
+                                 slice(x, 16 * h, 16), slice(y, 16 * h, 16));
   return concat(halves[0], halves[1]);
 }
 
@@ -429,8 +429,7 @@ struct LoopNest {
           kernel->emitStep(ctx, accs);
           scf::YieldOp::create(nested, nestedLoc, accs);
         });
-    SmallVector<Value> accs(loop.getResults().begin(),
-                            loop.getResults().end());
+    SmallVector<Value> accs(loop.getResults().begin(), loop.getResults().end());
     if (rem) {
       TileContext ctx{v, *spec, w, xq, x, {}, {}};
       for (Value start : rowStarts)
@@ -454,14 +453,14 @@ struct LoopNest {
   template <typename Body>
   void forRange(Value lo, Value hi, int64_t step, Body body) {
     VectorOps &v = *this->v;
-    scf::ForOp::create(v.b, v.loc, lo, hi, v.index(step), ValueRange{},
-                       [&](OpBuilder &nested, Location nl, Value iv,
-                           ValueRange) {
-                         VectorOps nv(nested, nl, v.isa);
-                         LoopNest inner = with(nv);
-                         body(inner, iv);
-                         scf::YieldOp::create(nested, nl);
-                       });
+    scf::ForOp::create(
+        v.b, v.loc, lo, hi, v.index(step), ValueRange{},
+        [&](OpBuilder &nested, Location nl, Value iv, ValueRange) {
+          VectorOps nv(nested, nl, v.isa);
+          LoopNest inner = with(nv);
+          body(inner, iv);
+          scf::YieldOp::create(nested, nl);
+        });
   }
 
   /// Splits [lo, hi) into whole tiles and single steps.
@@ -473,8 +472,8 @@ struct LoopNest {
       return;
     }
     Value n = arith::SubIOp::create(v.b, v.loc, hi, lo);
-    Value whole = v.mulConst(
-        arith::DivUIOp::create(v.b, v.loc, n, v.index(tile)), tile);
+    Value whole =
+        v.mulConst(arith::DivUIOp::create(v.b, v.loc, n, v.index(tile)), tile);
     Value mainEnd = v.add(lo, whole);
     forRange(lo, mainEnd, tile,
              [&](LoopNest &n, Value iv) { body(n, iv, tile); });
@@ -511,9 +510,8 @@ LogicalResult buildMatmulKernel(func::FuncOp fn, const KernelSpec &spec,
     nest.actRowBytes = static_cast<int64_t>(
         fmt::rowBytes(fmt::info(kernel.activation()), spec.cols));
     if (nest.rem || nest.actRowBytes == 0)
-      return fn.emitError("cols ")
-             << spec.cols << " is not a multiple of "
-             << kernel.weightsPerStep() << " weights";
+      return fn.emitError("cols ") << spec.cols << " is not a multiple of "
+                                   << kernel.weightsPerStep() << " weights";
   }
 
   // Sizes of the buffers for the memref descriptors (nothing checks them).
@@ -532,17 +530,46 @@ LogicalResult buildMatmulKernel(func::FuncOp fn, const KernelSpec &spec,
   nest.xStride = xStride;
   nest.yStride = yStride;
 
-  // token blocks x row tiles x token tiles x k.
+  // Decode (one token): row tiles of as many accumulators as the row tile
+  // has rows (formats sharing an accumulator between two rows take twice
+  // the rows), but never wider than one interleaved group: a tile must read
+  // one contiguous stream (two or more streams per thread halve the read
+  // bandwidth on the machines measured, bench/results/kernels.md).
+  // Otherwise token blocks x row tiles x token tiles. Both end in the k
+  // loop of FormatKernel::emitStep.
   const int64_t rt = spec.choice->rowTile, tt = spec.choice->tokenTile;
-  nest.forRange(v.index(0), tokens, kTokenBlock, [&](LoopNest &n, Value tb) {
-    Value tbEnd = arith::MinUIOp::create(
-        n.v->b, n.v->loc, n.v->addConst(tb, kTokenBlock), tokens);
-    n.tiled(rowBegin, rowEnd, rt, [&](LoopNest &rn, Value r, int64_t rows) {
-      rn.tiled(tb, tbEnd, tt, [&](LoopNest &tn, Value t, int64_t toks) {
-        tn.microKernel(r, rows, t, toks);
+  const int64_t decodeRows = std::min<int64_t>(
+      rt * kernel.rowsPerAccumulator(), std::max<int64_t>(spec.interleave, rt));
+  Value single = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, tokens,
+                                       v.index(1));
+  scf::IfOp::create(
+      b, loc, single,
+      [&](OpBuilder &db, Location dl) {
+        VectorOps dv(db, dl, v.isa);
+        LoopNest n = nest.with(dv);
+        n.tiled(rowBegin, rowEnd, decodeRows,
+                [&](LoopNest &rn, Value r, int64_t rows) {
+                  rn.microKernel(r, rows, rn.v->index(0), 1);
+                });
+        scf::YieldOp::create(db, dl);
+      },
+      [&](OpBuilder &pb, Location pl) {
+        VectorOps pv(pb, pl, v.isa);
+        LoopNest prompt = nest.with(pv);
+        prompt.forRange(
+            pv.index(0), tokens, kTokenBlock, [&](LoopNest &n, Value tb) {
+              Value tbEnd = arith::MinUIOp::create(
+                  n.v->b, n.v->loc, n.v->addConst(tb, kTokenBlock), tokens);
+              n.tiled(rowBegin, rowEnd, rt,
+                      [&](LoopNest &rn, Value r, int64_t rows) {
+                        rn.tiled(tb, tbEnd, tt,
+                                 [&](LoopNest &tn, Value t, int64_t toks) {
+                                   tn.microKernel(r, rows, t, toks);
+                                 });
+                      });
+            });
+        scf::YieldOp::create(pb, pl);
       });
-    });
-  });
   func::ReturnOp::create(b, loc);
   return success();
 }
@@ -557,13 +584,6 @@ std::unique_ptr<FormatKernel> createFormatKernel(Format format, ISA isa) {
   if (auto k = createLinearKernel(format, isa))
     return k;
   return createKQuantKernel(format, isa);
-}
-
-std::string unsupportedReason(Format format) {
-  if (createFormatKernel(format, ISA::X86AVX2))
-    return "";
-  return std::string("no kernel generator for ") + fmt::info(format).name +
-         " yet";
 }
 
 } // namespace mlir::lowbit::kernels

@@ -1,4 +1,5 @@
-//===- KernelBuilder.h - IR building blocks of the native kernels -*- C++ -*-===//
+//===- KernelBuilder.h - IR building blocks of the native kernels -*- C++
+//-*-===//
 //
 // Internal to convert-lowbit-to-kernels. Kernels are built from scf, vector,
 // arith and memref ops on "256-bit logical" vectors: 32 weights of a block as
@@ -140,7 +141,8 @@ public:
                    int64_t chunk);
   /// table[idx[i]] for the 32 indices (0..15) of `idx`: vpshufb / tbl.
   Value lookup16(ArrayRef<int8_t> table, Value idx);
-  /// vector<16xi16> a, b -> vector<8xi32>: lane i = a[2i]b[2i] + a[2i+1]b[2i+1].
+  /// vector<16xi16> a, b -> vector<8xi32>: lane i = a[2i]b[2i] +
+  /// a[2i+1]b[2i+1].
   Value pairDot16(Value a, Value b);
 
   /// acc + sitofp(isum) * splat(scale): the float step after integer sums.
@@ -151,8 +153,8 @@ public:
 
 private:
   Value intrinsic(StringRef name, Type result, ValueRange args);
-  Value x86MaddUbs(Value u, Value s); ///< vpmaddubsw: vector<16xi16>.
-  Value x86MaddWd(Value a, Value b);  ///< vpmaddwd: vector<8xi32>.
+  Value x86MaddUbs(Value u, Value s);          ///< vpmaddubsw: vector<16xi16>.
+  Value x86MaddWd(Value a, Value b);           ///< vpmaddwd: vector<8xi32>.
   Value neonSdot(Value acc, Value a, Value s); ///< 32 bytes, two sdots.
 };
 
@@ -206,8 +208,6 @@ std::unique_ptr<FormatKernel> createFormatKernel(Format format, ISA isa);
 std::unique_ptr<FormatKernel> createLinearKernel(Format format, ISA isa);
 std::unique_ptr<FormatKernel> createKQuantKernel(Format format, ISA isa);
 std::unique_ptr<FormatKernel> createFloatKernel(Format format, ISA isa);
-/// Why `format` has no kernel; empty when it has one.
-std::string unsupportedReason(Format format);
 
 /// The arguments of a generated function, as memrefs/indices.
 /// Builds a memref<?xT> over a raw pointer (an LLVM descriptor cast to a

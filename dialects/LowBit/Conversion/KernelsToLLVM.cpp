@@ -53,8 +53,8 @@ struct LowBitEmitKernelTablePass
       std::string sym = ("lb_kernel_name." + fn.getName()).str();
       std::string text = fn.getName().str();
       text.push_back('\0');
-      auto type = LLVM::LLVMArrayType::get(IntegerType::get(ctx, 8),
-                                           text.size());
+      auto type =
+          LLVM::LLVMArrayType::get(IntegerType::get(ctx, 8), text.size());
       LLVM::GlobalOp::create(b, loc, type, /*isConstant=*/true,
                              LLVM::Linkage::Private, sym,
                              b.getStringAttr(text));
@@ -78,8 +78,8 @@ struct LowBitEmitKernelTablePass
       Value entry = LLVM::UndefOp::create(b, loc, entryType);
       entry = LLVM::InsertValueOp::create(b, loc, entry, name,
                                           ArrayRef<int64_t>{0});
-      entry = LLVM::InsertValueOp::create(b, loc, entry, fn,
-                                          ArrayRef<int64_t>{1});
+      entry =
+          LLVM::InsertValueOp::create(b, loc, entry, fn, ArrayRef<int64_t>{1});
       array = LLVM::InsertValueOp::create(
           b, loc, array, entry, ArrayRef<int64_t>{static_cast<int64_t>(i)});
     }

@@ -140,9 +140,8 @@ private:
     for (int64_t p = 0; p < (rows + 1) / 2; ++p) {
       Value atA = ctx.rowOffsets[2 * p];
       Value atB = ctx.rowOffsets[std::min(2 * p + 1, rows - 1)];
-      Value packed =
-          v.concat(v.loadBytes(ctx.w, v.addConst(atA, qsAt), 16),
-                   v.loadBytes(ctx.w, v.addConst(atB, qsAt), 16));
+      Value packed = v.concat(v.loadBytes(ctx.w, v.addConst(atA, qsAt), 16),
+                              v.loadBytes(ctx.w, v.addConst(atB, qsAt), 16));
       Value low = v.andI8(packed, 0x0f);
       Value high = v.andI8(v.shrI8(packed, 4), 0x0f);
       if (codebook) {

@@ -25,9 +25,9 @@ namespace mlir::lowbit {
 namespace {
 
 namespace fmt = ::lowbit::formats;
-using ::lowbit::target::TargetInfo;
 using kernels::Format;
 using kernels::KernelSpec;
+using ::lowbit::target::TargetInfo;
 
 /// The `lb_matmul_kernel_fn` and `lb_quantize_act_fn` signatures.
 FunctionType matmulKernelType(MLIRContext *ctx) {
@@ -66,8 +66,7 @@ void ensureAbiVersion(RewriterBase &rewriter, ModuleOp module,
   bool created;
   func::FuncOp fn = getOrCreateEntry(
       rewriter, module, LB_ABI_VERSION_SYMBOL,
-      FunctionType::get(ctx, {}, {IntegerType::get(ctx, 32)}), target,
-      created);
+      FunctionType::get(ctx, {}, {IntegerType::get(ctx, 32)}), target, created);
   if (!created)
     return;
   OpBuilder::InsertionGuard guard(rewriter);
@@ -124,8 +123,7 @@ std::string planKernel(Operation *op, const TargetInfo &target,
   return "";
 }
 
-template <typename OpTy>
-struct MatmulToKernel : OpRewritePattern<OpTy> {
+template <typename OpTy> struct MatmulToKernel : OpRewritePattern<OpTy> {
   MatmulToKernel(MLIRContext *ctx, const TargetInfo &target)
       : OpRewritePattern<OpTy>(ctx), target(target) {}
 

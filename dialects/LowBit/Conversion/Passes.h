@@ -43,8 +43,8 @@ constexpr llvm::StringLiteral kCodegenTargetAttrName = "lowbit.codegen_target";
 /// on `target` a generated kernel (created once per distinct weight type in
 /// the enclosing module) and the activation quantizer it needs. Matmuls
 /// without a kernel fail to match with the reason.
-void populateLowBitToKernelsPatterns(RewritePatternSet &patterns,
-                                     const ::lowbit::target::TargetInfo &target);
+void populateLowBitToKernelsPatterns(
+    RewritePatternSet &patterns, const ::lowbit::target::TargetInfo &target);
 
 /// The lowering after convert-lowbit-to-kernels: lowbit-isolate-kernels, the
 /// standard scf/vector/memref/arith/math/func/cf -> LLVM dialect lowering,

@@ -25,12 +25,6 @@ namespace {
 
 namespace fmt = ::lowbit::formats;
 
-/// Stores a scalar at a byte offset of a memref<?xi8> (aligned to its size:
-/// block sizes 34 and 292 keep f16 / f32 scales aligned).
-void storeScalarBytes(VectorOps &v, Value scalar, Value mem, Value at) {
-  v.storeScalar(scalar, mem, at);
-}
-
 void quantizeQ8_0Block(VectorOps &v, Value x, Value xAt, Value q, Value qAt) {
   OpBuilder &b = v.b;
   Location loc = v.loc;
@@ -47,7 +41,7 @@ void quantizeQ8_0Block(VectorOps &v, Value x, Value xAt, Value q, Value qAt) {
   Value quants = arith::FPToSIOp::create(b, loc, v.vecI8(32), rounded);
   Value clamped = arith::MinimumFOp::create(b, loc, d, v.f32(65504.f));
   Value half = arith::TruncFOp::create(b, loc, b.getF16Type(), clamped);
-  storeScalarBytes(v, half, q, qAt);
+  v.storeScalar(half, q, qAt); // 34-byte blocks: f16-aligned
   vector::StoreOp::create(b, loc, quants, q, ValueRange{v.addConst(qAt, 2)});
 }
 
@@ -58,8 +52,8 @@ void quantizeQ8_KBlock(VectorOps &v, Value x, Value xAt, Value q, Value qAt) {
   SmallVector<Value> parts, absParts;
   Value absMax;
   for (int p = 0; p < kParts; ++p) {
-    parts.push_back(vector::LoadOp::create(b, loc, v.vecF32(16), x,
-                                           ValueRange{v.addConst(xAt, 16 * p)}));
+    parts.push_back(vector::LoadOp::create(
+        b, loc, v.vecF32(16), x, ValueRange{v.addConst(xAt, 16 * p)}));
     absParts.push_back(math::AbsFOp::create(b, loc, parts.back()));
     absMax = p ? arith::MaxNumFOp::create(b, loc, absMax, absParts.back())
                      .getResult()
@@ -87,8 +81,8 @@ void quantizeQ8_KBlock(VectorOps &v, Value x, Value xAt, Value q, Value qAt) {
   Value inRange = arith::MinSIOp::create(b, loc, firstIndex, v.i32(255));
   Value max = memref::LoadOp::create(
       b, loc, x,
-      ValueRange{v.add(xAt, arith::IndexCastOp::create(b, loc, b.getIndexType(),
-                                                       inRange))});
+      ValueRange{v.add(
+          xAt, arith::IndexCastOp::create(b, loc, b.getIndexType(), inRange))});
   Value nonZero =
       arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGT, amax, v.f32(0));
   Value iscale = arith::SelectOp::create(
@@ -97,11 +91,10 @@ void quantizeQ8_KBlock(VectorOps &v, Value x, Value xAt, Value q, Value qAt) {
   Value d = arith::SelectOp::create(
       b, loc, nonZero, arith::DivFOp::create(b, loc, v.f32(1.f), iscale),
       v.f32(0));
-  storeScalarBytes(v, d, q, qAt);
+  v.storeScalar(d, q, qAt); // 292-byte blocks: f32-aligned
   SmallVector<Value> sums;
   for (int p = 0; p < kParts; ++p) {
-    Value scaled =
-        arith::MulFOp::create(b, loc, parts[p], v.splat(iscale, 16));
+    Value scaled = arith::MulFOp::create(b, loc, parts[p], v.splat(iscale, 16));
     Value rounded = math::RoundEvenOp::create(b, loc, scaled);
     Value capped = arith::MinimumFOp::create(
         b, loc, rounded,
@@ -110,8 +103,8 @@ void quantizeQ8_KBlock(VectorOps &v, Value x, Value xAt, Value q, Value qAt) {
     vector::StoreOp::create(b, loc, quants, q,
                             ValueRange{v.addConst(qAt, 4 + 16 * p)});
     Value wide = v.extend(quants, 32, true);
-    Value sum = vector::ReductionOp::create(b, loc,
-                                            vector::CombiningKind::ADD, wide);
+    Value sum =
+        vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD, wide);
     sums.push_back(arith::TruncIOp::create(b, loc, b.getI16Type(), sum));
   }
   Value allSums = vector::FromElementsOp::create(b, loc, v.vecI16(16), sums);
@@ -123,8 +116,7 @@ void quantizeQ8_KBlock(VectorOps &v, Value x, Value xAt, Value q, Value qAt) {
 
 LogicalResult buildQuantizer(func::FuncOp fn, Format activation, ISA isa) {
   if (activation != Format::Q8_0 && activation != Format::Q8_K)
-    return fn.emitError("no quantizer for ")
-           << fmt::info(activation).name;
+    return fn.emitError("no quantizer for ") << fmt::info(activation).name;
   Block *entry = fn.addEntryBlock();
   OpBuilder b = OpBuilder::atBlockBegin(entry);
   Location loc = fn.getLoc();

@@ -7,13 +7,16 @@
 // No LLVM/MLIR dependency here (the runtime includes it).
 //
 // Refinements (codegen helper): KernelChoice::rowTile is the number of rows
-// a generated kernel's micro-tile computes together (any value; the packed
-// layout is addressed per row), tokenTile the tokens sharing each decoded
-// weight block in prompt shapes. TargetInfo::isa names the instruction-set
-// family the kernel generator lowers dot products for; hostSupports() says
-// whether the running CPU can execute the target's code. Registration: each
-// file under lib/Target/Targets/ defines one `LOWBIT_TARGET(Name)` function
-// (see docs/TARGETS.md); CMake collects them.
+// a generated kernel's micro-tile computes together in prompt shapes (any
+// value; the packed layout is addressed per row), tokenTile the tokens
+// sharing each decoded weight block. One-token calls use rowTile
+// accumulators (two rows each for 4/5-bit 32-blocks), at most one
+// interleave group. Kernels accept any rowBegin/rowEnd; multiples of
+// interleaveRows keep each thread's reads in whole groups. TargetInfo::isa
+// names the instruction-set family the kernel generator lowers dot products
+// for; hostSupports() says whether the running CPU can execute the target's
+// code. Registration: each file under lib/Target/Targets/ defines one
+// `LOWBIT_TARGET(Name)` function (see docs/TARGETS.md); CMake collects them.
 //
 //===----------------------------------------------------------------------===//
 #ifndef LOWBIT_TARGET_TARGETTABLE_H
@@ -49,9 +52,9 @@ struct KernelChoice {
 enum class ISA : uint8_t { X86AVX2, X86AVX512VNNI, AArch64Neon };
 
 struct TargetInfo {
-  const char *name;    // "x86-64-v3"
-  const char *triple;  // "x86_64-unknown-linux-gnu"
-  const char *cpu;     // "x86-64-v3"
+  const char *name;     // "x86-64-v3"
+  const char *triple;   // "x86_64-unknown-linux-gnu"
+  const char *cpu;      // "x86-64-v3"
   const char *features; // "+avx2,+fma,+f16c"
   uint32_t vectorBits;
   ISA isa;

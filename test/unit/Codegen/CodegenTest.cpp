@@ -63,11 +63,11 @@ struct Job {
   codegen::KernelInfo kernel;
   int64_t tokens = 0, xStride = 0, yStride = 0, actRowBytes = 0;
   std::vector<std::pair<int64_t, int64_t>> ranges;
-  std::vector<uint8_t> packed;  // weights in the kernel's layout
-  std::vector<float> decoded;   // rows x cols, from the GGML bytes
-  std::vector<float> x;         // tokens x xStride
-  std::vector<uint8_t> xq;      // tokens x actRowBytes (output)
-  std::vector<float> y;         // tokens x yStride (output)
+  std::vector<uint8_t> packed; // weights in the kernel's layout
+  std::vector<float> decoded;  // rows x cols, from the GGML bytes
+  std::vector<float> x;        // tokens x xStride
+  std::vector<uint8_t> xq;     // tokens x actRowBytes (output)
+  std::vector<float> y;        // tokens x yStride (output)
 };
 
 std::vector<float> gaussian(size_t n, uint64_t seed) {
@@ -93,8 +93,7 @@ std::string moduleText(const std::vector<Case> &cases) {
   for (const Case &c : cases)
     os << "lowbit.global_weight @" << c.name << " : " << typeOf(c)
        << " = #lowbit.external<\"/nonexistent\", offset = 0, size = "
-       << formats::rowBytes(formats::info(c.format), c.cols) * c.rows
-       << ">\n";
+       << formats::rowBytes(formats::info(c.format), c.cols) * c.rows << ">\n";
   os << "func.func @f(";
   for (size_t i = 0; i < cases.size(); ++i)
     os << (i ? ", " : "") << "%x" << i << ": tensor<?x" << cases[i].cols
@@ -122,9 +121,13 @@ std::vector<Case> casesFor(const target::TargetInfo &t) {
       rows = 24, cols = 100;
     else if (fi.blockSize == 256)
       rows = 32, cols = 512;
+    // Plain, the table's interleave, and half of it (any layout can come
+    // from IR; the decode tile depends on the interleave).
     std::vector<uint32_t> layouts = {1};
     if (k.interleaveRows != 1)
       layouts.push_back(k.interleaveRows);
+    if (k.interleaveRows >= 4 && fi.kind != formats::FormatKind::Float)
+      layouts.push_back(k.interleaveRows / 2);
     for (uint32_t r : layouts)
       cases.push_back({k.weight, rows, cols, r,
                        std::string(fi.name) + "_r" + std::to_string(r)});
@@ -254,7 +257,8 @@ void runUnderQemu(const std::string &objPath, std::vector<Job> &jobs,
       for (auto [b, e] : j.ranges)
         put(os, b), put(os, e);
       put(os, static_cast<int64_t>(j.packed.size()));
-      os.write(reinterpret_cast<const char *>(j.packed.data()), j.packed.size());
+      os.write(reinterpret_cast<const char *>(j.packed.data()),
+               j.packed.size());
       os.write(reinterpret_cast<const char *>(j.x.data()),
                j.x.size() * sizeof(float));
     }
@@ -291,8 +295,7 @@ void checkJobs(const std::vector<Job> &jobs) {
         std::vector<uint8_t> expect(j.actRowBytes);
         ASSERT_TRUE(formats::quantizeRow(j.kernel.activation, x, expect.data(),
                                          c.cols, nullptr));
-        ASSERT_EQ(0, std::memcmp(expect.data(),
-                                 j.xq.data() + t * j.actRowBytes,
+        ASSERT_EQ(0, std::memcmp(expect.data(), j.xq.data() + t * j.actRowBytes,
                                  j.actRowBytes))
             << "quantizer bytes differ for token " << t;
         formats::dequantizeRow(j.kernel.activation,
@@ -320,7 +323,8 @@ void checkJobs(const std::vector<Job> &jobs) {
       }
     }
     const double rel = std::sqrt(errF32 / normF32);
-    EXPECT_LE(rel, quantized ? 0.02 : 1e-6) << "relative RMS vs f32 activations";
+    EXPECT_LE(rel, quantized ? 0.02 : 1e-6)
+        << "relative RMS vs f32 activations";
     const std::string key = formats::info(c.format).name;
     worstExact[key] = std::max(worstExact[key], worst);
     worstF32[key] = std::max(worstF32[key], rel);
@@ -363,8 +367,8 @@ TEST_P(TargetKernels, MatchTheCodecLibrary) {
   std::string err;
   const std::string path = tempPath("lowbit-kernels", native ? "so" : "o");
   codegen::CodegenOptions options;
-  options.kind = native ? codegen::EmitKind::SharedObject
-                        : codegen::EmitKind::Object;
+  options.kind =
+      native ? codegen::EmitKind::SharedObject : codegen::EmitKind::Object;
   ASSERT_TRUE(codegen::emitKernels(*module, *t, options, path, manifest, err))
       << err;
   EXPECT_EQ(manifest.target, t->name);
@@ -385,8 +389,7 @@ TEST_P(TargetKernels, MatchTheCodecLibrary) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Targets, TargetKernels,
-                         ::testing::Values("x86-64-v3", "x86-64-v4",
-                                           "aarch64"),
+                         ::testing::Values("x86-64-v3", "x86-64-v4", "aarch64"),
                          [](const ::testing::TestParamInfo<std::string> &p) {
                            std::string n = p.param;
                            for (char &ch : n)
