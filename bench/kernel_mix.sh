@@ -3,8 +3,8 @@
 # Generates them in-process with `lowbit codegen` (the path of
 # `lowbit compile --emit native`), then counts mnemonics with objdump -d over
 # each whole kernel, and over each innermost loop of the assembly (the
-# k-loops of the micro-tiles; the decode tile is the one with `rows x 1`
-# accumulators).
+# k-loops of the micro-tiles, in code order: loop 1 is the one-token (decode)
+# tile, loop 2 its single-row remainder, then the prompt tiles).
 # Usage: bench/kernel_mix.sh [BUILD_DIR] [TARGET] [FORMATS...]
 set -euo pipefail
 BUILD=${1:-build}
@@ -16,8 +16,10 @@ TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 
 for f in $FORMATS; do
+  # The interleave of lib/Target/Targets/*.cpp (what lowbit-pack-weights uses).
   case $f in
-    q4_k|q5_k|q6_k|q2_k|q3_k) rows=$([ "$TARGET" = x86-64-v4 ] && echo 4 || echo 2) ;;
+    q2_k|q3_k|q4_k|q5_k|q6_k|iq4_xs) rows=$([ "$TARGET" = x86-64-v4 ] && echo 4 || echo 2) ;;
+    q4_0|q4_1|q5_0|q5_1|iq4_nl) rows=8 ;;
     f32|f16|bf16) rows=1 ;;
     *) rows=4 ;;
   esac
