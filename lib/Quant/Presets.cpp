@@ -101,9 +101,9 @@ bool useMoreBits(int64_t layer, int64_t layers) {
          (layer - layers / 8) % 3 == 2;
 }
 
-/// The format a preset's rule falls back to when the row length is not a
-/// multiple of the block size (llama.cpp's tensor_type_fallback).
-Format fallbackFor(Format f) {
+} // namespace
+
+Format fallbackFormat(Format f) {
   switch (f) {
   case Format::IQ4_XS:
     return Format::IQ4_NL;
@@ -122,6 +122,8 @@ Format fallbackFor(Format f) {
     return Format::F16;
   }
 }
+
+namespace {
 
 bool isQuantizedFormat(Format f) {
   return formats::info(f).kind != formats::FormatKind::Float;
@@ -391,7 +393,7 @@ bool chooseFormats(const std::vector<TensorDesc> &tensors,
         }
         int64_t rowLength = t.shape.back();
         if (rowLength % formats::info(f).blockSize != 0) {
-          Format fb = fallbackFor(f);
+          Format fb = fallbackFormat(f);
           if (rowLength % formats::info(fb).blockSize != 0)
             fb = Format::F16;
           choice.note = std::string("row length ") + std::to_string(rowLength) +

@@ -27,25 +27,6 @@ using formats::Format;
 namespace {
 
 /// GGML's quantization version, written as general.quantization_version.
-constexpr uint32_t kGGMLQuantizationVersion = 2;
-
-/// llama.cpp's fall-back for a row length that does not fit a K-quant's
-/// 256-element super-block (tensor_type_fallback).
-Format fallbackFor(Format f) {
-  switch (f) {
-  case Format::Q2_K:
-  case Format::Q3_K:
-    return Format::Q4_0;
-  case Format::Q4_K:
-    return Format::Q5_0;
-  case Format::Q5_K:
-    return Format::Q5_1;
-  case Format::Q6_K:
-    return Format::Q8_0;
-  default:
-    return Format::F16;
-  }
-}
 
 bool fits(Format f, int64_t rowLength) {
   return rowLength % formats::info(f).blockSize == 0;
@@ -160,7 +141,7 @@ void AllocateBitsPass::runOnOperation() {
   MLIRContext *context = module.getContext();
   auto u32 = IntegerType::get(context, 32, IntegerType::Unsigned);
   appendMetadata(module, "general.quantization_version",
-                 IntegerAttr::get(u32, kGGMLQuantizationVersion));
+                 IntegerAttr::get(u32, quant::kGGMLQuantizationVersion));
   appendMetadata(module, "general.file_type", IntegerAttr::get(u32, 0));
   FailureOr<GGUFLayout> layout = computeGGUFLayout(module);
   if (failed(layout))
@@ -198,7 +179,8 @@ void AllocateBitsPass::runOnOperation() {
     } else if (quantizable && dynamicGate) {
       Format f = dynamicGateFormat(name, layers);
       if (!fits(f, rowLength))
-        f = fits(fallbackFor(f), rowLength) ? fallbackFor(f) : Format::F16;
+        f = fits(quant::fallbackFormat(f), rowLength) ? quant::fallbackFormat(f)
+                                                       : Format::F16;
       t.chosen = f;
     } else if (quantizable && sensitivity && !dynamicGate) {
       analysis::AllocationTensor candidate;

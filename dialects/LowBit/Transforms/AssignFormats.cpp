@@ -16,8 +16,6 @@ namespace formats = ::lowbit::formats;
 
 namespace {
 
-/// GGML's quantization version, written as general.quantization_version.
-constexpr uint32_t kGGMLQuantizationVersion = 2;
 
 struct AssignFormatsPass
     : public mlir::lowbit::impl::LowBitAssignFormatsBase<AssignFormatsPass> {
@@ -107,7 +105,7 @@ struct AssignFormatsPass
       // llama.cpp writes both keys on every quantized file, in this order.
       auto u32 = IntegerType::get(context, 32, IntegerType::Unsigned);
       appendMetadata(module, "general.quantization_version",
-                  IntegerAttr::get(u32, kGGMLQuantizationVersion));
+                  IntegerAttr::get(u32, quant::kGGMLQuantizationVersion));
       appendMetadata(module, "general.file_type",
                   IntegerAttr::get(u32, options.preset->llamaFileType));
     }

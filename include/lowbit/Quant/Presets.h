@@ -79,6 +79,14 @@ bool chooseFormats(const std::vector<TensorDesc> &tensors,
 bool parseTypeOverride(const std::string &text, TypeOverride &out,
                        std::string &error);
 
+/// GGML's quantization version, written as general.quantization_version.
+constexpr uint32_t kGGMLQuantizationVersion = 2;
+
+/// The format llama.cpp falls back to when a row length is not a multiple of
+/// `format`'s block (tensor_type_fallback); F16 when there is none. The
+/// caller checks that the fall-back itself fits.
+formats::Format fallbackFormat(formats::Format format);
+
 /// Whether llama.cpp would quantize a tensor of this name and rank at all.
 bool isQuantizable(const std::string &name, size_t rank);
 
