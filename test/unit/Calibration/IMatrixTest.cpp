@@ -18,43 +18,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../Common/AllocationTracker.h"
+
 using namespace lowbit;
 using namespace lowbit::calib;
 
-//===----------------------------------------------------------------------===//
-// Allocation tracking: hostile counts must not turn into big allocations.
-//===----------------------------------------------------------------------===//
-
-namespace {
-std::atomic<bool> gTrackAllocations{false};
-std::atomic<size_t> gLargestAllocation{0};
-
-void *trackedAlloc(size_t n) {
-  if (gTrackAllocations.load(std::memory_order_relaxed)) {
-    size_t prev = gLargestAllocation.load(std::memory_order_relaxed);
-    while (n > prev && !gLargestAllocation.compare_exchange_weak(prev, n)) {
-    }
-  }
-  if (void *p = std::malloc(n ? n : 1))
-    return p;
-  throw std::bad_alloc();
-}
-
-template <typename F> size_t largestAllocationDuring(F f) {
-  gLargestAllocation = 0;
-  gTrackAllocations = true;
-  f();
-  gTrackAllocations = false;
-  return gLargestAllocation;
-}
-} // namespace
-
-void *operator new(size_t n) { return trackedAlloc(n); }
-void *operator new[](size_t n) { return trackedAlloc(n); }
-void operator delete(void *p) noexcept { std::free(p); }
-void operator delete[](void *p) noexcept { std::free(p); }
-void operator delete(void *p, size_t) noexcept { std::free(p); }
-void operator delete[](void *p, size_t) noexcept { std::free(p); }
+using lowbit::test::largestAllocationDuring;
 
 namespace {
 
