@@ -48,6 +48,7 @@ std::unique_ptr<Executor> Executor::create(const ModelDesc &model,
   }
   e->batch_ = std::max<int64_t>(1, std::min(options.batchSize, e->ctx_));
   e->pool_ = std::make_unique<ThreadPool>(options.threads);
+  e->activationFormat_ = options.activationFormat;
 
   e->embed_ = m.find("token_embd.weight");
   e->output_ = m.tiedOutput() ? e->embed_ : m.find("output.weight");
@@ -112,7 +113,32 @@ void Executor::matmul(const WeightRef &w, const std::string &name,
                       const float *x, int64_t rows, float *y) {
   if (observer_)
     observer_(name, x, rows, w.cols);
+  formats::Format act =
+      activationFormat_ ? activationFormat_(w.format) : formats::Format::F32;
+  if (act != formats::Format::F32 && w.cols % formats::info(act).blockSize == 0)
+    x = roundActivations(act, x, rows, w.cols);
   ops::matmulDecoded(*pool_, scratch_, w, x, rows, y);
+}
+
+// Quantizes x[rows, cols] to `format` and decodes it again, row by row on the
+// pool (quantizing a row is independent of every other row, so the result does
+// not depend on the thread count).
+const float *Executor::roundActivations(formats::Format format, const float *x,
+                                        int64_t rows, int64_t cols) {
+  const int64_t rowBytes = formats::rowBytes(formats::info(format), cols);
+  xRounded_.resize(std::max<size_t>(xRounded_.size(), rows * cols));
+  xQuantized_.resize(std::max<size_t>(xQuantized_.size(), rows * rowBytes));
+  pool_->run(rows, [&](int64_t r, int) {
+    uint8_t *q = xQuantized_.data() + r * rowBytes;
+    float *out = xRounded_.data() + r * cols;
+    // A non-finite activation cannot be encoded; it passes through unchanged
+    // so that the logits show it, as they would without the round trip.
+    if (formats::quantizeRow(format, x + r * cols, q, cols, nullptr))
+      formats::dequantizeRow(format, q, out, cols);
+    else
+      std::memcpy(out, x + r * cols, cols * sizeof(float));
+  });
+  return xRounded_.data();
 }
 
 void Executor::rmsNorm(const float *x, const std::vector<float> &weight,

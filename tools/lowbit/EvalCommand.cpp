@@ -186,6 +186,7 @@ int evalCommand(int argc, char **argv) {
   cl.option("batch-size", "N",
             "Most tokens per forward pass (default: the chunk size).", "b");
   cl.option("chunks", "N", "Evaluate only the first N chunks (default: all).");
+  cl.option("activations", "MODE", driver::kActivationsHelp);
   cl.option("save-logits", "FILE",
             "Also write the log-probabilities of every scored position to "
             "FILE\n(lowbit's format, for a later --kl-base run).");
@@ -256,6 +257,8 @@ int evalCommand(int argc, char **argv) {
   opts.threads = static_cast<int>(threads);
   opts.contextSize = ctx;
   opts.batchSize = batch > 0 ? batch : ctx;
+  if (!driver::parseActivationMode(cl.get("activations"), opts, error))
+    return cli::fail(error);
   auto executor = driver::createEvaluator(model, opts, error);
   if (!executor)
     return cli::fail(path + ": " + error);

@@ -38,6 +38,18 @@ std::unique_ptr<exec::Evaluator> createEvaluator(const ExecutableModel &model,
                                                  const exec::ExecOptions &opts,
                                                  std::string &err);
 
+/// The help text of --activations, shared by run and eval.
+extern const char *const kActivationsHelp;
+
+/// Parses --activations MODE into `opts`: "f32" (the default) multiplies f32
+/// inputs; a target name ("host", "x86-64-v3", ...) rounds every matmul input
+/// through the 8-bit activation blocks that target's native kernel for the
+/// weight's format consumes (Q8_0 for 32-weight formats, Q8_K for K-quants,
+/// as llama.cpp's CPU backend does), so the executor computes what the
+/// native code computes up to the order of float additions.
+bool parseActivationMode(const std::string &mode, exec::ExecOptions &opts,
+                         std::string &err);
+
 /// True when `path` is a directory (only artifacts are).
 bool isNativeArtifact(const std::string &path);
 /// Fills `out` from an artifact's manifest.json and metadata.gguf.

@@ -11,6 +11,7 @@
 
 #include "lowbit/Artifact/NativeArtifact.h"
 #include "lowbit/GGUF/GGUF.h"
+#include "lowbit/Target/TargetTable.h"
 #include "lowbit/runtime.h"
 #include "lowbit/runtime/Manifest.h"
 
@@ -175,11 +176,41 @@ private:
 
 } // namespace
 
+const char *const kActivationsHelp =
+    "Matmul inputs of the reference executor: f32 (default), or a target\n"
+    "(host, x86-64-v3, x86-64-v4, aarch64) to round them through the 8-bit\n"
+    "blocks that target's native kernels use (Q8_0 / Q8_K, like llama.cpp's\n"
+    "CPU backend): the executor then computes what an artifact computes.";
+
+bool parseActivationMode(const std::string &mode, exec::ExecOptions &opts,
+                         std::string &err) {
+  if (mode.empty() || mode == "f32") {
+    opts.activationFormat = nullptr;
+    return true;
+  }
+  const target::TargetInfo *target = target::findTarget(mode);
+  if (!target) {
+    err = "--activations: unknown mode '" + mode + "' (f32 or a target: " +
+          target::targetNames() + ")";
+    return false;
+  }
+  opts.activationFormat = [target](formats::Format weight) {
+    const target::KernelChoice *choice = target->find(weight);
+    return choice ? choice->activation : formats::Format::F32;
+  };
+  return true;
+}
+
 std::unique_ptr<exec::Evaluator> createEvaluator(const ExecutableModel &model,
                                                  const exec::ExecOptions &opts,
                                                  std::string &err) {
   if (model.nativeDir.empty())
     return exec::Executor::create(model.desc, opts, err);
+  if (opts.activationFormat) {
+    err = "--activations applies to the reference executor (a GGUF or IR "
+          "model); an artifact's kernels quantize activations themselves";
+    return nullptr;
+  }
   auto native = std::make_unique<NativeEvaluator>();
   if (!native->open(model.nativeDir, opts, err))
     return nullptr;

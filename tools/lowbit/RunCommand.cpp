@@ -42,6 +42,7 @@ int runCommand(int argc, char **argv) {
   cl.option("ctx-size", "N",
             "Context size in tokens (default: the model's training context).",
             "c");
+  cl.option("activations", "MODE", driver::kActivationsHelp);
   cl.flag("ignore-eos",
           "Keep generating after an end-of-generation token instead of\n"
           "stopping there.");
@@ -77,6 +78,8 @@ int runCommand(int argc, char **argv) {
   exec::ExecOptions opts;
   opts.threads = static_cast<int>(threads);
   opts.contextSize = ctx;
+  if (!driver::parseActivationMode(cl.get("activations"), opts, error))
+    return cli::fail(error);
   auto executor = driver::createEvaluator(model, opts, error);
   if (!executor)
     return cli::fail(path + ": " + error);

@@ -18,6 +18,8 @@
 #include "lowbit/Exec/Model.h"
 #include "lowbit/Exec/Ops.h"
 
+#include "lowbit/Formats/Formats.h"
+
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -36,6 +38,12 @@ struct ExecOptions {
   int64_t contextSize = 0;
   /// Most tokens evaluated in one pass; longer inputs are split.
   int64_t batchSize = 512;
+  /// When set, the input of every matmul whose weight has format W is
+  /// quantized to activationFormat(W) and decoded back before the multiply
+  /// (F32 = leave it alone). The native kernels and llama.cpp's CPU backend
+  /// multiply 8-bit activation blocks; this reproduces their rounding, so the
+  /// executor's greedy text can be compared with theirs token for token.
+  std::function<formats::Format(formats::Format weight)> activationFormat;
 };
 
 /// Called before every weight matmul with the weight's name and the input
@@ -90,11 +98,14 @@ private:
                  int64_t firstOutput);
   void matmul(const WeightRef &w, const std::string &name, const float *x,
               int64_t rows, float *y);
+  const float *roundActivations(formats::Format format, const float *x,
+                                int64_t rows, int64_t cols);
   void rmsNorm(const float *x, const std::vector<float> &weight, int64_t rows,
                float *y);
 
   ModelDesc model_;
   MatmulObserver observer_;
+  std::function<formats::Format(formats::Format)> activationFormat_;
   std::unique_ptr<ThreadPool> pool_;
   int64_t ctx_ = 0, batch_ = 0, cached_ = 0;
 
@@ -130,6 +141,9 @@ private:
   };
   using Buffer = std::vector<float, CacheLineAllocator<float>>;
   Buffer x_, xn_, q_, k_, v_, attn_, gate_, up_, tmp_;
+  // Matmul inputs after the activation round trip (activationFormat_ only).
+  Buffer xRounded_;
+  std::vector<uint8_t> xQuantized_;
   // Per-thread scratch (decode tiles, attention scores).
   ops::Scratch scratch_;
 };
