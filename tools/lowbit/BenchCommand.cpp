@@ -151,14 +151,8 @@ int benchCommand(int argc, char **argv) {
   cl.option("threads", "N", "Threads (default: all hardware threads).", "t");
   cl.flag("json", "One JSON object per test on stdout instead of the table.");
   std::string error;
-  if (!cl.parse(argc, argv, error))
-    return cli::fail(error);
-  if (cl.helpRequested()) {
-    std::printf("%s", cl.helpText().c_str());
-    return 0;
-  }
-  if (cl.positional().size() != 1)
-    return cli::fail("expected one model (see 'lowbit bench --help')");
+  if (std::optional<int> done = cl.parseCommand(argc, argv, "model"))
+    return *done;
   const std::string path = cl.positional()[0];
   long long nPrompt = 512, nGen = 128, reps = 5, threads = 0;
   if (!cl.getInt("n-prompt", nPrompt, error) ||

@@ -50,15 +50,8 @@ int calibrateCommand(int argc, char **argv) {
   cl.option("seed", "N", "Seed for --calib self (default 1).");
   cl.option("threads", "N", "Threads (default: all cores).", "t");
   std::string error;
-  if (!cl.parse(argc, argv, error))
-    return cli::fail(error);
-  if (cl.helpRequested()) {
-    printf("%s", cl.helpText().c_str());
-    return 0;
-  }
-  if (cl.positional().size() != 1)
-    return cli::fail(
-        "expected one input model (see 'lowbit calibrate --help')");
+  if (std::optional<int> done = cl.parseCommand(argc, argv, "input model"))
+    return *done;
   if (!cl.has("calib"))
     return cli::fail("missing --calib FILE (or --calib self)");
   if (!cl.has("output") && !cl.has("state"))

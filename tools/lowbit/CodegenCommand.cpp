@@ -33,14 +33,8 @@ int codegenCommand(int argc, char **argv) {
             "linking),\nasm (assembly), llvm (optimised LLVM IR).");
   cl.flag("quiet", "No kernel table.", "q");
   std::string error;
-  if (!cl.parse(argc, argv, error))
-    return cli::fail(error);
-  if (cl.helpRequested()) {
-    std::printf("%s", cl.helpText().c_str());
-    return 0;
-  }
-  if (cl.positional().size() != 1)
-    return cli::fail("expected one MODEL");
+  if (std::optional<int> done = cl.parseCommand(argc, argv, "model"))
+    return *done;
   if (!cl.has("output"))
     return cli::fail("missing -o OUT");
   const std::string targetName = cl.get("target", "host");

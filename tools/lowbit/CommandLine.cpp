@@ -83,6 +83,21 @@ bool CommandLine::parse(int argc, char **argv, std::string &error) {
   return true;
 }
 
+std::optional<int> CommandLine::parseCommand(int argc, char **argv,
+                                             const std::string &what) {
+  std::string error;
+  if (!parse(argc, argv, error))
+    return fail(error);
+  if (help_) {
+    std::printf("%s", helpText().c_str());
+    return 0;
+  }
+  if (positional_.size() != 1)
+    return fail("expected one " + what + " (see 'lowbit " + command_ +
+                " --help')");
+  return std::nullopt;
+}
+
 std::string CommandLine::helpText() const {
   std::string text = "USAGE: lowbit " + command_ + " " + usage_ + "\n\n" +
                      summary_ + "\n\nOPTIONS:\n";

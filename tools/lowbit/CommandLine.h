@@ -8,6 +8,7 @@
 #define LOWBIT_TOOLS_COMMANDLINE_H
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,12 @@ public:
   /// set on bad input. `--help` sets helpRequested() and returns true.
   bool parse(int argc, char **argv, std::string &error);
   bool helpRequested() const { return help_; }
+  /// What every subcommand does first: parses argv, prints --help, and checks
+  /// that there is exactly one positional argument (`what`, e.g. "model").
+  /// Returns the exit code when the command is already done (help: 0, an
+  /// error: 1, after printing it), nullopt when it should go on.
+  std::optional<int> parseCommand(int argc, char **argv,
+                                  const std::string &what);
   std::string helpText() const;
 
   bool has(const std::string &name) const;

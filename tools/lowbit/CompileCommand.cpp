@@ -185,14 +185,8 @@ int compileCommand(int argc, char **argv) {
   cl.flag("quiet", "No summary table.", "q");
   cl.epilog(presetList());
   std::string error;
-  if (!cl.parse(argc, argv, error))
-    return cli::fail(error);
-  if (cl.helpRequested()) {
-    printf("%s", cl.helpText().c_str());
-    return 0;
-  }
-  if (cl.positional().size() != 1)
-    return cli::fail("expected one input model (see 'lowbit compile --help')");
+  if (std::optional<int> done = cl.parseCommand(argc, argv, "input model"))
+    return *done;
   if (!cl.has("output"))
     return cli::fail("missing -o OUT.gguf");
   std::string emit = cl.get("emit", "gguf");

@@ -202,14 +202,8 @@ int evalCommand(int argc, char **argv) {
   cl.epilog("The progress bar is drawn on stderr when it is a terminal and "
             "LOWBIT_NO_PROGRESS is unset.");
   std::string error;
-  if (!cl.parse(argc, argv, error))
-    return cli::fail(error);
-  if (cl.helpRequested()) {
-    std::printf("%s", cl.helpText().c_str());
-    return 0;
-  }
-  if (cl.positional().size() != 1)
-    return cli::fail("expected one model (see 'lowbit eval --help')");
+  if (std::optional<int> done = cl.parseCommand(argc, argv, "model"))
+    return *done;
   const std::string path = cl.positional()[0];
   const bool kl = cl.has("kl-base");
   if (kl && cl.has("save-logits"))

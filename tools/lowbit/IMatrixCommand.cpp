@@ -51,15 +51,8 @@ int convertCommand(int argc, char **argv) {
             "tokens.\nWithout it, counts stay in chunks (importance is the "
             "same).");
   std::string error;
-  if (!cl.parse(argc, argv, error))
-    return cli::fail(error);
-  if (cl.helpRequested()) {
-    std::printf("%s", cl.helpText().c_str());
-    return 0;
-  }
-  if (cl.positional().size() != 1)
-    return cli::fail(
-        "expected one input imatrix (see 'lowbit imatrix convert --help')");
+  if (std::optional<int> done = cl.parseCommand(argc, argv, "input imatrix"))
+    return *done;
   if (!cl.has("output"))
     return cli::fail("missing -o OUT");
   std::string out = cl.get("output");
@@ -91,15 +84,8 @@ int showCommand(int argc, char **argv) {
       "mean and largest per-column importance\n(mean of squared "
       "activations).");
   std::string error;
-  if (!cl.parse(argc, argv, error))
-    return cli::fail(error);
-  if (cl.helpRequested()) {
-    std::printf("%s", cl.helpText().c_str());
-    return 0;
-  }
-  if (cl.positional().size() != 1)
-    return cli::fail(
-        "expected one input imatrix (see 'lowbit imatrix show --help')");
+  if (std::optional<int> done = cl.parseCommand(argc, argv, "input imatrix"))
+    return *done;
   const std::string &path = cl.positional()[0];
   calib::IMatrix imatrix;
   if (!calib::IMatrix::load(path, imatrix, error))

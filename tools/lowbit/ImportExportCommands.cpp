@@ -23,14 +23,8 @@ int importCommand(int argc, char **argv) {
   cl.flag("weights-only",
           "Import weights and metadata only; do not build func @forward.");
   std::string error;
-  if (!cl.parse(argc, argv, error))
-    return cli::fail(error);
-  if (cl.helpRequested()) {
-    printf("%s", cl.helpText().c_str());
-    return 0;
-  }
-  if (cl.positional().size() != 1)
-    return cli::fail("expected one input model (see 'lowbit import --help')");
+  if (std::optional<int> done = cl.parseCommand(argc, argv, "input model"))
+    return *done;
   if (!cl.has("output"))
     return cli::fail("missing -o OUT.mlir (use '-o -' for stdout)");
   mlir::lowbit::GGUFImportOptions options;
@@ -61,14 +55,8 @@ int exportCommand(int argc, char **argv) {
                       "renamed when complete.");
   cl.option("output", "FILE", "The GGUF file to write.", "o");
   std::string error;
-  if (!cl.parse(argc, argv, error))
-    return cli::fail(error);
-  if (cl.helpRequested()) {
-    printf("%s", cl.helpText().c_str());
-    return 0;
-  }
-  if (cl.positional().size() != 1)
-    return cli::fail("expected one input model (see 'lowbit export --help')");
+  if (std::optional<int> done = cl.parseCommand(argc, argv, "input model"))
+    return *done;
   if (!cl.has("output"))
     return cli::fail("missing -o OUT.gguf");
   auto context = driver::makeContext();

@@ -47,14 +47,8 @@ int runCommand(int argc, char **argv) {
           "Keep generating after an end-of-generation token instead of\n"
           "stopping there.");
   std::string error;
-  if (!cl.parse(argc, argv, error))
-    return cli::fail(error);
-  if (cl.helpRequested()) {
-    std::printf("%s", cl.helpText().c_str());
-    return 0;
-  }
-  if (cl.positional().size() != 1)
-    return cli::fail("expected one model (see 'lowbit run --help')");
+  if (std::optional<int> done = cl.parseCommand(argc, argv, "model"))
+    return *done;
   const std::string path = cl.positional()[0];
 
   long long nPredict = 128, topK = 40, threads = 0, ctx = 0, seed = -1;
