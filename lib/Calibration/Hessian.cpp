@@ -18,9 +18,10 @@ public:
   explicit GGUFHessianStore(std::unique_ptr<gguf::Reader> reader)
       : reader_(std::move(reader)) {}
 
+  // A present but malformed entry counts: get() then reports it, instead of
+  // the weight silently falling back to plain rounding.
   bool has(const std::string &weight) const override {
-    std::string why;
-    return tensorFor(weight, why) != nullptr;
+    return reader_->find(kHessianOfKeyPrefix + weight) != nullptr;
   }
 
   bool get(const std::string &weight, std::vector<float> &out, int64_t &k,

@@ -50,7 +50,7 @@ std::vector<std::string> split(const std::string &s, char sep) {
 int main(int argc, char **argv) {
   if (argc < 3)
     return fail("usage: lowbit-test-state OUT [--no-imatrix] "
-                "WEIGHTS:K[:ar|loud|zero|nan]...");
+                "WEIGHTS:K[:ar|loud|zero|nan|dangling]...");
   std::string out = argv[1];
   bool imatrix = true;
   Writer w(3);
@@ -75,7 +75,8 @@ int main(int argc, char **argv) {
     long k = std::strtol(parts[1].c_str(), nullptr, 10);
     std::string kind = parts.size() == 3 ? parts[2] : "ar";
     if (k <= 0 ||
-        (kind != "ar" && kind != "loud" && kind != "zero" && kind != "nan"))
+        (kind != "ar" && kind != "loud" && kind != "zero" && kind != "nan" &&
+         kind != "dangling"))
       return fail("bad spec '" + arg + "'");
     std::vector<double> scale(k);
     for (long c = 0; c < k; ++c)
@@ -99,8 +100,10 @@ int main(int argc, char **argv) {
     const std::vector<float> *dp = hold(diag);
     const std::vector<float> *cp = hold({float(kTokens)});
     for (const std::string &name : weights) {
+      // dangling: the key names a tensor the file lacks.
       w.set("lowbit.hessian.of." + name,
-            Value::makeString(weights[0] + ".hessian"));
+            Value::makeString(weights[0] +
+                              (kind == "dangling" ? ".missing" : ".hessian")));
       if (imatrix) {
         w.addTensor(name + ".in_sum2", {uint64_t(k)}, 0, dp->data(),
                     dp->size() * sizeof(float));

@@ -219,9 +219,6 @@ int compileCommand(int argc, char **argv) {
   if (!budgetMode && !dynamicGate && !quant::findPreset(presetName))
     return cli::fail("unknown preset '" + presetName +
                      "' (see 'lowbit compile --help' for the list)");
-  if (presetName == "q2_k_s" && !cl.has("imatrix"))
-    return cli::fail("preset q2_k_s needs an importance matrix: pass "
-                     "--imatrix FILE (as llama.cpp's quantizer requires)");
   for (const std::string &rule : cl.getAll("tensor-type")) {
     quant::TypeOverride parsed;
     if (!quant::parseTypeOverride(rule, parsed, error))
@@ -282,6 +279,12 @@ int compileCommand(int argc, char **argv) {
     return cli::fail("--method must be rtn, gptq or awq, got '" + method +
                      "'");
   // Analysis options that would silently do nothing with a preset.
+  // --method gptq/awq calibrate, and their statistics serve as the
+  // importance matrix, so only plain rtn needs the file.
+  if (presetName == "q2_k_s" && !cl.has("imatrix") && method == "rtn")
+    return cli::fail("preset q2_k_s needs an importance matrix: pass "
+                     "--imatrix FILE (as llama.cpp's quantizer requires), or "
+                     "use --method gptq/awq with --calib/--state");
   if (!budgetMode && method == "rtn")
     for (const char *option : {"calib", "measure", "kld-chunks", "formats",
                                "no-importance", "chunks", "ctx-size"})

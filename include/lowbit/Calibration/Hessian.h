@@ -31,7 +31,7 @@ public:
   static std::unique_ptr<HessianStore> open(const std::string &path,
                                             std::string &error);
   virtual ~HessianStore() = default;
-  /// True when a Hessian exists for `weight`.
+  /// True when the state names a Hessian for `weight` (get() checks it).
   virtual bool has(const std::string &weight) const = 0;
   /// Copies the K x K Hessian of `weight` (sum of x x^T, not averaged) into
   /// `out`; false + `error` when missing or malformed.

@@ -22,6 +22,12 @@
 // RUN: not lowbit-opt %s --lowbit-quantize="method=gptq state=%t/nan.gguf" 2>&1 | FileCheck %s --check-prefix=NAN
 // NAN: error: tensor 'w': {{.*}}nan.gguf: tensor 'w.hessian' holds a non-finite value at offset
 
+// A state entry naming a tensor the file lacks: an error, not a silent
+// fall-back to plain rounding.
+// RUN: lowbit-test-state %t/dangling.gguf w:64:dangling
+// RUN: not lowbit-opt %s --lowbit-quantize="method=gptq state=%t/dangling.gguf" 2>&1 | FileCheck %s --check-prefix=DANGLING
+// DANGLING: error: tensor 'w': {{.*}}dangling.gguf: lowbit.hessian.of.w names tensor 'w.missing', which the file does not hold
+
 lowbit.global_weight @w : !lowbit.qtensor<2x64 : f32> = dense_resource<w> : tensor<512xi8> {lowbit.target = #lowbit.format<q4_0>}
 {-#
   dialect_resources: {
