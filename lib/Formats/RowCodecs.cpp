@@ -98,6 +98,16 @@ Codec codecFor(Format format) {
     return LOWBIT_CODEC(i4_asym_g128, true);
   case Format::Q8_K:
     return LOWBIT_CODEC(q8_k, false);
+  case Format::IQ2_XXS:
+    return LOWBIT_CODEC(iq2_xxs, true);
+  case Format::IQ2_XS:
+    return LOWBIT_CODEC(iq2_xs, true);
+  case Format::IQ2_S:
+    return LOWBIT_CODEC(iq2_s, true);
+  case Format::IQ3_XXS:
+    return LOWBIT_CODEC(iq3_xxs, true);
+  case Format::IQ3_S:
+    return LOWBIT_CODEC(iq3_s, true);
   }
   return Codec{}; // A table row without a codec yet.
 }

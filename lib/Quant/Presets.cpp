@@ -106,6 +106,12 @@ bool useMoreBits(int64_t layer, int64_t layers) {
 Format fallbackFormat(Format f) {
   switch (f) {
   case Format::IQ4_XS:
+  // llama.cpp (llama-quant.cpp) falls back IQ2_* and IQ3_* to IQ4_NL too.
+  case Format::IQ2_XXS:
+  case Format::IQ2_XS:
+  case Format::IQ2_S:
+  case Format::IQ3_XXS:
+  case Format::IQ3_S:
     return Format::IQ4_NL;
   case Format::Q2_K:
   case Format::Q3_K:

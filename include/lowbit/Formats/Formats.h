@@ -28,7 +28,9 @@
 // Encoders: without importance, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0,
 // TQ1_0 and TQ2_0 produce ggml's reference bytes (quantize_row_*_ref). Other
 // paths search block scales for the smallest (importance-)weighted error;
-// their bytes are one valid encoding, not ggml's.
+// their bytes are one valid encoding, not ggml's. The lattice i-quants
+// (IQ2_XXS ... IQ3_S, LatticeQuants.cpp) search the whole grid per group;
+// unlike ggml's, the IQ2_XXS and IQ2_XS encoders also run without importance.
 //
 //===----------------------------------------------------------------------===//
 #ifndef LOWBIT_FORMATS_FORMATS_H

@@ -6,10 +6,12 @@
 //
 //===----------------------------------------------------------------------===//
 #include "Codecs.h"
+#include "IQGrids.h"
 #include "lowbit/Formats/Formats.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -629,6 +631,107 @@ TEST(ImportanceSupport, MatchesGgmlForGgufFormats) {
   for (Format f : {Format::Q4_0, Format::Q4_1, Format::Q5_0, Format::Q5_1,
                    Format::IQ4_NL, Format::IQ4_XS})
     EXPECT_TRUE(supportsImportance(f)) << info(f).name;
+}
+
+} // namespace
+
+//===----------------------------------------------------------------------===//
+// ggml's lattice i-quants (IQ2_XXS ... IQ3_S)
+//===----------------------------------------------------------------------===//
+
+namespace lowbit::formats::detail {
+namespace {
+
+/// Grid entries are ascending (as in ggml-common.h, so a swapped or
+/// mistyped entry shows) and every coordinate is one of the format's levels.
+template <typename Entry, size_t N>
+void checkGrid(const Entry (&grid)[N], int dim,
+               std::initializer_list<int> levels, const char *name) {
+  for (size_t p = 0; p < N; ++p) {
+    if (p > 0)
+      EXPECT_LT(grid[p - 1], grid[p]) << name << " entry " << p;
+    for (int j = 0; j < dim; ++j)
+      EXPECT_NE(std::find(levels.begin(), levels.end(), gridCoord(grid[p], j)),
+                levels.end())
+          << name << " entry " << p << " coordinate " << j;
+  }
+}
+
+TEST(IQGrids, EntriesAreAscendingOnTheFormatLevels) {
+  checkGrid(kIQ2XXSGrid, 8, {0x08, 0x19, 0x2b}, "iq2xxs");
+  checkGrid(kIQ2XSGrid, 8, {0x08, 0x19, 0x2b}, "iq2xs");
+  checkGrid(kIQ2SGrid, 8, {0x08, 0x19, 0x2b}, "iq2s");
+  checkGrid(kIQ3XXSGrid, 4, {4, 12, 20, 28, 36, 44, 52, 62}, "iq3xxs");
+  checkGrid(kIQ3SGrid, 4, {1, 3, 5, 7, 9, 11, 13, 15}, "iq3s");
+  // Spot checks against ggml-common.h (first, last, and one inside).
+  EXPECT_EQ(kIQ2XXSGrid[255], 0x2b2b2b1908081908u);
+  EXPECT_EQ(kIQ2SGrid[502], 0x1908081908080808u);
+  EXPECT_EQ(kIQ3XXSGrid[200], 0x2c043e04u);
+  EXPECT_EQ(kIQ3SGrid[302], 0x07030901u);
+}
+
+TEST(IQGrids, SignIndexAddsTheParityBit) {
+  for (int i = 0; i < 128; ++i) {
+    EXPECT_EQ(kIQ2Signs[i] & 127, i);
+    EXPECT_EQ(__builtin_popcount(kIQ2Signs[i]) % 2, 0) << i;
+  }
+}
+
+} // namespace
+} // namespace lowbit::formats::detail
+
+namespace {
+
+const Format kLatticeFormats[] = {Format::IQ2_XXS, Format::IQ2_XS,
+                                  Format::IQ2_S, Format::IQ3_XXS,
+                                  Format::IQ3_S};
+
+TEST(LatticeQuants, UseImportanceButDoNotRequireIt) {
+  for (Format f : kLatticeFormats) {
+    EXPECT_TRUE(supportsImportance(f)) << info(f).name;
+    EXPECT_FALSE(requiresImportance(f)) << info(f).name;
+  }
+}
+
+TEST(LatticeQuants, TableRowsMatchGgml) {
+  struct Row {
+    Format format;
+    const char *name;
+    int32_t ggmlType;
+    uint32_t blockBytes;
+  };
+  const Row rows[] = {{Format::IQ2_XXS, "iq2_xxs", 16, 66},
+                      {Format::IQ2_XS, "iq2_xs", 17, 74},
+                      {Format::IQ2_S, "iq2_s", 22, 82},
+                      {Format::IQ3_XXS, "iq3_xxs", 18, 98},
+                      {Format::IQ3_S, "iq3_s", 21, 110}};
+  for (const Row &r : rows) {
+    const FormatInfo &fi = info(r.format);
+    EXPECT_STREQ(fi.name, r.name);
+    EXPECT_EQ(fi.ggmlType, r.ggmlType);
+    EXPECT_EQ(fi.blockSize, 256u);
+    EXPECT_EQ(fi.blockBytes, r.blockBytes);
+    EXPECT_EQ(findByGGMLType(r.ggmlType), &fi);
+    EXPECT_EQ(findByName(ggmlName(r.format)), &fi);
+  }
+}
+
+/// Each format's levels are positive: a group cannot decode to zero unless
+/// the whole super-block does, and a sign flip must follow the data.
+TEST(LatticeQuants, SignsFollowTheData) {
+  std::vector<float> x = gaussian(1024, 17), y(1024);
+  for (Format f : kLatticeFormats) {
+    std::vector<uint8_t> bytes(rowBytes(info(f), 1024));
+    ASSERT_TRUE(quantizeRow(f, x.data(), bytes.data(), 1024, nullptr));
+    dequantizeRow(f, bytes.data(), y.data(), 1024);
+    int against = 0;
+    for (int i = 0; i < 1024; ++i)
+      against += (x[i] < 0) != (y[i] < 0);
+    // Only 7-bit sign indices (even parity) may flip, at most one per 8.
+    const bool parity =
+        f == Format::IQ2_XXS || f == Format::IQ2_XS || f == Format::IQ3_XXS;
+    EXPECT_LE(against, parity ? 1024 / 8 : 0) << info(f).name;
+  }
 }
 
 } // namespace
