@@ -190,6 +190,13 @@ bool isQuantizable(const std::string &name, size_t rank) {
   return true;
 }
 
+const char *weightFormatProblem(Format format) {
+  if (format == Format::Q8_K)
+    return "q8_k is the activation format of the K-quant kernels; llama.cpp "
+           "has no Q8_K weight kernels (use q8_0)";
+  return nullptr;
+}
+
 bool parseTypeOverride(const std::string &text, TypeOverride &out,
                        std::string &error) {
   size_t eq = text.rfind('=');
@@ -201,6 +208,10 @@ bool parseTypeOverride(const std::string &text, TypeOverride &out,
   if (!f) {
     error = "unknown format '" + text.substr(eq + 1) + "' in --tensor-type '" +
             text + "'";
+    return false;
+  }
+  if (const char *why = weightFormatProblem(f->format)) {
+    error = "--tensor-type '" + text + "': " + why;
     return false;
   }
   out.pattern = text.substr(0, eq);

@@ -224,10 +224,17 @@ int compileCommand(int argc, char **argv) {
     if (!quant::parseTypeOverride(rule, parsed, error))
       return cli::fail(error);
   }
-  for (const char *option : {"output-tensor-type", "token-embedding-type"})
-    if (cl.has(option) && !::lowbit::formats::findByName(cl.get(option)))
+  for (const char *option : {"output-tensor-type", "token-embedding-type"}) {
+    if (!cl.has(option))
+      continue;
+    const ::lowbit::formats::FormatInfo *f =
+        ::lowbit::formats::findByName(cl.get(option));
+    if (!f)
       return cli::fail("unknown format '" + cl.get(option) + "' for --" +
                        option + " (see 'lowbit compile --help')");
+    if (const char *why = quant::weightFormatProblem(f->format))
+      return cli::fail(std::string("--") + option + ": " + why);
+  }
   if ((budgetMode || dynamicGate) &&
       (cl.has("output-tensor-type") || cl.has("token-embedding-type") ||
        cl.has("pure")))

@@ -29,6 +29,8 @@ struct AssignFormatsPass
     if (!f)
       return getOperation().emitError()
              << "unknown format '" << name << "' for " << option;
+    if (const char *why = quant::weightFormatProblem(f->format))
+      return getOperation().emitError() << option << ": " << why;
     out = f->format;
     return success();
   }

@@ -352,6 +352,8 @@ void SensitivityPass::runOnOperation() {
       if (f->ggmlType < 0 || !formats::hasCodec(f->format))
         return fail("format '" + name +
                     "' cannot be a candidate (no GGUF type or no codec)");
+      if (const char *why = ::lowbit::quant::weightFormatProblem(f->format))
+        return fail("format '" + name + "' cannot be a candidate: " + why);
       candidates.push_back(f->format);
     }
   }

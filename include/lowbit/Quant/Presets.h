@@ -75,6 +75,11 @@ bool chooseFormats(const std::vector<TensorDesc> &tensors,
                    const ModelShape &model, const PresetOptions &options,
                    std::vector<TensorChoice> &choices, std::string &error);
 
+/// Why `format` cannot store a weight in a GGUF file llama.cpp runs, or null
+/// when it can (Q8_K exists only as the activation blocks of the K-quant
+/// kernels; formats without a GGML type cannot go into GGUF).
+const char *weightFormatProblem(formats::Format format);
+
 /// Parses "REGEX=FORMAT" for --tensor-type.
 bool parseTypeOverride(const std::string &text, TypeOverride &out,
                        std::string &error);
