@@ -4,7 +4,9 @@
 # `lowbit compile --emit native`), then counts mnemonics with objdump -d over
 # each whole kernel, and over each innermost loop of the assembly (the
 # k-loops of the micro-tiles, in code order: loop 1 is the one-token (decode)
-# tile, loop 2 its single-row remainder, then the prompt tiles).
+# tile, loop 2 its single-row remainder, then the prompt tiles; for formats
+# with a group decode path (Q4_0 on x86) the last two loops are that path
+# and its single-row remainder, and it is the one whole groups take).
 # Usage: bench/kernel_mix.sh [BUILD_DIR] [TARGET] [FORMATS...]
 set -euo pipefail
 BUILD=${1:-build}

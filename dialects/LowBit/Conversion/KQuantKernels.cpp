@@ -41,6 +41,7 @@ struct RowBlock {
   Value at;                 // byte offset of the super-block
   Value d, dmin;            // vector<8xf32> broadcasts (dmin: null when unused)
   VectorOps::Scales scales; // per 32 (Q4_K, Q5_K) or per 16 weights
+  Value raw;                // the integer scales as loaded (vector<Nxi8>)
   Value pairs; // vector<16xi16> multiplied with the activation sums (null
                // when nothing is subtracted: IQ4_XS)
 };
@@ -71,7 +72,15 @@ public:
       rowBlocks.push_back(loadRow(v, ctx.w, at));
 
     SmallVector<Value> isum(rows * tokens, v.splatI32(0));
-    for (int c = 0; c < 8; ++c) {
+    if (wideDecode(v, tokens)) {
+      SmallVector<Value> x;
+      for (int64_t j = 0; j < 4; ++j)
+        x.push_back(v.loadBytes(
+            ctx.xq, v.addConst(ctx.actOffsets[0], kActQs + 64 * j), 64));
+      for (int64_t i = 0; i < rows; ++i)
+        isum[i] = wideSums(v, ctx.w, rowBlocks[i], x);
+    }
+    for (int c = 0; c < 8 && !wideDecode(v, tokens); ++c) {
       SmallVector<Value> xc;
       for (Value at : ctx.actOffsets)
         xc.push_back(v.loadBytes(ctx.xq, v.addConst(at, kActQs + 32 * c), 32));
@@ -111,6 +120,73 @@ public:
 private:
   int offset() const { return format == Format::Q3_K ? 4 : 32; }
 
+  /// One token with AVX-512 VNNI: two chunks (64 weights) per 512-bit
+  /// vector, vpmaddubsw pairs times their scales accumulated by vpdpwssd:
+  /// the same integer sums as dotUScaled, in half the instructions.
+  bool wideDecode(const VectorOps &v, int64_t tokens) const {
+    return v.hasVnni() && tokens == 1 &&
+           (format == Format::Q4_K || format == Format::Q6_K);
+  }
+
+  /// Integer sums (vector<8xi32>) of one row's super-block; x[j] holds the
+  /// activations of chunks 2j and 2j + 1.
+  Value wideSums(VectorOps &v, Value w, const RowBlock &rb, ArrayRef<Value> x) {
+    const bool q6 = format == Format::Q6_K;
+    Value wide = v.extend(rb.raw, 16, /*isSigned=*/q6);
+    Value isum = v.splatI32(0, 16);
+    for (int64_t j = 0; j < 4; ++j) {
+      // i16 lane i of the pairs covers weights 64j + 2i and 64j + 2i + 1.
+      SmallVector<int64_t> mask;
+      for (int64_t i = 0; i < 32; ++i)
+        mask.push_back(q6 ? 4 * j + i / 8 : 2 * j + i / 16);
+      Value scales = v.shuffle(wide, mask);
+      Value pairs = v.intrinsic("llvm.x86.avx512.pmaddubs.w.512",
+                                v.vecI16(32), {widePair(v, w, rb.at, j), x[j]});
+      isum = v.intrinsic("llvm.x86.avx512.vpdpwssd.512", v.vecI32(16),
+                         {isum, pairs, scales});
+    }
+    return v.add(v.slice(isum, 0, 8), v.slice(isum, 8, 8));
+  }
+
+  /// Per 16-bit half shifts of a 32-byte vector broadcast to both halves
+  /// of a 512-bit one: the first 32 bytes shifted by `first`, the rest by
+  /// `second` (left when `left`). Bits crossing into the neighbouring byte
+  /// are masked off by the callers.
+  static Value shiftHalves(VectorOps &v, Value bytes32, int first, int second,
+                           bool left) {
+    OpBuilder &b = v.b;
+    Location loc = v.loc;
+    Value both = v.concat(bytes32, bytes32);
+    Value words = vector::BitCastOp::create(b, loc, v.vecI16(32), both);
+    SmallVector<Attribute> counts;
+    for (int i = 0; i < 32; ++i)
+      counts.push_back(b.getI16IntegerAttr(i < 16 ? first : second));
+    Value amount = arith::ConstantOp::create(
+        b, loc, DenseElementsAttr::get(v.vecI16(32), counts));
+    Value shifted =
+        left ? arith::ShLIOp::create(b, loc, words, amount).getResult()
+             : arith::ShRUIOp::create(b, loc, words, amount).getResult();
+    return vector::BitCastOp::create(b, loc, v.vecI8(64), shifted);
+  }
+
+  /// The unsigned quants of chunks 2j and 2j + 1 as one vector<64xi8>.
+  Value widePair(VectorOps &v, Value w, Value at, int64_t j) {
+    if (format == Format::Q4_K) {
+      // Both chunks are the nibbles of the same 32 bytes.
+      Value q = v.loadBytes(w, v.addConst(at, 16 + 32 * j), 32);
+      return v.andI8(shiftHalves(v, q, 0, 4, false), 0x0f);
+    }
+    // Q6_K: the two chunks' ql are 64 consecutive bytes, their qh the same
+    // 32 bytes at bit pairs 4(j % 2) and 4(j % 2) + 2, moved to bits 4-5.
+    const int64_t h = j / 2, odd = j % 2;
+    Value ql = v.loadBytes(w, v.addConst(at, 64 * h), 64);
+    Value low = odd ? v.andI8(v.shrI8(ql, 4), 0x0f) : v.andI8(ql, 0x0f);
+    Value qh = v.loadBytes(w, v.addConst(at, 128 + 32 * h), 32);
+    Value high = odd ? shiftHalves(v, qh, 0, 2, false)
+                     : shiftHalves(v, qh, 4, 2, true);
+    return v.orI(low, v.andI8(high, 0x30));
+  }
+
   /// Duplicates each of 8 bytes (per-32 values) to 16 i16 lanes.
   static Value perSixteenPairs(VectorOps &v, Value perThirtyTwo) {
     SmallVector<int64_t> mask;
@@ -125,6 +201,40 @@ private:
                                                 Value at) {
     OpBuilder &b = v.b;
     Location loc = v.loc;
+    if (!v.isNeon()) {
+      // In one 16-byte vector (q = the 12 bytes): scales then minimums,
+      //   j < 4: q[j] & 63, q[j + 4] & 63
+      //   j >= 4: q[j + 4] & 15 | (q[j - 4] >> 6) << 4,
+      //           q[j + 4] >> 4 | (q[j] >> 6) << 4
+      // a dozen vector instructions instead of ~20 scalar ones and inserts.
+      Value q = v.loadBytes(w, at, 16);
+      Value low = v.shuffle(q, {0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9,
+                                10, 11});
+      SmallVector<bool> upper;
+      SmallVector<Attribute> lowMask, highMask;
+      for (int i = 0; i < 16; ++i) {
+        const bool top = i % 8 >= 4;
+        upper.push_back(i >= 12);
+        lowMask.push_back(b.getI8IntegerAttr(top ? 15 : 63));
+        highMask.push_back(b.getI8IntegerAttr(top ? 0x30 : 0));
+      }
+      auto constant = [&](ArrayRef<Attribute> values) -> Value {
+        return arith::ConstantOp::create(
+            b, loc, DenseElementsAttr::get(v.vecI8(16), values));
+      };
+      Value pick = arith::ConstantOp::create(
+          b, loc,
+          DenseElementsAttr::get(VectorType::get({16}, b.getI1Type()),
+                                 ArrayRef<bool>(upper)));
+      low = arith::SelectOp::create(b, loc, pick, v.shrI8(low, 4), low);
+      low = arith::AndIOp::create(b, loc, low, constant(lowMask));
+      Value high = v.shuffle(q, {0, 0, 0, 0, 0, 1, 2, 3, 0, 0, 0, 0, 4, 5, 6,
+                                 7});
+      high = arith::AndIOp::create(b, loc, v.shrI8(high, 2),
+                                   constant(highMask));
+      Value both = v.orI(low, high);
+      return {v.slice(both, 0, 8), v.slice(both, 8, 8)};
+    }
     // 4-byte aligned in the block (offset 4 of 144 or 176 bytes).
     Value words = v.scalarView(w, at, b.getI32Type(), 3);
     auto word = [&](int64_t k) -> Value {
@@ -209,6 +319,7 @@ private:
       rb.d = v.loadHalfSplat(w, at);
       rb.dmin = v.loadHalfSplat(w, v.addConst(at, 2));
       auto [scales, mins] = unpackScaleMin(v, w, v.addConst(at, 4));
+      rb.raw = scales;
       rb.scales = v.prepareScales(scales, false);
       rb.pairs = perSixteenPairs(v, mins);
       break;
@@ -216,6 +327,7 @@ private:
     case Format::Q6_K: {
       rb.d = v.loadHalfSplat(w, v.addConst(at, 208));
       Value scales = v.loadBytes(w, v.addConst(at, 192), 16);
+      rb.raw = scales;
       rb.scales = v.prepareScales(scales, true);
       rb.pairs = v.extend(scales, 16, true);
       break;

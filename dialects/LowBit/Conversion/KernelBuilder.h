@@ -151,10 +151,12 @@ public:
   /// Horizontal sum of a vector<Nxf32>.
   Value reduceAdd(Value v);
 
-private:
+  /// A call of an LLVM intrinsic (ISA-specific paths).
   Value intrinsic(StringRef name, Type result, ValueRange args);
-  Value x86MaddUbs(Value u, Value s);          ///< vpmaddubsw: vector<16xi16>.
-  Value x86MaddWd(Value a, Value b);           ///< vpmaddwd: vector<8xi32>.
+  Value x86MaddUbs(Value u, Value s); ///< vpmaddubsw: vector<16xi16>.
+  Value x86MaddWd(Value a, Value b);  ///< vpmaddwd: vector<8xi32>.
+
+private:
   Value neonSdot(Value acc, Value a, Value s); ///< 32 bytes, two sdots.
 };
 
@@ -198,6 +200,24 @@ public:
   /// emitted after the k loop; ctx offsets point at the first of them.
   virtual void emitTail(TileContext &ctx, int64_t rem,
                         MutableArrayRef<Value> accs) {}
+
+  // An optional one-token (decode) path over whole interleaved groups: a
+  // step reads the group's blocks of one k step (one contiguous span) and
+  // reduces all its rows into few accumulators, so the float work per step
+  // is one conversion and one fma for the whole group.
+  /// Rows of the group this path handles (the layout's interleave); 0: none
+  /// (decode uses emitStep tiles).
+  virtual int64_t groupDecodeRows(const KernelSpec &spec) const { return 0; }
+  /// vector<8xf32> accumulators of the group path.
+  virtual int64_t groupDecodeAccumulators() const { return 1; }
+  /// One k step: the group's blocks start at byte `wAt` of `w`, the token's
+  /// activation block at byte `xAt` of `xq`.
+  virtual void emitGroupDecodeStep(VectorOps &v, Value w, Value xq, Value wAt,
+                                   Value xAt, MutableArrayRef<Value> accs) {}
+  /// (accumulator, lane) that holds row `row` of the group.
+  virtual std::pair<int64_t, int64_t> groupDecodeLane(int64_t row) const {
+    return {0, row};
+  }
 };
 
 /// ggml's IQ4_NL levels (LinearKernels.cpp).

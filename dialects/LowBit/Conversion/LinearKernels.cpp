@@ -38,7 +38,7 @@ namespace {
 
 class LinearKernel : public FormatKernel {
 public:
-  LinearKernel(Format format, ISA) {
+  LinearKernel(Format format, ISA isa) : format(format), isa(isa) {
     switch (format) {
     case Format::Q4_0:
       blockBytes = 18, offset = 8, qsAt = 2;
@@ -77,7 +77,155 @@ public:
       emitPaired(ctx, accs);
   }
 
+  /// Q4_0 on x86: one-token steps over a whole group of 8 interleaved rows.
+  int64_t groupDecodeRows(const KernelSpec &spec) const override {
+    if (format != Format::Q4_0 || isa == ISA::AArch64Neon ||
+        spec.interleave != kGroup)
+      return 0;
+    return kGroup;
+  }
+  std::pair<int64_t, int64_t> groupDecodeLane(int64_t row) const override {
+    // AVX2's vphaddw tree leaves the even rows in lanes 0-3, the odd in 4-7.
+    if (isa == ISA::X86AVX2)
+      return {0, (row % 2) * 4 + row / 2};
+    return {0, row};
+  }
+  void emitGroupDecodeStep(VectorOps &v, Value w, Value xq, Value wAt,
+                           Value xAt, MutableArrayRef<Value> accs) override {
+    Value dx = v.loadHalfSplat(xq, xAt);
+    auto [isum, lanes] = isa == ISA::X86AVX2 ? groupSumsAvx2(v, w, xq, wAt, xAt)
+                                             : groupSumsVnni(v, w, xq, wAt, xAt);
+    // The 8 rows' d as one vector, in the lane order of the sums.
+    Value d;
+    if (lanes) {
+      d = lanes;
+    } else {
+      SmallVector<Value> halves;
+      for (int64_t lane = 0; lane < kGroup; ++lane) {
+        const int64_t row = lane < 4 ? 2 * lane : 2 * (lane - 4) + 1;
+        // As i16: f16 elements are assembled through unpacks, i16 ones
+        // with one vpinsrw each.
+        halves.push_back(v.loadScalar(w, v.addConst(wAt, blockBytes * row),
+                                      v.b.getI16Type()));
+      }
+      d = vector::BitCastOp::create(
+          v.b, v.loc, VectorType::get({kGroup}, v.b.getF16Type()),
+          vector::FromElementsOp::create(v.b, v.loc, v.vecI16(kGroup),
+                                         halves));
+    }
+    d = arith::ExtFOp::create(v.b, v.loc, v.vecF32(8), d);
+    Value scale = arith::MulFOp::create(v.b, v.loc, d, dx);
+    accs[0] = v.fmaScaled(accs[0], isum, scale);
+  }
+
 private:
+  static constexpr int64_t kGroup = 8;
+
+  /// AVX2: rows 2p and 2p+1 share a vector as in emitPaired; the vpmaddubsw
+  /// pairs of the 4 row pairs are reduced by a vphaddw tree to two i16
+  /// lanes per row (16 weights each, |sum (u - 8) x| <= 16 * 8 * 128 fits
+  /// after the offset term is subtracted; wrapping adds keep the partial
+  /// sums exact) and widened by one vpmaddwd: [r0 r2 r4 r6 | r1 r3 r5 r7].
+  std::pair<Value, Value> groupSumsAvx2(VectorOps &v, Value w, Value xq,
+                                        Value wAt, Value xAt) {
+    Value lo16 = v.loadBytes(xq, v.addConst(xAt, 2), 16);
+    Value hi16 = v.loadBytes(xq, v.addConst(xAt, 18), 16);
+    Value xLow = v.concat(lo16, lo16), xHigh = v.concat(hi16, hi16);
+    Value eight = v.splatI8(offset);
+    Value corr = v.add(v.x86MaddUbs(eight, xLow), v.x86MaddUbs(eight, xHigh));
+    SmallVector<Value> pairs;
+    for (int64_t p = 0; p < kGroup / 2; ++p) {
+      Value atA = v.addConst(wAt, 2 * p * blockBytes);
+      Value atB = v.addConst(atA, blockBytes);
+      Value packed = v.concat(v.loadBytes(w, v.addConst(atA, qsAt), 16),
+                              v.loadBytes(w, v.addConst(atB, qsAt), 16));
+      Value low = v.andI8(packed, 0x0f);
+      Value high = v.andI8(v.shrI8(packed, 4), 0x0f);
+      pairs.push_back(
+          v.add(v.x86MaddUbs(low, xLow), v.x86MaddUbs(high, xHigh)));
+    }
+    auto hadd = [&](Value a, Value b) {
+      return v.intrinsic("llvm.x86.avx2.phadd.w", v.vecI16(16), {a, b});
+    };
+    Value tree = hadd(hadd(pairs[0], pairs[1]), hadd(pairs[2], pairs[3]));
+    Value c = hadd(corr, corr);
+    tree = arith::SubIOp::create(v.b, v.loc, tree, hadd(c, c));
+    return {v.x86MaddWd(tree, v.splatI16(1)), Value()};
+  }
+
+  /// AVX-512 VNNI: four rows per 512-bit vector (one per 128-bit lane),
+  /// gathered from three 64-byte loads of the group's 144 bytes with word
+  /// permutes (vpermt2w), as are the 8 scales. vpdpbusd into accumulators
+  /// that start at -8 * (sums of x); a dword permute tree leaves row i in
+  /// lane i.
+  std::pair<Value, Value> groupSumsVnni(VectorOps &v, Value w, Value xq,
+                                        Value wAt, Value xAt) {
+    OpBuilder &b = v.b;
+    Location loc = v.loc;
+    auto words = [&](Value at) {
+      return vector::BitCastOp::create(b, loc, v.vecI16(32),
+                                       v.loadBytes(w, at, 64));
+    };
+    // Bytes [0, 64), [64, 128) and [80, 144) of the group's step. gather()
+    // takes `n` words of field `field` (-1: d, 8 rows) of 4 rows from the
+    // two loads starting at bytes aBase and bBase.
+    Value l0 = words(wAt), l1 = words(v.addConst(wAt, 64)),
+          l2 = words(v.addConst(wAt, 80));
+    auto gather = [&](Value a, int64_t aBase, Value bv, int64_t bBase,
+                      int64_t firstRow, int64_t field, int64_t n) {
+      SmallVector<int64_t> mask;
+      const int64_t rows = field < 0 ? 8 : 4;
+      for (int64_t i = 0; i < rows; ++i) {
+        const int64_t byte =
+            blockBytes * (firstRow + i) + (field < 0 ? 0 : field);
+        for (int64_t k = 0; k < n; ++k) {
+          const int64_t at = byte + 2 * k;
+          mask.push_back(at < aBase + 64 ? (at - aBase) / 2
+                                         : 32 + (at - bBase) / 2);
+        }
+      }
+      return vector::ShuffleOp::create(b, loc, a, bv, mask).getResult();
+    };
+    Value xLo16 = v.loadBytes(xq, v.addConst(xAt, 2), 16);
+    Value xHi16 = v.loadBytes(xq, v.addConst(xAt, 18), 16);
+    SmallVector<int64_t> four;
+    for (int i = 0; i < 64; ++i)
+      four.push_back(i % 16);
+    Value xLow = v.shuffle(xLo16, four), xHigh = v.shuffle(xHi16, four);
+    auto dot = [&](Value acc, Value u, Value s) {
+      return v.intrinsic("llvm.x86.avx512.vpdpbusd.512", v.vecI32(16),
+                         {acc, u, s});
+    };
+    Value zero = v.splatI32(0, 16);
+    Value eight = v.splatI8(offset, 64);
+    Value negCorr = arith::SubIOp::create(
+        b, loc, zero, dot(dot(zero, eight, xLow), eight, xHigh));
+    Value quads[2];
+    for (int q = 0; q < 2; ++q) {
+      Value packed = q == 0 ? gather(l0, 0, l1, 64, 0, qsAt, 8)
+                            : gather(l1, 64, l2, 80, 4, qsAt, 8);
+      packed = vector::BitCastOp::create(b, loc, v.vecI8(64), packed);
+      Value low = v.andI8(packed, 0x0f);
+      Value high = v.andI8(v.shrI8(packed, 4), 0x0f);
+      quads[q] = dot(dot(negCorr, low, xLow), high, xHigh);
+    }
+    // Row k's four partial sums are lanes 4k..4k+3 of [quad0, quad1].
+    SmallVector<int64_t> even, odd;
+    for (int64_t half = 0; half < 2; ++half)
+      for (int64_t k = 0; k < 8; ++k) {
+        even.push_back(4 * k + 2 * half);
+        odd.push_back(4 * k + 2 * half + 1);
+      }
+    Value sums = v.add(
+        vector::ShuffleOp::create(b, loc, quads[0], quads[1], even),
+        vector::ShuffleOp::create(b, loc, quads[0], quads[1], odd));
+    Value isum = v.add(v.slice(sums, 0, 8), v.slice(sums, 8, 8));
+    Value d = vector::BitCastOp::create(
+        b, loc, VectorType::get({kGroup}, b.getF16Type()),
+        gather(l0, 0, l1, 64, 0, -1, 1));
+    return {isum, d};
+  }
+
   /// Q8_0: one row per accumulator, signed dot products.
   void emitSigned(TileContext &ctx, MutableArrayRef<Value> accs) {
     VectorOps &v = ctx.v;
@@ -208,6 +356,8 @@ private:
     return {bits(lowSpread), bits(highSpread)};
   }
 
+  Format format;
+  ISA isa;
   int64_t blockBytes = 0;
   int offset = 0;        // subtracted from unsigned quants
   bool hasMin = false;   // f16 m after d
