@@ -115,6 +115,11 @@ void Executor::matmul(const WeightRef &w, const std::string &name,
     observer_(name, x, rows, w.cols);
   formats::Format act =
       activationFormat_ ? activationFormat_(w.format) : formats::Format::F32;
+  if (act == formats::Format::Q8_0 && formats::isScaledIntegerBlock(w.format) &&
+      w.cols % 32 == 0) {
+    blockIntegerMatmul(w, x, rows, y);
+    return;
+  }
   if (act != formats::Format::F32 && w.cols % formats::info(act).blockSize == 0)
     x = roundActivations(act, x, rows, w.cols);
   ops::matmulDecoded(*pool_, scratch_, w, x, rows, y);
@@ -139,6 +144,55 @@ const float *Executor::roundActivations(formats::Format format, const float *x,
       std::memcpy(out, x + r * cols, cols * sizeof(float));
   });
   return xRounded_.data();
+}
+
+// y[t, r] for 32-weight blocks of d * integer codes against Q8_0 inputs, in
+// the order the native one-token kernels use: per output, blocks in order,
+// acc = fma(float(sum of code products), d_w * d_x, acc) from acc = 0. The
+// integer sums are exact, so the result is bit-identical to such a kernel.
+void Executor::blockIntegerMatmul(const WeightRef &w, const float *x,
+                                  int64_t rows, float *y) {
+  const int64_t k = w.cols, n = w.rows, blocks = k / 32;
+  const int64_t actRow = formats::rowBytes(formats::info(formats::Format::Q8_0), k);
+  const int64_t wRow = static_cast<int64_t>(w.rowBytes);
+  const int64_t wBlock = formats::info(w.format).blockBytes;
+  xQuantized_.resize(std::max<size_t>(xQuantized_.size(), rows * actRow));
+  // Activation codes and scales, one block of 32 at a time.
+  std::vector<int32_t> xCodes(rows * k);
+  std::vector<float> xScales(rows * blocks);
+  pool_->run(rows, [&](int64_t t, int) {
+    uint8_t *q = xQuantized_.data() + t * actRow;
+    if (!formats::quantizeRow(formats::Format::Q8_0, x + t * k, q, k, nullptr)) {
+      std::memset(q, 0, actRow); // non-finite input: the logits show it anyway
+    }
+    for (int64_t b = 0; b < blocks; ++b)
+      xScales[t * blocks + b] = formats::splitScaledIntegerBlock(
+          formats::Format::Q8_0, q + b * 34, &xCodes[t * k + b * 32]);
+  });
+  const uint8_t *base = w.data;
+  const int64_t perTask = 16;
+  pool_->run((n + perTask - 1) / perTask, [&](int64_t task, int) {
+    int32_t codes[32];
+    std::vector<float> acc(rows);
+    for (int64_t r = task * perTask; r < std::min(n, (task + 1) * perTask);
+         ++r) {
+      std::fill(acc.begin(), acc.end(), 0.0f);
+      for (int64_t b = 0; b < blocks; ++b) {
+        const float dw = formats::splitScaledIntegerBlock(
+            w.format, base + r * wRow + b * wBlock, codes);
+        for (int64_t t = 0; t < rows; ++t) {
+          const int32_t *xc = &xCodes[t * k + b * 32];
+          int32_t sum = 0;
+          for (int j = 0; j < 32; ++j)
+            sum += codes[j] * xc[j];
+          acc[t] = std::fma(static_cast<float>(sum),
+                            dw * xScales[t * blocks + b], acc[t]);
+        }
+      }
+      for (int64_t t = 0; t < rows; ++t)
+        y[t * n + r] = acc[t];
+    }
+  });
 }
 
 void Executor::rmsNorm(const float *x, const std::vector<float> &weight,

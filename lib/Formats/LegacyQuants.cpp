@@ -20,8 +20,11 @@
 //===----------------------------------------------------------------------===//
 #include "Codecs.h"
 #include "QuantMath.h"
+#include "lowbit/Formats/Formats.h"
 
+#include <cassert>
 #include <cfloat>
+#include <cstring>
 
 namespace lowbit::formats::detail {
 namespace {
@@ -252,3 +255,31 @@ void encode_q8_0(const float *src, void *dst, int64_t n,
 }
 
 } // namespace lowbit::formats::detail
+
+namespace lowbit::formats {
+
+bool isScaledIntegerBlock(Format format) {
+  return format == Format::Q4_0 || format == Format::Q5_0 ||
+         format == Format::Q8_0 || format == Format::IQ4_NL;
+}
+
+// The block's own decoder with d replaced by 1.0 yields the codes exactly
+// (every code is a small integer, and d * c is one multiplication), so the
+// layouts stay defined once, in the decoders.
+float splitScaledIntegerBlock(Format format, const void *block,
+                              int32_t codes[32]) {
+  assert(isScaledIntegerBlock(format));
+  const uint8_t *in = static_cast<const uint8_t *>(block);
+  uint8_t unit[34];
+  const size_t bytes = info(format).blockBytes;
+  std::memcpy(unit, in, bytes);
+  unit[0] = 0x00; // f16 1.0 = 0x3c00, little-endian
+  unit[1] = 0x3c;
+  float values[32];
+  dequantizeRow(format, unit, values, 32);
+  for (int j = 0; j < 32; ++j)
+    codes[j] = static_cast<int32_t>(values[j]);
+  return detail::loadHalf(in);
+}
+
+} // namespace lowbit::formats

@@ -79,8 +79,7 @@ public:
 
   /// Q4_0 on x86: one-token steps over a whole group of 8 interleaved rows.
   int64_t groupDecodeRows(const KernelSpec &spec) const override {
-    if (format != Format::Q4_0 || isa == ISA::AArch64Neon ||
-        spec.interleave != kGroup)
+    if (format != Format::Q4_0 || spec.interleave != kGroup)
       return 0;
     return kGroup;
   }
@@ -93,8 +92,10 @@ public:
   void emitGroupDecodeStep(VectorOps &v, Value w, Value xq, Value wAt,
                            Value xAt, MutableArrayRef<Value> accs) override {
     Value dx = v.loadHalfSplat(xq, xAt);
-    auto [isum, lanes] = isa == ISA::X86AVX2 ? groupSumsAvx2(v, w, xq, wAt, xAt)
-                                             : groupSumsVnni(v, w, xq, wAt, xAt);
+    auto [isum, lanes] =
+        isa == ISA::X86AVX2   ? groupSumsAvx2(v, w, xq, wAt, xAt)
+        : isa == ISA::AArch64Neon ? groupSumsNeon(v, w, xq, wAt, xAt)
+                              : groupSumsVnni(v, w, xq, wAt, xAt);
     // The 8 rows' d as one vector, in the lane order of the sums.
     Value d;
     if (lanes) {
@@ -151,6 +152,37 @@ private:
     Value c = hadd(corr, corr);
     tree = arith::SubIOp::create(v.b, v.loc, tree, hadd(c, c));
     return {v.x86MaddWd(tree, v.splatI16(1)), Value()};
+  }
+
+  /// NEON: each row's 32 codes (u - 8, signed) against the activations with
+  /// sdot, reduced to one lane per row. Slower than the x86 trees, but the
+  /// group path is what makes every target's one-token result the same
+  /// sequence of float operations (one fma per block and row, see
+  /// Executor::blockIntegerMatmul), so an aarch64 artifact reproduces the
+  /// executor's greedy text like an x86 one.
+  std::pair<Value, Value> groupSumsNeon(VectorOps &v, Value w, Value xq,
+                                        Value wAt, Value xAt) {
+    OpBuilder &b = v.b;
+    Location loc = v.loc;
+    Value x = v.loadBytes(xq, v.addConst(xAt, 2), 32);
+    Value eight = v.splatI8(offset);
+    SmallVector<Value> sums, scales;
+    for (int64_t row = 0; row < kGroup; ++row) {
+      Value at = v.addConst(wAt, row * blockBytes);
+      Value packed = v.loadBytes(w, v.addConst(at, qsAt), 16);
+      Value codes = arith::SubIOp::create(
+          b, loc,
+          v.concat(v.andI8(packed, 0x0f), v.andI8(v.shrI8(packed, 4), 0x0f)),
+          eight);
+      Value partial = v.dotS(v.splatI32(0), codes, x);
+      sums.push_back(vector::ReductionOp::create(
+          b, loc, vector::CombiningKind::ADD, partial));
+      scales.push_back(v.loadScalar(w, at, b.getF16Type()));
+    }
+    Value isum = vector::FromElementsOp::create(b, loc, v.vecI32(kGroup), sums);
+    Value d = vector::FromElementsOp::create(
+        b, loc, VectorType::get({kGroup}, b.getF16Type()), scales);
+    return {isum, d};
   }
 
   /// AVX-512 VNNI: four rows per 512-bit vector (one per 128-bit lane),

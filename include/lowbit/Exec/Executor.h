@@ -98,6 +98,8 @@ private:
                  int64_t firstOutput);
   void matmul(const WeightRef &w, const std::string &name, const float *x,
               int64_t rows, float *y);
+  void blockIntegerMatmul(const WeightRef &w, const float *x, int64_t rows,
+                          float *y);
   const float *roundActivations(formats::Format format, const float *x,
                                 int64_t rows, int64_t cols);
   void rmsNorm(const float *x, const std::vector<float> &weight, int64_t rows,

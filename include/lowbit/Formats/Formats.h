@@ -130,6 +130,16 @@ bool quantizeRows(Format format, const float *src, void *dst, int64_t nrows,
                   int64_t n, const float *importance, int nthreads,
                   std::string *why = nullptr);
 
+/// For formats whose 32-weight block decodes to d * c[i], with one f16 scale
+/// d in the block's first two bytes and small integer codes c (Q4_0, Q5_0,
+/// Q8_0, IQ4_NL): writes the codes of the block at `block` and returns d.
+/// Integer dot products of two such blocks are what the native kernels and
+/// llama.cpp's CPU backend compute. Only for formats where
+/// isScaledIntegerBlock() is true.
+bool isScaledIntegerBlock(Format format);
+float splitScaledIntegerBlock(Format format, const void *block,
+                              int32_t codes[32]);
+
 /// Decodes `nrows` rows of `n` weights on `nthreads` threads (0 = all).
 void dequantizeRows(Format format, const void *src, float *dst, int64_t nrows,
                     int64_t n, int nthreads = 0);
