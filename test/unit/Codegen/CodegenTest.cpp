@@ -63,6 +63,7 @@ struct Job {
   codegen::KernelInfo kernel;
   int64_t tokens = 0, xStride = 0, yStride = 0, actRowBytes = 0;
   std::vector<std::pair<int64_t, int64_t>> ranges;
+  std::vector<uint8_t> plain;  // weights in GGML's layout
   std::vector<uint8_t> packed; // weights in the kernel's layout
   std::vector<float> decoded;  // rows x cols, from the GGML bytes
   std::vector<float> x;        // tokens x xStride
@@ -181,6 +182,7 @@ std::vector<Job> makeJobs(const std::vector<Case> &cases,
               : formats::rowBytes(formats::info(k->activation), c.cols);
       const int64_t r = c.interleave == 1 ? 3 : c.interleave;
       j.ranges = {{0, r}, {r, c.rows - r}, {c.rows - r, c.rows}};
+      j.plain = plain;
       j.packed = packed;
       j.decoded = decoded;
       j.x = gaussian(tokens * j.xStride, seed++);
@@ -320,6 +322,31 @@ void checkJobs(const std::vector<Job> &jobs) {
             << ", reference " << ref;
         errF32 += (got - plain) * (got - plain);
         normF32 += plain * plain;
+      }
+    }
+    // Q4_0's one-token path over whole groups of 8 rows (every range here
+    // starts at a multiple of 8) is the sequence of float operations of the
+    // executor's --activations mode: bit-identical, not just close.
+    if (c.format == Format::Q4_0 && c.interleave == 8 && j.tokens == 1) {
+      const int64_t blocks = c.cols / 32, wBlock = 18;
+      const uint64_t wRow = formats::rowBytes(formats::info(c.format), c.cols);
+      int32_t wc[32], xc[32];
+      for (int64_t r = 0; r < c.rows; ++r) {
+        float acc = 0.0f;
+        for (int64_t b = 0; b < blocks; ++b) {
+          const float dw = formats::splitScaledIntegerBlock(
+              c.format, j.plain.data() + r * wRow + b * wBlock, wc);
+          const float dx = formats::splitScaledIntegerBlock(
+              Format::Q8_0, j.xq.data() + b * 34, xc);
+          int32_t sum = 0;
+          for (int e = 0; e < 32; ++e)
+            sum += wc[e] * xc[e];
+          const float scale = dw * dx; // one rounding, as in the kernel
+          acc = std::fma(static_cast<float>(sum), scale, acc);
+        }
+        const float got = j.y[r];
+        ASSERT_EQ(0, std::memcmp(&got, &acc, sizeof(float)))
+            << "row " << r << ": group path " << got << ", block order " << acc;
       }
     }
     const double rel = std::sqrt(errF32 / normF32);
