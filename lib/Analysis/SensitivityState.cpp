@@ -76,7 +76,7 @@ bool SensitivityState::load(const std::string &path, SensitivityState &out,
         return std::isfinite(dst);
       };
       SensitivityEntry e;
-      double kldTokens = 0;
+      double kldTokens = 0, kldGPTQTokens = 0;
       if (!number("damage", e.damage, true) ||
           !number("weighted", e.weighted, true) ||
           !number("bias", e.bias, true) || !number("plain", e.plain, true) ||
@@ -84,9 +84,13 @@ bool SensitivityState::load(const std::string &path, SensitivityState &out,
           !number("seconds", e.seconds, false) ||
           !number("kld", e.kld, false) ||
           !number("kld_tokens", kldTokens, false) ||
-          !number("kld_seconds", e.kldSeconds, false) || e.damage < 0)
+          !number("kld_seconds", e.kldSeconds, false) ||
+          !number("kld_gptq", e.kldGPTQ, false) ||
+          !number("kld_gptq_tokens", kldGPTQTokens, false) ||
+          !number("kld_gptq_seconds", e.kldGPTQSeconds, false) || e.damage < 0)
         return corrupt("bad entry for " + tensor + " / " + format);
       e.kldTokens = static_cast<int64_t>(kldTokens);
+      e.kldGPTQTokens = static_cast<int64_t>(kldGPTQTokens);
       out.tensors[tensor][format] = e;
     }
   }
@@ -105,6 +109,11 @@ bool SensitivityState::save(const std::string &path, std::string &err) const {
         entry["kld"] = e.kld;
         entry["kld_tokens"] = e.kldTokens;
         entry["kld_seconds"] = e.kldSeconds;
+      }
+      if (e.kldGPTQ >= 0) {
+        entry["kld_gptq"] = e.kldGPTQ;
+        entry["kld_gptq_tokens"] = e.kldGPTQTokens;
+        entry["kld_gptq_seconds"] = e.kldGPTQSeconds;
       }
       formatsJson[format] = std::move(entry);
     }

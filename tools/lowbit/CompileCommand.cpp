@@ -391,6 +391,12 @@ int compileCommand(int argc, char **argv) {
     if (cl.has("state"))
       sensitivity.state = cl.get("state") + ".sensitivity.json";
     sensitivity.threads = static_cast<int>(threads);
+    // GPTQ leaves a different damage per format than plain rounding: measure
+    // what it will leave when its Hessians are already at hand.
+    if (method == "gptq" && fileExists(statePath)) {
+      sensitivity.method = "gptq";
+      sensitivity.hessians = statePath;
+    }
     analyse.addPass(createLowBitSensitivity(sensitivity));
     LowBitAllocateBitsOptions allocate;
     allocate.targetBpw = targetBpw;

@@ -154,7 +154,10 @@ def LowBitSensitivity : Pass<"lowbit-sensitivity", "::mlir::ModuleOp"> {
     with `measure=gain` it is the predicted damage scaled, per tensor, so
     that it matches the KL divergence measured for one format (q3_k, or
     q4_0 for rows of 32): the prediction's shape across formats, the
-    measured weight of the tensor in the model's output. Results are kept in `state` (JSON, keyed by the model's fingerprint,
+    measured weight of the tensor in the model's output. With `method=gptq`
+    the measured tensor is quantized by GPTQ instead of plain rounding, so
+    the allocation ranks formats by the damage GPTQ leaves (it helps the
+    K-quants far more than the lattice i-quants). Results are kept in `state` (JSON, keyed by the model's fingerprint,
     tensor and format), written after every tensor, so a rerun reuses them
     and an interrupted run resumes. Statistics come from `statistics` (a
     calibration state or any imatrix) or from the module's
@@ -185,6 +188,12 @@ def LowBitSensitivity : Pass<"lowbit-sensitivity", "::mlir::ModuleOp"> {
            "(measured for every format)">,
     Option<"kldChunks", "kld-chunks", "int64_t", "4",
            "Calibration chunks the KL divergence is measured on">,
+    Option<"method", "method", "std::string", "\"rtn\"",
+           "How a tensor is quantized for measure=kld/gain: rtn, or gptq "
+           "(with the Hessians of `hessians`, or of `statistics`)">,
+    Option<"hessians", "hessians", "std::string", "\"\"",
+           "Calibration state with Hessians for method=gptq (default: "
+           "statistics)">,
     Option<"calibText", "calib", "std::string", "\"\"",
            "Text for measure=kld when the statistics hold no tokens">,
     Option<"ctx", "ctx", "int64_t", "0",

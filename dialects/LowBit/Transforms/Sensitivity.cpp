@@ -5,8 +5,10 @@
 #include "lowbit/Analysis/IRModel.h"
 #include "lowbit/Analysis/SensitivityState.h"
 #include "lowbit/Calibration/Calibrator.h"
+#include "lowbit/Calibration/Hessian.h"
 #include "lowbit/Calibration/IMatrix.h"
 #include "lowbit/Exec/Executor.h"
+#include "lowbit/Quant/GPTQ.h"
 #include "lowbit/Quant/Presets.h"
 #include "lowbit/Tokenizer/Tokenizer.h"
 
@@ -457,6 +459,20 @@ void SensitivityPass::runOnOperation() {
   saved.model = fingerprint;
   saved.statistics = statsHash.hex();
 
+  const bool useGPTQ = method == "gptq";
+  if (!useGPTQ && method != "rtn")
+    return fail("method must be rtn or gptq, not '" + method + "'");
+  std::unique_ptr<::lowbit::calib::HessianStore> hessianStore;
+  if (useGPTQ && (measureKLD || measureGain)) {
+    const std::string path = hessians.empty() ? statistics : hessians;
+    if (path.empty())
+      return fail("method=gptq needs a calibration state with Hessians "
+                  "(hessians=FILE)");
+    hessianStore = ::lowbit::calib::HessianStore::open(path, err);
+    if (!hessianStore)
+      return fail(err);
+  }
+
   std::unique_ptr<KLDMeasure> kld;
   if (measureKLD || measureGain) {
     std::vector<int32_t> tokens;
@@ -493,6 +509,13 @@ void SensitivityPass::runOnOperation() {
       if (std::find(t.candidates.begin(), t.candidates.end(), f) !=
           t.candidates.end())
         reference = f;
+    // The KL divergence of the method in use (see SensitivityEntry).
+    auto measuredKLD = [&](const analysis::SensitivityEntry &e) {
+      return useGPTQ ? e.kldGPTQ : e.kld;
+    };
+    auto measuredTokens = [&](const analysis::SensitivityEntry &e) {
+      return useGPTQ ? e.kldGPTQTokens : e.kldTokens;
+    };
     auto wantsKLD = [&](formats::Format f) {
       return measureKLD || (measureGain && f == reference);
     };
@@ -502,8 +525,8 @@ void SensitivityPass::runOnOperation() {
       const analysis::SensitivityEntry *e =
           saved.find(t.name, formats::info(f).name);
       bool needWMSE = !e;
-      bool needKLD = wantsKLD(f) &&
-                     !(e && e->kld >= 0 && e->kldTokens == kld->positions());
+      bool needKLD = wantsKLD(f) && !(e && measuredKLD(*e) >= 0 &&
+                                      measuredTokens(*e) == kld->positions());
       if (needWMSE)
         wmseTodo.push_back(f);
       if (needKLD)
@@ -577,22 +600,51 @@ void SensitivityPass::runOnOperation() {
           t.weights.importanceInEncoder && !t.weights.meanSquares.empty()
               ? t.weights.meanSquares.data()
               : nullptr;
-      for (int64_t row = 0; row < t.rows; row += kRowsPerChunk) {
-        int64_t count = std::min(kRowsPerChunk, t.rows - row);
-        std::string why;
-        if (!formats::quantizeRows(f, rowsAsFloat(row, count),
-                                   encoded.data() + row * rowBytes, count,
-                                   t.cols, importance, threads, &why))
-          return fail("tensor '" + t.name + "': " + why);
+      const bool gptqHere = useGPTQ && hessianStore->has(t.name) &&
+                            fi.kind != formats::FormatKind::Float;
+      if (gptqHere) {
+        std::vector<float> h;
+        int64_t k = 0;
+        if (!hessianStore->get(t.name, h, k, err))
+          return fail("tensor '" + t.name + "': " + err);
+        if (k != t.cols)
+          return fail("the Hessian of '" + t.name + "' is " +
+                      std::to_string(k) + " x " + std::to_string(k) +
+                      " but its rows have " + std::to_string(t.cols) +
+                      " columns");
+        ::lowbit::quant::GPTQOptions options;
+        options.threads = threads;
+        auto load = [&](int64_t row, int64_t count, float *dst,
+                        std::string &) {
+          if (source == formats::Format::F32)
+            std::memcpy(dst, bytes + row * sourceRowBytes,
+                        count * t.cols * sizeof(float));
+          else
+            formats::dequantizeRows(source, bytes + row * sourceRowBytes, dst,
+                                    count, t.cols, 1);
+          return true;
+        };
+        if (!::lowbit::quant::quantizeGPTQ(f, t.rows, t.cols, load, h.data(),
+                                           options, encoded.data(), err))
+          return fail("tensor '" + t.name + "' as " + fi.name + ": " + err);
+      } else {
+        for (int64_t row = 0; row < t.rows; row += kRowsPerChunk) {
+          int64_t count = std::min(kRowsPerChunk, t.rows - row);
+          std::string why;
+          if (!formats::quantizeRows(f, rowsAsFloat(row, count),
+                                     encoded.data() + row * rowBytes, count,
+                                     t.cols, importance, threads, &why))
+            return fail("tensor '" + t.name + "': " + why);
+        }
       }
       double value = 0;
       if (!kld->measure(t.name, f, encoded.data(), value, err))
         return fail("measure=" + measure + ", tensor '" + t.name + "': " + err);
       analysis::SensitivityEntry &e = saved.tensors[t.name][fi.name];
-      e.kld = value;
-      e.kldTokens = kld->positions();
-      e.kldSeconds = secondsSince(start);
-      kldSeconds += e.kldSeconds;
+      (useGPTQ ? e.kldGPTQ : e.kld) = value;
+      (useGPTQ ? e.kldGPTQTokens : e.kldTokens) = kld->positions();
+      (useGPTQ ? e.kldGPTQSeconds : e.kldSeconds) = secondsSince(start);
+      kldSeconds += secondsSince(start);
     }
     // After every tensor: an interruption loses at most this one.
     if ((!wmseTodo.empty() || !kldTodo.empty()) && !state.empty() &&
@@ -604,13 +656,14 @@ void SensitivityPass::runOnOperation() {
     if (measureGain) {
       const analysis::SensitivityEntry *ref =
           saved.find(t.name, formats::info(reference).name);
-      gain = ref->damage > 0 ? std::max(0.0, ref->kld) / ref->damage : 0.0;
+      gain = ref->damage > 0 ? std::max(0.0, measuredKLD(*ref)) / ref->damage
+                             : 0.0;
     }
     SmallVector<NamedAttribute> damages;
     for (formats::Format f : t.candidates) {
       const analysis::SensitivityEntry *e =
           saved.find(t.name, formats::info(f).name);
-      double value = measureKLD ? e->kld : gain * e->damage;
+      double value = measureKLD ? measuredKLD(*e) : gain * e->damage;
       damages.push_back(
           b.getNamedAttr(formats::info(f).name, b.getF64FloatAttr(value)));
     }

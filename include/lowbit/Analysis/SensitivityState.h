@@ -38,6 +38,12 @@ struct SensitivityEntry {
   double kld = -1;
   int64_t kldTokens = 0; // positions the KL divergence was measured on
   double kldSeconds = 0;
+  /// The same with the tensor quantized by GPTQ (method=gptq): the damage
+  /// GPTQ leaves differs by format (column-level feedback inside K-quant and
+  /// legacy blocks, block-level only inside the lattice i-quants).
+  double kldGPTQ = -1;
+  int64_t kldGPTQTokens = 0;
+  double kldGPTQSeconds = 0;
 };
 
 class SensitivityState {

@@ -33,6 +33,25 @@
 // GAIN: measure = "gain"
 // GAIN: @blk.0.attn_q.weight {{.*}} {lowbit.sensitivity = {q4_0 = {{.*}} : f64, q8_0 = {{.*}} : f64}}
 
+// method=gptq measures the KL divergence with the tensor quantized by GPTQ
+// (Hessians from a state calibrated with them); its results are kept beside
+// the plain-rounding ones, so each method re-measures only its own.
+// RUN: lowbit-opt %t/tiny.mlir --lowbit-calibrate="calib=%S/Inputs/tiny-calib.txt ctx=16 state=%t/hstate.gguf hessians=true" -o /dev/null
+// RUN: lowbit-opt %t/tiny.mlir --lowbit-sensitivity="statistics=%t/hstate.gguf formats=q4_0,q8_0 measure=kld kld-chunks=2 state=%t/methods.json" -o /dev/null
+// RUN: lowbit-opt %t/tiny.mlir --lowbit-sensitivity="statistics=%t/hstate.gguf formats=q4_0,q8_0 measure=kld kld-chunks=2 method=gptq state=%t/methods.json" | FileCheck --check-prefix=GPTQ %s
+// GPTQ: lowbit.sensitivity_report = {computed = 32 : i64
+// RUN: lowbit-opt %t/tiny.mlir --lowbit-sensitivity="statistics=%t/hstate.gguf formats=q4_0,q8_0 measure=kld kld-chunks=2 method=gptq state=%t/methods.json" | FileCheck --check-prefix=GPTQ-AGAIN %s
+// GPTQ-AGAIN: lowbit.sensitivity_report = {computed = 0 : i64
+// RUN: FileCheck --check-prefix=GPTQ-JSON %s < %t/methods.json
+// GPTQ-JSON: "kld":
+// GPTQ-JSON: "kld_gptq":
+// RUN: not lowbit-opt %t/calibrated.mlir --lowbit-sensitivity="formats=q4_0 measure=kld kld-chunks=2 method=gptq" 2>&1 | FileCheck --check-prefix=GPTQ-NOFILE %s
+// GPTQ-NOFILE: error: method=gptq needs a calibration state with Hessians (hessians=FILE)
+// RUN: not lowbit-opt %t/calibrated.mlir --lowbit-sensitivity="formats=q4_0 measure=kld kld-chunks=2 method=gptq hessians=%t/state.gguf" 2>&1 | FileCheck --check-prefix=GPTQ-NOH %s
+// GPTQ-NOH: error: {{.*}}state.gguf: no Hessians
+// RUN: not lowbit-opt %t/calibrated.mlir --lowbit-sensitivity="formats=q4_0 measure=kld method=awq" 2>&1 | FileCheck --check-prefix=GPTQ-METHOD %s
+// GPTQ-METHOD: error: method must be rtn or gptq, not 'awq'
+
 // Without statistics: plain squared error.
 // RUN: lowbit-opt %t/tiny.mlir --lowbit-sensitivity="no-importance=true formats=q8_0" | FileCheck --check-prefix=PLAIN %s
 // PLAIN: @output.weight {{.*}} {lowbit.sensitivity = {q8_0 = {{.*}} : f64}}
