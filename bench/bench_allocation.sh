@@ -284,9 +284,15 @@ for b in sorted({r['budget'] for r in rows}, key=float):
             parts.append(f"{what} {x / y:.2f}")
     md.append(f"- {b} bpw: " + ", ".join(parts))
 md.append("")
-md.append("At 2.75 bpw the smallest candidate format (q2_k, 2.625 bpw) leaves almost no room: "
-          "every measure gives the same allocation, and no llama.cpp preset is that small "
-          "(q2_k_s, the smallest, is 3.35 bpw, 22% larger), so that row compares unequal sizes.\n")
+md.append("Candidate formats of the allocation: lowbit's default list, q2_k q3_k iq4_xs q4_0 "
+          "iq4_nl q4_1 q4_k q5_0 q5_1 q5_k q6_k q8_0 f16 and GGML's lattice i-quants iq2_xxs "
+          "(2.06 bpw) iq2_xs (2.31) iq2_s (2.56) iq3_xxs (3.06) iq3_s (3.44). The presets are "
+          "llama.cpp's K-quant and legacy mixes; llama.cpp's IQ2/IQ3 presets (iq2_m, iq3_xxs, "
+          "...) are not implemented in lowbit and are not in this table, so at 2.75 bpw the "
+          "nearest preset at equal or larger size is q2_k_s (3.35 bpw on this model, 22% larger). "
+          "With `--method gptq` the kld/gain sensitivities are measured with each tensor "
+          "quantized by GPTQ (GPTQ helps the K-quants far more than the i-quants, whose grid "
+          "points it can only correct between blocks); rtn and awq measure plain rounding.\n")
 md.append("## imatrix: lowbit vs llama.cpp (calib.txt, context 256)\n")
 md.append(open(compare_md).read())
 md.append("## Cost\n")
@@ -296,7 +302,7 @@ md.append("- timings on the 2-core development machine, shared with other jobs: 
 md.append(f"- first analysis at 4.0 bpw from scratch (calibration without Hessians, gain "
           f"sensitivity, quantize, export): {first_s} s; re-targeting 4.25 bpw with the saved "
           f"state: {retarget_s} s, {float(first_s) / max(float(retarget_s), 1e-9):.1f}x faster")
-md.append(f"- the first `--measure kld` run (572 KL divergence measurements): `{kld_first}`")
+md.append(f"- the first `--measure kld` run (792 KL divergence measurements, 44 tensors x 18 formats): `{kld_first}`")
 if not methods:
     md.append("\nTODO: gptq/awq columns: `lowbit compile --method` did not exist when this "
               "ran; rerun the script once it does.")
