@@ -290,9 +290,10 @@ md.append("Candidate formats of the allocation: lowbit's default list, q2_k q3_k
           "llama.cpp's K-quant and legacy mixes; llama.cpp's IQ2/IQ3 presets (iq2_m, iq3_xxs, "
           "...) are not implemented in lowbit and are not in this table, so at 2.75 bpw the "
           "nearest preset at equal or larger size is q2_k_s (3.35 bpw on this model, 22% larger). "
-          "With `--method gptq` the kld/gain sensitivities are measured with each tensor "
+          "With `--method gptq` the kld sensitivities are measured with each tensor "
           "quantized by GPTQ (GPTQ helps the K-quants far more than the i-quants, whose grid "
-          "points it can only correct between blocks); rtn and awq measure plain rounding.\n")
+          "points it can only correct between blocks); gain and the other methods measure plain "
+          "rounding.\n")
 md.append("## imatrix: lowbit vs llama.cpp (calib.txt, context 256)\n")
 md.append(open(compare_md).read())
 md.append("## Cost\n")

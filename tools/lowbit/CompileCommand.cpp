@@ -158,7 +158,7 @@ int compileCommand(int argc, char **argv) {
             "feedback inside the\nblocks) or awq (activation-aware channel "
             "scales folded into the norms).\ngptq and awq need Hessians: "
             "--calib FILE, or a --state FILE calibrated with them.\nWith a "
-            "budget, gptq's KL divergences are measured after GPTQ.");
+            "budget and --measure kld, gptq's KL divergences are measured after GPTQ.");
   cl.option("measure", "KIND",
             "Sensitivity: wmse (predicted from the activation statistics), "
             "gain (predicted,\nscaled per tensor to one measured KL "

@@ -155,7 +155,7 @@ def LowBitSensitivity : Pass<"lowbit-sensitivity", "::mlir::ModuleOp"> {
     that it matches the KL divergence measured for one format (q3_k, or
     q4_0 for rows of 32): the prediction's shape across formats, the
     measured weight of the tensor in the model's output. With `method=gptq`
-    the measured tensor is quantized by GPTQ instead of plain rounding, so
+    and `measure=kld` the measured tensor is quantized by GPTQ instead of plain rounding, so
     the allocation ranks formats by the damage GPTQ leaves (it helps the
     K-quants far more than the lattice i-quants). Results are kept in `state` (JSON, keyed by the model's fingerprint,
     tensor and format), written after every tensor, so a rerun reuses them
@@ -189,7 +189,7 @@ def LowBitSensitivity : Pass<"lowbit-sensitivity", "::mlir::ModuleOp"> {
     Option<"kldChunks", "kld-chunks", "int64_t", "4",
            "Calibration chunks the KL divergence is measured on">,
     Option<"method", "method", "std::string", "\"rtn\"",
-           "How a tensor is quantized for measure=kld/gain: rtn, or gptq "
+           "How a tensor is quantized for measure=kld: rtn, or gptq "
            "(with the Hessians of `hessians`, or of `statistics`)">,
     Option<"hessians", "hessians", "std::string", "\"\"",
            "Calibration state with Hessians for method=gptq (default: "

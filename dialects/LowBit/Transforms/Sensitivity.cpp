@@ -459,11 +459,14 @@ void SensitivityPass::runOnOperation() {
   saved.model = fingerprint;
   saved.statistics = statsHash.hex();
 
-  const bool useGPTQ = method == "gptq";
-  if (!useGPTQ && method != "rtn")
+  if (method != "gptq" && method != "rtn")
     return fail("method must be rtn or gptq, not '" + method + "'");
+  // Only measure=kld: gain scales the predicted (plain-rounding) damage of
+  // every format by one measurement, and a GPTQ measurement there would
+  // scale an rtn-shaped prediction (measured: worse allocations).
+  const bool useGPTQ = method == "gptq" && measureKLD;
   std::unique_ptr<::lowbit::calib::HessianStore> hessianStore;
-  if (useGPTQ && (measureKLD || measureGain)) {
+  if (useGPTQ) {
     const std::string path = hessians.empty() ? statistics : hessians;
     if (path.empty())
       return fail("method=gptq needs a calibration state with Hessians "
