@@ -204,14 +204,15 @@ fi
 # shellcheck disable=SC1090
 source "$TIMINGS"
 KLD_FIRST=$(grep -h "^time:" "$WORK"/rtn-kld-*.txt | head -1)
+GPTQ_KLD_FIRST=$(grep -h "^time:" "$WORK"/gptq-kld-*.txt 2>/dev/null | head -1 || true)
 
 # 6. The report and the plot.
 python3 - "$CSV" "$RESULTS" "$EVAL_CHUNKS" "$ELEMENTS" "$CALIBRATE_SECONDS" \
   "$FIRST_SECONDS" "$RETARGET_SECONDS" "$WORK/imatrix-compare.md" \
-  "$KLD_FIRST" "$METHODS" "$WORK/base.json" <<'EOF'
+  "$KLD_FIRST" "$METHODS" "$WORK/base.json" "$GPTQ_KLD_FIRST" <<'EOF'
 import csv, json, math, os, sys
 (csv_path, out, chunks, elements, calib_s, first_s, retarget_s, compare_md,
- kld_first, methods, base_json) = sys.argv[1:12]
+ kld_first, methods, base_json, gptq_kld_first) = sys.argv[1:13]
 rows = list(csv.DictReader(open(csv_path)))
 base = json.load(open(base_json))
 base_ppl = base['ppl']['value'] if isinstance(base['ppl'], dict) else base['ppl']
@@ -304,6 +305,8 @@ md.append(f"- first analysis at 4.0 bpw from scratch (calibration without Hessia
           f"sensitivity, quantize, export): {first_s} s; re-targeting 4.25 bpw with the saved "
           f"state: {retarget_s} s, {float(first_s) / max(float(retarget_s), 1e-9):.1f}x faster")
 md.append(f"- the first `--measure kld` run (792 KL divergence measurements, 44 tensors x 18 formats): `{kld_first}`")
+if gptq_kld_first:
+    md.append(f"- the first `--measure kld --method gptq` run (the same 792, each tensor quantized by GPTQ): `{gptq_kld_first}`")
 if not methods:
     md.append("\nTODO: gptq/awq columns: `lowbit compile --method` did not exist when this "
               "ran; rerun the script once it does.")
