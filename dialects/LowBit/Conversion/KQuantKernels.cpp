@@ -72,15 +72,22 @@ public:
       rowBlocks.push_back(loadRow(v, ctx.w, at));
 
     SmallVector<Value> isum(rows * tokens, v.splatI32(0));
-    if (wideDecode(v, tokens)) {
-      SmallVector<Value> x;
-      for (int64_t j = 0; j < 4; ++j)
-        x.push_back(v.loadBytes(
-            ctx.xq, v.addConst(ctx.actOffsets[0], kActQs + 64 * j), 64));
-      for (int64_t i = 0; i < rows; ++i)
-        isum[i] = wideSums(v, ctx.w, rowBlocks[i], x);
+    if (wideDecode(v)) {
+      // Each row's quants and scales decoded once, shared by the tokens.
+      SmallVector<SmallVector<Value>> x;
+      for (Value at : ctx.actOffsets) {
+        x.emplace_back();
+        for (int64_t j = 0; j < 4; ++j)
+          x.back().push_back(
+              v.loadBytes(ctx.xq, v.addConst(at, kActQs + 64 * j), 64));
+      }
+      for (int64_t i = 0; i < rows; ++i) {
+        WideRow wr = wideRow(v, ctx.w, rowBlocks[i]);
+        for (int64_t j = 0; j < tokens; ++j)
+          isum[i * tokens + j] = wideSums(v, wr, x[j]);
+      }
     }
-    for (int c = 0; c < 8 && !wideDecode(v, tokens); ++c) {
+    for (int c = 0; c < 8 && !wideDecode(v); ++c) {
       SmallVector<Value> xc;
       for (Value at : ctx.actOffsets)
         xc.push_back(v.loadBytes(ctx.xq, v.addConst(at, kActQs + 32 * c), 32));
@@ -120,30 +127,42 @@ public:
 private:
   int offset() const { return format == Format::Q3_K ? 4 : 32; }
 
-  /// One token with AVX-512 VNNI: two chunks (64 weights) per 512-bit
-  /// vector, vpmaddubsw pairs times their scales accumulated by vpdpwssd:
-  /// the same integer sums as dotUScaled, in half the instructions.
-  bool wideDecode(const VectorOps &v, int64_t tokens) const {
-    return v.hasVnni() && tokens == 1 &&
-           (format == Format::Q4_K || format == Format::Q6_K);
+  /// AVX-512 VNNI: two chunks (64 weights) per 512-bit vector, vpmaddubsw
+  /// pairs times their scales accumulated by vpdpwssd: the same integer
+  /// sums as dotUScaled, in half the instructions.
+  bool wideDecode(const VectorOps &v) const {
+    return v.hasVnni() && (format == Format::Q4_K || format == Format::Q6_K);
   }
 
-  /// Integer sums (vector<8xi32>) of one row's super-block; x[j] holds the
-  /// activations of chunks 2j and 2j + 1.
-  Value wideSums(VectorOps &v, Value w, const RowBlock &rb, ArrayRef<Value> x) {
+  /// A row's super-block for wideSums: quants and i16 scales of chunks
+  /// 2j and 2j + 1 in element j.
+  struct WideRow {
+    SmallVector<Value, 4> quants, scales;
+  };
+  WideRow wideRow(VectorOps &v, Value w, const RowBlock &rb) {
     const bool q6 = format == Format::Q6_K;
     Value wide = v.extend(rb.raw, 16, /*isSigned=*/q6);
-    Value isum = v.splatI32(0, 16);
+    WideRow wr;
     for (int64_t j = 0; j < 4; ++j) {
       // i16 lane i of the pairs covers weights 64j + 2i and 64j + 2i + 1.
       SmallVector<int64_t> mask;
       for (int64_t i = 0; i < 32; ++i)
         mask.push_back(q6 ? 4 * j + i / 8 : 2 * j + i / 16);
-      Value scales = v.shuffle(wide, mask);
+      wr.scales.push_back(v.shuffle(wide, mask));
+      wr.quants.push_back(widePair(v, w, rb.at, j));
+    }
+    return wr;
+  }
+
+  /// Integer sums (vector<8xi32>) of one row's super-block; x[j] holds the
+  /// activations of chunks 2j and 2j + 1.
+  Value wideSums(VectorOps &v, const WideRow &wr, ArrayRef<Value> x) {
+    Value isum = v.splatI32(0, 16);
+    for (int64_t j = 0; j < 4; ++j) {
       Value pairs = v.intrinsic("llvm.x86.avx512.pmaddubs.w.512",
-                                v.vecI16(32), {widePair(v, w, rb.at, j), x[j]});
+                                v.vecI16(32), {wr.quants[j], x[j]});
       isum = v.intrinsic("llvm.x86.avx512.vpdpwssd.512", v.vecI32(16),
-                         {isum, pairs, scales});
+                         {isum, pairs, wr.scales[j]});
     }
     return v.add(v.slice(isum, 0, 8), v.slice(isum, 8, 8));
   }

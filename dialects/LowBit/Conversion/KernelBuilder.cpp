@@ -20,6 +20,7 @@
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/BuiltinOps.h"
 
+#include <algorithm>
 #include <cctype>
 
 namespace mlir::lowbit::kernels {
@@ -365,6 +366,9 @@ namespace {
 /// of the call streams its weights once per block.
 constexpr int64_t kTokenBlock = 64;
 
+/// Stack bytes at most of the group prompt path's per-token scratch.
+constexpr int64_t kPromptScratch = 128 * 1024;
+
 /// Bytes ahead of a group decode step that it prefetches.
 constexpr int64_t kGroupPrefetch = 4096;
 
@@ -488,6 +492,46 @@ struct LoopNest {
     }
   }
 
+  /// Tokens [t, t + T) of token block tb (scratch filled) x rows [r, r + G)
+  /// of one whole interleaved group: the kernel's group prompt path.
+  void groupPromptKernel(Value r, int64_t G, Value t, int64_t T, Value tb,
+                         Value ints, Value floats) {
+    VectorOps &v = *this->v;
+    OpBuilder &b = v.b;
+    Location loc = v.loc;
+    const int64_t stepBytes = G * kernel->weightBytesPerStep();
+    const int64_t actStep = kernel->actUnitsPerStep();
+    Value groupStart = v.mulConst(r, rowBytes);
+    SmallVector<Value> xStarts, sStarts;
+    for (int64_t j = 0; j < T; ++j) {
+      Value tok = v.addConst(t, j);
+      xStarts.push_back(v.mulConst(tok, actRowBytes));
+      sStarts.push_back(
+          v.mulConst(arith::SubIOp::create(b, loc, tok, tb), steps));
+    }
+    SmallVector<Value> init(T, v.zeroF32());
+    auto loop = scf::ForOp::create(
+        b, loc, v.index(0), v.index(steps), v.index(1), init,
+        [&](OpBuilder &nested, Location nestedLoc, Value s, ValueRange iter) {
+          VectorOps nv(nested, nestedLoc, v.isa);
+          Value wAt = nv.add(groupStart, nv.mulConst(s, stepBytes));
+          Value xOff = nv.mulConst(s, actStep);
+          SmallVector<Value> xAts, sAts;
+          for (int64_t j = 0; j < T; ++j) {
+            xAts.push_back(nv.add(xStarts[j], xOff));
+            sAts.push_back(nv.add(sStarts[j], s));
+          }
+          SmallVector<Value> accs(iter.begin(), iter.end());
+          kernel->emitGroupPromptStep(nv, w, wAt, xq, xAts, ints, floats, sAts,
+                                      accs);
+          scf::YieldOp::create(nested, nestedLoc, accs);
+        });
+    for (int64_t j = 0; j < T; ++j) {
+      Value at = v.add(v.mul(v.addConst(t, j), yStride), r);
+      vector::StoreOp::create(b, loc, loop.getResult(j), y, ValueRange{at});
+    }
+  }
+
   /// scf.for over [lo, hi) by `step` whose body is body(nest, iv).
   template <typename Body>
   void forRange(Value lo, Value hi, int64_t step, Body body) {
@@ -582,6 +626,19 @@ LogicalResult buildMatmulKernel(func::FuncOp fn, const KernelSpec &spec,
   // With a group decode path: whole groups through it when rowBegin starts
   // a group (the runtime's row ranges always do), the rest as before.
   const int64_t G = kernel.groupDecodeRows(spec);
+  // The group prompt path's scratch: a static alloca of at most
+  // kPromptScratch bytes (token blocks shrink for long rows).
+  const int64_t GP = kernel.groupPromptRows(spec);
+  int64_t promptBlock = 0;
+  Value ints, floats;
+  if (GP > 1) {
+    promptBlock = std::clamp<int64_t>(
+        kPromptScratch / (8 * nest.steps) / tt * tt, tt, kTokenBlock);
+    ints = memref::AllocaOp::create(
+        b, loc, MemRefType::get({promptBlock * nest.steps}, b.getI32Type()));
+    floats = memref::AllocaOp::create(
+        b, loc, MemRefType::get({promptBlock * nest.steps}, b.getF32Type()));
+  }
   Value single = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, tokens,
                                        v.index(1));
   scf::IfOp::create(
@@ -634,17 +691,85 @@ LogicalResult buildMatmulKernel(func::FuncOp fn, const KernelSpec &spec,
       [&](OpBuilder &pb, Location pl) {
         VectorOps pv(pb, pl, v.isa);
         LoopNest prompt = nest.with(pv);
-        prompt.forRange(
-            pv.index(0), tokens, kTokenBlock, [&](LoopNest &n, Value tb) {
-              Value tbEnd = arith::MinUIOp::create(
-                  n.v->b, n.v->loc, n.v->addConst(tb, kTokenBlock), tokens);
-              n.tiled(rowBegin, rowEnd, rt,
-                      [&](LoopNest &rn, Value r, int64_t rows) {
-                        rn.tiled(tb, tbEnd, tt,
-                                 [&](LoopNest &tn, Value t, int64_t toks) {
-                                   tn.microKernel(r, rows, t, toks);
-                                 });
-                      });
+        auto generic = [&](LoopNest &gn, Value lo) {
+          gn.forRange(
+              gn.v->index(0), tokens, kTokenBlock, [&](LoopNest &n, Value tb) {
+                Value tbEnd = arith::MinUIOp::create(
+                    n.v->b, n.v->loc, n.v->addConst(tb, kTokenBlock), tokens);
+                n.tiled(lo, rowEnd, rt,
+                        [&](LoopNest &rn, Value r, int64_t rows) {
+                          rn.tiled(tb, tbEnd, tt,
+                                   [&](LoopNest &tn, Value t, int64_t toks) {
+                                     tn.microKernel(r, rows, t, toks);
+                                   });
+                        });
+              });
+        };
+        // With a group prompt path: token blocks (their scratch filled
+        // first) x whole groups x token tiles, when rowBegin starts a group;
+        // rows after the last whole group and unaligned ranges as before.
+        if (GP <= 1) {
+          generic(prompt, rowBegin);
+          scf::YieldOp::create(pb, pl);
+          return;
+        }
+        Value aligned = arith::CmpIOp::create(
+            pb, pl, arith::CmpIPredicate::eq,
+            arith::RemUIOp::create(pb, pl, rowBegin, pv.index(GP)),
+            pv.index(0));
+        scf::IfOp::create(
+            pb, pl, aligned,
+            [&](OpBuilder &gb, Location gl) {
+              VectorOps gv(gb, gl, v.isa);
+              LoopNest gn = nest.with(gv);
+              Value count = arith::SubIOp::create(gb, gl, rowEnd, rowBegin);
+              Value groupsEnd = gv.add(
+                  rowBegin,
+                  gv.mulConst(
+                      arith::DivUIOp::create(gb, gl, count, gv.index(GP)), GP));
+              gn.forRange(
+                  gv.index(0), tokens, promptBlock,
+                  [&](LoopNest &n, Value tb) {
+                    VectorOps &nv = *n.v;
+                    Value tbEnd = arith::MinUIOp::create(
+                        nv.b, nv.loc, nv.addConst(tb, promptBlock), tokens);
+                    // Per token and step of the block, once for all rows.
+                    n.forRange(tb, tbEnd, 1, [&](LoopNest &tn, Value t) {
+                      Value xStart = tn.v->mulConst(t, nest.actRowBytes);
+                      Value sStart = tn.v->mulConst(
+                          arith::SubIOp::create(tn.v->b, tn.v->loc, t, tb),
+                          nest.steps);
+                      tn.forRange(
+                          tn.v->index(0), tn.v->index(nest.steps), 1,
+                          [&](LoopNest &sn, Value s) {
+                            VectorOps &sv = *sn.v;
+                            kernel.emitPromptPrepare(
+                                sv, nest.xq,
+                                sv.add(xStart,
+                                       sv.mulConst(s, kernel.actUnitsPerStep())),
+                                ints, floats, sv.add(sStart, s));
+                          });
+                    });
+                    n.forRange(rowBegin, groupsEnd, GP,
+                               [&](LoopNest &rn, Value r) {
+                                 rn.tiled(tb, tbEnd, tt,
+                                          [&](LoopNest &tn, Value t,
+                                              int64_t toks) {
+                                            tn.groupPromptKernel(r, GP, t, toks,
+                                                                 tb, ints,
+                                                                 floats);
+                                          });
+                               });
+                  });
+              // Rows after the last whole group.
+              generic(gn, groupsEnd);
+              scf::YieldOp::create(gb, gl);
+            },
+            [&](OpBuilder &ub, Location ul) {
+              VectorOps uv(ub, ul, v.isa);
+              LoopNest un = nest.with(uv);
+              generic(un, rowBegin);
+              scf::YieldOp::create(ub, ul);
             });
         scf::YieldOp::create(pb, pl);
       });

@@ -218,6 +218,26 @@ public:
   virtual std::pair<int64_t, int64_t> groupDecodeLane(int64_t row) const {
     return {0, row};
   }
+
+  // An optional prompt (tokens > 1) path over whole interleaved groups of 8
+  // rows: a step decodes the group's blocks once into vectors whose lane i
+  // belongs to row i, reused by every token of the tile, so that each
+  // token's integer sums come out one lane per row and the float work is
+  // one conversion and one fma per token for all 8 rows. What depends only
+  // on a token's block (offset correction, scale) is computed once per
+  // token block into scratch (one i32 and one f32 per token and step).
+  /// Rows of the group (the interleave); 0: none.
+  virtual int64_t groupPromptRows(const KernelSpec &spec) const { return 0; }
+  /// Fills ints[at] and floats[at] for the activation block at byte `xAt`.
+  virtual void emitPromptPrepare(VectorOps &v, Value xq, Value xAt, Value ints,
+                                 Value floats, Value at) {}
+  /// One k step for tokens j: the group's blocks start at byte `wAt`, token
+  /// j's activation block at byte xAts[j] and its scratch at sAts[j];
+  /// accs[j] is a vector<8xf32>, lane i row i.
+  virtual void emitGroupPromptStep(VectorOps &v, Value w, Value wAt, Value xq,
+                                   ArrayRef<Value> xAts, Value ints,
+                                   Value floats, ArrayRef<Value> sAts,
+                                   MutableArrayRef<Value> accs) {}
 };
 
 /// ggml's IQ4_NL levels (LinearKernels.cpp).

@@ -21,10 +21,17 @@
 // m * dx * sum(x), the sum again once per token and block. Then
 // acc += float(isum) * (d * dx), the scales as broadcast vectors.
 //
+// Q4_0 prompts on x86 take the group prompt path instead: the 8 rows of an
+// interleave group transposed so that lane i is row i, each activation
+// dword broadcast to the 8 lanes (vpdpbusd with an embedded broadcast), the
+// offset term and dx from per-token scratch: per token and block 8 dots and
+// 3 float instructions for all 8 rows.
+//
 //===----------------------------------------------------------------------===//
 #include "KernelBuilder.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 
 namespace mlir::lowbit::kernels {
@@ -117,6 +124,117 @@ public:
     d = arith::ExtFOp::create(v.b, v.loc, v.vecF32(8), d);
     Value scale = arith::MulFOp::create(v.b, v.loc, d, dx);
     accs[0] = v.fmaScaled(accs[0], isum, scale);
+  }
+
+  /// Q4_0 prompts on x86: lane i of the decoded vectors is row i of the
+  /// group, each activation dword is broadcast to all 8 rows.
+  int64_t groupPromptRows(const KernelSpec &spec) const override {
+    if (format != Format::Q4_0 || spec.interleave != kGroup ||
+        isa == ISA::AArch64Neon)
+      return 0;
+    return kGroup;
+  }
+
+  /// ints: -offset * (sum of the block's x); floats: dx.
+  void emitPromptPrepare(VectorOps &v, Value xq, Value xAt, Value ints,
+                         Value floats, Value at) override {
+    OpBuilder &b = v.b;
+    Location loc = v.loc;
+    Value x = v.loadBytes(xq, v.addConst(xAt, 2), 32);
+    Value partial = v.dotU(v.splatI32(0), v.splatI8(offset), x);
+    Value sum = vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD,
+                                            partial);
+    Value neg = arith::SubIOp::create(b, loc, v.i32(0), sum);
+    memref::StoreOp::create(b, loc, neg, ints, ValueRange{at});
+    memref::StoreOp::create(b, loc, v.loadHalfAsF32(xq, xAt), floats,
+                            ValueRange{at});
+  }
+
+  /// The group's 8 x 16 quant bytes transposed to 4 vectors of 8 dwords
+  /// (dword j of row i in lane i: weights 4j..4j+3 in the low nibbles,
+  /// 16+4j.. in the high ones) by two rounds of in-lane unpacks on rows
+  /// (p, p + 4) pairs; the low and high nibbles of each are shared by all
+  /// tokens of the tile.
+  void emitGroupPromptStep(VectorOps &v, Value w, Value wAt, Value xq,
+                           ArrayRef<Value> xAts, Value ints, Value floats,
+                           ArrayRef<Value> sAts,
+                           MutableArrayRef<Value> accs) override {
+    OpBuilder &b = v.b;
+    Location loc = v.loc;
+    SmallVector<Value> pairs;
+    for (int64_t p = 0; p < 4; ++p) {
+      Value lo = v.loadBytes(w, v.addConst(wAt, blockBytes * p + qsAt), 16);
+      Value hi =
+          v.loadBytes(w, v.addConst(wAt, blockBytes * (p + 4) + qsAt), 16);
+      pairs.push_back(
+          vector::BitCastOp::create(b, loc, v.vecI32(8), v.concat(lo, hi)));
+    }
+    auto shuffle2 = [&](Value a, Value c, ArrayRef<int64_t> mask) -> Value {
+      return vector::ShuffleOp::create(b, loc, a, c, mask);
+    };
+    const int64_t lo32[] = {0, 8, 1, 9, 4, 12, 5, 13};
+    const int64_t hi32[] = {2, 10, 3, 11, 6, 14, 7, 15};
+    const int64_t lo64[] = {0, 1, 8, 9, 4, 5, 12, 13};
+    const int64_t hi64[] = {2, 3, 10, 11, 6, 7, 14, 15};
+    Value t0 = shuffle2(pairs[0], pairs[1], lo32);
+    Value t1 = shuffle2(pairs[2], pairs[3], lo32);
+    Value t2 = shuffle2(pairs[0], pairs[1], hi32);
+    Value t3 = shuffle2(pairs[2], pairs[3], hi32);
+    Value cols[4] = {shuffle2(t0, t1, lo64), shuffle2(t0, t1, hi64),
+                     shuffle2(t2, t3, lo64), shuffle2(t2, t3, hi64)};
+    SmallVector<Value> low, high;
+    for (Value c : cols) {
+      Value bytes = vector::BitCastOp::create(b, loc, v.vecI8(32), c);
+      low.push_back(v.andI8(bytes, 0x0f));
+      high.push_back(v.andI8(v.shrI8(bytes, 4), 0x0f));
+    }
+    // The 8 rows' d.
+    SmallVector<Value> halves;
+    for (int64_t row = 0; row < kGroup; ++row)
+      halves.push_back(v.loadScalar(w, v.addConst(wAt, blockBytes * row),
+                                    b.getI16Type()));
+    Value d = vector::BitCastOp::create(
+        b, loc, VectorType::get({kGroup}, b.getF16Type()),
+        vector::FromElementsOp::create(b, loc, v.vecI16(kGroup), halves));
+    d = arith::ExtFOp::create(b, loc, v.vecF32(8), d);
+
+    // Activation dword k of a token broadcast to 8 lanes (unaligned: a
+    // 4-byte vector load, not an i32 scalar).
+    auto xWord = [&](Value xAt, int64_t k) -> Value {
+      Value four = v.loadBytes(xq, v.addConst(xAt, 2 + 4 * k), 4);
+      Value word = vector::BitCastOp::create(b, loc, v.vecI32(1), four);
+      Value wide = vector::BroadcastOp::create(b, loc, v.vecI32(8), word);
+      return vector::BitCastOp::create(b, loc, v.vecI8(32), wide);
+    };
+    // k-major over the tokens: the tokens' dot chains interleave.
+    const size_t T = xAts.size();
+    SmallVector<Value> isum;
+    for (size_t j = 0; j < T; ++j)
+      isum.push_back(v.splat(
+          memref::LoadOp::create(b, loc, ints, ValueRange{sAts[j]}), 8));
+    if (isa == ISA::X86AVX2) {
+      // |pairs| <= 2 * 15 * 127: eight of them fit in i16.
+      SmallVector<Value> p16(T);
+      for (int64_t k = 0; k < 4; ++k)
+        for (size_t j = 0; j < T; ++j) {
+          Value lh = v.add(v.x86MaddUbs(low[k], xWord(xAts[j], k)),
+                           v.x86MaddUbs(high[k], xWord(xAts[j], 4 + k)));
+          p16[j] = p16[j] ? v.add(p16[j], lh) : lh;
+        }
+      for (size_t j = 0; j < T; ++j)
+        isum[j] = v.add(isum[j], v.x86MaddWd(p16[j], v.splatI16(1)));
+    } else {
+      for (int64_t k = 0; k < 8; ++k)
+        for (size_t j = 0; j < T; ++j)
+          isum[j] = v.dotU(isum[j], k < 4 ? low[k] : high[k - 4],
+                           xWord(xAts[j], k));
+    }
+    for (size_t j = 0; j < T; ++j) {
+      Value dx = v.splat(
+          memref::LoadOp::create(b, loc, floats, ValueRange{sAts[j]}), 8);
+      accs[j] =
+          v.fmaScaled(accs[j], isum[j], arith::MulFOp::create(b, loc, d, dx));
+    }
   }
 
 private:

@@ -39,7 +39,9 @@ struct KernelChoice {
   /// float weights).
   formats::Format activation;
   /// Rows of output each kernel call computes per inner iteration and the
-  /// token tile for prompt (many-token) shapes.
+  /// token tile for prompt (many-token) shapes. Formats with a group prompt
+  /// path (Q4_0 on x86) take whole interleave groups and tokenTile tokens
+  /// per micro-tile, their accumulators one per token.
   uint32_t rowTile;
   uint32_t tokenTile;
   /// Short name of the dot-product instruction path ("avx2-maddubs",
