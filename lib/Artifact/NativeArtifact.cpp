@@ -5,7 +5,6 @@
 #include "LowBit/Fusion/Passes.h"
 #include "LowBit/IR/LowBit.h"
 #include "lowbit/Codegen/Codegen.h"
-#include "lowbit/Exec/Model.h"
 #include "lowbit/Export/GGUFExport.h"
 #include "lowbit/GGUF/GGUF.h"
 #include "lowbit/Support/MappedFile.h"
@@ -63,33 +62,69 @@ private:
   std::vector<std::pair<std::string, std::string>> files_;
 };
 
-/// The weights map the reference executor's model builder validates: fused
-/// tensors stand for their pieces (only shapes and formats are checked).
-std::map<std::string, ::lowbit::exec::WeightRef>
-executorView(ModuleOp module,
-             const llvm::StringMap<const uint8_t *> &bytes) {
-  std::map<std::string, ::lowbit::exec::WeightRef> weights;
-  for (GlobalWeightOp g : module.getOps<GlobalWeightOp>()) {
-    QTensorType type = g.getWeightType();
-    ::lowbit::exec::WeightRef w;
-    w.format = type.getFormat().getFormat();
-    w.cols = type.getRowLength();
-    w.rows = type.getNumRows();
-    w.rowBytes = formats::rowBytes(formats::info(w.format), w.cols);
-    w.data = bytes.lookup(g.getSymName());
-    auto names = g->getAttrOfType<ArrayAttr>(kFusedFromAttrName);
-    auto rows = g->getAttrOfType<DenseI64ArrayAttr>(kFusedRowsAttrName);
-    if (names && rows && names.size() == rows.size()) {
-      for (auto [name, r] : llvm::zip(names, rows.asArrayRef())) {
-        ::lowbit::exec::WeightRef part = w;
-        part.rows = r;
-        weights[cast<StringAttr>(name).str()] = part;
-      }
-      continue;
+/// The runtime's hyperparameters, read off the ops of @forward (after
+/// fusion). The runtime still runs one fixed decoder shape (RMSNorm,
+/// attention with RoPE, SwiGLU, no biases), so a graph with any other op is
+/// refused here, with the op located, rather than run wrongly.
+LogicalResult runtimeParams(ModuleOp module, runtime::ModelParams &p) {
+  auto forward = module.lookupSymbol<func::FuncOp>("forward");
+  if (!forward || forward.isExternal() || forward.getNumArguments() != 3)
+    return module.emitError()
+           << "cannot be compiled to native code: no @forward(tokens, "
+              "positions, kv_cache) graph";
+  auto cache = dyn_cast<KVCacheType>(forward.getArgument(2).getType());
+  if (!cache)
+    return forward.emitOpError() << "has no KV cache argument";
+  p.blockCount = cache.getLayers();
+  p.contextLength = cache.getContextLength();
+  p.headCountKV = cache.getKvHeads();
+  p.headDim = cache.getHeadDim();
+  auto width = [](Value v) {
+    return cast<RankedTensorType>(v.getType()).getDimSize(1);
+  };
+  bool sawNorm = false, sawRope = false;
+  WalkResult walk = forward.walk([&](Operation *op) -> WalkResult {
+    if (auto e = dyn_cast<EmbeddingOp>(op)) {
+      p.embeddingLength = width(e.getResult());
+    } else if (auto n = dyn_cast<RMSNormOp>(op)) {
+      float eps = n.getEpsilon().convertToFloat();
+      if (sawNorm && eps != static_cast<float>(p.rmsNormEps))
+        return op->emitOpError() << "has another epsilon than the model's "
+                                    "first norm; the runtime takes one";
+      p.rmsNormEps = eps;
+      sawNorm = true;
+    } else if (auto r = dyn_cast<RopeOp>(op)) {
+      p.ropeDims = r.getRopeDims();
+      p.ropeFreqBase = r.getTheta().convertToFloat();
+      p.ropeFreqScale = r.getFreqScale().convertToFloat();
+      p.ropeMode = r.getMode() == RopeMode::neox ? "neox" : "normal";
+      sawRope = true;
+    } else if (auto a = dyn_cast<AttentionOp>(op)) {
+      p.headCount = a.getHeads();
+    } else if (auto m = dyn_cast<MatmulOp>(op)) {
+      if (m.getBias())
+        return op->emitOpError()
+               << "has a bias, which the native runtime does not run yet";
+    } else if (auto s = dyn_cast<SwiGLUOp>(op)) {
+      p.feedForwardLength = width(s.getResult());
+    } else if (auto m = dyn_cast<MulOp>(op)) {
+      p.feedForwardLength = width(m.getResult());
+    } else if (!isa<WeightOp, AddOp, SiLUOp, SplitOp, LayerBoundaryOp,
+                    MatmulResidualOp, func::ReturnOp>(op) &&
+               op != forward.getOperation()) {
+      return op->emitOpError() << "is not run by the native runtime yet";
     }
-    weights[g.getSymName().str()] = w;
-  }
-  return weights;
+    return WalkResult::advance();
+  });
+  if (walk.wasInterrupted())
+    return failure();
+  p.vocabSize = cast<RankedTensorType>(forward.getResultTypes()[0])
+                    .getDimSize(1);
+  if (!sawNorm || !sawRope || p.embeddingLength <= 0 || p.headCount <= 0 ||
+      p.feedForwardLength <= 0)
+    return forward.emitOpError()
+           << "is not the decoder shape the native runtime runs";
+  return success();
 }
 
 } // namespace
@@ -105,8 +140,6 @@ LogicalResult mlir::lowbit::exportNativeArtifact(
   if (ec)
     return fail("cannot create the artifact directory: " + ec.message());
 
-  // Hyperparameters: the reference executor's reading of the metadata, so
-  // that the runtime runs the model the executor runs.
   std::vector<::lowbit::gguf::KeyValue> metadata;
   if (failed(collectGGUFMetadata(module, metadata)))
     return failure();
@@ -118,33 +151,18 @@ LogicalResult mlir::lowbit::exportNativeArtifact(
       return g.emitOpError() << "cannot read its data: " << error;
     bytes[g.getSymName()] = data;
   }
-  ::lowbit::exec::ModelDesc desc;
   std::string error;
-  if (!::lowbit::exec::modelFromMetadata(metadata, executorView(module, bytes),
-                                         nullptr, desc, error))
-    return fail("cannot be compiled to native code: " + error);
 
   runtime::Manifest manifest;
   manifest.abiVersion = LB_KERNEL_ABI_VERSION;
   manifest.target = target.name;
   manifest.triple = target.triple;
   runtime::ModelParams &p = manifest.model;
-  p.architecture = desc.architecture;
-  p.name = desc.name;
-  p.vocabSize = desc.vocabSize;
-  p.embeddingLength = desc.embeddingLength;
-  p.blockCount = desc.blockCount;
-  p.feedForwardLength = desc.feedForwardLength;
-  p.headCount = desc.headCount;
-  p.headCountKV = desc.headCountKV;
-  p.headDim = desc.headDim;
-  p.ropeDims = desc.ropeDims;
-  p.contextLength = desc.contextLength;
-  p.ropeFreqBase = desc.ropeFreqBase;
-  p.ropeFreqScale = desc.ropeFreqScale;
-  p.rmsNormEps = desc.rmsNormEps;
-  p.ropeMode =
-      desc.ropeMode == ::lowbit::exec::RopeMode::NeoX ? "neox" : "normal";
+  if (failed(runtimeParams(module, p)))
+    return failure();
+  p.architecture = getMetadataString(module, "general.architecture")
+                       .value_or("llama");
+  p.name = getMetadataString(module, "general.name").value_or("");
 
   PendingFiles files(dir);
 

@@ -400,9 +400,7 @@ bool runCalibration(exec::Executor &ex, const std::vector<int32_t> &tokens,
       // Every position's logits in the first pass: output.weight's inputs
       // are statistics too. Later passes skip them unless its Hessian is due.
       int64_t firstOutput =
-          pass == 1 || collector.isActive(ex.model().tiedOutput()
-                                              ? "token_embd.weight"
-                                              : "output.weight")
+          pass == 1 || collector.isActive(ex.model().outputWeight())
               ? 0
               : ctx;
       ex.reset();

@@ -1,10 +1,10 @@
-//===- Executor.cpp - CPU reference executor for llama decoders -----------===//
+//===- Executor.cpp - CPU reference executor: an interpreter of the graph -===//
 //
-// The forward pass follows llama.cpp's llama graph (llm_build_llama) and the
-// ggml CPU ops it uses, including their rounding choices where they matter:
-// RMSNorm sums squares in double, softmax sums exponentials in double, RoPE
-// angles are built by repeated multiplication in float like
-// ggml_rope_cache_init. The KV cache is f32 (llama.cpp defaults to f16).
+// Each op follows the ggml CPU op llama.cpp uses for it, including their
+// rounding choices where they matter: RMSNorm sums squares in double, softmax
+// sums exponentials in double, RoPE angles are built by repeated
+// multiplication in float like ggml_rope_cache_init. The KV cache is f32
+// (llama.cpp defaults to f16).
 //
 //===----------------------------------------------------------------------===//
 
@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 namespace lowbit::exec {
 
@@ -27,11 +28,71 @@ std::vector<float> decodeVector(const WeightRef &w) {
   return v;
 }
 
+/// Ops whose every output row depends only on the same input row (and not on
+/// the token ids or positions): those may run on a subset of the rows.
+bool isRowWise(OpKind kind) {
+  switch (kind) {
+  case OpKind::Matmul:
+  case OpKind::MatmulResidual:
+  case OpKind::RMSNorm:
+  case OpKind::LayerNorm:
+  case OpKind::Add:
+  case OpKind::Mul:
+  case OpKind::SiLU:
+  case OpKind::GELU:
+  case OpKind::Softmax:
+  case OpKind::SwiGLU:
+  case OpKind::Split:
+  case OpKind::Boundary:
+    return true;
+  case OpKind::Embedding:
+  case OpKind::Rope:
+  case OpKind::Attention:
+    return false;
+  }
+  return false;
+}
+
+/// Ops that may write their result over their first input (element i of the
+/// result depends only on element i of the inputs, or the op rewrites its
+/// input in place anyway).
+bool mayOverwriteInput(OpKind kind) {
+  switch (kind) {
+  case OpKind::Rope:
+  case OpKind::Add:
+  case OpKind::Mul:
+  case OpKind::SiLU:
+  case OpKind::GELU:
+  case OpKind::Softmax:
+  case OpKind::SwiGLU:
+    return true;
+  default:
+    return false;
+  }
+}
+
+/// out[i] = f(a[i], b[i]) over `rows` rows of `width`, split by rows.
+template <typename Fn>
+void elementwise(ThreadPool &pool, int64_t rows, int64_t width, Fn fn) {
+  pool.run(
+      rows,
+      [&](int64_t r, int) {
+        for (int64_t i = r * width, e = (r + 1) * width; i < e; ++i)
+          fn(i);
+      },
+      /*parallel=*/rows * width >= ops::kMinParallelWork / 8);
+}
+
 } // namespace
 
 Executor::~Executor() = default;
 
 int Executor::threads() const { return pool_->size(); }
+
+int64_t Executor::boundaryWidth(int64_t b) const {
+  const Graph &g = model_.graph;
+  return g.valueWidth[g.ops[g.boundaries[b]].outputs[0]];
+}
 
 std::unique_ptr<Executor> Executor::create(const ModelDesc &model,
                                            const ExecOptions &options,
@@ -41,64 +102,41 @@ std::unique_ptr<Executor> Executor::create(const ModelDesc &model,
   std::unique_ptr<Executor> e(new Executor());
   e->model_ = model;
   const ModelDesc &m = e->model_;
-  e->ctx_ = options.contextSize > 0 ? options.contextSize : m.contextLength;
+  const Graph &g = m.graph;
+  e->ctx_ = options.contextSize > 0 ? options.contextSize : g.cache.context;
   if (e->ctx_ <= 0) {
-    err = "no context size: the model has no context_length, pass one";
+    err = "no context size: the model's KV cache has no length, pass one";
     return nullptr;
   }
   e->batch_ = std::max<int64_t>(1, std::min(options.batchSize, e->ctx_));
   e->pool_ = std::make_unique<ThreadPool>(options.threads);
   e->activationFormat_ = options.activationFormat;
 
-  e->embed_ = m.find("token_embd.weight");
-  e->output_ = m.tiedOutput() ? e->embed_ : m.find("output.weight");
-  e->outputName_ = m.tiedOutput() ? "token_embd.weight" : "output.weight";
-  e->outputNorm_ = decodeVector(*m.find("output_norm.weight"));
-  for (int64_t l = 0; l < m.blockCount; ++l) {
-    Layer L;
-    auto get = [&](const char *what, const WeightRef *&ref, std::string &name) {
-      name = layerWeightName(l, what);
-      ref = m.find(name);
-    };
-    get("attn_q", L.q, L.qName);
-    get("attn_k", L.k, L.kName);
-    get("attn_v", L.v, L.vName);
-    get("attn_output", L.o, L.oName);
-    get("ffn_gate", L.gate, L.gateName);
-    get("ffn_up", L.up, L.upName);
-    get("ffn_down", L.down, L.downName);
-    L.attnNorm = decodeVector(*m.find(layerWeightName(l, "attn_norm")));
-    L.ffnNorm = decodeVector(*m.find(layerWeightName(l, "ffn_norm")));
-    e->layers_.push_back(std::move(L));
+  size_t attentionScratch = 0;
+  for (const GraphOp &op : g.ops) {
+    e->weightOf_.push_back(op.weight.empty() ? nullptr : m.find(op.weight));
+    e->biasOf_.push_back(op.bias.empty() ? nullptr : m.find(op.bias));
+    const bool vectorWeight =
+        op.kind == OpKind::RMSNorm || op.kind == OpKind::LayerNorm;
+    if (vectorWeight && !e->vectors_.count(op.weight))
+      e->vectors_[op.weight] = decodeVector(*m.find(op.weight));
+    if (!op.bias.empty() && !e->vectors_.count(op.bias))
+      e->vectors_[op.bias] = decodeVector(*m.find(op.bias));
+    if (op.kind == OpKind::Attention)
+      attentionScratch = std::max(
+          attentionScratch,
+          ops::attentionScratchFloats(op.heads, g.cache.kvHeads,
+                                      g.cache.headDim, e->ctx_));
   }
-
-  const int64_t d = m.embeddingLength, hq = m.headCount * m.headDim,
-                hkv = m.headCountKV * m.headDim, ff = m.feedForwardLength,
-                B = e->batch_;
-  e->rope_.headDim = m.headDim;
-  e->rope_.ropeDims = m.ropeDims;
-  e->rope_.freqBase = m.ropeFreqBase;
-  e->rope_.freqScale = m.ropeFreqScale;
-  e->rope_.mode = m.ropeMode;
-  if (!e->cache_.allocate(m.blockCount, e->ctx_, m.headCountKV, m.headDim,
-                          err))
+  if (g.cache.layers > 0 &&
+      !e->cache_.allocate(g.cache.layers, e->ctx_, g.cache.kvHeads,
+                          g.cache.headDim, err))
     return nullptr;
   try {
-    e->x_.resize(B * d);
-    e->xn_.resize(B * std::max(d, hq));
-    e->q_.resize(B * hq);
-    e->k_.resize(B * hkv);
-    e->v_.resize(B * hkv);
-    e->attn_.resize(B * hq);
-    e->gate_.resize(B * ff);
-    e->up_.resize(B * ff);
-    e->tmp_.resize(B * d);
-    // Decode tiles for matmuls; Q, O and scores of a query block for
-    // attention.
-    const size_t perThread = std::max(
-        ops::matmulScratchFloats(),
-        ops::attentionScratchFloats(m.headCount, m.headCountKV, m.headDim,
-                                    e->ctx_));
+    if (!e->plan(err))
+      return nullptr;
+    const size_t perThread =
+        std::max(ops::matmulScratchFloats(), attentionScratch);
     e->scratch_.assign(e->pool_->size(), std::vector<float>(perThread));
   } catch (const std::bad_alloc &) {
     err = "out of memory allocating the activation buffers; use a smaller "
@@ -106,6 +144,110 @@ std::unique_ptr<Executor> Executor::create(const ModelDesc &model,
     return nullptr;
   }
   return e;
+}
+
+// Liveness over the op list: a value's buffer returns to the free list after
+// its last reader; a new value takes the smallest free buffer that fits.
+// Elementwise ops write over an input that dies with them, and a boundary is
+// its input's buffer under another name.
+bool Executor::plan(std::string &err) {
+  const Graph &g = model_.graph;
+  const size_t nValues = g.valueWidth.size(), nOps = g.ops.size();
+  constexpr size_t kNever = std::numeric_limits<size_t>::max();
+  definedAt_.assign(nValues, kNever);
+  std::vector<size_t> lastUse(nValues, kNever);
+  for (size_t i = 0; i < nOps; ++i) {
+    for (int32_t v : g.ops[i].outputs)
+      definedAt_[v] = i;
+    for (int32_t v : g.ops[i].inputs)
+      lastUse[v] = i;
+  }
+  lastUse[g.result] = nOps; // read by eval() after the last op
+
+  // The output head: the ops after the last boundary, when all are row-wise.
+  headStart_ = nOps;
+  if (!g.boundaries.empty()) {
+    const size_t b = g.boundaries.back();
+    bool rowWise = true;
+    for (size_t i = b + 1; i < nOps; ++i)
+      rowWise &= isRowWise(g.ops[i].kind);
+    if (rowWise)
+      headStart_ = b + 1;
+  }
+
+  // Which boundaries cut the graph: nothing but their state is read across.
+  boundaryCut_.assign(g.boundaries.size(), true);
+  for (size_t j = 0; j < nOps; ++j)
+    for (int32_t v : g.ops[j].inputs)
+      for (size_t b = 0; b < g.boundaries.size(); ++b) {
+        const size_t at = g.boundaries[b];
+        if (definedAt_[v] <= at && at < j && v != g.ops[at].outputs[0])
+          boundaryCut_[b] = false;
+      }
+
+  bufferOf_.assign(nValues, -1);
+  std::vector<size_t> capacity; // floats per buffer
+  std::vector<int> refs;        // live values per buffer
+  std::vector<int32_t> freeList;
+  auto take = [&](size_t floats) -> int32_t {
+    int32_t best = -1;
+    size_t bestAt = 0;
+    for (size_t k = 0; k < freeList.size(); ++k) {
+      const int32_t b = freeList[k];
+      if (capacity[b] >= floats &&
+          (best < 0 || capacity[b] < capacity[best])) {
+        best = b;
+        bestAt = k;
+      }
+    }
+    if (best >= 0) {
+      freeList.erase(freeList.begin() + bestAt);
+      return best;
+    }
+    capacity.push_back(floats);
+    refs.push_back(0);
+    return static_cast<int32_t>(capacity.size() - 1);
+  };
+  auto release = [&](int32_t v) {
+    if (--refs[bufferOf_[v]] == 0)
+      freeList.push_back(bufferOf_[v]);
+  };
+  for (size_t i = 0; i < nOps; ++i) {
+    const GraphOp &op = g.ops[i];
+    for (size_t k = 0; k < op.outputs.size(); ++k) {
+      const int32_t out = op.outputs[k];
+      const size_t floats = static_cast<size_t>(batch_ * g.valueWidth[out]);
+      int32_t buffer = -1;
+      if (k == 0 && !op.inputs.empty()) {
+        const int32_t in = op.inputs[0];
+        const bool crossesHead = i >= headStart_ && definedAt_[in] < headStart_;
+        if (op.kind == OpKind::Boundary && !crossesHead)
+          buffer = bufferOf_[in];
+        else if (mayOverwriteInput(op.kind) && !crossesHead &&
+                 lastUse[in] == i && refs[bufferOf_[in]] == 1 &&
+                 capacity[bufferOf_[in]] >= floats)
+          buffer = bufferOf_[in];
+      }
+      if (buffer < 0)
+        buffer = take(floats);
+      bufferOf_[out] = buffer;
+      ++refs[buffer];
+    }
+    std::vector<int32_t> inputs = op.inputs;
+    std::sort(inputs.begin(), inputs.end());
+    inputs.erase(std::unique(inputs.begin(), inputs.end()), inputs.end());
+    for (int32_t v : inputs)
+      if (lastUse[v] == i)
+        release(v);
+    for (int32_t v : op.outputs)
+      if (lastUse[v] == kNever)
+        release(v); // computed but never read (e.g. an unused split part)
+  }
+  buffers_.resize(capacity.size());
+  for (size_t b = 0; b < capacity.size(); ++b)
+    buffers_[b].resize(capacity[b]);
+  (void)err;
+  return true;
 }
 
 // y[rows, N] = x[rows, K] * W[N, K]^T, weights decoded to f32 on the fly.
@@ -195,56 +337,182 @@ void Executor::blockIntegerMatmul(const WeightRef &w, const float *x,
   });
 }
 
-void Executor::rmsNorm(const float *x, const std::vector<float> &weight,
-                       int64_t rows, float *y) {
-  ops::rmsNorm(*pool_, x, weight.data(), rows, model_.embeddingLength,
-               model_.rmsNormEps, y);
-}
-
 void Executor::parallelFor(int64_t count,
                            const std::function<void(int64_t, int)> &fn) {
   pool_->run(count, fn);
 }
 
-bool Executor::evalBatch(const int32_t *tokens, int64_t n, int64_t pos,
-                         float *logits, int64_t firstOutput) {
-  const ModelDesc &m = model_;
-  const int64_t d = m.embeddingLength, hq = m.headCount * m.headDim,
-                hkv = m.headCountKV * m.headDim, ff = m.feedForwardLength;
-
-  for (int64_t i = 0; i < n; ++i)
-    ops::decodeSpan(*embed_, tokens[i], 0, d, x_.data() + i * d);
-
-  for (int64_t l = 0; l < m.blockCount; ++l) {
-    const Layer &L = layers_[l];
-    rmsNorm(x_.data(), L.attnNorm, n, xn_.data());
-    matmul(*L.q, L.qName, xn_.data(), n, q_.data());
-    matmul(*L.k, L.kName, xn_.data(), n, k_.data());
-    matmul(*L.v, L.vName, xn_.data(), n, v_.data());
-    ops::rope(rope_, q_.data(), n, m.headCount, pos);
-    ops::rope(rope_, k_.data(), n, m.headCountKV, pos);
-    cache_.store(l, pos, n, k_.data(), hkv, v_.data(), hkv);
-    ops::attention(*pool_, scratch_, cache_, l, q_.data(), hq, n, pos,
-                   m.headCount, attn_.data(), hq);
-    matmul(*L.o, L.oName, attn_.data(), n, tmp_.data());
-    for (int64_t i = 0; i < n * d; ++i)
-      x_[i] += tmp_[i];
-
-    rmsNorm(x_.data(), L.ffnNorm, n, xn_.data());
-    matmul(*L.gate, L.gateName, xn_.data(), n, gate_.data());
-    matmul(*L.up, L.upName, xn_.data(), n, up_.data());
-    ops::swiglu(*pool_, gate_.data(), ff, up_.data(), ff, gate_.data(), ff, n,
-                ff);
-    matmul(*L.down, L.downName, gate_.data(), n, tmp_.data());
-    for (int64_t i = 0; i < n * d; ++i)
-      x_[i] += tmp_[i];
+void Executor::runOps(size_t begin, size_t end, const int32_t *tokens,
+                      int64_t n, int64_t pos, int64_t firstOutput) {
+  const Graph &g = model_.graph;
+  for (size_t i = begin; i < end; ++i) {
+    const bool head = i >= headStart_;
+    const int64_t rows = head ? n - firstOutput : n;
+    if (rows <= 0)
+      continue;
+    runOp(g.ops[i], tokens, rows, pos, head ? firstOutput : 0,
+          head ? headStart_ : 0);
   }
+}
 
-  const int64_t nOut = n - firstOutput;
-  if (nOut > 0) {
-    rmsNorm(x_.data() + firstOutput * d, outputNorm_, nOut, xn_.data());
-    matmul(*output_, outputName_, xn_.data(), nOut, logits);
+// Runs `op` on `rows` rows. In the head (headStart > 0) inputs computed before
+// the head are read from row `rowOffset` on; everything else starts at row 0.
+void Executor::runOp(const GraphOp &op, const int32_t *tokens, int64_t rows,
+                     int64_t pos, int64_t rowOffset, int64_t headStart) {
+  const Graph &g = model_.graph;
+  const size_t index = static_cast<size_t>(&op - g.ops.data());
+  auto in = [&](size_t k) -> const float * {
+    const int32_t v = op.inputs[k];
+    const bool before = headStart > 0 && definedAt_[v] < static_cast<size_t>(headStart);
+    return value(v) + (before ? rowOffset * g.valueWidth[v] : 0);
+  };
+  auto out = [&](size_t k) { return value(op.outputs[k]); };
+  const int64_t width = g.valueWidth[op.outputs.empty() ? 0 : op.outputs[0]];
+  const WeightRef *w = weightOf_[index];
+  switch (op.kind) {
+  case OpKind::Embedding: {
+    float *y = out(0);
+    for (int64_t t = 0; t < rows; ++t)
+      ops::decodeSpan(*w, tokens[t], 0, width, y + t * width);
+    return;
   }
+  case OpKind::Matmul:
+  case OpKind::MatmulResidual: {
+    float *y = out(0);
+    matmul(*w, op.weight, in(0), rows, y);
+    if (biasOf_[index]) {
+      const float *b = vectors_.at(op.bias).data();
+      elementwise(*pool_, rows, width,
+                  [&](int64_t e) { y[e] += b[e % width]; });
+    }
+    if (op.kind == OpKind::MatmulResidual) {
+      const float *r = in(1);
+      elementwise(*pool_, rows, width, [&](int64_t e) { y[e] = r[e] + y[e]; });
+    }
+    return;
+  }
+  case OpKind::RMSNorm:
+    ops::rmsNorm(*pool_, in(0), vectors_.at(op.weight).data(), rows, width,
+                 op.epsilon, out(0));
+    return;
+  case OpKind::LayerNorm:
+    ops::layerNorm(*pool_, in(0), vectors_.at(op.weight).data(),
+                   op.bias.empty() ? nullptr : vectors_.at(op.bias).data(),
+                   rows, width, op.epsilon, out(0));
+    return;
+  case OpKind::Rope: {
+    float *y = out(0);
+    if (y != in(0))
+      std::memcpy(y, in(0), rows * width * sizeof(float));
+    ops::RopeParams p;
+    p.headDim = op.headDim;
+    p.ropeDims = op.ropeDims;
+    p.freqBase = op.theta;
+    p.freqScale = op.freqScale;
+    p.mode = op.ropeMode;
+    ops::rope(p, y, rows, op.heads, pos + rowOffset);
+    return;
+  }
+  case OpKind::Attention: {
+    const int64_t kv = g.valueWidth[op.inputs[1]];
+    cache_.store(op.cacheLayer, pos, rows, in(1), kv, in(2), kv);
+    ops::attention(*pool_, scratch_, cache_, op.cacheLayer, in(0), width, rows,
+                   pos, op.heads, out(0), width, op.scale);
+    return;
+  }
+  case OpKind::Add: {
+    const float *a = in(0), *b = in(1);
+    float *y = out(0);
+    elementwise(*pool_, rows, width, [&](int64_t e) { y[e] = a[e] + b[e]; });
+    return;
+  }
+  case OpKind::Mul: {
+    const float *a = in(0), *b = in(1);
+    float *y = out(0);
+    elementwise(*pool_, rows, width, [&](int64_t e) { y[e] = a[e] * b[e]; });
+    return;
+  }
+  case OpKind::SiLU: {
+    const float *a = in(0);
+    float *y = out(0);
+    elementwise(*pool_, rows, width,
+                [&](int64_t e) { y[e] = a[e] / (1.0f + std::exp(-a[e])); });
+    return;
+  }
+  case OpKind::GELU:
+    ops::gelu(*pool_, in(0), out(0), rows * width);
+    return;
+  case OpKind::Softmax:
+    ops::softmax(*pool_, in(0), out(0), rows, width);
+    return;
+  case OpKind::SwiGLU:
+    ops::swiglu(*pool_, in(0), width, in(1), width, out(0), width, rows,
+                width);
+    return;
+  case OpKind::Split: {
+    const float *x = in(0);
+    const int64_t inWidth = g.valueWidth[op.inputs[0]];
+    int64_t col = 0;
+    for (size_t k = 0; k < op.outputs.size(); ++k) {
+      float *y = out(k);
+      const int64_t cols = op.sizes[k];
+      for (int64_t t = 0; t < rows; ++t)
+        std::memcpy(y + t * cols, x + t * inWidth + col, cols * sizeof(float));
+      col += cols;
+    }
+    return;
+  }
+  case OpKind::Boundary:
+    if (out(0) != in(0))
+      std::memcpy(out(0), in(0), rows * width * sizeof(float));
+    return;
+  }
+}
+
+bool Executor::evalRange(const int32_t *tokens, int64_t n, int64_t pos,
+                         int64_t from, int64_t to, std::vector<float> &state,
+                         std::string &err) {
+  const Graph &g = model_.graph;
+  const int64_t nb = boundaryCount();
+  if (from < -1 || from >= nb || to <= from || to > nb) {
+    err = "invalid layer range " + std::to_string(from) + ".." +
+          std::to_string(to) + " (the graph has " + std::to_string(nb) +
+          " boundaries)";
+    return false;
+  }
+  for (int64_t b : {from, to})
+    if (b >= 0 && b < nb && !boundaryCut_[b]) {
+      err = "values other than the residual stream cross layer boundary " +
+            std::to_string(b) + "; the graph cannot be run in parts there";
+      return false;
+    }
+  if (n <= 0 || n > batch_ || pos < 0 || pos + n > ctx_) {
+    err = "invalid token range for a partial run: " + std::to_string(n) +
+          " tokens at " + std::to_string(pos) + " (batch " +
+          std::to_string(batch_) + ", context " + std::to_string(ctx_) + ")";
+    return false;
+  }
+  if (from < 0) {
+    for (int64_t i = 0; i < n; ++i)
+      if (tokens[i] < 0 || tokens[i] >= model_.vocabSize) {
+        err = "token id " + std::to_string(tokens[i]) + " outside the " +
+              std::to_string(model_.vocabSize) + "-token vocabulary";
+        return false;
+      }
+  } else {
+    const int32_t v = g.ops[g.boundaries[from]].outputs[0];
+    if (static_cast<int64_t>(state.size()) != n * g.valueWidth[v]) {
+      err = "the state of boundary " + std::to_string(from) + " must hold " +
+            std::to_string(n * g.valueWidth[v]) + " floats";
+      return false;
+    }
+    std::memcpy(value(v), state.data(), state.size() * sizeof(float));
+  }
+  const size_t begin = from < 0 ? 0 : g.boundaries[from] + 1;
+  const size_t end = to < nb ? g.boundaries[to] + 1 : g.ops.size();
+  runOps(begin, end, tokens, n, pos, 0);
+  const int32_t v = to < nb ? g.ops[g.boundaries[to]].outputs[0] : g.result;
+  state.assign(value(v), value(v) + n * g.valueWidth[v]);
   return true;
 }
 
@@ -271,16 +539,22 @@ bool Executor::eval(const int32_t *tokens, int64_t n, int64_t pos,
             std::to_string(model_.vocabSize) + "-token vocabulary";
       return false;
     }
+  const Graph &g = model_.graph;
   const int64_t V = model_.vocabSize;
   logits.resize(static_cast<size_t>(n - firstOutput) * V);
   for (int64_t s = 0; s < n; s += batch_) {
     const int64_t e = std::min(n, s + batch_);
-    const int64_t first = std::max(firstOutput, s);
-    float *out = logits.data() + (first - firstOutput) * V;
-    if (!evalBatch(tokens + s, e - s, pos + s, first < e ? out : nullptr,
-                   std::min(first, e) - s))
-      return false;
+    const int64_t first = std::min(std::max(firstOutput, s), e) - s;
+    runOps(0, g.ops.size(), tokens + s, e - s, pos + s, first);
     cached_ = pos + e;
+    if (first < e - s) {
+      // The head ran on rows [first, e - s) only, unless the result was
+      // computed before it.
+      const bool sliced = definedAt_[g.result] >= headStart_;
+      const float *src = value(g.result) + (sliced ? 0 : first * V);
+      std::memcpy(logits.data() + (s + first - firstOutput) * V, src,
+                  (e - s - first) * V * sizeof(float));
+    }
   }
   if (n == 0)
     cached_ = pos;

@@ -1,11 +1,45 @@
-//===- Model.cpp - ModelDesc from GGUF and its validation -----------------===//
+//===- Model.cpp - The executor's graph and its validation ----------------===//
 
 #include "lowbit/Exec/Model.h"
 
+#include <set>
+
 namespace lowbit::exec {
 
-std::string layerWeightName(int64_t layer, const char *what) {
-  return "blk." + std::to_string(layer) + "." + what + ".weight";
+const char *opKindName(OpKind kind) {
+  switch (kind) {
+  case OpKind::Embedding:
+    return "embedding";
+  case OpKind::Matmul:
+    return "matmul";
+  case OpKind::MatmulResidual:
+    return "matmul_residual";
+  case OpKind::RMSNorm:
+    return "rms_norm";
+  case OpKind::LayerNorm:
+    return "layer_norm";
+  case OpKind::Rope:
+    return "rope";
+  case OpKind::Attention:
+    return "attention";
+  case OpKind::Add:
+    return "add";
+  case OpKind::Mul:
+    return "mul";
+  case OpKind::SiLU:
+    return "silu";
+  case OpKind::GELU:
+    return "gelu";
+  case OpKind::Softmax:
+    return "softmax";
+  case OpKind::SwiGLU:
+    return "swiglu";
+  case OpKind::Split:
+    return "split";
+  case OpKind::Boundary:
+    return "layer_boundary";
+  }
+  return "?";
 }
 
 const WeightRef *ModelDesc::find(const std::string &name) const {
@@ -13,217 +47,226 @@ const WeightRef *ModelDesc::find(const std::string &name) const {
   return it == weights.end() ? nullptr : &it->second;
 }
 
-bool ModelDesc::validate(std::string &err) const {
-  if (embeddingLength <= 0 || blockCount <= 0 || feedForwardLength <= 0 ||
-      headCount <= 0 || headCountKV <= 0 || headDim <= 0 || vocabSize <= 0) {
-    err = "incomplete hyperparameters (embedding length, block count, feed "
-          "forward length, head counts, head size, vocabulary size)";
-    return false;
-  }
-  if (headCount % headCountKV != 0) {
-    err = "head count " + std::to_string(headCount) +
-          " is not a multiple of the KV head count " +
-          std::to_string(headCountKV);
-    return false;
-  }
-  if (ropeDims <= 0 || ropeDims > headDim || ropeDims % 2 != 0) {
-    err = "invalid RoPE dimension count " + std::to_string(ropeDims) +
-          " (head size " + std::to_string(headDim) + ")";
-    return false;
-  }
-  auto check = [&](const std::string &name, int64_t rows,
-                   int64_t cols) -> bool {
-    const WeightRef *w = find(name);
-    if (!w) {
-      err = "missing tensor " + name;
-      return false;
-    }
-    if (w->rows != rows || w->cols != cols) {
-      err = "tensor " + name + " has shape [" + std::to_string(w->rows) + ", " +
-            std::to_string(w->cols) + "], expected [" + std::to_string(rows) +
-            ", " + std::to_string(cols) + "]";
-      return false;
-    }
-    if (!formats::hasCodec(w->format)) {
-      err = std::string("tensor ") + name + " has format " +
-            formats::info(w->format).name + ", which has no decoder";
-      return false;
-    }
-    const formats::FormatInfo &fi = formats::info(w->format);
-    if (w->rowBytes != formats::rowBytes(fi, static_cast<uint64_t>(cols)) ||
-        w->rowBytes == 0 || !w->data) {
-      err = "tensor " + name + ": rows of " + std::to_string(cols) +
-            " weights do not fit format " + fi.name;
-      return false;
-    }
-    return true;
-  };
-  const int64_t d = embeddingLength, q = headCount * headDim,
-                kv = headCountKV * headDim, ff = feedForwardLength;
-  if (!check("token_embd.weight", vocabSize, d) ||
-      !check("output_norm.weight", 1, d))
-    return false;
-  if (!tiedOutput() && !check("output.weight", vocabSize, d))
-    return false;
-  for (int64_t l = 0; l < blockCount; ++l) {
-    if (!check(layerWeightName(l, "attn_norm"), 1, d) ||
-        !check(layerWeightName(l, "attn_q"), q, d) ||
-        !check(layerWeightName(l, "attn_k"), kv, d) ||
-        !check(layerWeightName(l, "attn_v"), kv, d) ||
-        !check(layerWeightName(l, "attn_output"), d, q) ||
-        !check(layerWeightName(l, "ffn_norm"), 1, d) ||
-        !check(layerWeightName(l, "ffn_gate"), ff, d) ||
-        !check(layerWeightName(l, "ffn_up"), ff, d) ||
-        !check(layerWeightName(l, "ffn_down"), d, ff))
-      return false;
-  }
-  return true;
+std::string ModelDesc::outputWeight() const {
+  for (auto it = graph.ops.rbegin(); it != graph.ops.rend(); ++it)
+    for (int32_t out : it->outputs)
+      if (out == graph.result)
+        return it->weight;
+  return "";
 }
 
 namespace {
 
-/// Reads of a metadata list with the semantics of gguf::Reader's accessors:
-/// the default when the key is missing or has another type.
-class MetadataView {
+std::string str(int64_t v) { return std::to_string(v); }
+
+/// Checks one op against the value widths and the weights.
+class GraphChecker {
 public:
-  explicit MetadataView(const std::vector<gguf::KeyValue> &kvs) : kvs_(kvs) {}
-  const gguf::KeyValue *find(const std::string &key) const {
-    for (const gguf::KeyValue &kv : kvs_)
-      if (kv.key == key)
-        return &kv;
-    return nullptr;
-  }
-  std::string getString(const std::string &key, std::string dflt = "") const {
-    const gguf::KeyValue *kv = find(key);
-    if (!kv || kv->value.type != gguf::ValueType::String)
-      return dflt;
-    return kv->value.str;
-  }
-  int64_t getInt(const std::string &key, int64_t dflt) const {
-    const gguf::KeyValue *kv = find(key);
-    if (!kv || !kv->value.isInteger())
-      return dflt;
-    return kv->value.asInt();
-  }
-  double getFloat(const std::string &key, double dflt) const {
-    const gguf::KeyValue *kv = find(key);
-    if (!kv)
-      return dflt;
-    if (kv->value.type == gguf::ValueType::F32 ||
-        kv->value.type == gguf::ValueType::F64)
-      return kv->value.f;
-    if (kv->value.isInteger())
-      return static_cast<double>(kv->value.asInt());
-    return dflt;
+  GraphChecker(const ModelDesc &model, std::string &err)
+      : m_(model), g_(model.graph), err_(err) {}
+
+  bool run() {
+    const Graph &g = g_;
+    if (g.valueWidth.empty() || g.result < 0 ||
+        g.result >= static_cast<int32_t>(g.valueWidth.size()))
+      return fail(nullptr, "the graph has no result");
+    for (int64_t w : g.valueWidth)
+      if (w <= 0)
+        return fail(nullptr, "a value has width " + str(w));
+    if (m_.vocabSize != g.valueWidth[g.result])
+      return fail(nullptr, "the logits have width " +
+                               str(g.valueWidth[g.result]) +
+                               " but the vocabulary has " +
+                               str(m_.vocabSize) + " tokens");
+    const KVCacheShape &c = g.cache;
+    if (c.layers < 0 || c.context < 0 || c.kvHeads < 0 || c.headDim < 0)
+      return fail(nullptr, "invalid KV cache shape");
+    for (const GraphOp &op : g.ops)
+      if (!check(op))
+        return false;
+    if (!defined_.count(g.result))
+      return fail(nullptr, "the result value is never computed");
+    for (size_t i = 0; i < g.boundaries.size(); ++i)
+      if (g.boundaries[i] >= g.ops.size() ||
+          g.ops[g.boundaries[i]].kind != OpKind::Boundary ||
+          (i > 0 && g.boundaries[i] <= g.boundaries[i - 1]))
+        return fail(nullptr, "invalid layer boundary list");
+    return true;
   }
 
 private:
-  const std::vector<gguf::KeyValue> &kvs_;
+  bool fail(const GraphOp *op, const std::string &what) {
+    err_ = op ? (op->where.empty() ? "" : op->where + ": ") +
+                    std::string("'") + opKindName(op->kind) + "': " + what
+              : what;
+    return false;
+  }
+  int64_t width(int32_t v) const { return g_.valueWidth[v]; }
+
+  /// The weight `name` as rows x cols (rows = -1: any).
+  const WeightRef *weight(const GraphOp &op, const std::string &name,
+                          int64_t rows, int64_t cols) {
+    const WeightRef *w = m_.find(name);
+    if (!w) {
+      fail(&op, "weight '" + name + "' is missing");
+      return nullptr;
+    }
+    if ((rows >= 0 && w->rows != rows) || w->cols != cols) {
+      fail(&op, "weight '" + name + "' is [" + str(w->rows) + ", " +
+                    str(w->cols) + "], expected [" +
+                    (rows >= 0 ? str(rows) : std::string("?")) + ", " +
+                    str(cols) + "]");
+      return nullptr;
+    }
+    const formats::FormatInfo &fi = formats::info(w->format);
+    if (!formats::hasCodec(w->format)) {
+      fail(&op, "weight '" + name + "' has format " + fi.name +
+                    ", which has no decoder");
+      return nullptr;
+    }
+    if (w->rowBytes != formats::rowBytes(fi, static_cast<uint64_t>(cols)) ||
+        w->rowBytes == 0 || !w->data) {
+      fail(&op, "weight '" + name + "': rows of " + str(cols) +
+                    " weights do not fit format " + fi.name);
+      return nullptr;
+    }
+    return w;
+  }
+
+  bool arity(const GraphOp &op, size_t inputs, size_t outputs) {
+    if (op.inputs.size() != inputs || op.outputs.size() != outputs)
+      return fail(&op, "takes " + str(inputs) + " inputs and " +
+                           str(outputs) + " results");
+    return true;
+  }
+
+  bool sameWidths(const GraphOp &op) {
+    for (int32_t v : op.inputs)
+      if (width(v) != width(op.outputs[0]))
+        return fail(&op, "operand widths " + str(width(v)) + " and " +
+                             str(width(op.outputs[0])) + " differ");
+    return true;
+  }
+
+  bool check(const GraphOp &op) {
+    const int32_t n = static_cast<int32_t>(g_.valueWidth.size());
+    for (int32_t v : op.inputs)
+      if (v < 0 || v >= n || !defined_.count(v))
+        return fail(&op, "reads a value that is not computed before it");
+    for (int32_t v : op.outputs)
+      if (v < 0 || v >= n || !defined_.insert(v).second)
+        return fail(&op, "result value numbering is invalid");
+    switch (op.kind) {
+    case OpKind::Embedding: {
+      if (!arity(op, 0, 1))
+        return false;
+      const WeightRef *w = weight(op, op.weight, -1, width(op.outputs[0]));
+      if (!w)
+        return false;
+      if (w->rows != m_.vocabSize)
+        return fail(&op, "the table has " + str(w->rows) +
+                             " rows but the vocabulary has " +
+                             str(m_.vocabSize) + " tokens");
+      return true;
+    }
+    case OpKind::Matmul:
+    case OpKind::MatmulResidual: {
+      if (!arity(op, op.kind == OpKind::Matmul ? 1 : 2, 1))
+        return false;
+      const int64_t out = width(op.outputs[0]);
+      if (!weight(op, op.weight, out, width(op.inputs[0])))
+        return false;
+      if (!op.bias.empty() && !weight(op, op.bias, 1, out))
+        return false;
+      if (op.kind == OpKind::MatmulResidual && width(op.inputs[1]) != out)
+        return fail(&op, "the residual has width " + str(width(op.inputs[1])) +
+                             ", the product " + str(out));
+      return true;
+    }
+    case OpKind::RMSNorm:
+    case OpKind::LayerNorm: {
+      if (!arity(op, 1, 1) || !sameWidths(op))
+        return false;
+      const int64_t d = width(op.inputs[0]);
+      if (!weight(op, op.weight, 1, d) ||
+          (!op.bias.empty() && !weight(op, op.bias, 1, d)))
+        return false;
+      if (!(op.epsilon >= 0.0f))
+        return fail(&op, "invalid epsilon");
+      return true;
+    }
+    case OpKind::Rope:
+      if (!arity(op, 1, 1) || !sameWidths(op))
+        return false;
+      if (op.heads <= 0 || op.headDim <= 0 ||
+          op.heads * op.headDim != width(op.inputs[0]))
+        return fail(&op, str(op.heads) + " heads of " + str(op.headDim) +
+                             " do not make the input width " +
+                             str(width(op.inputs[0])));
+      if (op.ropeDims <= 0 || op.ropeDims > op.headDim || op.ropeDims % 2)
+        return fail(&op, "invalid rotated dimension count " +
+                             str(op.ropeDims) + " (head size " +
+                             str(op.headDim) + ")");
+      return true;
+    case OpKind::Attention: {
+      if (!arity(op, 3, 1))
+        return false;
+      const KVCacheShape &c = g_.cache;
+      if (op.cacheLayer < 0 || op.cacheLayer >= c.layers)
+        return fail(&op, "cache layer " + str(op.cacheLayer) +
+                             " is outside the cache's " + str(c.layers));
+      if (op.heads <= 0 || c.kvHeads <= 0 || op.heads % c.kvHeads != 0)
+        return fail(&op, str(op.heads) + " query heads do not group over " +
+                             str(c.kvHeads) + " KV heads");
+      const int64_t q = op.heads * c.headDim, kv = c.kvHeads * c.headDim;
+      if (width(op.inputs[0]) != q || width(op.outputs[0]) != q ||
+          width(op.inputs[1]) != kv || width(op.inputs[2]) != kv)
+        return fail(&op, "query/output width must be " + str(q) +
+                             " and key/value width " + str(kv));
+      return true;
+    }
+    case OpKind::Add:
+    case OpKind::Mul:
+    case OpKind::SwiGLU:
+      return arity(op, 2, 1) && sameWidths(op);
+    case OpKind::SiLU:
+    case OpKind::GELU:
+    case OpKind::Softmax:
+    case OpKind::Boundary:
+      return arity(op, 1, 1) && sameWidths(op);
+    case OpKind::Split: {
+      if (op.inputs.size() != 1 || op.outputs.size() != op.sizes.size() ||
+          op.sizes.empty())
+        return fail(&op, "needs one input and a result per size");
+      int64_t total = 0;
+      for (size_t i = 0; i < op.sizes.size(); ++i) {
+        if (op.sizes[i] != width(op.outputs[i]))
+          return fail(&op, "result widths do not match the sizes");
+        total += op.sizes[i];
+      }
+      if (total != width(op.inputs[0]))
+        return fail(&op, "sizes add up to " + str(total) + ", not " +
+                             str(width(op.inputs[0])));
+      return true;
+    }
+    }
+    return fail(&op, "unknown op");
+  }
+
+  const ModelDesc &m_;
+  const Graph &g_;
+  std::string &err_;
+  std::set<int32_t> defined_;
 };
 
 } // namespace
 
-bool modelFromMetadata(std::vector<gguf::KeyValue> metadata,
-                       std::map<std::string, WeightRef> weights,
-                       std::shared_ptr<const void> storage, ModelDesc &out,
-                       std::string &err) {
-  out = ModelDesc();
-  const MetadataView r(metadata);
-  out.architecture = r.getString("general.architecture");
-  out.name = r.getString("general.name");
-  if (out.architecture != "llama") {
-    err = "unsupported architecture '" + out.architecture +
-          "' (the executor runs llama-family models)";
+bool ModelDesc::validate(std::string &err) const {
+  if (vocabSize <= 0) {
+    err = "the model has no vocabulary";
     return false;
   }
-  const std::string a = out.architecture + ".";
-  auto need = [&](const char *key, int64_t &v) {
-    v = r.getInt(a + key, -1);
-    if (v <= 0) {
-      err = "missing or invalid metadata key " + a + key;
-      return false;
-    }
-    return true;
-  };
-  if (!need("embedding_length", out.embeddingLength) ||
-      !need("block_count", out.blockCount) ||
-      !need("feed_forward_length", out.feedForwardLength) ||
-      !need("attention.head_count", out.headCount))
-    return false;
-  out.headCountKV = r.getInt(a + "attention.head_count_kv", out.headCount);
-  out.headDim = out.headCount > 0 ? out.embeddingLength / out.headCount : 0;
-  out.headDim = r.getInt(a + "attention.key_length", out.headDim);
-  if (r.getInt(a + "attention.value_length", out.headDim) != out.headDim) {
-    err = "different key and value head sizes are not supported";
-    return false;
-  }
-  out.ropeDims = r.getInt(a + "rope.dimension_count", out.headDim);
-  out.contextLength = r.getInt(a + "context_length", 0);
-  out.ropeFreqBase =
-      static_cast<float>(r.getFloat(a + "rope.freq_base", 10000.0));
-  out.rmsNormEps = static_cast<float>(
-      r.getFloat(a + "attention.layer_norm_rms_epsilon", 1e-5));
-  // Linear RoPE scaling: positions are multiplied by 1/factor.
-  double factor = r.getFloat(a + "rope.scaling.factor", 0.0);
-  if (factor <= 0)
-    factor = r.getFloat(a + "rope.scale_linear", 0.0);
-  std::string scalingType = r.getString(a + "rope.scaling.type", "linear");
-  if (factor > 0 && scalingType != "none" && scalingType != "linear") {
-    err = "unsupported RoPE scaling type '" + scalingType + "'";
-    return false;
-  }
-  out.ropeFreqScale = factor > 0 ? static_cast<float>(1.0 / factor) : 1.0f;
-  out.ropeMode = RopeMode::Normal;
-
-  out.weights = std::move(weights);
-  if (const WeightRef *emb = out.find("token_embd.weight"))
-    out.vocabSize = emb->rows;
-  else {
-    err = "missing tensor token_embd.weight";
-    return false;
-  }
-  int64_t declaredVocab = r.getInt(a + "vocab_size", out.vocabSize);
-  if (declaredVocab != out.vocabSize) {
-    err = a + "vocab_size = " + std::to_string(declaredVocab) +
-          " but token_embd.weight has " + std::to_string(out.vocabSize) +
-          " rows";
-    return false;
-  }
-  out.metadata = std::move(metadata);
-  out.storage = std::move(storage);
-  return out.validate(err);
-}
-
-bool modelFromGGUF(std::shared_ptr<const gguf::Reader> reader, ModelDesc &out,
-                   std::string &err) {
-  const gguf::Reader &r = *reader;
-  // Tensors with a type the codec library does not know.
-  for (const gguf::TensorInfo &t : r.tensors())
-    if (!formats::findByGGMLType(t.ggmlType) &&
-        (t.name == "token_embd.weight" || t.name == "output.weight" ||
-         t.name.rfind("blk.", 0) == 0)) {
-      const char *tn = gguf::ggmlTypeName(t.ggmlType);
-      err = "tensor " + t.name + " has ggml type " +
-            (tn ? std::string(tn) : std::to_string(t.ggmlType)) +
-            ", which lowbit cannot decode";
-      return false;
-    }
-  std::map<std::string, WeightRef> weights;
-  for (const gguf::TensorInfo &t : r.tensors()) {
-    const formats::FormatInfo *fi = formats::findByGGMLType(t.ggmlType);
-    if (!fi)
-      continue; // validate() reports it if the executor needs it
-    if (t.dims.empty() || t.dims.size() > 2)
-      continue;
-    WeightRef w;
-    w.format = fi->format;
-    w.cols = static_cast<int64_t>(t.dims[0]);
-    w.rows = t.dims.size() > 1 ? static_cast<int64_t>(t.dims[1]) : 1;
-    w.rowBytes = formats::rowBytes(*fi, t.dims[0]);
-    w.data = r.tensorData(t);
-    weights.emplace(t.name, w);
-  }
-  return modelFromMetadata(r.metadata(), std::move(weights), reader, out, err);
+  return GraphChecker(*this, err).run();
 }
 
 } // namespace lowbit::exec

@@ -47,6 +47,71 @@ void rmsNorm(ThreadPool &pool, const float *x, const float *w, int64_t rows,
       /*parallel=*/rows * d >= kMinParallelWork / 8);
 }
 
+void layerNorm(ThreadPool &pool, const float *x, const float *w,
+               const float *b, int64_t rows, int64_t d, float eps, float *y) {
+  pool.run(
+      rows,
+      [&](int64_t r, int) {
+        const float *xr = x + r * d;
+        float *yr = y + r * d;
+        double sum = 0.0;
+        for (int64_t i = 0; i < d; ++i)
+          sum += xr[i];
+        const float mean = static_cast<float>(sum / d);
+        double var = 0.0;
+        for (int64_t i = 0; i < d; ++i) {
+          const float c = xr[i] - mean;
+          var += static_cast<double>(c * c);
+        }
+        const float scale =
+            1.0f / std::sqrt(static_cast<float>(var / d) + eps);
+        for (int64_t i = 0; i < d; ++i) {
+          const float v = ((xr[i] - mean) * scale) * w[i];
+          yr[i] = b ? v + b[i] : v;
+        }
+      },
+      /*parallel=*/rows * d >= kMinParallelWork / 8);
+}
+
+void gelu(ThreadPool &pool, const float *x, float *y, int64_t count) {
+  constexpr float kSqrt2OverPi = 0.79788456080286535587989211986876f;
+  constexpr float kCoef = 0.044715f;
+  const int64_t chunk = 4096;
+  pool.run(
+      (count + chunk - 1) / chunk,
+      [&](int64_t task, int) {
+        const int64_t e = std::min(count, (task + 1) * chunk);
+        for (int64_t i = task * chunk; i < e; ++i) {
+          const float v = x[i];
+          y[i] = 0.5f * v *
+                 (1.0f + std::tanh(kSqrt2OverPi * v * (1.0f + kCoef * v * v)));
+        }
+      },
+      /*parallel=*/count >= kMinParallelWork / 8);
+}
+
+void softmax(ThreadPool &pool, const float *x, float *y, int64_t rows,
+             int64_t d) {
+  pool.run(
+      rows,
+      [&](int64_t r, int) {
+        const float *xr = x + r * d;
+        float *yr = y + r * d;
+        float mx = -INFINITY;
+        for (int64_t i = 0; i < d; ++i)
+          mx = std::max(mx, xr[i]);
+        double sum = 0.0;
+        for (int64_t i = 0; i < d; ++i) {
+          yr[i] = std::exp(xr[i] - mx);
+          sum += yr[i];
+        }
+        const float inv = static_cast<float>(1.0 / sum);
+        for (int64_t i = 0; i < d; ++i)
+          yr[i] *= inv;
+      },
+      /*parallel=*/rows * d >= kMinParallelWork / 8);
+}
+
 void rope(const RopeParams &p, float *x, int64_t rows, int64_t heads,
           int64_t pos) {
   const int64_t hd = p.headDim, nd = p.ropeDims;
@@ -143,11 +208,13 @@ size_t attentionScratchFloats(int64_t heads, int64_t kvHeads, int64_t headDim,
 // exact zeros to the in-order sums.
 void attention(ThreadPool &pool, Scratch &scratch, const KVCache &cache,
                int64_t layer, const float *q, int64_t qStride, int64_t n,
-               int64_t pos, int64_t heads, float *out, int64_t outStride) {
+               int64_t pos, int64_t heads, float *out, int64_t outStride,
+               float scale) {
   const int64_t hd = cache.headDim(), H = heads, Hkv = cache.kvHeads(),
                 group = H / Hkv, ctx = cache.context();
   const int64_t hkv = Hkv * hd;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  if (scale == 0.0f)
+    scale = 1.0f / std::sqrt(static_cast<float>(hd));
   const int64_t blocks = (n + kQueryBlock - 1) / kQueryBlock;
   pool.run(
       Hkv * blocks,

@@ -151,12 +151,25 @@ LogicalResult GGUFImporter::buildDecoder(ModuleOp module, StringRef arch) {
            << "invalid " << arch << " hyperparameters: embedding_length "
            << nEmbd << ", block_count " << nLayer << ", head_count " << nHead
            << ", head_count_kv " << nHeadKV << ", context_length " << nCtx;
-  int64_t headDim = nEmbd / nHead;
+  int64_t headDim = getHParam(arch, "attention.key_length", nEmbd / nHead);
+  if (getHParam(arch, "attention.value_length", headDim) != headDim)
+    return emitError(fileLoc) << "different key and value head sizes are not "
+                                 "supported";
   int64_t ropeDims = getHParam(arch, "rope.dimension_count", headDim);
   float eps = static_cast<float>(
       reader.getFloat((arch + ".attention.layer_norm_rms_epsilon").str(), 1e-5));
   float theta = static_cast<float>(
       reader.getFloat((arch + ".rope.freq_base").str(), 10000.0));
+  // Linear RoPE scaling: positions are multiplied by 1/factor.
+  double factor = reader.getFloat((arch + ".rope.scaling.factor").str(), 0.0);
+  if (factor <= 0)
+    factor = reader.getFloat((arch + ".rope.scale_linear").str(), 0.0);
+  std::string scalingType =
+      reader.getString((arch + ".rope.scaling.type").str(), "linear");
+  if (factor > 0 && scalingType != "none" && scalingType != "linear")
+    return emitError(fileLoc) << "unsupported RoPE scaling type '"
+                              << scalingType << "'";
+  float freqScale = factor > 0 ? static_cast<float>(1.0 / factor) : 1.0f;
   // GGUF llama weights are permuted for adjacent-pair rotation; qwen2 and
   // other NeoX-style models rotate the two halves.
   RopeMode ropeMode = arch == "llama" ? RopeMode::normal : RopeMode::neox;
@@ -221,8 +234,17 @@ LogicalResult GGUFImporter::buildDecoder(ModuleOp module, StringRef arch) {
     return failure();
   Value x = EmbeddingOp::create(builder, tensorLoc("token_embd.weight"),
                                 act(nEmbd), table, tokens);
+  // The residual stream entering layer `layer` (nLayer: the output head).
+  auto boundary = [&](int64_t layer) {
+    x = LayerBoundaryOp::create(
+        builder, NameLoc::get(builder.getStringAttr("layer." +
+                                                    std::to_string(layer)),
+                              fileLoc),
+        x, builder.getI64IntegerAttr(layer));
+  };
+  boundary(0);
   int64_t nFF = getHParam(arch, "feed_forward_length", 0);
-  int64_t kvWidth = nHeadKV * headDim;
+  int64_t kvWidth = nHeadKV * headDim, qWidth = nHead * headDim;
   for (int64_t layer = 0; layer < nLayer; ++layer) {
     std::string p = "blk." + std::to_string(layer) + ".";
     Location loc = NameLoc::get(builder.getStringAttr(p + "attn"), fileLoc);
@@ -230,7 +252,7 @@ LogicalResult GGUFImporter::buildDecoder(ModuleOp module, StringRef arch) {
     if (!attnNorm)
       return failure();
     Value h = RMSNormOp::create(builder, loc, act(nEmbd), x, attnNorm, epsAttr);
-    Value q = linear(h, p + "attn_q", nEmbd, nEmbd);
+    Value q = linear(h, p + "attn_q", qWidth, nEmbd);
     Value k = linear(h, p + "attn_k", kvWidth, nEmbd);
     Value v = linear(h, p + "attn_v", kvWidth, nEmbd);
     if (!q || !k || !v)
@@ -241,15 +263,16 @@ LogicalResult GGUFImporter::buildDecoder(ModuleOp module, StringRef arch) {
                             builder.getI64IntegerAttr(headDim),
                             builder.getI64IntegerAttr(ropeDims),
                             builder.getF32FloatAttr(theta),
-                            RopeModeAttr::get(context, ropeMode));
+                            RopeModeAttr::get(context, ropeMode),
+                            builder.getF32FloatAttr(freqScale));
     };
     q = rope(q, nHead);
     k = rope(k, nHeadKV);
     Value attn = AttentionOp::create(
-        builder, loc, act(nEmbd), q, k, v, cache, positions,
+        builder, loc, act(qWidth), q, k, v, cache, positions,
         builder.getI64IntegerAttr(layer), builder.getI64IntegerAttr(nHead),
         builder.getF32FloatAttr(1.0f / std::sqrt(static_cast<float>(headDim))));
-    Value attnOut = linear(attn, p + "attn_output", nEmbd, nEmbd);
+    Value attnOut = linear(attn, p + "attn_output", nEmbd, qWidth);
     if (!attnOut)
       return failure();
     x = AddOp::create(builder, loc, x, attnOut);
@@ -272,6 +295,7 @@ LogicalResult GGUFImporter::buildDecoder(ModuleOp module, StringRef arch) {
     if (!down)
       return failure();
     x = AddOp::create(builder, ffnLoc, x, down);
+    boundary(layer + 1);
   }
   Value outNorm = weight("output_norm.weight", {nEmbd});
   if (!outNorm)

@@ -64,19 +64,9 @@ bool loadModelForExecution(const std::string &path, ExecutableModel &out,
   if (!isGGUF) {
     if (!loadIRModel(path, out.desc, err))
       return false;
-  } else {
-    gguf::Error gerr;
-    std::unique_ptr<gguf::Reader> reader = gguf::Reader::open(path, gerr);
-    if (!reader) {
-      err = gerr.message();
-      return false;
-    }
-    if (!exec::modelFromGGUF(
-            std::shared_ptr<const gguf::Reader>(std::move(reader)), out.desc,
-            why)) {
-      err = path + ": " + why;
-      return false;
-    }
+  } else if (!mlir::lowbit::loadGGUFModel(path, out.desc, why)) {
+    err = path + ": " + why;
+    return false;
   }
   out.tokenizer = Tokenizer::create(out.desc.metadata, why);
   if (!out.tokenizer) {

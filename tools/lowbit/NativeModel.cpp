@@ -77,13 +77,6 @@ bool loadNativeArtifact(const std::string &dir, ExecutableModel &out,
   d.architecture = m.model.architecture;
   d.name = m.model.name;
   d.vocabSize = m.model.vocabSize;
-  d.embeddingLength = m.model.embeddingLength;
-  d.blockCount = m.model.blockCount;
-  d.feedForwardLength = m.model.feedForwardLength;
-  d.headCount = m.model.headCount;
-  d.headCountKV = m.model.headCountKV;
-  d.headDim = m.model.headDim;
-  d.ropeDims = m.model.ropeDims;
   d.contextLength = m.model.contextLength;
   if (m.metadataFile.empty()) {
     err = manifestPath + ": no metadata file (the tokenizer lives there)";

@@ -137,7 +137,8 @@ def LowBit_RopeOp : LowBit_Op<"rope", [Pure, AllTypesMatch<["input", "result"]>]
   }];
   let arguments = (ins LowBit_F32Tensor:$input, LowBit_IndexTensor:$positions,
                        I64Attr:$heads, I64Attr:$head_dim, I64Attr:$rope_dims,
-                       F32Attr:$theta, LowBit_RopeModeEnumAttr:$mode);
+                       F32Attr:$theta, LowBit_RopeModeEnumAttr:$mode,
+                       DefaultValuedAttr<F32Attr, "1.0f">:$freq_scale);
   let results = (outs LowBit_F32Tensor:$result);
   let assemblyFormat = "$input `,` $positions attr-dict `:` type($input) `,` type($positions)";
   let hasVerifier = 1;
@@ -188,6 +189,26 @@ class LowBit_UnaryOp<string mnemonic, string what>
 def LowBit_SiLUOp : LowBit_UnaryOp<"silu", "x * sigmoid(x)">;
 def LowBit_GELUOp : LowBit_UnaryOp<"gelu", "GELU, tanh approximation (as GGML)">;
 def LowBit_SoftmaxOp : LowBit_UnaryOp<"softmax", "Softmax over the last dimension">;
+
+def LowBit_LayerBoundaryOp : LowBit_Op<"layer_boundary",
+    [Pure, SameOperandsAndResultType]> {
+  let summary = "The residual stream entering a layer";
+  let description = [{
+    An identity that marks where one layer of a model ends and the next
+    begins: `layer` is the index of the layer the value enters (the number of
+    layers for the state entering the output head). Importers place one
+    before every layer and one before the head, so that tools can run a range
+    of layers from a saved state (the executor's `evalRange`) and so that a
+    layer is the ops between two boundaries. Only the marked value may be
+    read across a boundary for the graph to be split there.
+    ```mlir
+    %x1 = lowbit.layer_boundary %x0 {layer = 1 : i64} : tensor<?x64xf32>
+    ```
+  }];
+  let arguments = (ins LowBit_F32Tensor:$input, I64Attr:$layer);
+  let results = (outs LowBit_F32Tensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($result)";
+}
 
 //===----------------------------------------------------------------------===//
 // Quantize / dequantize

@@ -1,12 +1,13 @@
 //===- IRModel.h - lowbit IR as a model the executor runs -------*- C++ -*-===//
 //
-// The reference executor (lowbit/Exec) sees a model as an exec::ModelDesc.
-// This adapter fills one from a lowbit module: the hyperparameters and the
-// tokenizer's metadata from `lowbit.metadata` (arrays held as
-// #lowbit.array_ref are read back from their source file, as the GGUF
-// exporter does), the weights from the `lowbit.global_weight` ops wherever
-// their bytes are (mapped file or resource blob). Passes that run the model
-// (calibration, measured sensitivity) and `lowbit run/eval` on .mlir use it.
+// The reference executor (lowbit/Exec) runs an exec::ModelDesc: a graph of
+// ops and the weights it names. This glue translates a module's
+// `func.func @forward` into that graph op for op (no architecture is known
+// here: the importer's or the user's IR is what runs), the weights from the
+// `lowbit.global_weight` ops wherever their bytes are (mapped file or
+// resource blob), and the tokenizer's metadata from `lowbit.metadata`.
+// Passes that run the model (calibration, measured sensitivity) and
+// `lowbit run/eval/bench` use it.
 //
 //===----------------------------------------------------------------------===//
 #ifndef LOWBIT_ANALYSIS_IRMODEL_H
@@ -22,11 +23,21 @@ namespace mlir::lowbit {
 
 /// Fills `out` from `module`. The weights point into memory owned by the
 /// module's context (resource blobs) or by the process (mapped files): the
-/// module must outlive `out`. False with `err` set (naming the tensor or key)
-/// when the module is not a llama-family model the executor can run, a weight
-/// is packed for a target, or its data cannot be reached.
+/// module must outlive `out`. Fails with a diagnostic located at the op the
+/// executor cannot run (an unknown op, a weight computed in the graph or
+/// packed for a target, a shape mismatch, a missing @forward).
+LogicalResult translateModel(ModuleOp module, ::lowbit::exec::ModelDesc &out);
+
+/// translateModel with the first error as text in `err`
+/// ("<file>:<line>:<col> (<name>): <message>").
 bool buildModelDesc(ModuleOp module, ::lowbit::exec::ModelDesc &out,
                     std::string &err);
+
+/// Imports the GGUF file at `path` (lib/Import) and translates its graph: the
+/// model `lowbit run/eval` execute for a GGUF file. `out.storage` keeps the
+/// module alive.
+bool loadGGUFModel(const std::string &path, ::lowbit::exec::ModelDesc &out,
+                   std::string &err);
 
 /// A 64-bit fingerprint of the model's weights: names, shapes and formats of
 /// every weight and a sample of its bytes (up to 16 spans of 4 KiB spread over

@@ -1,9 +1,11 @@
-//===- Executor.h - CPU reference executor for llama decoders ---*- C++ -*-===//
+//===- Executor.h - CPU reference executor: an interpreter of the graph -*-C++-*-===//
 //
-// Runs a llama-family decoder (GQA attention with RoPE, SwiGLU feed-forward,
-// RMSNorm, tied or untied output) in f32 on the CPU. Weights stay in their
-// stored format and are decoded on the fly, a small tile of rows at a time,
-// into per-thread buffers: the model is never expanded to f32 in memory.
+// Runs a model's graph (ModelDesc::graph, the `@forward` function of a lowbit
+// module) op by op in f32 on the CPU, each op backed by lib/Exec's blocked,
+// threaded kernels. Weights stay in their stored format and are decoded on
+// the fly, a small tile of rows at a time, into per-thread buffers: the model
+// is never expanded to f32 in memory. Activation buffers are planned once
+// (values whose lives do not overlap share memory).
 //
 // Results do not depend on the thread count: every output element is
 // computed by exactly one task with a fixed order of arithmetic (a matmul
@@ -22,6 +24,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <new>
 #include <string>
@@ -34,7 +37,7 @@ class ThreadPool;
 struct ExecOptions {
   /// Worker threads including the caller; <= 0 = all hardware threads.
   int threads = 0;
-  /// KV cache length in tokens; <= 0 = the model's training context.
+  /// KV cache length in tokens; <= 0 = the graph's KV cache length.
   int64_t contextSize = 0;
   /// Most tokens evaluated in one pass; longer inputs are split.
   int64_t batchSize = 512;
@@ -58,7 +61,7 @@ class Executor : public Evaluator {
 public:
   /// Validates `model` and allocates the KV cache and buffers. The memory the
   /// model's weights point into must outlive the executor (ModelDesc::storage
-  /// is copied, so a GGUF-backed model keeps itself alive).
+  /// is copied, so a model keeps its own storage alive).
   static std::unique_ptr<Executor>
   create(const ModelDesc &model, const ExecOptions &options, std::string &err);
   ~Executor();
@@ -72,6 +75,23 @@ public:
             std::vector<float> &logits, int64_t firstOutput,
             std::string &err) override;
   using Evaluator::evalLast;
+
+  /// Layer boundaries the graph marks (residual-stream states between
+  /// layers; the last one enters the output head).
+  int64_t boundaryCount() const {
+    return static_cast<int64_t>(model_.graph.boundaries.size());
+  }
+  /// Columns per token of boundary `b`'s state.
+  int64_t boundaryWidth(int64_t b) const;
+  /// Runs part of the graph for `n` <= batchSize() tokens at positions
+  /// [pos, pos + n): from boundary `from` (-1: from the token ids, which are
+  /// read only then) through boundary `to` (boundaryCount(): to the logits of
+  /// every token). `state` holds boundary `from`'s state (n x width) on entry
+  /// and boundary `to`'s state, or the logits, on return. The KV cache must
+  /// hold positions [0, pos) of the layers in the range. Running 0..i and
+  /// then i..end gives exactly what eval() gives.
+  bool evalRange(const int32_t *tokens, int64_t n, int64_t pos, int64_t from,
+                 int64_t to, std::vector<float> &state, std::string &err);
 
   /// Forgets the sequence (the next eval must start at position 0).
   void reset() override { cached_ = 0; }
@@ -94,16 +114,20 @@ public:
 
 private:
   Executor() = default;
-  bool evalBatch(const int32_t *tokens, int64_t n, int64_t pos, float *logits,
-                 int64_t firstOutput);
+  bool plan(std::string &err);
+  /// Runs ops [begin, end) for n tokens. Ops from `headStart_` on compute
+  /// only rows [firstOutput, n) (they are row-wise, see plan()).
+  void runOps(size_t begin, size_t end, const int32_t *tokens, int64_t n,
+              int64_t pos, int64_t firstOutput);
+  void runOp(const GraphOp &op, const int32_t *tokens, int64_t rows,
+             int64_t pos, int64_t rowOffset, int64_t headStart);
   void matmul(const WeightRef &w, const std::string &name, const float *x,
               int64_t rows, float *y);
   void blockIntegerMatmul(const WeightRef &w, const float *x, int64_t rows,
                           float *y);
   const float *roundActivations(formats::Format format, const float *x,
                                 int64_t rows, int64_t cols);
-  void rmsNorm(const float *x, const std::vector<float> &weight, int64_t rows,
-               float *y);
+  float *value(int32_t v) { return buffers_[bufferOf_[v]].data(); }
 
   ModelDesc model_;
   MatmulObserver observer_;
@@ -111,20 +135,20 @@ private:
   std::unique_ptr<ThreadPool> pool_;
   int64_t ctx_ = 0, batch_ = 0, cached_ = 0;
 
-  struct Layer {
-    const WeightRef *q, *k, *v, *o, *gate, *up, *down;
-    std::string qName, kName, vName, oName, gateName, upName, downName;
-    std::vector<float> attnNorm, ffnNorm; // decoded once (tiny)
-  };
-  std::vector<Layer> layers_;
-  const WeightRef *embed_ = nullptr, *output_ = nullptr;
-  std::string outputName_;
-  std::vector<float> outputNorm_;
+  /// Per op: the resolved weight and bias (null = none).
+  std::vector<const WeightRef *> weightOf_, biasOf_;
+  /// Norm gains and biases decoded once (tiny), by weight name.
+  std::map<std::string, std::vector<float>> vectors_;
+  /// Ops from this index on are row-wise and run only on the rows whose
+  /// logits are wanted (ops.size() when the graph has no such head).
+  size_t headStart_ = 0;
+  /// Op index where each value is computed.
+  std::vector<size_t> definedAt_;
+  /// Per boundary: whether only its state crosses it (evalRange needs that).
+  std::vector<bool> boundaryCut_;
 
   // KV cache: keys transposed, values row-major (see ops::KVCache).
   ops::KVCache cache_;
-  ops::RopeParams rope_;
-  // Activations of one pass of up to batch_ tokens.
   // 64-byte aligned so that tasks writing neighbouring outputs never share
   // a cache line.
   template <typename T> struct CacheLineAllocator {
@@ -142,7 +166,10 @@ private:
     bool operator!=(const CacheLineAllocator &) const { return false; }
   };
   using Buffer = std::vector<float, CacheLineAllocator<float>>;
-  Buffer x_, xn_, q_, k_, v_, attn_, gate_, up_, tmp_;
+  /// Activation memory of one pass of up to batch_ tokens, shared by values
+  /// whose lives do not overlap; bufferOf_[value] indexes it.
+  std::vector<Buffer> buffers_;
+  std::vector<int32_t> bufferOf_;
   // Matmul inputs after the activation round trip (activationFormat_ only).
   Buffer xRounded_;
   std::vector<uint8_t> xQuantized_;

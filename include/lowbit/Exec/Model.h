@@ -1,10 +1,12 @@
-//===- Model.h - A decoder model as the executor sees it --------*- C++ -*-===//
+//===- Model.h - A model as the executor sees it ----------------*- C++ -*-===//
 //
-// ModelDesc is the executor's whole view of a model: the hyperparameters of a
-// llama-family decoder, every weight as (format, row-major shape, bytes) and
-// the metadata the tokenizer needs. The weights are not copied: `data` points
-// into memory (usually an mmap'ed GGUF file) that `storage` keeps alive.
-// Sources other than GGUF (lowbit IR) fill the same struct.
+// ModelDesc is the executor's whole view of a model: a graph of ops (the
+// `@forward` function of a lowbit module, translated op for op by
+// dialects' IR-to-executor glue), every weight the graph names as (format,
+// row-major shape, bytes), and the metadata the tokenizer needs. Nothing here
+// knows an architecture: the graph says what to compute. The weights are not
+// copied: `data` points into memory (an mmap'ed file or a module's resource
+// blob) that `storage` keeps alive.
 //
 //===----------------------------------------------------------------------===//
 #ifndef LOWBIT_EXEC_MODEL_H
@@ -29,8 +31,7 @@ enum class RopeMode {
 };
 
 /// One weight matrix, row-major: `rows` rows of `cols` weights, each row
-/// `rowBytes` bytes of `format` blocks. A vector is 1 x n. (GGUF lists
-/// dims as [ne0 = cols, ne1 = rows].)
+/// `rowBytes` bytes of `format` blocks. A vector is 1 x n.
 struct WeightRef {
   formats::Format format = formats::Format::F32;
   int64_t rows = 0;
@@ -39,27 +40,77 @@ struct WeightRef {
   const uint8_t *data = nullptr;
 };
 
-struct ModelDesc {
-  std::string architecture = "llama";
-  std::string name;
-  int64_t vocabSize = 0;
-  int64_t embeddingLength = 0;   // n_embd
-  int64_t blockCount = 0;        // n_layer
-  int64_t feedForwardLength = 0; // n_ff
-  int64_t headCount = 0;         // n_head
-  int64_t headCountKV = 0;       // n_head_kv (GQA when < n_head)
-  int64_t headDim = 0;           // key/value length per head
-  int64_t ropeDims = 0;          // rotated dimensions per head (<= headDim)
-  int64_t contextLength = 0;     // training context
-  float ropeFreqBase = 10000.0f;
-  float ropeFreqScale = 1.0f;
-  float rmsNormEps = 1e-5f;
-  RopeMode ropeMode = RopeMode::Normal;
+/// The ops the executor runs: one per lowbit dialect op kind it supports.
+enum class OpKind {
+  Embedding,      // out = decode(weight[token ids])
+  Matmul,         // out = in0 * weight^T (+ bias)
+  MatmulResidual, // out = in1 + in0 * weight^T
+  RMSNorm,        // out = in0 / rms(in0) * weight
+  LayerNorm,      // out = (in0 - mean) / std * weight (+ bias)
+  Rope,           // out = in0 rotated by position
+  Attention,      // out = causal attention of q=in0 over the cache after
+                  // appending k=in1, v=in2
+  Add,            // out = in0 + in1
+  Mul,            // out = in0 * in1
+  SiLU,           // out = in0 * sigmoid(in0)
+  GELU,           // out = gelu_tanh(in0)
+  Softmax,        // out = softmax(in0) over each row
+  SwiGLU,         // out = silu(in0) * in1
+  Split,          // outs = column slices of in0 (sizes)
+  Boundary,       // out = in0: the residual stream between two layers
+};
 
-  /// Weights by GGUF tensor name: token_embd.weight, blk.N.attn_norm.weight,
-  /// blk.N.attn_{q,k,v,output}.weight, blk.N.ffn_norm.weight,
-  /// blk.N.ffn_{gate,up,down}.weight, output_norm.weight and, unless the
-  /// output is tied to the embedding, output.weight.
+/// The name of an op kind as the dialect spells it ("matmul", ...).
+const char *opKindName(OpKind kind);
+
+/// One op of the graph. Activation values are numbered; every value is a
+/// [tokens, width] f32 matrix. Token ids and positions are the graph's
+/// inputs, implicit in the ops that read them (Embedding, Rope, Attention).
+struct GraphOp {
+  OpKind kind = OpKind::Add;
+  std::vector<int32_t> inputs;
+  std::vector<int32_t> outputs;
+  /// Names of weights in ModelDesc::weights ("" = none).
+  std::string weight, bias;
+  float epsilon = 0.0f;   // norms
+  float theta = 10000.0f; // rope base
+  float freqScale = 1.0f; // rope: positions are multiplied by it
+  float scale = 0.0f;     // attention score scale
+  int64_t heads = 0, headDim = 0, ropeDims = 0; // rope, attention
+  int64_t cacheLayer = 0;                       // attention
+  RopeMode ropeMode = RopeMode::Normal;
+  std::vector<int64_t> sizes; // split
+  /// Where the op came from ("file:line:col" of its IR location), for
+  /// error messages.
+  std::string where;
+};
+
+struct KVCacheShape {
+  int64_t layers = 0, context = 0, kvHeads = 0, headDim = 0;
+};
+
+/// A whole forward pass: tokens (and their positions, consecutive from the
+/// first) in, logits out.
+struct Graph {
+  std::vector<GraphOp> ops;
+  /// Columns per token of every value.
+  std::vector<int64_t> valueWidth;
+  /// The value holding the logits.
+  int32_t result = -1;
+  KVCacheShape cache;
+  /// Indices into `ops` of the Boundary ops, in order: boundary i is the
+  /// residual stream entering layer i; the last one enters the output head.
+  std::vector<size_t> boundaries;
+};
+
+struct ModelDesc {
+  std::string architecture; // for reports only
+  std::string name;         // for reports only
+  int64_t vocabSize = 0;     // width of the logits
+  int64_t contextLength = 0; // the KV cache's length in the graph
+  Graph graph;
+
+  /// Weights by the module's symbol names.
   std::map<std::string, WeightRef> weights;
   /// Metadata for the tokenizer (tokenizer.ggml.*) and for reports.
   std::vector<gguf::KeyValue> metadata;
@@ -67,30 +118,14 @@ struct ModelDesc {
   std::shared_ptr<const void> storage;
 
   const WeightRef *find(const std::string &name) const;
-  /// True when output.weight is absent and token_embd.weight is reused.
-  bool tiedOutput() const { return find("output.weight") == nullptr; }
-  /// Checks the hyperparameters and that every weight the executor needs is
-  /// present with the expected shape and a decodable format.
+  /// The weight of the op that produces the logits ("" when that op has
+  /// none): calibration treats its input statistics specially.
+  std::string outputWeight() const;
+  /// Checks the graph: value numbering, widths against the weights' shapes,
+  /// every named weight present with a decodable format. Errors name the op
+  /// (with its location) and the weight.
   bool validate(std::string &err) const;
 };
-
-/// Builds a ModelDesc from GGUF-style metadata (the llama.* hyperparameter
-/// keys, the tokenizer's keys) and the weights by tensor name: what a GGUF
-/// file and lowbit IR both provide. `storage` keeps the memory the weights
-/// point into alive. Errors name what is missing or inconsistent.
-bool modelFromMetadata(std::vector<gguf::KeyValue> metadata,
-                       std::map<std::string, WeightRef> weights,
-                       std::shared_ptr<const void> storage, ModelDesc &out,
-                       std::string &err);
-
-/// Builds a ModelDesc from an open GGUF file (architecture `llama`: the
-/// llama.* hyperparameter keys and the standard tensor names). The reader is
-/// kept alive by the result. Errors name what is missing or inconsistent.
-bool modelFromGGUF(std::shared_ptr<const gguf::Reader> reader, ModelDesc &out,
-                   std::string &err);
-
-/// Name of the per-layer weight `what` ("attn_q", "ffn_down", ...).
-std::string layerWeightName(int64_t layer, const char *what);
 
 } // namespace lowbit::exec
 

@@ -48,6 +48,20 @@ struct RopeParams {
   RopeMode mode = RopeMode::Normal;
 };
 
+/// y[r] = (x[r] - mean) / sqrt(var + eps) * w (+ b) for `rows` rows of `d`
+/// floats (sums in double, as ggml_norm); `b` may be null.
+void layerNorm(ThreadPool &pool, const float *x, const float *w,
+               const float *b, int64_t rows, int64_t d, float eps, float *y);
+
+/// y = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), elementwise over
+/// `count` floats. `y` may alias `x`.
+void gelu(ThreadPool &pool, const float *x, float *y, int64_t count);
+
+/// Softmax of each of `rows` rows of `d` floats (max subtracted, the sum of
+/// exponentials in double). `y` may alias `x`.
+void softmax(ThreadPool &pool, const float *x, float *y, int64_t rows,
+             int64_t d);
+
 /// Rotates the first ropeDims values of every head of `rows` rows (row r at
 /// position pos + r; row stride heads * headDim), in place.
 void rope(const RopeParams &p, float *x, int64_t rows, int64_t heads,
@@ -93,10 +107,12 @@ size_t attentionScratchFloats(int64_t heads, int64_t kvHeads, int64_t headDim,
 /// Causal grouped-query attention of `n` queries (rows of heads * headDim,
 /// stride `qStride`) at positions [pos, pos + n) against `layer` of the
 /// cache, which must already hold positions [0, pos + n). Writes rows of
-/// heads * headDim (stride `outStride`) to `out`. Scale 1/sqrt(headDim).
+/// heads * headDim (stride `outStride`) to `out`. Scores are scaled by
+/// `scale` (0: 1/sqrt(headDim)).
 void attention(ThreadPool &pool, Scratch &scratch, const KVCache &cache,
                int64_t layer, const float *q, int64_t qStride, int64_t n,
-               int64_t pos, int64_t heads, float *out, int64_t outStride);
+               int64_t pos, int64_t heads, float *out, int64_t outStride,
+               float scale = 0.0f);
 
 /// Floats of per-thread scratch `matmulDecoded` needs.
 size_t matmulScratchFloats();

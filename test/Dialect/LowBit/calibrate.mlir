@@ -54,5 +54,5 @@
 
 // A module without a model cannot be run.
 // RUN: not lowbit-opt %s --lowbit-calibrate="calib=%S/Inputs/tiny-calib.txt imatrix-out=%t/bad.gguf" 2>&1 | FileCheck --check-prefix=NOMODEL %s
-// NOMODEL: error: cannot run the model: unsupported architecture ''
+// NOMODEL: error: cannot run the model: the module has no func.func @forward to run
 module {}

@@ -15,6 +15,8 @@
 #include "lowbit/Formats/Formats.h"
 #include "lowbit/GGUF/GGUF.h"
 
+#include "TestModels.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -30,17 +32,12 @@ namespace {
 
 constexpr int64_t kDim = 32, kFFN = 64, kVocab = 40, kLayers = 2, kCtx = 16;
 
+std::string layerWeightName(int64_t layer, const char *what) {
+  return "blk." + std::to_string(layer) + "." + what + ".weight";
+}
+
 exec::ModelDesc makeModel() {
-  exec::ModelDesc d;
-  d.vocabSize = kVocab;
-  d.embeddingLength = kDim;
-  d.blockCount = kLayers;
-  d.feedForwardLength = kFFN;
-  d.headCount = 4;
-  d.headCountKV = 2;
-  d.headDim = 8;
-  d.ropeDims = 8;
-  d.contextLength = 64;
+  std::map<std::string, exec::WeightRef> weights;
   auto blobs = std::make_shared<std::vector<std::vector<float>>>();
   blobs->reserve(64);
   std::mt19937 rng(42);
@@ -57,24 +54,35 @@ exec::ModelDesc makeModel() {
     ref.cols = cols;
     ref.rowBytes = cols * sizeof(float);
     ref.data = reinterpret_cast<const uint8_t *>(blobs->back().data());
-    d.weights[name] = ref;
+    weights[name] = ref;
   };
   const int64_t q = 4 * 8, kv = 2 * 8;
   add("token_embd.weight", kVocab, kDim, 1.0f, 0.0f);
   for (int64_t l = 0; l < kLayers; ++l) {
-    add(exec::layerWeightName(l, "attn_norm"), 1, kDim, 0.1f, 1.0f);
-    add(exec::layerWeightName(l, "attn_q"), q, kDim, 0.3f, 0.0f);
-    add(exec::layerWeightName(l, "attn_k"), kv, kDim, 0.3f, 0.0f);
-    add(exec::layerWeightName(l, "attn_v"), kv, kDim, 0.3f, 0.0f);
-    add(exec::layerWeightName(l, "attn_output"), kDim, q, 0.2f, 0.0f);
-    add(exec::layerWeightName(l, "ffn_norm"), 1, kDim, 0.1f, 1.0f);
-    add(exec::layerWeightName(l, "ffn_gate"), kFFN, kDim, 0.3f, 0.0f);
-    add(exec::layerWeightName(l, "ffn_up"), kFFN, kDim, 0.3f, 0.0f);
-    add(exec::layerWeightName(l, "ffn_down"), kDim, kFFN, 0.2f, 0.0f);
+    add(layerWeightName(l, "attn_norm"), 1, kDim, 0.1f, 1.0f);
+    add(layerWeightName(l, "attn_q"), q, kDim, 0.3f, 0.0f);
+    add(layerWeightName(l, "attn_k"), kv, kDim, 0.3f, 0.0f);
+    add(layerWeightName(l, "attn_v"), kv, kDim, 0.3f, 0.0f);
+    add(layerWeightName(l, "attn_output"), kDim, q, 0.2f, 0.0f);
+    add(layerWeightName(l, "ffn_norm"), 1, kDim, 0.1f, 1.0f);
+    add(layerWeightName(l, "ffn_gate"), kFFN, kDim, 0.3f, 0.0f);
+    add(layerWeightName(l, "ffn_up"), kFFN, kDim, 0.3f, 0.0f);
+    add(layerWeightName(l, "ffn_down"), kDim, kFFN, 0.2f, 0.0f);
   }
   add("output_norm.weight", 1, kDim, 0.1f, 1.0f);
   add("output.weight", kVocab, kDim, 0.3f, 0.0f);
-  d.storage = blobs;
+  lowbit::testing::DecoderShape shape;
+  shape.vocab = kVocab;
+  shape.embedding = kDim;
+  shape.layers = kLayers;
+  shape.heads = 4;
+  shape.kvHeads = 2;
+  shape.feedForward = kFFN;
+  shape.context = 64;
+  exec::ModelDesc d;
+  std::string err;
+  EXPECT_TRUE(lowbit::testing::makeDecoder(shape, weights, blobs, d, err))
+      << err;
   return d;
 }
 

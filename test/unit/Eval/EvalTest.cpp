@@ -11,6 +11,8 @@
 #include "lowbit/Exec/Executor.h"
 #include "lowbit/Tokenizer/Tokenizer.h"
 
+#include "TestModels.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -61,16 +63,8 @@ Loaded load(const std::string &rel, int64_t ctx, std::string &skip,
     skip = "model not found: " + path;
     return l;
   }
-  gguf::Error gerr;
-  auto reader = gguf::Reader::open(path, gerr);
-  if (!reader) {
-    skip = gerr.message();
-    return l;
-  }
   std::string err;
-  if (!exec::modelFromGGUF(
-          std::shared_ptr<const gguf::Reader>(std::move(reader)), l.desc,
-          err)) {
+  if (!lowbit::testing::loadModel(path, l.desc, err)) {
     ADD_FAILURE() << err;
     skip = err;
     return l;

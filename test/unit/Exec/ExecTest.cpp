@@ -9,6 +9,8 @@
 //===----------------------------------------------------------------------===//
 #include "lowbit/Exec/Executor.h"
 
+#include "TestModels.h"
+
 #include "lowbit/Exec/ThreadPool.h"
 #include "lowbit/Formats/Formats.h"
 
@@ -31,28 +33,31 @@ struct Dims {
           layers = 2, ctx = 48;
 };
 
+std::string layerWeightName(int64_t layer, const char *what) {
+  return "blk." + std::to_string(layer) + "." + what + ".weight";
+}
+
 /// A model whose weights live in `blobs` (owned through ModelDesc::storage).
 struct SyntheticModel {
   ModelDesc desc;
+  Dims dims;
+  RopeMode mode = RopeMode::Normal;
+  int64_t ropeDims = 0;
+  bool tied = false;
   // f32 copies of every weight as the executor decodes them, for the naive
   // reference.
   std::map<std::string, std::vector<float>> ref;
 };
 
 SyntheticModel makeModel(const Dims &dm, formats::Format fmt, bool tied,
-                         RopeMode mode, uint32_t seed = 1) {
+                         RopeMode mode, uint32_t seed = 1,
+                         int64_t ropeDims = 0) {
   SyntheticModel m;
-  ModelDesc &d = m.desc;
-  d.vocabSize = dm.vocab;
-  d.embeddingLength = dm.d;
-  d.blockCount = dm.layers;
-  d.feedForwardLength = dm.ff;
-  d.headCount = dm.heads;
-  d.headCountKV = dm.kvHeads;
-  d.headDim = dm.hd;
-  d.ropeDims = dm.hd;
-  d.contextLength = dm.ctx;
-  d.ropeMode = mode;
+  m.dims = dm;
+  m.mode = mode;
+  m.ropeDims = ropeDims > 0 ? ropeDims : dm.hd;
+  m.tied = tied;
+  std::map<std::string, WeightRef> weights;
   auto blobs = std::make_shared<std::vector<std::vector<uint8_t>>>();
   std::mt19937 rng(seed);
   std::normal_distribution<float> normal(0.0f, 1.0f);
@@ -79,7 +84,7 @@ SyntheticModel makeModel(const Dims &dm, formats::Format fmt, bool tied,
     ref.cols = cols;
     ref.rowBytes = rb;
     ref.data = blobs->back().data();
-    d.weights[name] = ref;
+    weights[name] = ref;
     m.ref[name] = std::move(decoded);
   };
   blobs->reserve(64);
@@ -101,17 +106,29 @@ SyntheticModel makeModel(const Dims &dm, formats::Format fmt, bool tied,
   add("output_norm.weight", 1, dm.d, 0.1f, 1.0f, formats::Format::F32);
   if (!tied)
     add("output.weight", dm.vocab, dm.d, 0.3f, 0.0f, fmt);
-  d.storage = blobs;
+  lowbit::testing::DecoderShape shape;
+  shape.vocab = dm.vocab;
+  shape.embedding = dm.d;
+  shape.layers = dm.layers;
+  shape.heads = dm.heads;
+  shape.kvHeads = dm.kvHeads;
+  shape.feedForward = dm.ff;
+  shape.context = dm.ctx;
+  shape.ropeMode = mode;
+  shape.ropeDims = m.ropeDims;
+  std::string err;
+  EXPECT_TRUE(lowbit::testing::makeDecoder(shape, weights, blobs, m.desc, err))
+      << err;
   return m;
 }
 
 /// The forward pass written as plainly as possible (double accumulators).
 std::vector<float> naiveForward(const SyntheticModel &m,
                                 const std::vector<int32_t> &toks) {
-  const ModelDesc &d = m.desc;
-  const int64_t D = d.embeddingLength, H = d.headCount, Hkv = d.headCountKV,
-                hd = d.headDim, F = d.feedForwardLength, V = d.vocabSize,
-                T = toks.size();
+  const Dims &dm = m.dims;
+  const int64_t D = dm.d, H = dm.heads, Hkv = dm.kvHeads, hd = dm.hd,
+                F = dm.ff, V = dm.vocab, T = toks.size();
+  const double eps = 1e-5, base = 10000.0;
   auto W = [&](const std::string &n) -> const std::vector<float> & {
     return m.ref.at(n);
   };
@@ -128,31 +145,31 @@ std::vector<float> naiveForward(const SyntheticModel &m,
     double ss = 0;
     for (int64_t i = 0; i < D; ++i)
       ss += double(x[i]) * x[i];
-    double scale = 1.0 / std::sqrt(ss / D + d.rmsNormEps);
+    double scale = 1.0 / std::sqrt(ss / D + eps);
     for (int64_t i = 0; i < D; ++i)
       y[i] = float(x[i] * scale * w[i]);
   };
   auto rope = [&](float *v, int64_t pos) {
-    const int64_t nd = d.ropeDims; // dimensions past nd are not rotated
+    const int64_t nd = m.ropeDims; // dimensions past nd are not rotated
     for (int64_t i = 0; i < nd / 2; ++i) {
-      double theta = pos * std::pow(double(d.ropeFreqBase), -2.0 * i / nd);
+      double theta = pos * std::pow(base, -2.0 * i / nd);
       double c = std::cos(theta), s = std::sin(theta);
-      int64_t a = d.ropeMode == RopeMode::Normal ? 2 * i : i;
-      int64_t b = d.ropeMode == RopeMode::Normal ? 2 * i + 1 : i + nd / 2;
+      int64_t a = m.mode == RopeMode::Normal ? 2 * i : i;
+      int64_t b = m.mode == RopeMode::Normal ? 2 * i + 1 : i + nd / 2;
       double x0 = v[a], x1 = v[b];
       v[a] = float(x0 * c - x1 * s);
       v[b] = float(x0 * s + x1 * c);
     }
   };
-  std::vector<float> x(T * D), xn(D), K(d.blockCount * T * Hkv * hd),
-      Vc(d.blockCount * T * Hkv * hd), q(H * hd), att(H * hd), tmp(D), g(F),
+  std::vector<float> x(T * D), xn(D), K(dm.layers * T * Hkv * hd),
+      Vc(dm.layers * T * Hkv * hd), q(H * hd), att(H * hd), tmp(D), g(F),
       u(F), logits(T * V);
   const std::vector<float> &emb = W("token_embd.weight");
   for (int64_t t = 0; t < T; ++t)
     std::memcpy(&x[t * D], &emb[toks[t] * D], D * sizeof(float));
   for (int64_t t = 0; t < T; ++t) {
     float *xt = &x[t * D];
-    for (int64_t l = 0; l < d.blockCount; ++l) {
+    for (int64_t l = 0; l < dm.layers; ++l) {
       norm(xt, W(layerWeightName(l, "attn_norm")), xn.data());
       matvec(W(layerWeightName(l, "attn_q")), H * hd, D, xn.data(), q.data());
       float *kt = &K[(l * T + t) * Hkv * hd];
@@ -200,7 +217,7 @@ std::vector<float> naiveForward(const SyntheticModel &m,
     }
     norm(xt, W("output_norm.weight"), xn.data());
     const std::string out =
-        d.tiedOutput() ? "token_embd.weight" : "output.weight";
+        m.tied ? "token_embd.weight" : "output.weight";
     matvec(W(out), V, D, xn.data(), &logits[t * V]);
   }
   return logits;
@@ -249,9 +266,10 @@ TEST_P(ExecutorVsNaive, AllPositionsMatch) {
     dm.hd = 64;
     dm.ff = 512;
   }
-  SyntheticModel m = makeModel(dm, c.format, c.tied, c.mode);
-  if (c.mode == RopeMode::NeoX && !c.wide)
-    m.desc.ropeDims = dm.hd / 2; // partial rotary embedding
+  // Narrow NeoX: partial rotary embedding.
+  SyntheticModel m =
+      makeModel(dm, c.format, c.tied, c.mode, 1,
+                c.mode == RopeMode::NeoX && !c.wide ? dm.hd / 2 : 0);
   std::string err;
   ASSERT_TRUE(m.desc.validate(err)) << err;
   auto ex = makeExecutor(m.desc, 2);
@@ -369,6 +387,68 @@ TEST(Executor, ObserverSeesEveryMatmulInput) {
   EXPECT_EQ(calls["token_embd.weight"], 1); // tied output
 }
 
+// A run split at layer boundaries (the state saved in between, as the layer
+// by layer analysis does) gives the bits of a whole run.
+TEST(Executor, SplitRunEqualsFullRun) {
+  Dims dm;
+  dm.layers = 3;
+  SyntheticModel m =
+      makeModel(dm, formats::Format::Q8_0, false, RopeMode::Normal, 5);
+  std::vector<int32_t> toks = someTokens(24, dm.vocab, 9);
+  std::string err;
+  std::vector<float> full;
+  {
+    auto ex = makeExecutor(m.desc, 2);
+    ASSERT_TRUE(ex->eval(toks.data(), toks.size(), 0, full, 0, err)) << err;
+  }
+  auto ex = makeExecutor(m.desc, 2);
+  ASSERT_EQ(ex->boundaryCount(), 4); // 3 layers and the head
+  for (std::vector<int64_t> cuts :
+       {std::vector<int64_t>{-1, 4}, {-1, 0, 4}, {-1, 1, 2, 4},
+        {-1, 0, 1, 2, 3, 4}}) {
+    std::vector<float> state;
+    for (size_t i = 0; i + 1 < cuts.size(); ++i) {
+      ASSERT_TRUE(ex->evalRange(toks.data(), toks.size(), 0, cuts[i],
+                                cuts[i + 1], state, err))
+          << err;
+      if (cuts[i + 1] < 4)
+        EXPECT_EQ(state.size(),
+                  toks.size() * size_t(ex->boundaryWidth(cuts[i + 1])));
+    }
+    ASSERT_EQ(state.size(), full.size());
+    EXPECT_EQ(0, std::memcmp(state.data(), full.data(),
+                             full.size() * sizeof(float)))
+        << cuts.size() - 1 << " parts";
+  }
+  std::vector<float> state;
+  EXPECT_FALSE(ex->evalRange(toks.data(), toks.size(), 0, 2, 1, state, err));
+  EXPECT_FALSE(ex->evalRange(toks.data(), toks.size(), 0, 1, 2, state, err));
+  EXPECT_NE(err.find("state"), std::string::npos) << err;
+}
+
+// The graph is the program: changing an op changes the logits.
+TEST(Executor, RunsTheGraphItIsGiven) {
+  Dims dm;
+  SyntheticModel m =
+      makeModel(dm, formats::Format::F32, false, RopeMode::Normal);
+  std::vector<int32_t> toks = someTokens(8, dm.vocab);
+  std::string err;
+  std::vector<float> a, b;
+  ASSERT_TRUE(makeExecutor(m.desc, 2)->eval(toks.data(), 8, 0, a, 0, err));
+  ModelDesc edited = m.desc;
+  bool changed = false;
+  for (GraphOp &op : edited.graph.ops)
+    if (op.kind == OpKind::SwiGLU && !changed) {
+      // silu(g) * u -> g * u in layer 0.
+      op.kind = OpKind::Mul;
+      changed = true;
+    }
+  ASSERT_TRUE(changed);
+  ASSERT_TRUE(makeExecutor(edited, 2)->eval(toks.data(), 8, 0, b, 0, err));
+  ASSERT_EQ(a.size(), b.size());
+  EXPECT_NE(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(float)));
+}
+
 TEST(Executor, ValidateRejectsBadShapes) {
   Dims dm;
   SyntheticModel m =
@@ -383,8 +463,11 @@ TEST(Executor, ValidateRejectsBadShapes) {
   EXPECT_FALSE(d.validate(err));
   EXPECT_NE(err.find("attn_k"), std::string::npos);
   d = m.desc;
-  d.headCountKV = 3;
+  for (GraphOp &op : d.graph.ops)
+    if (op.kind == OpKind::Attention)
+      op.heads = 3; // not a multiple of the 2 KV heads
   EXPECT_FALSE(d.validate(err));
+  EXPECT_NE(err.find("KV heads"), std::string::npos) << err;
   ExecOptions o;
   EXPECT_FALSE(Executor::create(d, o, err));
 }
@@ -410,40 +493,52 @@ TEST(ExecThreadPool, RunsEveryTaskOnce) {
 // The shared GGUF models (skipped when absent).
 //===----------------------------------------------------------------------===//
 
-std::shared_ptr<const gguf::Reader> openShared(const std::string &rel,
-                                               std::string &skip) {
+bool loadShared(const std::string &rel, ModelDesc &d, std::string &skip) {
   std::string path = std::string(LOWBIT_SHARED_DIR) + "/models/" + rel;
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) {
     skip = "model not found: " + path;
-    return nullptr;
+    return false;
   }
-  gguf::Error err;
-  auto r = gguf::Reader::open(path, err);
-  if (!r)
-    skip = err.message();
-  return std::shared_ptr<const gguf::Reader>(std::move(r));
+  std::string err;
+  EXPECT_TRUE(lowbit::testing::loadModel(path, d, err)) << err;
+  return true;
 }
 
-TEST(ExecGGUFModel, Stories260KDesc) {
+// The graph the importer builds for stories260K, as the executor sees it.
+TEST(ExecGGUFModel, Stories260KGraph) {
   std::string skip;
-  auto r = openShared("stories260K/stories260K-f32.gguf", skip);
-  if (!r)
-    GTEST_SKIP() << skip;
   ModelDesc d;
-  std::string err;
-  ASSERT_TRUE(modelFromGGUF(r, d, err)) << err;
-  EXPECT_EQ(d.embeddingLength, 64);
-  EXPECT_EQ(d.blockCount, 5);
-  EXPECT_EQ(d.feedForwardLength, 172);
-  EXPECT_EQ(d.headCount, 8);
-  EXPECT_EQ(d.headCountKV, 4);
-  EXPECT_EQ(d.headDim, 8);
-  EXPECT_EQ(d.ropeDims, 8);
+  if (!loadShared("stories260K/stories260K-f32.gguf", d, skip))
+    GTEST_SKIP() << skip;
   EXPECT_EQ(d.vocabSize, 512);
   EXPECT_EQ(d.contextLength, 512);
-  EXPECT_FLOAT_EQ(d.ropeFreqBase, 10000.0f);
-  EXPECT_FALSE(d.tiedOutput());
+  EXPECT_EQ(d.graph.cache.layers, 5);
+  EXPECT_EQ(d.graph.cache.kvHeads, 4);
+  EXPECT_EQ(d.graph.cache.headDim, 8);
+  EXPECT_EQ(d.graph.boundaries.size(), 6u); // 5 layers and the head
+  EXPECT_EQ(d.outputWeight(), "output.weight"); // untied
+  int ropes = 0, attentions = 0, swiglus = 0;
+  for (const GraphOp &op : d.graph.ops) {
+    if (op.kind == OpKind::Rope) {
+      ++ropes;
+      EXPECT_EQ(op.headDim, 8);
+      EXPECT_EQ(op.ropeDims, 8);
+      EXPECT_FLOAT_EQ(op.theta, 10000.0f);
+      EXPECT_EQ(op.ropeMode, RopeMode::Normal);
+    } else if (op.kind == OpKind::Attention) {
+      EXPECT_EQ(op.heads, 8);
+      EXPECT_EQ(op.cacheLayer, attentions++);
+    } else if (op.kind == OpKind::SwiGLU) {
+      EXPECT_EQ(d.graph.valueWidth[op.outputs[0]], 172);
+      ++swiglus;
+    } else if (op.kind == OpKind::RMSNorm) {
+      EXPECT_FLOAT_EQ(op.epsilon, 1e-5f);
+    }
+  }
+  EXPECT_EQ(ropes, 10);
+  EXPECT_EQ(attentions, 5);
+  EXPECT_EQ(swiglus, 5);
   const WeightRef *k = d.find("blk.0.attn_k.weight");
   ASSERT_TRUE(k);
   EXPECT_EQ(k->rows, 32); // GGUF dims [64, 32] = [cols, rows]
@@ -452,14 +547,11 @@ TEST(ExecGGUFModel, Stories260KDesc) {
 
 TEST(ExecGGUFModel, F16MatchesF32Closely) {
   std::string skip;
-  auto r32 = openShared("docs256/model-f32.gguf", skip);
-  auto r16 = r32 ? openShared("docs256/model-f16.gguf", skip) : nullptr;
-  if (!r32 || !r16)
-    GTEST_SKIP() << skip;
   ModelDesc d32, d16;
+  if (!loadShared("docs256/model-f32.gguf", d32, skip) ||
+      !loadShared("docs256/model-f16.gguf", d16, skip))
+    GTEST_SKIP() << skip;
   std::string err;
-  ASSERT_TRUE(modelFromGGUF(r32, d32, err)) << err;
-  ASSERT_TRUE(modelFromGGUF(r16, d16, err)) << err;
   EXPECT_EQ(d16.find("blk.0.attn_q.weight")->format, formats::Format::F16);
   auto e32 = makeExecutor(d32, 2), e16 = makeExecutor(d16, 2);
   std::vector<int32_t> toks = someTokens(64, d32.vocabSize, 5);

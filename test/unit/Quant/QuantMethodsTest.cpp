@@ -13,6 +13,8 @@
 #include "lowbit/Exec/Executor.h"
 #include "lowbit/Formats/Formats.h"
 
+#include "TestModels.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -301,6 +303,10 @@ INSTANTIATE_TEST_SUITE_P(Formats, AWQFormats,
                            return std::string(formats::info(info.param).name);
                          });
 
+std::string layerWeightName(int64_t layer, const char *what) {
+  return "blk." + std::to_string(layer) + "." + what + ".weight";
+}
+
 /// A small GQA llama in f32, weights held in `tensors`.
 struct FloatModel {
   int64_t d = 64, heads = 4, kvHeads = 2, hd = 16, ff = 96, vocab = 50,
@@ -322,32 +328,23 @@ struct FloatModel {
     std::mt19937 rng(99);
     add("token_embd.weight", vocab, d, 1.0f, 0.0f, rng);
     for (int64_t l = 0; l < layers; ++l) {
-      add(exec::layerWeightName(l, "attn_norm"), 1, d, 0.1f, 1.0f, rng);
-      add(exec::layerWeightName(l, "attn_q"), heads * hd, d, 0.2f, 0.0f, rng);
-      add(exec::layerWeightName(l, "attn_k"), kvHeads * hd, d, 0.2f, 0.0f, rng);
-      add(exec::layerWeightName(l, "attn_v"), kvHeads * hd, d, 0.2f, 0.0f, rng);
-      add(exec::layerWeightName(l, "attn_output"), d, heads * hd, 0.2f, 0.0f,
+      add(layerWeightName(l, "attn_norm"), 1, d, 0.1f, 1.0f, rng);
+      add(layerWeightName(l, "attn_q"), heads * hd, d, 0.2f, 0.0f, rng);
+      add(layerWeightName(l, "attn_k"), kvHeads * hd, d, 0.2f, 0.0f, rng);
+      add(layerWeightName(l, "attn_v"), kvHeads * hd, d, 0.2f, 0.0f, rng);
+      add(layerWeightName(l, "attn_output"), d, heads * hd, 0.2f, 0.0f,
           rng);
-      add(exec::layerWeightName(l, "ffn_norm"), 1, d, 0.1f, 1.0f, rng);
-      add(exec::layerWeightName(l, "ffn_gate"), ff, d, 0.2f, 0.0f, rng);
-      add(exec::layerWeightName(l, "ffn_up"), ff, d, 0.2f, 0.0f, rng);
-      add(exec::layerWeightName(l, "ffn_down"), d, ff, 0.2f, 0.0f, rng);
+      add(layerWeightName(l, "ffn_norm"), 1, d, 0.1f, 1.0f, rng);
+      add(layerWeightName(l, "ffn_gate"), ff, d, 0.2f, 0.0f, rng);
+      add(layerWeightName(l, "ffn_up"), ff, d, 0.2f, 0.0f, rng);
+      add(layerWeightName(l, "ffn_down"), d, ff, 0.2f, 0.0f, rng);
     }
     add("output_norm.weight", 1, d, 0.1f, 1.0f, rng);
     add("output.weight", vocab, d, 0.2f, 0.0f, rng);
   }
 
   std::vector<float> logits(const std::vector<int32_t> &tokens) {
-    exec::ModelDesc desc;
-    desc.vocabSize = vocab;
-    desc.embeddingLength = d;
-    desc.blockCount = layers;
-    desc.feedForwardLength = ff;
-    desc.headCount = heads;
-    desc.headCountKV = kvHeads;
-    desc.headDim = hd;
-    desc.ropeDims = hd;
-    desc.contextLength = 64;
+    std::map<std::string, exec::WeightRef> weights;
     for (auto &[name, data] : tensors) {
       exec::WeightRef ref;
       ref.format = Format::F32;
@@ -355,11 +352,23 @@ struct FloatModel {
       ref.cols = shapes[name].second;
       ref.rowBytes = ref.cols * sizeof(float);
       ref.data = reinterpret_cast<const uint8_t *>(data.data());
-      desc.weights[name] = ref;
+      weights[name] = ref;
     }
+    lowbit::testing::DecoderShape shape;
+    shape.vocab = vocab;
+    shape.embedding = d;
+    shape.layers = layers;
+    shape.heads = heads;
+    shape.kvHeads = kvHeads;
+    shape.feedForward = ff;
+    shape.context = 64;
+    exec::ModelDesc desc;
+    std::string err;
+    EXPECT_TRUE(
+        lowbit::testing::makeDecoder(shape, weights, nullptr, desc, err))
+        << err;
     exec::ExecOptions options;
     options.threads = 1;
-    std::string err;
     auto ex = exec::Executor::create(desc, options, err);
     EXPECT_TRUE(ex) << err;
     std::vector<float> out;
@@ -387,7 +396,7 @@ TEST(AWQ, FoldingKeepsTheFloatModel) {
   std::mt19937 rng(5);
   for (int64_t l = 0; l < m.layers; ++l) {
     auto name = [&](const char *what) {
-      return exec::layerWeightName(l, what);
+      return layerWeightName(l, what);
     };
     // q/k/v read attn_norm's output.
     std::vector<float> s = randomScales(m.d, rng);

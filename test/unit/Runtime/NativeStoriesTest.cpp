@@ -19,6 +19,8 @@
 #include "lowbit/Exec/Executor.h"
 #include "lowbit/GGUF/GGUF.h"
 
+#include "TestModels.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -51,12 +53,9 @@ bool compile(const std::string &preset, const std::string &dir) {
 
 Agreement teacherForced(const std::string &dir) {
   Agreement a;
-  gguf::Error gerr;
   std::string err;
-  std::shared_ptr<gguf::Reader> reader = gguf::Reader::open(dir + "/m.gguf", gerr);
-  EXPECT_TRUE(reader) << gerr.message();
   exec::ModelDesc desc;
-  EXPECT_TRUE(exec::modelFromGGUF(reader, desc, err)) << err;
+  EXPECT_TRUE(lowbit::testing::loadModel(dir + "/m.gguf", desc, err)) << err;
   exec::ExecOptions o;
   o.threads = 2;
   o.contextSize = 256;
