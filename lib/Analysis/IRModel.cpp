@@ -91,12 +91,21 @@ private:
              << "has a weight operand computed in the graph; the executor "
                 "reads weights from lowbit.weight";
     std::string name = ref.getName().str();
-    if (!out.weights.count(name))
+    if (out.weights.count(name))
+      return name;
+    auto global = module.lookupSymbol<GlobalWeightOp>(name);
+    if (!global)
+      return user->emitOpError() << "uses weight @" << name
+                                 << ", which the module does not declare";
+    QTensorType type = global.getWeightType();
+    if (type.getLayout() && type.getLayout().getRows() != 1)
       return user->emitOpError()
-             << "uses weight @" << name
-             << ", which is missing, packed for a target, not a matrix or "
-                "vector, or has no reachable data";
-    return name;
+             << "uses weight @" << name << ", which is packed for a target ("
+             << type.getLayout()
+             << "); the executor reads row-major weights, so run it on the "
+                "module before lowbit-pack-weights";
+    return user->emitOpError() << "uses weight @" << name << " of type "
+                               << type << ", which is not a matrix or vector";
   }
   LogicalResult requireArg(Operation *user, Value v, unsigned index,
                            const char *what) {
