@@ -34,7 +34,7 @@ aarch64-linux-gnu-gcc -c -O2 -I"$ROOT/runtime/include" -I"$ROOT/include" \
   "$ROOT/runtime/tools/lowbit-rt-static-main.c" -o "$BUILD/lowbit-rt-static-main.o"
 aarch64-linux-gnu-g++ -static -O2 "${objects[@]}" \
   "$BUILD/libLowBitRuntimeRunner.a" "$BUILD/libLowBitRuntime.a" \
-  "$BUILD/libLowBitTokenizer.a" "$BUILD/libLowBitGGUF.a" \
+  "$BUILD/libLowBitExec.a" "$BUILD/libLowBitTokenizer.a" "$BUILD/libLowBitGGUF.a" \
   "$BUILD/libLowBitExecOps.a" "$BUILD/libLowBitTarget.a" \
   "$BUILD/libLowBitFormats.a" \
   -lpthread -o "$OUT"

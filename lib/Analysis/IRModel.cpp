@@ -325,13 +325,14 @@ LogicalResult GraphTranslator::run() {
 }
 
 /// Every 1-D/2-D weight of the module as the executor reads it.
-LogicalResult collectWeights(ModuleOp module, exec::ModelDesc &out) {
+LogicalResult collectWeights(ModuleOp module, exec::ModelDesc &out,
+                             bool allowPacked) {
   for (GlobalWeightOp weight : module.getOps<GlobalWeightOp>()) {
     QTensorType type = weight.getWeightType();
     ArrayRef<int64_t> shape = type.getShape();
     if (shape.empty() || shape.size() > 2)
       continue; // not a matrix or vector; the graph cannot name it
-    if (type.getLayout() && type.getLayout().getRows() != 1)
+    if (type.getLayout() && type.getLayout().getRows() != 1 && !allowPacked)
       continue; // packed for a target: the graph's translation reports it
     exec::WeightRef ref;
     ref.format = type.getFormat().getFormat();
@@ -373,7 +374,8 @@ bool captureDiagnostics(MLIRContext *context, std::string &err, Fn fn,
 } // namespace
 
 LogicalResult mlir::lowbit::translateModel(ModuleOp module,
-                                           exec::ModelDesc &out) {
+                                           exec::ModelDesc &out,
+                                           bool allowPackedWeights) {
   out = exec::ModelDesc();
   if (failed(collectGGUFMetadata(module, out.metadata)))
     return failure();
@@ -382,7 +384,7 @@ LogicalResult mlir::lowbit::translateModel(ModuleOp module,
     out.architecture = *a;
   if (std::optional<std::string> n = getMetadataString(module, "general.name"))
     out.name = *n;
-  if (failed(collectWeights(module, out)) ||
+  if (failed(collectWeights(module, out, allowPackedWeights)) ||
       failed(GraphTranslator(module, out).run()))
     return failure();
   std::string err;

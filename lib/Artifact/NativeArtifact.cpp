@@ -4,6 +4,7 @@
 
 #include "LowBit/Fusion/Passes.h"
 #include "LowBit/IR/LowBit.h"
+#include "lowbit/Analysis/IRModel.h"
 #include "lowbit/Codegen/Codegen.h"
 #include "lowbit/Export/GGUFExport.h"
 #include "lowbit/GGUF/GGUF.h"
@@ -62,71 +63,6 @@ private:
   std::vector<std::pair<std::string, std::string>> files_;
 };
 
-/// The runtime's hyperparameters, read off the ops of @forward (after
-/// fusion). The runtime still runs one fixed decoder shape (RMSNorm,
-/// attention with RoPE, SwiGLU, no biases), so a graph with any other op is
-/// refused here, with the op located, rather than run wrongly.
-LogicalResult runtimeParams(ModuleOp module, runtime::ModelParams &p) {
-  auto forward = module.lookupSymbol<func::FuncOp>("forward");
-  if (!forward || forward.isExternal() || forward.getNumArguments() != 3)
-    return module.emitError()
-           << "cannot be compiled to native code: no @forward(tokens, "
-              "positions, kv_cache) graph";
-  auto cache = dyn_cast<KVCacheType>(forward.getArgument(2).getType());
-  if (!cache)
-    return forward.emitOpError() << "has no KV cache argument";
-  p.blockCount = cache.getLayers();
-  p.contextLength = cache.getContextLength();
-  p.headCountKV = cache.getKvHeads();
-  p.headDim = cache.getHeadDim();
-  auto width = [](Value v) {
-    return cast<RankedTensorType>(v.getType()).getDimSize(1);
-  };
-  bool sawNorm = false, sawRope = false;
-  WalkResult walk = forward.walk([&](Operation *op) -> WalkResult {
-    if (auto e = dyn_cast<EmbeddingOp>(op)) {
-      p.embeddingLength = width(e.getResult());
-    } else if (auto n = dyn_cast<RMSNormOp>(op)) {
-      float eps = n.getEpsilon().convertToFloat();
-      if (sawNorm && eps != static_cast<float>(p.rmsNormEps))
-        return op->emitOpError() << "has another epsilon than the model's "
-                                    "first norm; the runtime takes one";
-      p.rmsNormEps = eps;
-      sawNorm = true;
-    } else if (auto r = dyn_cast<RopeOp>(op)) {
-      p.ropeDims = r.getRopeDims();
-      p.ropeFreqBase = r.getTheta().convertToFloat();
-      p.ropeFreqScale = r.getFreqScale().convertToFloat();
-      p.ropeMode = r.getMode() == RopeMode::neox ? "neox" : "normal";
-      sawRope = true;
-    } else if (auto a = dyn_cast<AttentionOp>(op)) {
-      p.headCount = a.getHeads();
-    } else if (auto m = dyn_cast<MatmulOp>(op)) {
-      if (m.getBias())
-        return op->emitOpError()
-               << "has a bias, which the native runtime does not run yet";
-    } else if (auto s = dyn_cast<SwiGLUOp>(op)) {
-      p.feedForwardLength = width(s.getResult());
-    } else if (auto m = dyn_cast<MulOp>(op)) {
-      p.feedForwardLength = width(m.getResult());
-    } else if (!isa<WeightOp, AddOp, SiLUOp, SplitOp, LayerBoundaryOp,
-                    MatmulResidualOp, func::ReturnOp>(op) &&
-               op != forward.getOperation()) {
-      return op->emitOpError() << "is not run by the native runtime yet";
-    }
-    return WalkResult::advance();
-  });
-  if (walk.wasInterrupted())
-    return failure();
-  p.vocabSize = cast<RankedTensorType>(forward.getResultTypes()[0])
-                    .getDimSize(1);
-  if (!sawNorm || !sawRope || p.embeddingLength <= 0 || p.headCount <= 0 ||
-      p.feedForwardLength <= 0)
-    return forward.emitOpError()
-           << "is not the decoder shape the native runtime runs";
-  return success();
-}
-
 } // namespace
 
 LogicalResult mlir::lowbit::exportNativeArtifact(
@@ -157,12 +93,13 @@ LogicalResult mlir::lowbit::exportNativeArtifact(
   manifest.abiVersion = LB_KERNEL_ABI_VERSION;
   manifest.target = target.name;
   manifest.triple = target.triple;
-  runtime::ModelParams &p = manifest.model;
-  if (failed(runtimeParams(module, p)))
+  // The graph the runtime interprets: @forward after fusion and packing.
+  ::lowbit::exec::ModelDesc desc;
+  if (failed(translateModel(module, desc, /*allowPackedWeights=*/true)))
     return failure();
-  p.architecture = getMetadataString(module, "general.architecture")
-                       .value_or("llama");
-  p.name = getMetadataString(module, "general.name").value_or("");
+  manifest.graph = std::move(desc.graph);
+  manifest.model.architecture = desc.architecture;
+  manifest.model.name = desc.name;
 
   PendingFiles files(dir);
 

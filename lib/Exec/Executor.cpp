@@ -111,11 +111,19 @@ std::unique_ptr<Executor> Executor::create(const ModelDesc &model,
   e->batch_ = std::max<int64_t>(1, std::min(options.batchSize, e->ctx_));
   e->pool_ = std::make_unique<ThreadPool>(options.threads);
   e->activationFormat_ = options.activationFormat;
+  e->backend_ = options.backend;
 
   size_t attentionScratch = 0;
   for (const GraphOp &op : g.ops) {
     e->weightOf_.push_back(op.weight.empty() ? nullptr : m.find(op.weight));
     e->biasOf_.push_back(op.bias.empty() ? nullptr : m.find(op.bias));
+    const bool isMatmul =
+        op.kind == OpKind::Matmul || op.kind == OpKind::MatmulResidual;
+    e->backendHandle_.push_back(isMatmul && e->backend_
+                                    ? e->backend_->bind(op.weight)
+                                    : -1);
+    e->backendRows_.push_back(op.kind == OpKind::Embedding && e->backend_ &&
+                              e->backend_->decodesRows(op.weight));
     const bool vectorWeight =
         op.kind == OpKind::RMSNorm || op.kind == OpKind::LayerNorm;
     if (vectorWeight && !e->vectors_.count(op.weight))
@@ -250,11 +258,19 @@ bool Executor::plan(std::string &err) {
   return true;
 }
 
-// y[rows, N] = x[rows, K] * W[N, K]^T, weights decoded to f32 on the fly.
-void Executor::matmul(const WeightRef &w, const std::string &name,
-                      const float *x, int64_t rows, float *y) {
+// y[rows, N] = x[rows, K] * W[N, K]^T: on the backend's kernel, or with the
+// weights decoded to f32 on the fly.
+void Executor::matmul(size_t index, const float *x, int64_t rows, float *y) {
+  const GraphOp &op = model_.graph.ops[index];
+  const WeightRef &w = *weightOf_[index];
   if (observer_)
-    observer_(name, x, rows, w.cols);
+    observer_(op.weight, x, rows, w.cols);
+  if (backendHandle_[index] >= 0) {
+    const uint64_t inputKey =
+        (passes_ << 32) | static_cast<uint32_t>(op.inputs[0]);
+    backend_->matmul(backendHandle_[index], x, rows, y, inputKey, *pool_);
+    return;
+  }
   formats::Format act =
       activationFormat_ ? activationFormat_(w.format) : formats::Format::F32;
   if (act == formats::Format::Q8_0 && formats::isScaledIntegerBlock(w.format) &&
@@ -345,6 +361,7 @@ void Executor::parallelFor(int64_t count,
 void Executor::runOps(size_t begin, size_t end, const int32_t *tokens,
                       int64_t n, int64_t pos, int64_t firstOutput) {
   const Graph &g = model_.graph;
+  ++passes_;
   for (size_t i = begin; i < end; ++i) {
     const bool head = i >= headStart_;
     const int64_t rows = head ? n - firstOutput : n;
@@ -372,14 +389,18 @@ void Executor::runOp(const GraphOp &op, const int32_t *tokens, int64_t rows,
   switch (op.kind) {
   case OpKind::Embedding: {
     float *y = out(0);
-    for (int64_t t = 0; t < rows; ++t)
-      ops::decodeSpan(*w, tokens[t], 0, width, y + t * width);
+    for (int64_t t = 0; t < rows; ++t) {
+      if (backendRows_[index])
+        backend_->decodeRow(op.weight, tokens[t], y + t * width);
+      else
+        ops::decodeSpan(*w, tokens[t], 0, width, y + t * width);
+    }
     return;
   }
   case OpKind::Matmul:
   case OpKind::MatmulResidual: {
     float *y = out(0);
-    matmul(*w, op.weight, in(0), rows, y);
+    matmul(index, in(0), rows, y);
     if (biasOf_[index]) {
       const float *b = vectors_.at(op.bias).data();
       elementwise(*pool_, rows, width,

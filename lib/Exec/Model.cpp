@@ -42,6 +42,43 @@ const char *opKindName(OpKind kind) {
   return "?";
 }
 
+bool opKindFromName(const std::string &name, OpKind &kind) {
+  for (int k = 0; k <= static_cast<int>(OpKind::Boundary); ++k)
+    if (name == opKindName(static_cast<OpKind>(k))) {
+      kind = static_cast<OpKind>(k);
+      return true;
+    }
+  return false;
+}
+
+GraphSummary summarize(const Graph &g) {
+  GraphSummary s;
+  if (g.result >= 0 && g.result < static_cast<int32_t>(g.valueWidth.size()))
+    s.vocab = g.valueWidth[g.result];
+  s.layers = g.boundaries.empty() ? g.cache.layers
+                                  : static_cast<int64_t>(g.boundaries.size()) - 1;
+  s.kvHeads = g.cache.kvHeads;
+  s.headDim = g.cache.headDim;
+  s.context = g.cache.context;
+  auto width = [&](int32_t v) {
+    return v >= 0 && v < static_cast<int32_t>(g.valueWidth.size())
+               ? g.valueWidth[v]
+               : 0;
+  };
+  for (const GraphOp &op : g.ops) {
+    if (op.outputs.empty())
+      continue;
+    if (op.kind == OpKind::Embedding && !s.embedding)
+      s.embedding = width(op.outputs[0]);
+    else if (op.kind == OpKind::Attention && !s.heads)
+      s.heads = op.heads;
+    else if ((op.kind == OpKind::SwiGLU || op.kind == OpKind::GELU) &&
+             !s.feedForward)
+      s.feedForward = width(op.outputs[0]);
+  }
+  return s;
+}
+
 const WeightRef *ModelDesc::find(const std::string &name) const {
   auto it = weights.find(name);
   return it == weights.end() ? nullptr : &it->second;

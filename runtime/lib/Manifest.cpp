@@ -98,34 +98,114 @@ private:
   std::string &err_;
 };
 
-bool parseModel(Reader &r, const json &m, ModelParams &p) {
+bool parseModel(Reader &r, const json &m, ModelInfo &p) {
   const std::string w = "model";
   if (!m.is_object())
     return r.fail("", "model", "must be an object");
-  if (!r.string(m, w, "architecture", p.architecture) ||
-      !r.string(m, w, "name", p.name, false) ||
-      !r.integer(m, w, "vocab_size", p.vocabSize, true, 1) ||
-      !r.integer(m, w, "embedding_length", p.embeddingLength, true, 1) ||
-      !r.integer(m, w, "block_count", p.blockCount, true, 1) ||
-      !r.integer(m, w, "feed_forward_length", p.feedForwardLength, true, 1) ||
-      !r.integer(m, w, "head_count", p.headCount, true, 1) ||
-      !r.integer(m, w, "head_count_kv", p.headCountKV, true, 1) ||
-      !r.integer(m, w, "head_dim", p.headDim, true, 1) ||
-      !r.integer(m, w, "rope_dims", p.ropeDims, true, 1) ||
-      !r.integer(m, w, "context_length", p.contextLength, true, 0) ||
-      !r.number(m, w, "rope_freq_base", p.ropeFreqBase) ||
-      !r.number(m, w, "rope_freq_scale", p.ropeFreqScale) ||
-      !r.number(m, w, "rms_norm_eps", p.rmsNormEps) ||
-      !r.string(m, w, "rope_mode", p.ropeMode))
+  return r.string(m, w, "architecture", p.architecture, false) &&
+         r.string(m, w, "name", p.name, false);
+}
+
+/// Reads an array of integers in [min, max].
+bool integers(Reader &r, const json &obj, const std::string &where,
+              const char *key, std::vector<int64_t> &out, int64_t min,
+              int64_t max, bool required = true) {
+  const json *v = r.field(obj, where, key, required);
+  if (!v)
+    return !required;
+  if (!v->is_array())
+    return r.fail(where, key, "must be an array");
+  for (const json &e : *v) {
+    if (!e.is_number_integer() || e.get<int64_t>() < min ||
+        e.get<int64_t>() > max)
+      return r.fail(where, key,
+                    "must hold integers in [" + std::to_string(min) + ", " +
+                        std::to_string(max) + "]");
+    out.push_back(e.get<int64_t>());
+  }
+  return true;
+}
+
+bool parseGraph(Reader &r, const json &g, exec::Graph &out) {
+  const std::string w = "graph";
+  if (!g.is_object())
+    return r.fail("", "graph", "must be an object");
+  constexpr int64_t kMaxWidth = int64_t(1) << 31, kMaxValues = 1 << 24;
+  std::vector<int64_t> widths, boundaries;
+  int64_t result = 0;
+  if (!integers(r, g, w, "values", widths, 1, kMaxWidth) ||
+      widths.size() > kMaxValues ||
+      !r.integer(g, w, "result", result, true, 0) ||
+      !integers(r, g, w, "boundaries", boundaries, 0, kMaxValues, false))
+    return widths.size() > kMaxValues ? r.fail(w, "values", "is too long")
+                                      : false;
+  const int64_t nValues = static_cast<int64_t>(widths.size());
+  if (result >= nValues)
+    return r.fail(w, "result", "is not a value");
+  out.valueWidth = widths;
+  out.result = static_cast<int32_t>(result);
+  if (const json *c = r.field(g, w, "cache", false)) {
+    const std::string cw = w + ".cache";
+    if (!c->is_object() ||
+        !r.integer(*c, cw, "layers", out.cache.layers, true, 0) ||
+        !r.integer(*c, cw, "context", out.cache.context, true, 0) ||
+        !r.integer(*c, cw, "kv_heads", out.cache.kvHeads, true, 0) ||
+        !r.integer(*c, cw, "head_dim", out.cache.headDim, true, 0))
+      return c->is_object() ? false : r.fail(w, "cache", "must be an object");
+    if (out.cache.layers > (1 << 16) || out.cache.context > (1 << 24) ||
+        out.cache.kvHeads > (1 << 16) || out.cache.headDim > (1 << 16))
+      return r.fail(w, "cache", "is too large");
+  }
+  const json *ops = r.field(g, w, "ops", true);
+  if (!ops)
     return false;
-  if (p.ropeMode != "normal" && p.ropeMode != "neox")
-    return r.fail(w, "rope_mode", "must be \"normal\" or \"neox\"");
-  if (p.headCount % p.headCountKV != 0)
-    return r.fail(w, "head_count", "must be a multiple of head_count_kv");
-  if (p.ropeDims > p.headDim || p.ropeDims % 2 != 0)
-    return r.fail(w, "rope_dims", "must be even and at most head_dim");
-  if (!(p.rmsNormEps > 0) || !(p.ropeFreqBase > 0) || !(p.ropeFreqScale > 0))
-    return r.fail(w, "rms_norm_eps", "and the RoPE frequencies must be > 0");
+  if (!ops->is_array())
+    return r.fail(w, "ops", "must be an array");
+  for (size_t i = 0; i < ops->size(); ++i) {
+    const json &o = (*ops)[i];
+    const std::string ow = w + ".ops[" + std::to_string(i) + "]";
+    if (!o.is_object())
+      return r.fail(w, "ops", "must be objects");
+    exec::GraphOp op;
+    std::string kind, mode = "normal";
+    std::vector<int64_t> in, outs;
+    double epsilon = 0, theta = 10000, freqScale = 1, scale = 0;
+    if (!r.string(o, ow, "op", kind))
+      return false;
+    if (!exec::opKindFromName(kind, op.kind))
+      return r.fail(ow, "op", "'" + kind + "' is not an op the runtime runs");
+    if (!integers(r, o, ow, "in", in, 0, nValues - 1) ||
+        !integers(r, o, ow, "out", outs, 0, nValues - 1) ||
+        !r.string(o, ow, "weight", op.weight, false) ||
+        !r.string(o, ow, "bias", op.bias, false) ||
+        !r.number(o, ow, "epsilon", epsilon, false) ||
+        !r.number(o, ow, "theta", theta, false) ||
+        !r.number(o, ow, "freq_scale", freqScale, false) ||
+        !r.number(o, ow, "scale", scale, false) ||
+        !r.integer(o, ow, "heads", op.heads, false, 0) ||
+        !r.integer(o, ow, "head_dim", op.headDim, false, 0) ||
+        !r.integer(o, ow, "rope_dims", op.ropeDims, false, 0) ||
+        !r.integer(o, ow, "layer", op.cacheLayer, false, 0) ||
+        !r.string(o, ow, "mode", mode, false) ||
+        !integers(r, o, ow, "sizes", op.sizes, 1, kMaxWidth, false))
+      return false;
+    if (mode != "normal" && mode != "neox")
+      return r.fail(ow, "mode", "must be \"normal\" or \"neox\"");
+    op.ropeMode = mode == "neox" ? exec::RopeMode::NeoX : exec::RopeMode::Normal;
+    op.inputs.assign(in.begin(), in.end());
+    op.outputs.assign(outs.begin(), outs.end());
+    op.epsilon = static_cast<float>(epsilon);
+    op.theta = static_cast<float>(theta);
+    op.freqScale = static_cast<float>(freqScale);
+    op.scale = static_cast<float>(scale);
+    op.where = ow;
+    out.ops.push_back(std::move(op));
+  }
+  for (int64_t b : boundaries) {
+    if (b >= static_cast<int64_t>(out.ops.size()))
+      return r.fail(w, "boundaries", "must be op indices");
+    out.boundaries.push_back(static_cast<size_t>(b));
+  }
   return true;
 }
 
@@ -255,8 +335,11 @@ bool parseManifest(std::string_view text, Manifest &out, std::string &err) {
       if (f->find('/') != std::string::npos || *f == "." || *f == "..")
         return r.fail("files", "", "names must be plain file names, got '" +
                                        *f + "'");
-    const json *model = r.field(doc, "", "model", true);
-    if (!model || !parseModel(r, *model, out.model))
+    const json *model = r.field(doc, "", "model", false);
+    if (model && !parseModel(r, *model, out.model))
+      return false;
+    const json *graph = r.field(doc, "", "graph", true);
+    if (!graph || !parseGraph(r, *graph, out.graph))
       return false;
     const json *tensors = r.field(doc, "", "tensors", true);
     if (!tensors)
@@ -297,22 +380,55 @@ std::string writeManifest(const Manifest &m) {
   if (!m.metadataFile.empty())
     files["metadata"] = m.metadataFile;
   doc["files"] = files;
-  const ModelParams &p = m.model;
-  doc["model"] = ojson{{"architecture", p.architecture},
-                       {"name", p.name},
-                       {"vocab_size", p.vocabSize},
-                       {"embedding_length", p.embeddingLength},
-                       {"block_count", p.blockCount},
-                       {"feed_forward_length", p.feedForwardLength},
-                       {"head_count", p.headCount},
-                       {"head_count_kv", p.headCountKV},
-                       {"head_dim", p.headDim},
-                       {"rope_dims", p.ropeDims},
-                       {"context_length", p.contextLength},
-                       {"rope_freq_base", p.ropeFreqBase},
-                       {"rope_freq_scale", p.ropeFreqScale},
-                       {"rms_norm_eps", p.rmsNormEps},
-                       {"rope_mode", p.ropeMode}};
+  doc["model"] = ojson{{"architecture", m.model.architecture},
+                       {"name", m.model.name}};
+  const exec::Graph &g = m.graph;
+  ojson graph;
+  graph["values"] = g.valueWidth;
+  graph["result"] = g.result;
+  graph["cache"] = ojson{{"layers", g.cache.layers},
+                         {"context", g.cache.context},
+                         {"kv_heads", g.cache.kvHeads},
+                         {"head_dim", g.cache.headDim}};
+  graph["boundaries"] = g.boundaries;
+  ojson ops = ojson::array();
+  for (const exec::GraphOp &op : g.ops) {
+    ojson o;
+    o["op"] = exec::opKindName(op.kind);
+    o["in"] = op.inputs;
+    o["out"] = op.outputs;
+    if (!op.weight.empty())
+      o["weight"] = op.weight;
+    if (!op.bias.empty())
+      o["bias"] = op.bias;
+    switch (op.kind) {
+    case exec::OpKind::RMSNorm:
+    case exec::OpKind::LayerNorm:
+      o["epsilon"] = op.epsilon;
+      break;
+    case exec::OpKind::Rope:
+      o["heads"] = op.heads;
+      o["head_dim"] = op.headDim;
+      o["rope_dims"] = op.ropeDims;
+      o["theta"] = op.theta;
+      o["freq_scale"] = op.freqScale;
+      o["mode"] = op.ropeMode == exec::RopeMode::NeoX ? "neox" : "normal";
+      break;
+    case exec::OpKind::Attention:
+      o["heads"] = op.heads;
+      o["layer"] = op.cacheLayer;
+      o["scale"] = op.scale;
+      break;
+    case exec::OpKind::Split:
+      o["sizes"] = op.sizes;
+      break;
+    default:
+      break;
+    }
+    ops.push_back(std::move(o));
+  }
+  graph["ops"] = ops;
+  doc["graph"] = graph;
   ojson tensors = ojson::array();
   for (const ManifestTensor &t : m.tensors) {
     ojson o;

@@ -1,13 +1,15 @@
 //===- Runtime.cpp - The lowbit native runtime ----------------------------===//
 //
 // Loads an artifact (manifest.json, weights.bin mmap'ed, model.so dlopen'ed
-// or kernels registered by a static program) and runs the llama graph: the
-// norms, RoPE, attention and SwiGLU come from lib/Exec's shared ops (so they
-// are the reference executor's, bit for bit); matmuls go through the
-// generated kernels: activations are quantized once per distinct quantizer
-// and input, then the weight rows are split across the threads in multiples
-// of the layout's interleave. A weight without a kernel runs on the
-// executor's decode-to-f32 matmul and is reported.
+// or kernels registered by a static program) and runs the graph the manifest
+// carries (the module's @forward after fusion) on the reference executor's
+// interpreter: it knows no architecture. Every op but the matmuls comes from
+// lib/Exec (so it is the executor's, bit for bit); a matmul whose weight has
+// a generated kernel goes through it (KernelBackend below): activations are
+// quantized once per distinct quantizer and input, then the weight rows are
+// split across the threads in multiples of the layout's interleave. A weight
+// without a kernel runs on the executor's decode-to-f32 matmul and is
+// reported.
 //
 // The C API never lets an exception out: allocation failures and the like
 // become status codes.
@@ -16,6 +18,7 @@
 
 #include "lowbit/runtime.h"
 
+#include "lowbit/Exec/Executor.h"
 #include "lowbit/Exec/Ops.h"
 #include "lowbit/Exec/ThreadPool.h"
 #include "lowbit/Formats/Formats.h"
@@ -168,25 +171,18 @@ struct Tensor {
   /// Rows per kernel call are a multiple of this: the layout's interleave
   /// and the target table's micro-tile rows.
   int64_t rowUnit = 1;
-  /// Plain-layout view for the fall-back matmul and the embedding lookup.
-  exec::WeightRef plain;
-  std::vector<uint8_t> unpacked; // owns plain.data when we had to unpack
+  std::vector<uint8_t> unpacked; // plain rows for the fall-back, if packed
   bool usedAsMatmul = false;
   std::string fallbackWhy;
 };
 
-/// One logical weight (blk.N.attn_q.weight, ...): a whole tensor or rows
-/// [rowOffset, rowOffset + rows) of a fused one.
+/// A weight the graph names: a whole tensor or rows [rowOffset, rowOffset +
+/// rows) of a fused one (a "part" in the manifest).
 struct Piece {
   Tensor *tensor = nullptr;
   int64_t rowOffset = 0;
   int64_t rows = 0;
   bool whole() const { return rowOffset == 0 && rows == tensor->rows; }
-};
-
-struct Layer {
-  Piece q, k, v, o, gate, up, down;
-  std::vector<float> attnNorm, ffnNorm;
 };
 
 } // namespace
@@ -197,13 +193,10 @@ struct lb_model {
   Mapping weights;
   void *library = nullptr;
   std::vector<std::unique_ptr<Tensor>> tensors;
-  std::map<std::string, Tensor *> byName;
-  /// Logical weight name -> piece, for the parts of fused tensors.
+  /// Every name the graph may use: tensors and the parts of fused ones.
   std::map<std::string, Piece> pieces;
-  std::vector<Layer> layers;
-  Piece embed, output;
-  std::vector<float> outputNorm;
-  exec::ops::RopeParams rope;
+  /// The executor's view: the manifest's graph and plain-layout weights.
+  exec::ModelDesc desc;
   std::string report;
   lb_model_info_t info{};
 
@@ -224,10 +217,6 @@ private:
   bool resolveSymbols(Failure &f);
   void *symbol(const std::string &name);
   bool bind(Failure &f);
-  bool piece(const std::string &name, int64_t rows, int64_t cols, Piece &out,
-             Failure &f);
-  bool vectorWeight(const std::string &name, int64_t n, std::vector<float> &out,
-                    Failure &f);
 };
 
 void *lb_model::symbol(const std::string &name) {
@@ -264,7 +253,12 @@ bool lb_model::load(const std::string &path, Failure &f) {
   if (!readFile(manifestPath, text, err))
     return fail(f, LB_ERROR_IO, err);
   if (!runtime::parseManifest(text, manifest, err))
-    return fail(f, LB_ERROR_BAD_ARTIFACT, manifestPath + ": " + err);
+    return fail(f, LB_ERROR_BAD_ARTIFACT,
+                manifestPath + ": " + err +
+                    (text.find("\"version\": 1,") != std::string::npos
+                         ? " (an artifact of an older lowbit: recompile the "
+                           "model)"
+                         : ""));
   if (manifest.abiVersion != LB_KERNEL_ABI_VERSION)
     return fail(f, LB_ERROR_ABI_MISMATCH,
                 manifestPath + ": built for kernel ABI version " +
@@ -272,11 +266,6 @@ bool lb_model::load(const std::string &path, Failure &f) {
                     ", this runtime implements version " +
                     std::to_string(LB_KERNEL_ABI_VERSION) +
                     "; recompile the model");
-  if (manifest.model.architecture != "llama")
-    return fail(f, LB_ERROR_UNSUPPORTED,
-                manifestPath + ": architecture '" +
-                    manifest.model.architecture +
-                    "' is not supported (the runtime runs llama)");
 
   const std::string weightsPath = dir + "/" + manifest.weightsFile;
   if (!weights.open(weightsPath, err))
@@ -298,21 +287,14 @@ bool lb_model::load(const std::string &path, Failure &f) {
     t->interleave = mt.interleave;
     t->data = weights.data() + mt.offset;
     t->actRowBytes = mt.activationRowBytes;
-    t->plain.format = t->format;
-    t->plain.rows = t->rows;
-    t->plain.cols = t->cols;
-    t->plain.rowBytes =
-        formats::rowBytes(formats::info(t->format), static_cast<uint64_t>(t->cols));
-    t->plain.data = t->data;
-    byName[mt.name] = t.get();
+    pieces[mt.name] = Piece{t.get(), 0, t->rows};
+    int64_t offset = 0;
     for (const runtime::TensorPart &part : mt.parts) {
-      int64_t offset = 0;
-      for (const runtime::TensorPart &p : mt.parts) {
-        if (&p == &part)
-          break;
-        offset += p.rows;
-      }
+      if (pieces.count(part.name))
+        return fail(f, LB_ERROR_BAD_ARTIFACT,
+                    "manifest: weight " + part.name + " is listed twice");
       pieces[part.name] = Piece{t.get(), offset, part.rows};
+      offset += part.rows;
     }
     tensors.push_back(std::move(t));
   }
@@ -323,14 +305,14 @@ bool lb_model::load(const std::string &path, Failure &f) {
   info.name = manifest.model.name.c_str();
   info.architecture = manifest.model.architecture.c_str();
   info.target = manifest.target.c_str();
-  const runtime::ModelParams &p = manifest.model;
-  info.n_vocab = p.vocabSize;
-  info.n_ctx_train = p.contextLength;
-  info.n_embd = p.embeddingLength;
-  info.n_layer = p.blockCount;
-  info.n_head = p.headCount;
-  info.n_head_kv = p.headCountKV;
-  info.n_ff = p.feedForwardLength;
+  const exec::GraphSummary g = exec::summarize(manifest.graph);
+  info.n_vocab = g.vocab;
+  info.n_ctx_train = g.context;
+  info.n_embd = g.embedding;
+  info.n_layer = g.layers;
+  info.n_head = g.heads;
+  info.n_head_kv = g.kvHeads;
+  info.n_ff = g.feedForward;
   info.n_tensors = static_cast<int32_t>(tensors.size());
   for (const auto &t : tensors) {
     info.n_params += t->rows * t->cols;
@@ -445,118 +427,91 @@ bool lb_model::resolveSymbols(Failure &f) {
   return true;
 }
 
-bool lb_model::piece(const std::string &name, int64_t rows, int64_t cols,
-                     Piece &out, Failure &f) {
-  auto it = byName.find(name);
-  if (it != byName.end())
-    out = Piece{it->second, 0, it->second->rows};
-  else if (auto p = pieces.find(name); p != pieces.end())
-    out = p->second;
-  else
-    return fail(f, LB_ERROR_BAD_ARTIFACT,
-                "manifest: no tensor " + name + " (neither alone nor as a "
-                                                "part of a fused tensor)");
-  if (out.rows != rows || out.tensor->cols != cols)
-    return fail(f, LB_ERROR_BAD_ARTIFACT,
-                "manifest: " + name + " is [" + std::to_string(out.rows) +
-                    ", " + std::to_string(out.tensor->cols) + "], expected [" +
-                    std::to_string(rows) + ", " + std::to_string(cols) + "]");
-  return true;
-}
-
-bool lb_model::vectorWeight(const std::string &name, int64_t n,
-                            std::vector<float> &out, Failure &f) {
-  Piece p;
-  if (!piece(name, 1, n, p, f))
-    return false;
-  if (!p.whole() || p.tensor->interleave != 1)
-    return fail(f, LB_ERROR_BAD_ARTIFACT,
-                "manifest: " + name + " must be a plain 1-D tensor");
-  out.resize(n);
-  formats::dequantizeRow(p.tensor->format, p.tensor->data, out.data(), n);
-  return true;
-}
-
+// The executor's view of the artifact: every name the graph uses resolves to
+// a tensor or a part of a fused one. Matmul weights without a kernel are
+// decoded by the executor from plain rows (unpacked once if the layout is
+// packed); packed weights with kernels and packed embedding tables are read
+// through KernelBackend.
 bool lb_model::bind(Failure &f) {
-  const runtime::ModelParams &p = manifest.model;
-  const int64_t d = p.embeddingLength, hq = p.headCount * p.headDim,
-                hkv = p.headCountKV * p.headDim, ff = p.feedForwardLength;
-  rope.headDim = p.headDim;
-  rope.ropeDims = p.ropeDims;
-  rope.freqBase = static_cast<float>(p.ropeFreqBase);
-  rope.freqScale = static_cast<float>(p.ropeFreqScale);
-  rope.mode = p.ropeMode == "neox" ? exec::RopeMode::NeoX
-                                   : exec::RopeMode::Normal;
-  if (!piece("token_embd.weight", p.vocabSize, d, embed, f) ||
-      !vectorWeight("output_norm.weight", d, outputNorm, f))
-    return false;
-  if (!embed.whole())
-    return fail(f, LB_ERROR_BAD_ARTIFACT,
-                "manifest: token_embd.weight cannot be part of a fused tensor");
-  if (byName.count("output.weight") || pieces.count("output.weight")) {
-    if (!piece("output.weight", p.vocabSize, d, output, f))
-      return false;
-  } else {
-    output = embed; // tied embeddings
+  desc.graph = manifest.graph;
+  desc.architecture = manifest.model.architecture;
+  desc.name = manifest.model.name;
+  const exec::Graph &g = desc.graph;
+  desc.vocabSize = g.result >= 0 && g.result < static_cast<int32_t>(
+                                                   g.valueWidth.size())
+                       ? g.valueWidth[g.result]
+                       : 0;
+  desc.contextLength = g.cache.context;
+  for (const exec::GraphOp &op : g.ops) {
+    const bool matmul = op.kind == exec::OpKind::Matmul ||
+                        op.kind == exec::OpKind::MatmulResidual;
+    for (const std::string *name : {&op.weight, &op.bias}) {
+      if (name->empty())
+        continue;
+      auto it = pieces.find(*name);
+      if (it == pieces.end())
+        return fail(f, LB_ERROR_BAD_ARTIFACT,
+                    "manifest: the graph's " +
+                        std::string(exec::opKindName(op.kind)) + " (" +
+                        op.where + ") uses weight " + *name +
+                        ", which is neither a tensor nor a part of one");
+      Tensor &t = *it->second.tensor;
+      if (matmul && name == &op.weight)
+        t.usedAsMatmul = true;
+      else if (!it->second.whole() && t.interleave != 1)
+        return fail(f, LB_ERROR_BAD_ARTIFACT,
+                    "manifest: " + *name +
+                        " is part of a packed tensor but not a matmul weight");
+    }
   }
-  std::vector<Piece *> matmuls = {&output};
-  for (int64_t l = 0; l < p.blockCount; ++l) {
-    Layer L;
-    auto name = [&](const char *what) {
-      return "blk." + std::to_string(l) + "." + what + ".weight";
-    };
-    if (!vectorWeight(name("attn_norm"), d, L.attnNorm, f) ||
-        !vectorWeight(name("ffn_norm"), d, L.ffnNorm, f) ||
-        !piece(name("attn_q"), hq, d, L.q, f) ||
-        !piece(name("attn_k"), hkv, d, L.k, f) ||
-        !piece(name("attn_v"), hkv, d, L.v, f) ||
-        !piece(name("attn_output"), d, hq, L.o, f) ||
-        !piece(name("ffn_gate"), ff, d, L.gate, f) ||
-        !piece(name("ffn_up"), ff, d, L.up, f) ||
-        !piece(name("ffn_down"), d, ff, L.down, f))
-      return false;
-    layers.push_back(std::move(L));
-  }
-  for (Layer &L : layers)
-    for (Piece *pc : {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down})
-      matmuls.push_back(pc);
-
-  for (Piece *pc : matmuls) {
-    Tensor &t = *pc->tensor;
-    if (t.usedAsMatmul)
+  for (const auto &t : tensors) {
+    if (!t->usedAsMatmul || t->kernel)
       continue;
-    t.usedAsMatmul = true;
-    if (t.kernel)
-      continue;
-    t.fallbackWhy = t.m->note.empty()
-                        ? "(no kernel for " + t.m->format + " on " +
-                              manifest.target + ")"
-                        : "(" + t.m->note + ")";
-    if (!formats::hasCodec(t.format))
+    t->fallbackWhy = t->m->note.empty()
+                         ? "(no kernel for " + t->m->format + " on " +
+                               manifest.target + ")"
+                         : "(" + t->m->note + ")";
+    if (!formats::hasCodec(t->format))
       return fail(f, LB_ERROR_UNSUPPORTED,
-                  "manifest: " + t.m->name + " has format " + t.m->format +
+                  "manifest: " + t->m->name + " has format " + t->m->format +
                       ", which has neither a kernel nor a decoder");
-    std::string line = t.m->name + " (" + t.m->format + ", " +
-                       std::to_string(t.rows) + "x" + std::to_string(t.cols) +
+    std::string line = t->m->name + " (" + t->m->format + ", " +
+                       std::to_string(t->rows) + "x" + std::to_string(t->cols) +
                        ") has no native kernel: running the slow "
                        "decode-to-f32 fall-back " +
-                       t.fallbackWhy;
-    if (t.interleave != 1) {
+                       t->fallbackWhy;
+    if (t->interleave != 1) {
       // The fall-back decodes plain GGML rows: unpack once.
       try {
-        t.unpacked.resize(t.m->size);
+        t->unpacked.resize(t->m->size);
       } catch (const std::bad_alloc &) {
         return fail(f, LB_ERROR_OUT_OF_MEMORY,
-                    "out of memory unpacking " + t.m->name);
+                    "out of memory unpacking " + t->m->name);
       }
-      formats::unpackRows(t.format, t.data, t.unpacked.data(), t.rows, t.cols,
-                          t.interleave);
-      t.plain.data = t.unpacked.data();
-      line += "; unpacked from its " + std::to_string(t.interleave) +
+      formats::unpackRows(t->format, t->data, t->unpacked.data(), t->rows,
+                          t->cols, t->interleave);
+      line += "; unpacked from its " + std::to_string(t->interleave) +
               "-row layout";
     }
     logLine(LB_LOG_WARNING, line);
   }
+  for (const auto &[name, piece] : pieces) {
+    const Tensor &t = *piece.tensor;
+    exec::WeightRef w;
+    w.format = t.format;
+    w.rows = piece.rows;
+    w.cols = t.cols;
+    w.rowBytes = formats::rowBytes(formats::info(t.format),
+                                   static_cast<uint64_t>(t.cols));
+    // Plain rows: the tensor's own, or its unpacked copy. (A packed tensor
+    // with a kernel is only read through the kernel and decodeRow.)
+    const uint8_t *plain = t.unpacked.empty() ? t.data : t.unpacked.data();
+    w.data = plain + static_cast<uint64_t>(piece.rowOffset) * w.rowBytes;
+    desc.weights[name] = w;
+  }
+  std::string err;
+  if (!desc.validate(err))
+    return fail(f, LB_ERROR_BAD_ARTIFACT, "manifest: graph: " + err);
   return true;
 }
 
@@ -578,225 +533,168 @@ template <typename T> struct AlignedAllocator {
 };
 using Buffer = std::vector<float, AlignedAllocator<float>>;
 using ByteBuffer = std::vector<uint8_t, AlignedAllocator<uint8_t>>;
+
+/// The generated kernels, as the executor's matmul backend. One per context
+/// (it owns the quantized-input and fused-output buffers).
+class KernelBackend : public exec::MatmulBackend {
+public:
+  KernelBackend(lb_model &model, int64_t batch) : model_(model) {
+    int64_t widest = 0;
+    uint64_t actBytes = 0;
+    for (const auto &t : model.tensors)
+      if (t->usedAsMatmul) {
+        widest = std::max(widest, t->rows);
+        actBytes = std::max<uint64_t>(actBytes, t->actRowBytes);
+      }
+    fused_.resize(batch * widest);
+    xq_.resize(batch * actBytes + 64);
+  }
+
+  int bind(const std::string &weight) override {
+    auto it = model_.pieces.find(weight);
+    if (it == model_.pieces.end() || !it->second.tensor->kernel)
+      return -1;
+    bound_.push_back(it->second);
+    return static_cast<int>(bound_.size() - 1);
+  }
+
+  void matmul(int handle, const float *x, int64_t rows, float *y,
+              uint64_t inputKey, exec::ThreadPool &pool) override {
+    const Piece &piece = bound_[handle];
+    const Tensor &t = *piece.tensor;
+    if (piece.whole()) {
+      run(t, x, rows, y, t.rows, inputKey, pool);
+      return;
+    }
+    // A part of a fused tensor: the whole product once per input, then the
+    // part's columns.
+    if (fusedTensor_ != &t || fusedKey_ != inputKey) {
+      run(t, x, rows, fused_.data(), t.rows, inputKey, pool);
+      fusedTensor_ = &t;
+      fusedKey_ = inputKey;
+    }
+    for (int64_t r = 0; r < rows; ++r)
+      std::memcpy(y + r * piece.rows,
+                  fused_.data() + r * t.rows + piece.rowOffset,
+                  piece.rows * sizeof(float));
+  }
+
+  bool decodesRows(const std::string &weight) override {
+    auto it = model_.pieces.find(weight);
+    return it != model_.pieces.end() && it->second.whole() &&
+           it->second.tensor->interleave != 1 &&
+           it->second.tensor->unpacked.empty();
+  }
+  void decodeRow(const std::string &weight, int64_t row, float *dst) override {
+    const Tensor &t = *model_.pieces.at(weight).tensor;
+    const formats::FormatInfo &fi = formats::info(t.format);
+    for (int64_t b = 0; b < t.cols / fi.blockSize; ++b)
+      formats::dequantizeRow(
+          t.format,
+          t.data + formats::packedBlockOffset(t.format, t.cols, t.interleave,
+                                              row, b),
+          dst + b * fi.blockSize, fi.blockSize);
+  }
+
+private:
+  void quantizeInput(const Tensor &t, const float *in, int64_t n,
+                     uint64_t inputKey, exec::ThreadPool &pool) {
+    if (xqKey_ == inputKey && xqQuantizer_ == t.quantize)
+      return; // matmuls reading one input share its quantized form
+    const int64_t K = t.cols;
+    const uint64_t rb = t.actRowBytes;
+    // Rows are independent: split tokens across threads for prompts.
+    const int64_t per =
+        std::max<int64_t>(1, (n + pool.size() - 1) / pool.size());
+    const int64_t tasks = (n + per - 1) / per;
+    pool.run(
+        tasks,
+        [&](int64_t task, int) {
+          const int64_t r0 = task * per, r1 = std::min(n, r0 + per);
+          t.quantize(in + r0 * K, xq_.data() + r0 * rb, r1 - r0, K, K);
+        },
+        /*parallel=*/n * K >= exec::ops::kMinParallelWork / 4);
+    xqKey_ = inputKey;
+    xqQuantizer_ = t.quantize;
+  }
+
+  void run(const Tensor &t, const float *in, int64_t n, float *y,
+           int64_t yStride, uint64_t inputKey, exec::ThreadPool &pool) {
+    const void *act = nullptr;
+    if (t.quantize) {
+      quantizeInput(t, in, n, inputKey, pool);
+      act = xq_.data();
+    }
+    const int64_t N = t.rows, K = t.cols;
+    // Row ranges in multiples of the row unit, about four per thread so
+    // uneven threads still balance; at least 16 rows so the per-call
+    // overhead stays small.
+    const int64_t unit = t.rowUnit;
+    const int64_t want = std::max<int64_t>(1, 4 * pool.size());
+    int64_t chunk = std::max<int64_t>(16, (N + want - 1) / want);
+    chunk = (chunk + unit - 1) / unit * unit;
+    const int64_t tasks = (N + chunk - 1) / chunk;
+    lb_matmul_kernel_fn kernel = t.kernel;
+    const void *w = t.data;
+    pool.run(
+        tasks,
+        [&](int64_t task, int) {
+          const int64_t r0 = task * chunk, r1 = std::min(N, r0 + chunk);
+          kernel(w, in, act, y, n, K, yStride, r0, r1);
+        },
+        /*parallel=*/n * N * K >= exec::ops::kMinParallelWork);
+  }
+
+  lb_model &model_;
+  std::vector<Piece> bound_;
+  Buffer fused_;
+  ByteBuffer xq_;
+  const Tensor *fusedTensor_ = nullptr;
+  uint64_t fusedKey_ = ~uint64_t(0), xqKey_ = ~uint64_t(0);
+  lb_quantize_act_fn xqQuantizer_ = nullptr;
+};
 } // namespace
 
 struct lb_context {
   lb_model *model = nullptr;
-  std::unique_ptr<exec::ThreadPool> pool;
-  exec::ops::KVCache cache;
-  exec::ops::Scratch scratch;
-  int64_t ctx = 0, batch = 0, cached = 0;
-  Buffer x, xn, q, k, v, attn, gate, up, tmp, fused;
-  ByteBuffer xq;
+  std::unique_ptr<exec::Executor> executor;
+  int64_t ctx = 0, batch = 0;
   std::vector<float> logits;
   int64_t logitRows = 0;
-  // Which input xq currently holds, quantized by which quantizer.
-  const float *xqSource = nullptr;
-  lb_quantize_act_fn xqQuantizer = nullptr;
 
   bool create(lb_model *m, const lb_context_params_t &params, Failure &f);
-  bool evalBatch(const int32_t *tokens, int64_t n, int64_t pos,
-                 int64_t firstOutput, float *out);
-
-private:
-  void quantizeInput(const Tensor &t, const float *x, int64_t n);
-  void matmul(const Tensor &t, const float *x, int64_t n, float *y,
-              int64_t yStride);
-  /// Computes pieces (all reading `x`) into their outputs (stride = rows).
-  void matmulPieces(std::initializer_list<std::pair<const Piece *, float *>>
-                        work,
-                    const float *x, int64_t n);
 };
 
 bool lb_context::create(lb_model *m, const lb_context_params_t &params,
                         Failure &f) {
   model = m;
-  const runtime::ModelParams &p = m->manifest.model;
-  ctx = params.n_ctx > 0 ? params.n_ctx : p.contextLength;
+  ctx = params.n_ctx > 0 ? params.n_ctx : m->desc.contextLength;
   if (ctx <= 0) {
     f = {LB_ERROR_INVALID_ARGUMENT,
          "the model has no training context length: set n_ctx"};
     return false;
   }
-  batch = std::max<int64_t>(1, std::min<int64_t>(
-                                   params.n_batch > 0 ? params.n_batch : 512, ctx));
-  pool = std::make_unique<exec::ThreadPool>(params.n_threads);
-  std::string err;
-  if (!cache.allocate(p.blockCount, ctx, p.headCountKV, p.headDim, err)) {
-    f = {LB_ERROR_OUT_OF_MEMORY, err};
-    return false;
-  }
-  const int64_t d = p.embeddingLength, hq = p.headCount * p.headDim,
-                hkv = p.headCountKV * p.headDim, ff = p.feedForwardLength,
-                B = batch;
-  int64_t widest = 0;
-  uint64_t actBytes = 0;
-  for (const auto &t : m->tensors)
-    if (t->usedAsMatmul) {
-      widest = std::max(widest, t->rows);
-      actBytes = std::max<uint64_t>(actBytes, t->actRowBytes);
-    }
+  batch = std::max<int64_t>(
+      1, std::min<int64_t>(params.n_batch > 0 ? params.n_batch : 512, ctx));
+  exec::ExecOptions options;
+  options.threads = params.n_threads;
+  options.contextSize = ctx;
+  options.batchSize = batch;
   try {
-    x.resize(B * d);
-    xn.resize(B * std::max(d, hq));
-    q.resize(B * hq);
-    k.resize(B * hkv);
-    v.resize(B * hkv);
-    attn.resize(B * hq);
-    gate.resize(B * ff);
-    up.resize(B * ff);
-    tmp.resize(B * d);
-    fused.resize(B * widest);
-    xq.resize(B * actBytes + 64);
-    const size_t perThread = std::max(
-        exec::ops::matmulScratchFloats(),
-        exec::ops::attentionScratchFloats(p.headCount, p.headCountKV,
-                                          p.headDim, ctx));
-    scratch.assign(pool->size(), std::vector<float>(perThread));
+    options.backend = std::make_shared<KernelBackend>(*m, batch);
   } catch (const std::bad_alloc &) {
     f = {LB_ERROR_OUT_OF_MEMORY, "out of memory allocating the activation "
                                  "buffers; use a smaller batch or context"};
     return false;
   }
-  return true;
-}
-
-void lb_context::quantizeInput(const Tensor &t, const float *in, int64_t n) {
-  if (xqSource == in && xqQuantizer == t.quantize)
-    return; // q/k/v and gate/up share one quantized input
-  const int64_t K = t.cols;
-  const uint64_t rb = t.actRowBytes;
-  // Rows are independent: split tokens across threads for prompts.
-  const int64_t per = std::max<int64_t>(1, (n + pool->size() - 1) / pool->size());
-  const int64_t tasks = (n + per - 1) / per;
-  pool->run(
-      tasks,
-      [&](int64_t task, int) {
-        const int64_t r0 = task * per, r1 = std::min(n, r0 + per);
-        t.quantize(in + r0 * K, xq.data() + r0 * rb, r1 - r0, K, K);
-      },
-      /*parallel=*/n * K >= exec::ops::kMinParallelWork / 4);
-  xqSource = in;
-  xqQuantizer = t.quantize;
-}
-
-void lb_context::matmul(const Tensor &t, const float *in, int64_t n, float *y,
-                        int64_t yStride) {
-  if (!t.kernel) {
-    exec::ops::matmulDecoded(*pool, scratch, t.plain, in, n, y, yStride);
-    return;
+  std::string err;
+  executor = exec::Executor::create(m->desc, options, err);
+  if (!executor) {
+    f = {err.find("memory") != std::string::npos ? LB_ERROR_OUT_OF_MEMORY
+                                                 : LB_ERROR_BAD_ARTIFACT,
+         err};
+    return false;
   }
-  const void *act = nullptr;
-  if (t.quantize) {
-    quantizeInput(t, in, n);
-    act = xq.data();
-  }
-  const int64_t N = t.rows, K = t.cols;
-  // Row ranges in multiples of the row unit, about four per thread so
-  // uneven threads still balance; at least 16 rows so the per-call overhead
-  // stays small.
-  const int64_t unit = t.rowUnit;
-  const int64_t want = std::max<int64_t>(1, 4 * pool->size());
-  int64_t chunk = std::max<int64_t>(16, (N + want - 1) / want);
-  chunk = (chunk + unit - 1) / unit * unit;
-  const int64_t tasks = (N + chunk - 1) / chunk;
-  lb_matmul_kernel_fn kernel = t.kernel;
-  const void *w = t.data;
-  pool->run(
-      tasks,
-      [&](int64_t task, int) {
-        const int64_t r0 = task * chunk, r1 = std::min(N, r0 + chunk);
-        kernel(w, in, act, y, n, K, yStride, r0, r1);
-      },
-      /*parallel=*/n * N * K >= exec::ops::kMinParallelWork);
-}
-
-void lb_context::matmulPieces(
-    std::initializer_list<std::pair<const Piece *, float *>> work,
-    const float *in, int64_t n) {
-  const Tensor *inFused = nullptr;
-  for (const auto &[pc, out] : work) {
-    if (pc->whole()) {
-      matmul(*pc->tensor, in, n, out, pc->rows);
-      continue;
-    }
-    // A fused tensor: computed once for its neighbouring pieces, then each
-    // piece's columns are copied out.
-    const Tensor *t = pc->tensor;
-    if (inFused != t) {
-      matmul(*t, in, n, fused.data(), t->rows);
-      inFused = t;
-    }
-    for (int64_t r = 0; r < n; ++r)
-      std::memcpy(out + r * pc->rows, fused.data() + r * t->rows + pc->rowOffset,
-                  pc->rows * sizeof(float));
-  }
-}
-
-bool lb_context::evalBatch(const int32_t *tokens, int64_t n, int64_t pos,
-                           int64_t firstOutput, float *out) {
-  lb_model &m = *model;
-  const runtime::ModelParams &p = m.manifest.model;
-  const int64_t d = p.embeddingLength, hq = p.headCount * p.headDim,
-                hkv = p.headCountKV * p.headDim, ff = p.feedForwardLength;
-  const float eps = static_cast<float>(p.rmsNormEps);
-
-  const Tensor &E = *m.embed.tensor;
-  for (int64_t i = 0; i < n; ++i) {
-    float *dst = x.data() + i * d;
-    if (E.interleave == 1) {
-      exec::ops::decodeSpan(E.plain, tokens[i], 0, d, dst);
-      continue;
-    }
-    const formats::FormatInfo &fi = formats::info(E.format);
-    for (int64_t b = 0; b < d / fi.blockSize; ++b)
-      formats::dequantizeRow(
-          E.format,
-          E.data + formats::packedBlockOffset(E.format, d, E.interleave,
-                                              tokens[i], b),
-          dst + b * fi.blockSize, fi.blockSize);
-  }
-
-  for (int64_t l = 0; l < p.blockCount; ++l) {
-    const Layer &L = m.layers[l];
-    exec::ops::rmsNorm(*pool, x.data(), L.attnNorm.data(), n, d, eps,
-                       xn.data());
-    xqSource = nullptr;
-    matmulPieces({{&L.q, q.data()}, {&L.k, k.data()}, {&L.v, v.data()}},
-                 xn.data(), n);
-    exec::ops::rope(m.rope, q.data(), n, p.headCount, pos);
-    exec::ops::rope(m.rope, k.data(), n, p.headCountKV, pos);
-    cache.store(l, pos, n, k.data(), hkv, v.data(), hkv);
-    exec::ops::attention(*pool, scratch, cache, l, q.data(), hq, n, pos,
-                         p.headCount, attn.data(), hq);
-    xqSource = nullptr;
-    matmulPieces({{&L.o, tmp.data()}}, attn.data(), n);
-    for (int64_t i = 0; i < n * d; ++i)
-      x[i] += tmp[i];
-
-    exec::ops::rmsNorm(*pool, x.data(), L.ffnNorm.data(), n, d, eps,
-                       xn.data());
-    xqSource = nullptr;
-    matmulPieces({{&L.gate, gate.data()}, {&L.up, up.data()}}, xn.data(), n);
-    exec::ops::swiglu(*pool, gate.data(), ff, up.data(), ff, gate.data(), ff,
-                      n, ff);
-    xqSource = nullptr;
-    matmulPieces({{&L.down, tmp.data()}}, gate.data(), n);
-    for (int64_t i = 0; i < n * d; ++i)
-      x[i] += tmp[i];
-  }
-
-  const int64_t nOut = n - firstOutput;
-  if (nOut > 0) {
-    exec::ops::rmsNorm(*pool, x.data() + firstOutput * d, m.outputNorm.data(),
-                       nOut, d, eps, xn.data());
-    xqSource = nullptr;
-    if (m.output.whole())
-      matmul(*m.output.tensor, xn.data(), nOut, out, p.vocabSize);
-    else
-      matmulPieces({{&m.output, out}}, xn.data(), nOut);
-  }
-  xqSource = nullptr;
   return true;
 }
 
@@ -911,7 +809,7 @@ int32_t lb_context_n_ctx(const lb_context_t *ctx) {
 }
 
 int32_t lb_context_n_threads(const lb_context_t *ctx) {
-  return ctx ? ctx->pool->size() : 0;
+  return ctx ? ctx->executor->threads() : 0;
 }
 
 lb_status_code_t lb_eval(lb_context_t *ctx, const int32_t *tokens,
@@ -923,42 +821,32 @@ lb_status_code_t lb_eval(lb_context_t *ctx, const int32_t *tokens,
                   "lb_eval: invalid arguments (need 0 <= first_output <= "
                   "n_tokens, pos >= 0)");
   const int64_t n = n_tokens;
-  if (pos > ctx->cached)
+  exec::Executor &ex = *ctx->executor;
+  if (pos > ex.cachedTokens())
     return report(status, LB_ERROR_INVALID_ARGUMENT,
                   "lb_eval: position " + std::to_string(pos) +
-                      " is past the " + std::to_string(ctx->cached) +
+                      " is past the " + std::to_string(ex.cachedTokens()) +
                       " cached tokens");
   if (pos + n > ctx->ctx)
     return report(status, LB_ERROR_CONTEXT_FULL,
                   "context full: " + std::to_string(pos + n) +
                       " tokens, context " + std::to_string(ctx->ctx));
-  const int64_t V = ctx->model->manifest.model.vocabSize;
+  const int64_t V = ex.vocabSize();
   for (int64_t i = 0; i < n; ++i)
     if (tokens[i] < 0 || tokens[i] >= V)
       return report(status, LB_ERROR_INVALID_ARGUMENT,
                     "token id " + std::to_string(tokens[i]) + " outside the " +
                         std::to_string(V) + "-token vocabulary");
+  ctx->logitRows = 0;
   try {
-    ctx->logits.resize(static_cast<size_t>(n - first_output) * V);
+    std::string err;
+    if (!ex.eval(tokens, n, pos, ctx->logits, first_output, err))
+      return report(status, LB_ERROR_INVALID_ARGUMENT, "lb_eval: " + err);
   } catch (const std::bad_alloc &) {
-    return report(status, LB_ERROR_OUT_OF_MEMORY, "out of memory for logits");
-  }
-  ctx->logitRows = n - first_output;
-  try {
-    for (int64_t s = 0; s < n; s += ctx->batch) {
-      const int64_t e = std::min(n, s + ctx->batch);
-      const int64_t first = std::max<int64_t>(first_output, s);
-      float *out = ctx->logits.data() + (first - first_output) * V;
-      ctx->evalBatch(tokens + s, e - s, pos + s, std::min(first, e) - s,
-                     first < e ? out : nullptr);
-      ctx->cached = pos + e;
-    }
-  } catch (const std::bad_alloc &) {
-    ctx->cached = pos; // the cache past pos is in an unknown state
+    ex.forgetFrom(pos); // the cache past pos is in an unknown state
     return report(status, LB_ERROR_OUT_OF_MEMORY, "out of memory in lb_eval");
   }
-  if (n == 0)
-    ctx->cached = pos;
+  ctx->logitRows = n - first_output;
   return ok(status);
 }
 

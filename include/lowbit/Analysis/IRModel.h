@@ -26,7 +26,11 @@ namespace mlir::lowbit {
 /// module must outlive `out`. Fails with a diagnostic located at the op the
 /// executor cannot run (an unknown op, a weight computed in the graph or
 /// packed for a target, a shape mismatch, a missing @forward).
-LogicalResult translateModel(ModuleOp module, ::lowbit::exec::ModelDesc &out);
+/// With `allowPackedWeights`, weights packed for a target are accepted and
+/// described by their plain shape (for the native artifact's manifest; the
+/// executor itself cannot read them).
+LogicalResult translateModel(ModuleOp module, ::lowbit::exec::ModelDesc &out,
+                             bool allowPackedWeights = false);
 
 /// translateModel with the first error as text in `err`
 /// ("<file>:<line>:<col> (<name>): <message>").

@@ -22,6 +22,7 @@
 
 #include "lowbit/Formats/Formats.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -33,6 +34,25 @@
 namespace lowbit::exec {
 
 class ThreadPool;
+
+/// Where the native runtime plugs in: matmuls on weights it has generated
+/// kernels for (in target-packed layouts), and rows of weights the executor
+/// cannot read row-major. Everything else the executor runs itself.
+class MatmulBackend {
+public:
+  virtual ~MatmulBackend() = default;
+  /// A handle for matmuls on `weight`, or -1 for the executor's own
+  /// decode-to-f32 matmul over the weight's row-major bytes.
+  virtual int bind(const std::string &weight) = 0;
+  /// y[rows, N] = x[rows, K] * W^T (y's row stride N) for a bound weight, on
+  /// `pool`. Equal `inputKey`s mean equal contents of x, so an input
+  /// quantized for one matmul may be reused by the next.
+  virtual void matmul(int handle, const float *x, int64_t rows, float *y,
+                      uint64_t inputKey, ThreadPool &pool) = 0;
+  /// Whether embedding rows of `weight` come from decodeRow (packed tables).
+  virtual bool decodesRows(const std::string &weight) { return false; }
+  virtual void decodeRow(const std::string &weight, int64_t row, float *dst) {}
+};
 
 struct ExecOptions {
   /// Worker threads including the caller; <= 0 = all hardware threads.
@@ -47,6 +67,8 @@ struct ExecOptions {
   /// multiply 8-bit activation blocks; this reproduces their rounding, so the
   /// executor's greedy text can be compared with theirs token for token.
   std::function<formats::Format(formats::Format weight)> activationFormat;
+  /// Generated kernels for some weights (the native runtime); null: none.
+  std::shared_ptr<MatmulBackend> backend;
 };
 
 /// Called before every weight matmul with the weight's name and the input
@@ -95,6 +117,8 @@ public:
 
   /// Forgets the sequence (the next eval must start at position 0).
   void reset() override { cached_ = 0; }
+  /// Forgets positions >= pos (after a failed eval).
+  void forgetFrom(int64_t pos) { cached_ = std::min(cached_, pos); }
   /// Positions currently held in the KV cache.
   int64_t cachedTokens() const { return cached_; }
 
@@ -121,8 +145,7 @@ private:
               int64_t pos, int64_t firstOutput);
   void runOp(const GraphOp &op, const int32_t *tokens, int64_t rows,
              int64_t pos, int64_t rowOffset, int64_t headStart);
-  void matmul(const WeightRef &w, const std::string &name, const float *x,
-              int64_t rows, float *y);
+  void matmul(size_t op, const float *x, int64_t rows, float *y);
   void blockIntegerMatmul(const WeightRef &w, const float *x, int64_t rows,
                           float *y);
   const float *roundActivations(formats::Format format, const float *x,
@@ -135,8 +158,15 @@ private:
   std::unique_ptr<ThreadPool> pool_;
   int64_t ctx_ = 0, batch_ = 0, cached_ = 0;
 
-  /// Per op: the resolved weight and bias (null = none).
+  /// Per op: the resolved weight and bias (null = none), the backend's
+  /// handle for its matmul (-1 = none) and whether the backend decodes its
+  /// embedding rows.
   std::vector<const WeightRef *> weightOf_, biasOf_;
+  std::vector<int> backendHandle_;
+  std::vector<bool> backendRows_;
+  std::shared_ptr<MatmulBackend> backend_;
+  /// Counts runOps calls: with a value id, it names a value's contents.
+  uint64_t passes_ = 0;
   /// Norm gains and biases decoded once (tiny), by weight name.
   std::map<std::string, std::vector<float>> vectors_;
   /// Ops from this index on are row-wise and run only on the rows whose

@@ -62,6 +62,8 @@ enum class OpKind {
 
 /// The name of an op kind as the dialect spells it ("matmul", ...).
 const char *opKindName(OpKind kind);
+/// The kind named `name`; false when there is none.
+bool opKindFromName(const std::string &name, OpKind &kind);
 
 /// One op of the graph. Activation values are numbered; every value is a
 /// [tokens, width] f32 matrix. Token ids and positions are the graph's
@@ -102,6 +104,14 @@ struct Graph {
   /// residual stream entering layer i; the last one enters the output head.
   std::vector<size_t> boundaries;
 };
+
+/// What a graph's shapes say about the model, for reports (lb_model_info):
+/// 0 where the graph does not say.
+struct GraphSummary {
+  int64_t vocab = 0, embedding = 0, layers = 0, heads = 0, kvHeads = 0,
+          headDim = 0, feedForward = 0, context = 0;
+};
+GraphSummary summarize(const Graph &graph);
 
 struct ModelDesc {
   std::string architecture; // for reports only

@@ -156,18 +156,9 @@ Built build(const std::string &name, const Spec &spec) {
   m.abiVersion = LB_KERNEL_ABI_VERSION;
   m.target = "test";
   m.model.name = "stories260K";
-  // stories260K's hyperparameters (models/README.md).
-  m.model.vocabSize = d.vocabSize;
-  m.model.embeddingLength = 64;
-  m.model.blockCount = 5;
-  m.model.feedForwardLength = 172;
-  m.model.headCount = 8;
-  m.model.headCountKV = 4;
-  m.model.headDim = 8;
-  m.model.ropeDims = 8;
-  m.model.contextLength = d.contextLength;
-  m.model.rmsNormEps = 1e-5;
-  m.model.ropeFreqBase = 10000.0;
+  // The graph the importer builds (unfused; fused tensors are reached
+  // through their parts).
+  m.graph = d.graph;
   std::string weights;
   for (Out &o : outs) {
     runtime::ManifestTensor t;
@@ -503,24 +494,28 @@ TEST(RuntimeBadArtifact, InconsistentManifest) {
   expectWith("\"format\": \"lowbit-native\"", "\"format\": \"other\"",
              LB_ERROR_BAD_ARTIFACT, "expected 'lowbit-native'");
   expectWith("{", "[", LB_ERROR_BAD_ARTIFACT, "invalid JSON");
-  expectWith("\"vocab_size\": 512", "\"vocab_size\": \"512\"",
-             LB_ERROR_BAD_ARTIFACT, "model.vocab_size must be an integer");
-  expectWith("\"head_count_kv\": 4", "\"head_count_kv\": 3",
-             LB_ERROR_BAD_ARTIFACT, "multiple of head_count_kv");
+  expectWith("\"result\": ", "\"result\": \"7\", \"unused\": ",
+             LB_ERROR_BAD_ARTIFACT, "graph.result must be an integer");
+  expectWith("\"kv_heads\": 4", "\"kv_heads\": 3", LB_ERROR_BAD_ARTIFACT,
+             "8 query heads do not group over 3 KV heads");
   expectWith("\"format\": \"f32\"", "\"format\": \"q9_9\"",
              LB_ERROR_BAD_ARTIFACT, "'q9_9' is not a known format");
   expectWith("\"offset\": 0,", "\"offset\": 99999999,", LB_ERROR_BAD_ARTIFACT,
              "reach past the");
   expectWith("\"size\": 131072", "\"size\": 131000", LB_ERROR_BAD_ARTIFACT,
              "does not match f32 512x64");
-  expectWith("\"feed_forward_length\": 172", "\"feed_forward_length\": 128",
-             LB_ERROR_BAD_ARTIFACT, "expected [128, 64]");
+  expectWith("\"heads\": 8", "\"heads\": 7", LB_ERROR_BAD_ARTIFACT,
+             "7 heads of 8 do not make the input width 64");
+  expectWith("\"layer\": 0", "\"layer\": 9", LB_ERROR_BAD_ARTIFACT,
+             "cache layer 9 is outside the cache's 5");
   expectWith("\"weights\": \"weights.bin\"", "\"weights\": \"../x\"",
              LB_ERROR_BAD_ARTIFACT, "plain file names");
-  expectWith("\"architecture\": \"llama\"", "\"architecture\": \"gpt2\"",
-             LB_ERROR_UNSUPPORTED, "'gpt2' is not supported");
+  expectWith("\"op\": \"swiglu\"", "\"op\": \"conv2d\"",
+             LB_ERROR_BAD_ARTIFACT, "'conv2d' is not an op the runtime runs");
   expectWith("\"name\": \"output_norm.weight\"", "\"name\": \"other.weight\"",
-             LB_ERROR_BAD_ARTIFACT, "no tensor output_norm.weight");
+             LB_ERROR_BAD_ARTIFACT,
+             "uses weight output_norm.weight, which is neither a tensor nor a "
+             "part of one");
 }
 
 //===----------------------------------------------------------------------===//
@@ -536,15 +531,27 @@ runtime::Manifest smallManifest() {
   m.codeFile = "model.so";
   m.weightsSize = 4096;
   m.metadataFile = "metadata.gguf";
-  m.model.vocabSize = 32;
-  m.model.embeddingLength = 64;
-  m.model.blockCount = 1;
-  m.model.feedForwardLength = 128;
-  m.model.headCount = 4;
-  m.model.headCountKV = 2;
-  m.model.headDim = 16;
-  m.model.ropeDims = 16;
-  m.model.ropeMode = "neox";
+  m.model.architecture = "test";
+  // A graph fragment (the parser checks names and numbering; shapes against
+  // the weights are checked at load).
+  m.graph.valueWidth = {128, 128, 64, 32, 32};
+  m.graph.result = 2;
+  m.graph.cache = {1, 64, 2, 16};
+  exec::GraphOp rope;
+  rope.kind = exec::OpKind::Rope;
+  rope.inputs = {0};
+  rope.outputs = {1};
+  rope.heads = 8;
+  rope.headDim = 16;
+  rope.ropeDims = 16;
+  rope.theta = 500000.0f;
+  rope.ropeMode = exec::RopeMode::NeoX;
+  exec::GraphOp split;
+  split.kind = exec::OpKind::Split;
+  split.inputs = {1};
+  split.outputs = {2, 3, 4};
+  split.sizes = {64, 32, 32};
+  m.graph.ops = {rope, split};
   runtime::ManifestTensor t;
   t.name = "blk.0.attn_qkv.weight";
   t.format = "q8_0";
@@ -578,7 +585,11 @@ TEST(Manifest, RoundTrips) {
   EXPECT_EQ(t.interleave, 4u);
   EXPECT_EQ(t.parts.size(), 3u);
   EXPECT_EQ(t.parts[1].name, "blk.0.attn_k.weight");
-  EXPECT_EQ(back.model.ropeMode, "neox");
+  ASSERT_EQ(back.graph.ops.size(), 2u);
+  EXPECT_EQ(back.graph.ops[0].ropeMode, exec::RopeMode::NeoX);
+  EXPECT_EQ(back.graph.ops[0].theta, 500000.0f);
+  EXPECT_EQ(back.graph.ops[1].sizes, (std::vector<int64_t>{64, 32, 32}));
+  EXPECT_EQ(back.graph.cache.headDim, 16);
   EXPECT_EQ(back.find("blk.0.attn_qkv.weight"), &back.tensors[0]);
   EXPECT_EQ(back.find("nope"), nullptr);
 }
@@ -596,8 +607,8 @@ TEST(Manifest, RejectsWithTheFieldNamed) {
     EXPECT_FALSE(runtime::parseManifest(text, m, err)) << from;
     EXPECT_NE(err.find(needle), std::string::npos) << err;
   };
-  fails("\"version\": 1", "\"version\": 2", "version 2 is not supported");
-  fails("\"version\": 1", "\"version\": -1", "version must be at least 1");
+  fails("\"version\": 2", "\"version\": 1", "version 1 is not supported");
+  fails("\"version\": 2", "\"version\": -1", "version must be at least 1");
   fails("\"interleave\": 4", "\"interleave\": 3", "power of two");
   fails("\"interleave\": 4", "\"interleave\": 256", "power of two");
   fails("\"rows\": 32\n", "\"rows\": 31\n", "rows add up to 127, not 128");
@@ -609,7 +620,11 @@ TEST(Manifest, RejectsWithTheFieldNamed) {
         "\"shape\": [128, -64]", "positive integers");
   fails("\"activation_row_bytes\": 68", "\"activation_row_bytes\": 0",
         "must be set with a quantizer");
-  fails("\"rope_mode\": \"neox\"", "\"rope_mode\": \"glm\"", "rope_mode");
+  fails("\"mode\": \"neox\"", "\"mode\": \"glm\"", "mode must be");
+  fails("\"op\": \"split\"", "\"op\": \"conv\"",
+        "'conv' is not an op the runtime runs");
+  fails("\"result\": 2", "\"result\": 9", "result is not a value");
+  fails("\"graph\": {", "\"graph\": 1, \"x\": {", "graph must be an object");
   fails("\"code\": \"model.so\",", "", "files.code is missing");
   fails("\"weights_size\": 8768", "\"weights_size\": 18446744073709551615",
         "too large");

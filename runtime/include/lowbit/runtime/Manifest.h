@@ -7,8 +7,16 @@
 //     "target": "x86-64-v3", "triple": "x86_64-unknown-linux-gnu",
 //     "files": { "code": "model.so", "weights": "weights.bin",
 //                "weights_size": 4329472, "metadata": "metadata.gguf" },
-//     "model": { "architecture": "llama", "name": "...", "vocab_size": 4096,
-//                "embedding_length": 256, ... "rope_mode": "normal" },
+//     "model": { "architecture": "llama", "name": "..." },
+//     "graph": { "values": [256, 256, ...], "result": 97,
+//                "cache": { "layers": 6, "context": 256, "kv_heads": 2,
+//                           "head_dim": 64 },
+//                "boundaries": [1, 17, ...],
+//                "ops": [ { "op": "embedding", "in": [], "out": [0],
+//                           "weight": "token_embd.weight" },
+//                         { "op": "rms_norm", "in": [1], "out": [2],
+//                           "weight": "blk.0.attn_norm.weight",
+//                           "epsilon": 1e-05 }, ... ] },
 //     "tensors": [
 //       { "name": "blk.0.attn_qkv.weight", "format": "q4_k",
 //         "shape": [512, 256], "interleave": 8, "offset": 0,
@@ -17,6 +25,9 @@
 //         "parts": [ { "name": "blk.0.attn_q.weight", "rows": 256 }, ... ] },
 //       ... ] }
 //
+// "graph" is the model's @forward after fusion, op for op (exec::Graph): the
+// runtime interprets it with the reference executor's ops and calls the
+// generated kernels for the matmuls; it knows no architecture.
 // A tensor without "kernel" runs on the runtime's decode-to-f32 fall-back;
 // "note" says why when the compiler knows. "parts" lists, in row order, the
 // weights a fused tensor concatenates.
@@ -24,6 +35,8 @@
 //===----------------------------------------------------------------------===//
 #ifndef LOWBIT_RUNTIME_MANIFEST_H
 #define LOWBIT_RUNTIME_MANIFEST_H
+
+#include "lowbit/Exec/Model.h"
 
 #include <cstdint>
 #include <string>
@@ -33,25 +46,14 @@
 namespace lowbit::runtime {
 
 constexpr const char *kManifestFormat = "lowbit-native";
-constexpr int64_t kManifestVersion = 1;
+/// 2: the model is a graph of ops (version 1 named llama hyperparameters).
+constexpr int64_t kManifestVersion = 2;
 constexpr const char *kManifestFile = "manifest.json";
 
-struct ModelParams {
-  std::string architecture = "llama";
+/// For reports only: the runtime runs `Manifest::graph`.
+struct ModelInfo {
+  std::string architecture;
   std::string name;
-  int64_t vocabSize = 0;
-  int64_t embeddingLength = 0;
-  int64_t blockCount = 0;
-  int64_t feedForwardLength = 0;
-  int64_t headCount = 0;
-  int64_t headCountKV = 0;
-  int64_t headDim = 0;
-  int64_t ropeDims = 0;
-  int64_t contextLength = 0;
-  double ropeFreqBase = 10000.0;
-  double ropeFreqScale = 1.0;
-  double rmsNormEps = 1e-5;
-  std::string ropeMode = "normal"; // "normal" | "neox"
 };
 
 struct TensorPart {
@@ -84,14 +86,16 @@ struct Manifest {
   std::string weightsFile = "weights.bin";
   uint64_t weightsSize = 0;
   std::string metadataFile; // GGUF with the tokenizer keys; may be empty
-  ModelParams model;
+  ModelInfo model;
+  exec::Graph graph;
   std::vector<ManifestTensor> tensors;
 
   const ManifestTensor *find(std::string_view name) const;
 };
 
 /// Parses and checks manifest.json text: every field's type, the format
-/// names, shapes, that every tensor lies inside weights_size and is as big
+/// names, the graph's op names and value numbers (its shapes against the
+/// weights are checked when the model is loaded), shapes, that every tensor lies inside weights_size and is as big
 /// as its format and shape say, that fused parts add up. False with `err`
 /// naming the field on any problem; never throws.
 bool parseManifest(std::string_view text, Manifest &out, std::string &err);
