@@ -74,6 +74,13 @@ bool mayOverwriteInput(OpKind kind) {
 /// out[i] = f(a[i], b[i]) over `rows` rows of `width`, split by rows.
 template <typename Fn>
 void elementwise(ThreadPool &pool, int64_t rows, int64_t width, Fn fn) {
+  if (rows * width < ops::kMinParallelWork / 8) {
+    // Too small to wake the workers (one token's residual add): no task
+    // machinery at all.
+    for (int64_t i = 0, e = rows * width; i < e; ++i)
+      fn(i);
+    return;
+  }
   pool.run(
       rows,
       [&](int64_t r, int) {
@@ -135,6 +142,15 @@ std::unique_ptr<Executor> Executor::create(const ModelDesc &model,
           attentionScratch,
           ops::attentionScratchFloats(op.heads, g.cache.kvHeads,
                                       g.cache.headDim, e->ctx_));
+  }
+  // The decoded vectors are final now: each op keeps pointers to its own.
+  for (const GraphOp &op : g.ops) {
+    const bool vectorWeight =
+        op.kind == OpKind::RMSNorm || op.kind == OpKind::LayerNorm;
+    e->vectorOf_.push_back(vectorWeight ? e->vectors_.at(op.weight).data()
+                                        : nullptr);
+    e->biasVectorOf_.push_back(op.bias.empty() ? nullptr
+                                               : e->vectors_.at(op.bias).data());
   }
   if (g.cache.layers > 0 &&
       !e->cache_.allocate(g.cache.layers, e->ctx_, g.cache.kvHeads,
@@ -402,7 +418,7 @@ void Executor::runOp(const GraphOp &op, const int32_t *tokens, int64_t rows,
     float *y = out(0);
     matmul(index, in(0), rows, y);
     if (biasOf_[index]) {
-      const float *b = vectors_.at(op.bias).data();
+      const float *b = biasVectorOf_[index];
       elementwise(*pool_, rows, width,
                   [&](int64_t e) { y[e] += b[e % width]; });
     }
@@ -413,12 +429,11 @@ void Executor::runOp(const GraphOp &op, const int32_t *tokens, int64_t rows,
     return;
   }
   case OpKind::RMSNorm:
-    ops::rmsNorm(*pool_, in(0), vectors_.at(op.weight).data(), rows, width,
-                 op.epsilon, out(0));
+    ops::rmsNorm(*pool_, in(0), vectorOf_[index], rows, width, op.epsilon,
+                 out(0));
     return;
   case OpKind::LayerNorm:
-    ops::layerNorm(*pool_, in(0), vectors_.at(op.weight).data(),
-                   op.bias.empty() ? nullptr : vectors_.at(op.bias).data(),
+    ops::layerNorm(*pool_, in(0), vectorOf_[index], biasVectorOf_[index],
                    rows, width, op.epsilon, out(0));
     return;
   case OpKind::Rope: {

@@ -110,6 +110,22 @@ FailureOr<gguf::Value> GGUFExporter::convert(Attribute attr, StringRef key,
   }
   if (auto ref = dyn_cast<GGUFArrayRefAttr>(attr))
     return readArrayRef(ref, key, loc);
+  if (isa<ModelKeyAttr>(attr)) {
+    // An architecture key: its value is the typed lowbit.model's.
+    ModelAttr model = getModelAttr(module);
+    if (!model)
+      return emitError(loc) << "metadata '" << key
+                            << "' refers to lowbit.model, which the module "
+                               "does not have";
+    StringRef field = modelFieldOfKey(model.getArchitecture(), key);
+    Attribute value = field.empty() ? Attribute() : model.getFields().get(field);
+    if (!value)
+      return emitError(loc) << "metadata '" << key << "' refers to field '"
+                            << (field.empty() ? StringRef("?") : field)
+                            << "' of lowbit.model (architecture '"
+                            << model.getArchitecture() << "'), which is absent";
+    return convert(value, key, loc);
+  }
   return emitError(loc) << "metadata '" << key << "' has value " << attr
                         << ", which GGUF cannot hold";
 }

@@ -9,6 +9,7 @@
 #include "lowbit/Import/GGUFImport.h"
 #include "LowBit/IR/LowBit.h"
 #include "lowbit/GGUF/GGUF.h"
+#include "lowbit/GGUF/TensorNames.h"
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/Diagnostics.h"
@@ -129,7 +130,11 @@ LogicalResult GGUFImporter::importWeights(ModuleOp module) {
     auto data = ExternalDataAttr::get(context, path,
                                       reader.tensorFileOffset(tensor),
                                       tensor.byteSize);
-    auto op = GlobalWeightOp::create(builder, loc, tensor.name, type, data);
+    RoleAttr role;
+    if (std::optional<gguf::TensorRole> r = gguf::roleOfTensorName(tensor.name))
+      role = RoleAttr::get(context, r->kind, r->layer, r->expert);
+    auto op =
+        GlobalWeightOp::create(builder, loc, tensor.name, type, data, role);
     weights[tensor.name] = op;
   }
   return success();
@@ -316,18 +321,34 @@ LogicalResult GGUFImporter::buildDecoder(ModuleOp module, StringRef arch) {
 
 OwningOpRef<ModuleOp> GGUFImporter::run() {
   OwningOpRef<ModuleOp> module = ModuleOp::create(fileLoc);
+  // Architecture keys move to the typed lowbit.model (a #lowbit.model_key
+  // keeps each one's place); everything else rides along as it is.
+  std::string arch = reader.getString("general.architecture");
   SmallVector<Attribute> entries;
-  for (const gguf::KeyValue &kv : reader.metadata())
-    entries.push_back(MetadataEntryAttr::get(
-        context, kv.key, convertValue(kv.value, /*topLevel=*/true)));
+  SmallVector<NamedAttribute> fields;
+  for (const gguf::KeyValue &kv : reader.metadata()) {
+    Attribute value = convertValue(kv.value, /*topLevel=*/true);
+    StringRef field = modelFieldOfKey(arch, kv.key);
+    if (!field.empty() && (isFloatModelField(field) ? isa<FloatAttr>(value)
+                                                    : isa<IntegerAttr>(value) &&
+                                                          kv.value.type !=
+                                                              gguf::ValueType::Bool)) {
+      fields.push_back(builder.getNamedAttr(field, value));
+      value = ModelKeyAttr::get(context);
+    }
+    entries.push_back(MetadataEntryAttr::get(context, kv.key, value));
+  }
   (*module)->setAttr(kMetadataAttrName, builder.getArrayAttr(entries));
+  if (!arch.empty())
+    (*module)->setAttr(kModelAttrName,
+                       ModelAttr::get(context, arch,
+                                      builder.getDictionaryAttr(fields)));
   (*module)->setAttr(kGGUFVersionAttrName,
                      builder.getI32IntegerAttr(reader.version()));
   (*module)->setAttr(kSourceAttrName, builder.getStringAttr(path));
 
   if (failed(importWeights(*module)))
     return nullptr;
-  std::string arch = reader.getString("general.architecture");
   if (options.buildGraph && !arch.empty()) {
     if (arch == "llama" || arch == "qwen2") {
       if (failed(buildDecoder(*module, arch)))

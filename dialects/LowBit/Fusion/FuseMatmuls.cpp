@@ -10,6 +10,8 @@
 
 #include "LowBit/Fusion/Passes.h"
 
+#include "lowbit/GGUF/TensorNames.h"
+
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/DialectResourceBlobManager.h"
@@ -37,19 +39,27 @@ GlobalWeightOp globalOf(MatmulOp op, SymbolTable &symbols) {
 /// The name of the fused weight: GGUF's convention when the pieces are
 /// "<prefix><part>.weight" (blk.3.attn_q.weight ... -> blk.3.attn_qkv.weight),
 /// else the first name with a suffix.
-std::string fusedName(SmallVector<GlobalWeightOp> globals,
-                      ArrayRef<StringRef> parts, StringRef fused) {
-  StringRef first = globals.front().getSymName();
-  std::string suffix = (parts.front() + ".weight").str();
-  if (first.ends_with(suffix) && globals.size() == parts.size()) {
-    StringRef prefix = first.drop_back(suffix.size());
-    bool all = true;
-    for (size_t i = 0; i < parts.size(); ++i)
-      all &= globals[i].getSymName() == (prefix + parts[i] + ".weight").str();
-    if (all)
-      return (prefix + fused + ".weight").str();
+/// The fused weight's name and role: when the pieces' roles are `parts` of
+/// one layer, the role `fused` of that layer and its GGUF name (the one
+/// role <-> name map); otherwise a name derived from the first piece's.
+std::pair<std::string, RoleAttr> fusedName(SmallVector<GlobalWeightOp> globals,
+                                           ArrayRef<StringRef> parts,
+                                           StringRef fused) {
+  RoleAttr first = getWeightRole(globals.front());
+  bool roles = first && globals.size() == parts.size();
+  for (size_t i = 0; roles && i < parts.size(); ++i) {
+    RoleAttr r = getWeightRole(globals[i]);
+    roles = r && r.getKind() == parts[i] && r.getLayer() == first.getLayer() &&
+            r.getExpert() == first.getExpert();
   }
-  return (first + "." + fused).str();
+  if (roles) {
+    ::lowbit::gguf::TensorRole role{fused.str(), first.getLayer(),
+                                    first.getExpert()};
+    return {::lowbit::gguf::tensorNameOfRole(role),
+            RoleAttr::get(first.getContext(), fused, first.getLayer(),
+                          first.getExpert())};
+  }
+  return {(globals.front().getSymName() + "." + fused).str(), RoleAttr()};
 }
 
 /// Empty when `ops` (all reading one input) can be fused; else the reason.
@@ -90,7 +100,7 @@ std::string whyNot(SmallVector<MatmulOp> ops, SymbolTable &symbols,
 /// order, and a split. Old weights without other users are erased.
 LogicalResult fuse(ModuleOp module, SymbolTable &symbols,
                    SmallVector<MatmulOp> ops, SmallVector<GlobalWeightOp> globals,
-                   const std::string &name) {
+                   const std::string &name, RoleAttr role) {
   MLIRContext *context = module.getContext();
   QTensorType first = globals.front().getWeightType();
   int64_t rows = 0;
@@ -127,7 +137,7 @@ LogicalResult fuse(ModuleOp module, SymbolTable &symbols,
     locs.push_back(g.getLoc());
   auto fused = GlobalWeightOp::create(
       builder, FusedLoc::get(context, locs), name, type,
-      DenseResourceElementsAttr::get(blobType, name, std::move(blob)));
+      DenseResourceElementsAttr::get(blobType, name, std::move(blob)), role);
   fused->setAttr(kFusedFromAttrName, builder.getArrayAttr(pieceNames));
   fused->setAttr(kFusedRowsAttrName, builder.getDenseI64ArrayAttr(pieceRows));
   symbols.insert(fused, Block::iterator(globals.front()));
@@ -198,9 +208,9 @@ struct FuseQKVPass : public mlir::lowbit::impl::LowBitFuseQKVBase<FuseQKVPass> {
         att.emitRemark() << "q/k/v not fused: " << why;
         continue;
       }
-      std::string name =
+      auto [name, role] =
           fusedName(globals, {"attn_q", "attn_k", "attn_v"}, "attn_qkv");
-      if (failed(fuse(module, symbols, ops, globals, name)))
+      if (failed(fuse(module, symbols, ops, globals, name, role)))
         return signalPassFailure();
     }
   }
@@ -248,9 +258,9 @@ struct FuseGateUpPass : public mlir::lowbit::impl::LowBitFuseGateUpBase<FuseGate
         op->emitRemark() << "gate/up not fused: " << why;
         continue;
       }
-      std::string name =
+      auto [name, role] =
           fusedName(globals, {"ffn_gate", "ffn_up"}, "ffn_gate_up");
-      if (failed(fuse(module, symbols, ops, globals, name)))
+      if (failed(fuse(module, symbols, ops, globals, name, role)))
         return signalPassFailure();
     }
   }

@@ -3,6 +3,7 @@
 #define LOWBIT_DIALECT_LOWBIT_IR_LOWBIT_H
 
 #include "lowbit/Formats/Formats.h"
+#include "lowbit/GGUF/TensorNames.h"
 #include "mlir/Bytecode/BytecodeOpInterface.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/BuiltinAttributes.h"
@@ -30,6 +31,19 @@ constexpr llvm::StringLiteral kMetadataAttrName = "lowbit.metadata";
 constexpr llvm::StringLiteral kGGUFVersionAttrName = "lowbit.gguf_version";
 constexpr llvm::StringLiteral kSourceAttrName = "lowbit.source";
 
+/// Module attribute holding the #lowbit.model (architecture and typed
+/// hyperparameters).
+constexpr llvm::StringLiteral kModelAttrName = "lowbit.model";
+
+/// The lowbit.model field that the GGUF key `key` of architecture `arch`
+/// maps to ("llama.attention.head_count" -> "head_count"), or "" when the key
+/// is not a hyperparameter of the table.
+llvm::StringRef modelFieldOfKey(llvm::StringRef arch, llvm::StringRef key);
+/// Whether `field` is a float field of the table (else an integer).
+bool isFloatModelField(llvm::StringRef field);
+/// The module's lowbit.model, or null.
+ModelAttr getModelAttr(ModuleOp module);
+
 /// GGUF value type names as used in #lowbit.array ("u32", "string", ...).
 llvm::StringRef ggufTypeName(uint32_t type);
 std::optional<uint32_t> parseGGUFTypeName(llvm::StringRef name);
@@ -39,7 +53,17 @@ std::optional<uint32_t> parseGGUFTypeName(llvm::StringRef name);
 /// blob). Null with `error` set when the data cannot be reached.
 const uint8_t *getWeightBytes(GlobalWeightOp op, std::string &error);
 
-/// Reads of the ordered module metadata (lowbit.metadata).
+/// The name llama.cpp gives the weight: its role's GGUF tensor name (the one
+/// role <-> name map, lowbit/GGUF/TensorNames.h), or its symbol when it has
+/// no role. What --tensor-type regexes, imatrix entries and the presets'
+/// layer counting see.
+std::string ggufTensorName(GlobalWeightOp weight);
+/// The weight's role: its `role` attribute or, for IR written without roles,
+/// the role the one map gives its symbol (a llama.cpp-style name).
+RoleAttr getWeightRole(GlobalWeightOp weight);
+
+/// Reads of the ordered module metadata (lowbit.metadata); a
+/// #lowbit.model_key reads as the lowbit.model field it stands for.
 Attribute getMetadata(ModuleOp module, llvm::StringRef key);
 std::optional<int64_t> getMetadataInt(ModuleOp module, llvm::StringRef key);
 std::optional<std::string> getMetadataString(ModuleOp module,

@@ -115,6 +115,76 @@ def LowBit_MetadataEntryAttr : LowBit_Attr<"MetadataEntry", "kv"> {
   let genVerifyDecl = 1;
 }
 
+def LowBit_RoleAttr : LowBit_Attr<"Role", "role"> {
+  let summary = "What a weight is in its model";
+  let description = [{
+    Set by importers on every `lowbit.global_weight` they recognise: the
+    tensor kind (llama.cpp's vocabulary: `token_embd`, `attn_q`, `ffn_down`,
+    `ffn_up_exps`, ...; a bias is `<kind>.bias`), the layer (block) index and,
+    for a per-expert tensor, the expert. Passes ask roles, not symbol names;
+    the GGUF tensor name of a role comes from the one map in
+    `lowbit/GGUF/TensorNames.h`.
+
+    ```mlir
+    #lowbit.role<token_embd>
+    #lowbit.role<attn_q, layer = 3>
+    #lowbit.role<ffn_up, layer = 7, expert = 5>
+    ```
+  }];
+  let parameters = (ins StringRefParameter<"tensor kind">:$kind,
+                        DefaultValuedParameter<"int64_t", "-1">:$layer,
+                        DefaultValuedParameter<"int64_t", "-1">:$expert);
+  let hasCustomAssemblyFormat = 1;
+  let genVerifyDecl = 1;
+}
+
+def LowBit_ModelAttr : LowBit_Attr<"Model", "model"> {
+  let summary = "A model's architecture and hyperparameters";
+  let description = [{
+    The module attribute `lowbit.model`: the architecture and its
+    hyperparameters as typed values (integers with their GGUF integer type,
+    floats as f32/f64), under names from one table (ModelMetadata.cpp:
+    `block_count`, `head_count`, `rms_epsilon`, ...). The GGUF importer moves
+    the architecture keys here and leaves `#lowbit.model_key` in their place
+    in `lowbit.metadata`; the GGUF exporter writes each such key from this
+    attribute, so editing a value here changes the exported key. Passes read
+    hyperparameters here, never from GGUF keys.
+
+    ```mlir
+    #lowbit.model<"llama", {block_count = 5 : ui32, head_count = 8 : ui32,
+                            rms_epsilon = 9.99999974E-6 : f32}>
+    ```
+  }];
+  let parameters = (ins StringRefParameter<"architecture">:$architecture,
+                        "::mlir::DictionaryAttr":$fields);
+  let assemblyFormat = "`<` $architecture `,` $fields `>`";
+  let genVerifyDecl = 1;
+  let extraClassDeclaration = [{
+    /// A field's value (nullopt when absent).
+    std::optional<int64_t> getInt(::llvm::StringRef field) const;
+    std::optional<double> getFloat(::llvm::StringRef field) const;
+    int64_t getBlockCount() const { return getInt("block_count").value_or(0); }
+    int64_t getHeadCount() const { return getInt("head_count").value_or(0); }
+    int64_t getHeadCountKV() const {
+      return getInt("head_count_kv").value_or(getHeadCount());
+    }
+    int64_t getExpertCount() const { return getInt("expert_count").value_or(0); }
+  }];
+}
+
+def LowBit_ModelKeyAttr : LowBit_Attr<"ModelKey", "model_key"> {
+  let summary = "A GGUF key whose value lives in the module's lowbit.model";
+  let description = [{
+    Stands in `lowbit.metadata` for an architecture key (keeping its place in
+    the file's order); the exporter writes the `lowbit.model` field the key
+    maps to.
+
+    ```mlir
+    #lowbit.kv<"llama.block_count", #lowbit.model_key>
+    ```
+  }];
+}
+
 def LowBit_RopeModeAttr : I32EnumAttr<"RopeMode", "rotary embedding pairing", [
     I32EnumAttrCase<"normal", 0>,  // pairs (2i, 2i+1), llama in GGUF
     I32EnumAttrCase<"neox", 2>     // pairs (i, i + d/2), GPT-NeoX, qwen2

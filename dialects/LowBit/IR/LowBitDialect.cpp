@@ -115,6 +115,54 @@ uint64_t FormatAttr::getByteSize(uint64_t rows, uint64_t cols) const {
 }
 
 //===----------------------------------------------------------------------===//
+// RoleAttr
+//===----------------------------------------------------------------------===//
+
+Attribute RoleAttr::parse(AsmParser &parser, Type) {
+  std::string kind;
+  int64_t layer = -1, expert = -1;
+  if (parser.parseLess() || parser.parseKeywordOrString(&kind))
+    return {};
+  while (succeeded(parser.parseOptionalComma())) {
+    StringRef key;
+    SMLoc loc = parser.getCurrentLocation();
+    if (parser.parseKeyword(&key) || parser.parseEqual())
+      return {};
+    int64_t *slot = key == "layer" ? &layer : key == "expert" ? &expert : nullptr;
+    if (!slot) {
+      parser.emitError(loc, "expected 'layer' or 'expert', got '") << key << "'";
+      return {};
+    }
+    if (parser.parseInteger(*slot))
+      return {};
+  }
+  if (parser.parseGreater())
+    return {};
+  return RoleAttr::getChecked(
+      [&] { return parser.emitError(parser.getCurrentLocation()); },
+      parser.getContext(), kind, layer, expert);
+}
+
+void RoleAttr::print(AsmPrinter &printer) const {
+  printer << "<";
+  printer.printKeywordOrString(getKind());
+  if (getLayer() >= 0)
+    printer << ", layer = " << getLayer();
+  if (getExpert() >= 0)
+    printer << ", expert = " << getExpert();
+  printer << ">";
+}
+
+LogicalResult RoleAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                               StringRef kind, int64_t layer, int64_t expert) {
+  if (kind.empty())
+    return emitError() << "a role needs a tensor kind";
+  if (layer < -1 || expert < -1)
+    return emitError() << "role indices must be >= 0 (or absent)";
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
 // LayoutAttr, MetadataEntryAttr, GGUF arrays
 //===----------------------------------------------------------------------===//
 
@@ -135,7 +183,7 @@ static LogicalResult verifyGGUFValue(function_ref<InFlightDiagnostic()> emitErro
       return success();
   return emitError() << "metadata value " << value
                      << " is not a GGUF value (ui8..si64, i1, f32, f64, "
-                        "string or #lowbit.array)";
+                        "string, #lowbit.array or, at top level, #lowbit.model_key)";
 }
 
 LogicalResult
@@ -143,6 +191,8 @@ MetadataEntryAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                           StringRef key, Attribute value) {
   if (key.empty())
     return emitError() << "metadata key must not be empty";
+  if (isa<ModelKeyAttr>(value))
+    return success(); // the value is lowbit.model's (checked on export)
   return verifyGGUFValue(emitError, value);
 }
 

@@ -27,15 +27,19 @@ def LowBit_GlobalWeightOp : LowBit_Op<"global_weight", [Symbol, IsolatedFromAbov
     source model; module order is the tensor order of an exported file.
     `data` is `#lowbit.external` (bytes in a file) or a `dense_resource` blob
     of i8 (bytes materialised by a pass); its size must match the type.
+    `role` says what the weight is (set by importers; absent for weights
+    they did not recognise).
 
     ```mlir
     lowbit.global_weight @token_embd.weight : !lowbit.qtensor<512x64 : f32>
         = #lowbit.external<"/m.gguf", offset = 1536, size = 131072>
+        {role = #lowbit.role<token_embd>}
     ```
   }];
   let arguments = (ins SymbolNameAttr:$sym_name,
                        TypeAttrOf<LowBit_QTensorType>:$type,
-                       AnyAttr:$data);
+                       AnyAttr:$data,
+                       OptionalAttr<LowBit_RoleAttr>:$role);
   let assemblyFormat = "$sym_name `:` $type `=` $data attr-dict";
   let hasVerifier = 1;
   let extraClassDeclaration = [{

@@ -32,12 +32,13 @@ bool fits(Format f, int64_t rowLength) {
   return rowLength % formats::info(f).blockSize == 0;
 }
 
-/// The dynamic-gate scheme: layer position decides the bits.
-Format dynamicGateFormat(const std::string &name, int64_t layers) {
-  if (name == "token_embd.weight" || name == "output.weight")
+/// The dynamic-gate scheme: layer position decides the bits (by the
+/// weight's role; a weight without one is treated as outside the layers).
+Format dynamicGateFormat(RoleAttr role, int64_t layers) {
+  if (role && (role.getKind() == "token_embd" || role.getKind() == "output"))
     return Format::Q6_K;
-  int layer = -1;
-  if (std::sscanf(name.c_str(), "blk.%d.", &layer) != 1 || layer < 0)
+  const int64_t layer = role ? role.getLayer() : -1;
+  if (layer < 0)
     return Format::Q4_K;
   // First and last quarter (rounded up) of the layers: ~4 bits.
   const int64_t quarter = (layers + 3) / 4;
@@ -45,8 +46,8 @@ Format dynamicGateFormat(const std::string &name, int64_t layers) {
     return Format::Q4_K;
   // The middle half: 2-3 bits, the projections llama.cpp finds most
   // sensitive (values, attention output, ffn_down) at 3.
-  for (const char *part : {"attn_v.", "attn_output.", "ffn_down."})
-    if (name.find(part) != std::string::npos)
+  for (const char *kind : {"attn_v", "attn_output", "ffn_down"})
+    if (role.getKind() == kind)
       return Format::Q3_K;
   return Format::Q2_K;
 }
@@ -126,15 +127,12 @@ void AllocateBitsPass::runOnOperation() {
       return fail(error);
   }
 
-  std::string arch =
-      getMetadataString(module, "general.architecture").value_or("llama");
-  int64_t layers = getMetadataInt(module, arch + ".block_count").value_or(0);
+  ModelAttr model = getModelAttr(module);
+  int64_t layers = model ? model.getBlockCount() : 0;
   if (layers <= 0)
-    for (GlobalWeightOp op : module.getOps<GlobalWeightOp>()) {
-      int layer = -1;
-      if (std::sscanf(op.getSymName().str().c_str(), "blk.%d.", &layer) == 1)
-        layers = std::max<int64_t>(layers, layer + 1);
-    }
+    for (GlobalWeightOp op : module.getOps<GlobalWeightOp>())
+      if (RoleAttr role = getWeightRole(op))
+        layers = std::max<int64_t>(layers, role.getLayer() + 1);
 
   // The keys every quantized file carries; their values do not change the
   // header's size, so they are set before it is measured.
@@ -154,7 +152,7 @@ void AllocateBitsPass::runOnOperation() {
   bool anySensitivity = false;
   for (GlobalWeightOp op : module.getOps<GlobalWeightOp>()) {
     QTensorType type = op.getWeightType();
-    std::string name = op.getSymName().str();
+    std::string name = ggufTensorName(op);
     Tensor t;
     t.op = op;
     t.elements = type.getNumElements();
@@ -177,7 +175,7 @@ void AllocateBitsPass::runOnOperation() {
                     std::to_string(formats::info(f).blockSize));
       t.chosen = f;
     } else if (quantizable && dynamicGate) {
-      Format f = dynamicGateFormat(name, layers);
+      Format f = dynamicGateFormat(getWeightRole(op), layers);
       if (!fits(f, rowLength))
         f = fits(quant::fallbackFormat(f), rowLength) ? quant::fallbackFormat(f)
                                                        : Format::F16;

@@ -66,24 +66,19 @@ struct AssignFormatsPass
     options.hasImportance = hasImportance;
 
     quant::ModelShape shape;
-    shape.architecture = getMetadataString(module, "general.architecture")
-                             .value_or("");
-    std::string arch = shape.architecture;
-    auto hparam = [&](StringRef key) {
-      return getMetadataInt(module, (arch + "." + key).str()).value_or(0);
-    };
-    shape.layers = hparam("block_count");
-    shape.heads = hparam("attention.head_count");
-    shape.kvHeads = hparam("attention.head_count_kv");
-    if (shape.kvHeads == 0)
-      shape.kvHeads = shape.heads;
-    shape.experts = hparam("expert_count");
+    if (ModelAttr model = getModelAttr(module)) {
+      shape.architecture = model.getArchitecture().str();
+      shape.layers = model.getBlockCount();
+      shape.heads = model.getHeadCount();
+      shape.kvHeads = model.getHeadCountKV();
+      shape.experts = model.getExpertCount();
+    }
 
     SmallVector<GlobalWeightOp> weights(module.getOps<GlobalWeightOp>());
     std::vector<quant::TensorDesc> tensors;
     for (GlobalWeightOp weight : weights) {
       QTensorType type = weight.getWeightType();
-      tensors.push_back({weight.getSymName().str(),
+      tensors.push_back({ggufTensorName(weight),
                          std::vector<int64_t>(type.getShape().begin(),
                                               type.getShape().end()),
                          type.getFormat().getFormat()});

@@ -379,7 +379,7 @@ void SensitivityPass::runOnOperation() {
   statsHash.add(noImportance ? "plain" : "weighted");
   for (GlobalWeightOp op : module.getOps<GlobalWeightOp>()) {
     QTensorType type = op.getWeightType();
-    std::string name = op.getSymName().str();
+    std::string name = ggufTensorName(op);
     if (!::lowbit::quant::isQuantizable(name, type.getShape().size()) ||
         type.getShape().size() != 2 || type.getLayout())
       continue;
@@ -641,7 +641,7 @@ void SensitivityPass::runOnOperation() {
         }
       }
       double value = 0;
-      if (!kld->measure(t.name, f, encoded.data(), value, err))
+      if (!kld->measure(t.op.getSymName().str(), f, encoded.data(), value, err))
         return fail("measure=" + measure + ", tensor '" + t.name + "': " + err);
       analysis::SensitivityEntry &e = saved.tensors[t.name][fi.name];
       (useGPTQ ? e.kldGPTQ : e.kld) = value;

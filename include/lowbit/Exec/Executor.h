@@ -167,8 +167,10 @@ private:
   std::shared_ptr<MatmulBackend> backend_;
   /// Counts runOps calls: with a value id, it names a value's contents.
   uint64_t passes_ = 0;
-  /// Norm gains and biases decoded once (tiny), by weight name.
+  /// Norm gains and biases decoded once (tiny), by weight name, and each
+  /// op's pointers into them (null = none).
   std::map<std::string, std::vector<float>> vectors_;
+  std::vector<const float *> vectorOf_, biasVectorOf_;
   /// Ops from this index on are row-wise and run only on the rows whose
   /// logits are wanted (ops.size() when the graph has no such head).
   size_t headStart_ = 0;

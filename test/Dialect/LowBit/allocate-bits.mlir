@@ -9,10 +9,10 @@
 // the two weights: q2_k 21504, q4_k 36864, q8_0 69632 bytes each.
 module attributes {lowbit.metadata = [
     #lowbit.kv<"general.architecture", "llama">,
-    #lowbit.kv<"llama.block_count", 1 : ui32>]} {
-lowbit.global_weight @blk.0.attn_q.weight : !lowbit.qtensor<256x256 : f32> = #lowbit.external<"m", offset = 0, size = 262144> {lowbit.sensitivity = {q2_k = 10.0 : f64, q4_k = 1.0 : f64, q8_0 = 0.01 : f64}}
-lowbit.global_weight @blk.0.attn_norm.weight : !lowbit.qtensor<256 : f32> = #lowbit.external<"m", offset = 0, size = 1024>
-lowbit.global_weight @blk.0.ffn_up.weight : !lowbit.qtensor<256x256 : f32> = #lowbit.external<"m", offset = 0, size = 262144> {lowbit.sensitivity = {q2_k = 1.0 : f64, q4_k = 0.1 : f64, q8_0 = 0.001 : f64}}
+    #lowbit.kv<"llama.block_count", #lowbit.model_key>], lowbit.model = #lowbit.model<"llama", {block_count = 1 : ui32}>} {
+lowbit.global_weight @blk.0.attn_q.weight : !lowbit.qtensor<256x256 : f32> = #lowbit.external<"m", offset = 0, size = 262144> {lowbit.sensitivity = {q2_k = 10.0 : f64, q4_k = 1.0 : f64, q8_0 = 0.01 : f64}, role = #lowbit.role<attn_q, layer = 0>}
+lowbit.global_weight @blk.0.attn_norm.weight : !lowbit.qtensor<256 : f32> = #lowbit.external<"m", offset = 0, size = 1024> {role = #lowbit.role<attn_norm, layer = 0>}
+lowbit.global_weight @blk.0.ffn_up.weight : !lowbit.qtensor<256x256 : f32> = #lowbit.external<"m", offset = 0, size = 262144> {lowbit.sensitivity = {q2_k = 1.0 : f64, q4_k = 0.1 : f64, q8_0 = 0.001 : f64}, role = #lowbit.role<ffn_up, layer = 0>}
 }
 
 // The sensitive weight gets the bits; the sensitivities are consumed; the
@@ -21,32 +21,32 @@ lowbit.global_weight @blk.0.ffn_up.weight : !lowbit.qtensor<256x256 : f32> = #lo
 // ROOMY: warning: the allocation fills 98.07% of the budget
 // ROOMY: lowbit.allocation = {budget = 110000 : i64, damage = 1.100000e-01 : f64, elements = 131328 : i64, method = "exact", predicted_bytes = 107872 : i64}
 // ROOMY-SAME: #lowbit.kv<"general.quantization_version", 2 : ui32>, #lowbit.kv<"general.file_type", 7 : ui32>]
-// ROOMY: @blk.0.attn_q.weight {{.*}} {lowbit.target = #lowbit.format<q8_0>}
-// ROOMY: @blk.0.attn_norm.weight {{.*}} = #lowbit.external<"m", offset = 0, size = 1024>{{$}}
-// ROOMY: @blk.0.ffn_up.weight {{.*}} {lowbit.target = #lowbit.format<q4_k>}
+// ROOMY: @blk.0.attn_q.weight {{.*}} {lowbit.target = #lowbit.format<q8_0>{{[,}]}}
+// ROOMY: @blk.0.attn_norm.weight {{.*}} = #lowbit.external<"m", offset = 0, size = 1024>{{( {role = #lowbit.role<[^>]*>})?$}}
+// ROOMY: @blk.0.ffn_up.weight {{.*}} {lowbit.target = #lowbit.format<q4_k>{{[,}]}}
 
 // MIDDLE: predicted_bytes = 75104
-// MIDDLE: @blk.0.attn_q.weight {{.*}} {lowbit.target = #lowbit.format<q4_k>}
-// MIDDLE: @blk.0.ffn_up.weight {{.*}} {lowbit.target = #lowbit.format<q4_k>}
+// MIDDLE: @blk.0.attn_q.weight {{.*}} {lowbit.target = #lowbit.format<q4_k>{{[,}]}}
+// MIDDLE: @blk.0.ffn_up.weight {{.*}} {lowbit.target = #lowbit.format<q4_k>{{[,}]}}
 
 // TIGHT: predicted_bytes = 59744
-// TIGHT: @blk.0.attn_q.weight {{.*}} {lowbit.target = #lowbit.format<q4_k>}
-// TIGHT: @blk.0.ffn_up.weight {{.*}} {lowbit.target = #lowbit.format<q2_k>}
+// TIGHT: @blk.0.attn_q.weight {{.*}} {lowbit.target = #lowbit.format<q4_k>{{[,}]}}
+// TIGHT: @blk.0.ffn_up.weight {{.*}} {lowbit.target = #lowbit.format<q2_k>{{[,}]}}
 
 // 4.6 bits per weight of 131328 weights: 75513 bytes.
 // BPW: lowbit.allocation = {budget = 75513 : i64, damage = 1.100000e+00 : f64, elements = 131328 : i64, method = "lagrangian", predicted_bytes = 75104 : i64}
 
 // A pinned weight is left out of the search; the rest fills the budget.
 // PIN: budget = 108345
-// PIN: @blk.0.attn_q.weight {{.*}} {lowbit.target = #lowbit.format<q2_k>}
-// PIN: @blk.0.ffn_up.weight {{.*}} {lowbit.target = #lowbit.format<q8_0>}
+// PIN: @blk.0.attn_q.weight {{.*}} {lowbit.target = #lowbit.format<q2_k>{{[,}]}}
+// PIN: @blk.0.ffn_up.weight {{.*}} {lowbit.target = #lowbit.format<q8_0>{{[,}]}}
 
 // -----
 
 // A weight already in its chosen format keeps no lowbit.target (a stale one
 // from an earlier choice goes).
-module attributes {lowbit.metadata = [#lowbit.kv<"general.architecture", "llama">]} {
-lowbit.global_weight @blk.0.ffn_down.weight : !lowbit.qtensor<256x256 : q4_k> = #lowbit.external<"m", offset = 0, size = 36864> {lowbit.sensitivity = {q4_k = 1.0 : f64, q8_0 = 2.0 : f64}, lowbit.target = #lowbit.format<q8_0>}
+module attributes {lowbit.metadata = [#lowbit.kv<"general.architecture", "llama">], lowbit.model = #lowbit.model<"llama", {}>} {
+lowbit.global_weight @blk.0.ffn_down.weight : !lowbit.qtensor<256x256 : q4_k> = #lowbit.external<"m", offset = 0, size = 36864> {lowbit.sensitivity = {q4_k = 1.0 : f64, q8_0 = 2.0 : f64}, lowbit.target = #lowbit.format<q8_0>, role = #lowbit.role<ffn_down, layer = 0>}
 }
 // TIGHT: predicted_bytes = 37088
-// TIGHT: lowbit.global_weight @blk.0.ffn_down.weight : !lowbit.qtensor<256x256 : q4_k> = #lowbit.external<"m", offset = 0, size = 36864>{{$}}
+// TIGHT: lowbit.global_weight @blk.0.ffn_down.weight : !lowbit.qtensor<256x256 : q4_k> = #lowbit.external<"m", offset = 0, size = 36864>{{( {role = #lowbit.role<[^>]*>})?$}}

@@ -10,9 +10,9 @@
 // none. Fewer bits, more damage.
 // CHECK-LABEL: module attributes
 // CHECK-SAME: lowbit.sensitivity_report = {computed = 112 : i64, kld_positions = 0 : i64, kld_seconds = 0.000000e+00 : f64, measure = "wmse", reused = 0 : i64, seconds = {{.*}} : f64}
-// CHECK: @token_embd.weight {{.*}} {lowbit.sensitivity = {f16 = {{.*}} : f64, iq4_nl = {{.*}} : f64, q4_0 = {{.*}} : f64, q4_1 = {{.*}} : f64, q5_0 = {{.*}} : f64, q5_1 = {{.*}} : f64, q8_0 = {{.*}} : f64}}
-// CHECK: @blk.0.attn_q.weight {{.*}} {lowbit.sensitivity = {f16 = {{.*}} : f64, {{.*}} q8_0 = {{.*}} : f64}}
-// CHECK: @blk.0.attn_norm.weight : !lowbit.qtensor<32 : f32> = #lowbit.external<{{[^>]*}}>{{$}}
+// CHECK: @token_embd.weight {{.*}} {lowbit.sensitivity = {f16 = {{.*}} : f64, iq4_nl = {{.*}} : f64, q4_0 = {{.*}} : f64, q4_1 = {{.*}} : f64, q5_0 = {{.*}} : f64, q5_1 = {{.*}} : f64, q8_0 = {{.*}} : f64}{{[,}]}}
+// CHECK: @blk.0.attn_q.weight {{.*}} {lowbit.sensitivity = {f16 = {{.*}} : f64, {{.*}} q8_0 = {{.*}} : f64}{{[,}]}}
+// CHECK: @blk.0.attn_norm.weight : !lowbit.qtensor<32 : f32> = #lowbit.external<{{[^>]*}}>{{( {role = #lowbit.role<[^>]*>})?$}}
 // CHECK: @output.weight {{.*}} {lowbit.sensitivity =
 
 // The saved results are reused: nothing is computed the second time.
@@ -28,10 +28,10 @@
 // mode measures one format per tensor and scales the prediction.
 // RUN: lowbit-opt %t/calibrated.mlir --lowbit-sensitivity="formats=q4_0,q8_0 measure=kld kld-chunks=2" | FileCheck --check-prefix=KLD %s
 // KLD: lowbit.sensitivity_report = {computed = 32 : i64, kld_positions = 14 : i64, kld_seconds = {{.*}}, measure = "kld", reused = 0 : i64
-// KLD: @blk.0.attn_q.weight {{.*}} {lowbit.sensitivity = {q4_0 = {{.*}} : f64, q8_0 = {{.*}} : f64}}
+// KLD: @blk.0.attn_q.weight {{.*}} {lowbit.sensitivity = {q4_0 = {{.*}} : f64, q8_0 = {{.*}} : f64}{{[,}]}}
 // RUN: lowbit-opt %t/calibrated.mlir --lowbit-sensitivity="formats=q4_0,q8_0 measure=gain kld-chunks=2" | FileCheck --check-prefix=GAIN %s
 // GAIN: measure = "gain"
-// GAIN: @blk.0.attn_q.weight {{.*}} {lowbit.sensitivity = {q4_0 = {{.*}} : f64, q8_0 = {{.*}} : f64}}
+// GAIN: @blk.0.attn_q.weight {{.*}} {lowbit.sensitivity = {q4_0 = {{.*}} : f64, q8_0 = {{.*}} : f64}{{[,}]}}
 
 // method=gptq measures the KL divergence with the tensor quantized by GPTQ
 // (Hessians from a state calibrated with them); its results are kept beside
@@ -54,13 +54,13 @@
 
 // Without statistics: plain squared error.
 // RUN: lowbit-opt %t/tiny.mlir --lowbit-sensitivity="no-importance=true formats=q8_0" | FileCheck --check-prefix=PLAIN %s
-// PLAIN: @output.weight {{.*}} {lowbit.sensitivity = {q8_0 = {{.*}} : f64}}
+// PLAIN: @output.weight {{.*}} {lowbit.sensitivity = {q8_0 = {{.*}} : f64}{{[,}]}}
 
 // A llama.cpp imatrix works as statistics too.
 // RUN: lowbit-opt %t/tiny.mlir --lowbit-calibrate="calib=%S/Inputs/tiny-calib.txt ctx=16 imatrix-out=%t/im.gguf" -o /dev/null
 // RUN: lowbit imatrix convert %t/im.gguf -o %t/im.dat
 // RUN: lowbit-opt %t/tiny.mlir --lowbit-sensitivity="statistics=%t/im.dat formats=q5_0" | FileCheck --check-prefix=DAT %s
-// DAT: @blk.1.ffn_down.weight {{.*}} {lowbit.sensitivity = {q5_0 = {{.*}} : f64}}
+// DAT: @blk.1.ffn_down.weight {{.*}} {lowbit.sensitivity = {q5_0 = {{.*}} : f64}{{[,}]}}
 
 // Errors: no statistics, unknown format, a state of another model, a
 // corrupt state, an imatrix of another shape, kld without tokens.
