@@ -17,7 +17,7 @@
 //                      [--seconds S]
 //
 //===----------------------------------------------------------------------===//
-#include "lowbit/Codegen/Codegen.h"
+#include "LowBit/Codegen/Codegen.h"
 #include "lowbit/Formats/Formats.h"
 #include "lowbit/Formats/Layout.h"
 #include "lowbit/Target/KernelABI.h"

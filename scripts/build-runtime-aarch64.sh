@@ -36,5 +36,5 @@ aarch64-linux-gnu-g++ -static -O2 "${objects[@]}" \
   "$BUILD/libLowBitRuntimeRunner.a" "$BUILD/libLowBitRuntime.a" \
   "$BUILD/libLowBitExec.a" "$BUILD/libLowBitTokenizer.a" "$BUILD/libLowBitGGUF.a" \
   "$BUILD/libLowBitExecOps.a" "$BUILD/libLowBitTarget.a" \
-  "$BUILD/libLowBitFormats.a" \
+  "$BUILD/libLowBitSupport.a" "$BUILD/libLowBitFormats.a" \
   -lpthread -o "$OUT"

@@ -54,6 +54,33 @@ std::shared_ptr<MappedFile> MappedFile::openCached(const std::string &path,
   return file;
 }
 
+bool readWholeFile(const std::string &path, std::string &out, std::string &err,
+                   const std::string &what) {
+  out.clear();
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    err = path + ": cannot open" + (what.empty() ? "" : " " + what) + ": " +
+          std::strerror(errno);
+    return false;
+  }
+  char buffer[1 << 16];
+  for (;;) {
+    ssize_t got = ::read(fd, buffer, sizeof(buffer));
+    if (got < 0 && errno == EINTR)
+      continue;
+    if (got < 0) {
+      err = path + ": read error: " + std::strerror(errno);
+      ::close(fd);
+      return false;
+    }
+    if (got == 0)
+      break;
+    out.append(buffer, static_cast<size_t>(got));
+  }
+  ::close(fd);
+  return true;
+}
+
 MappedFile::~MappedFile() {
   if (data_)
     munmap(const_cast<uint8_t *>(data_), size_);

@@ -23,6 +23,7 @@
 #include "lowbit/Exec/ThreadPool.h"
 #include "lowbit/Formats/Formats.h"
 #include "lowbit/Formats/Layout.h"
+#include "lowbit/Support/MappedFile.h"
 #include "lowbit/Target/KernelABI.h"
 #include "lowbit/Target/TargetTable.h"
 #include "lowbit/runtime/Manifest.h"
@@ -90,65 +91,6 @@ void logLine(lb_log_level_t level, const std::string &message) {
 std::mutex symbolsMutex;
 const lb_kernel_entry *staticTable = nullptr;
 
-bool readFile(const std::string &path, std::string &out, std::string &err) {
-  FILE *f = std::fopen(path.c_str(), "rb");
-  if (!f) {
-    err = path + ": " + std::strerror(errno);
-    return false;
-  }
-  char buf[1 << 16];
-  size_t got;
-  while ((got = std::fread(buf, 1, sizeof(buf), f)) > 0)
-    out.append(buf, got);
-  bool bad = std::ferror(f);
-  std::fclose(f);
-  if (bad) {
-    err = path + ": read error";
-    return false;
-  }
-  return true;
-}
-
-/// A read-only mapping of weights.bin.
-class Mapping {
-public:
-  ~Mapping() {
-    if (data_ && size_)
-      munmap(const_cast<uint8_t *>(data_), size_);
-  }
-  bool open(const std::string &path, std::string &err) {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-      err = path + ": " + std::strerror(errno);
-      return false;
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-      err = path + ": not a regular file";
-      ::close(fd);
-      return false;
-    }
-    size_ = static_cast<uint64_t>(st.st_size);
-    if (size_ > 0) {
-      void *p = mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
-      if (p == MAP_FAILED) {
-        err = path + ": mmap: " + std::strerror(errno);
-        size_ = 0;
-        ::close(fd);
-        return false;
-      }
-      data_ = static_cast<const uint8_t *>(p);
-    }
-    ::close(fd);
-    return true;
-  }
-  const uint8_t *data() const { return data_; }
-  uint64_t size() const { return size_; }
-
-private:
-  const uint8_t *data_ = nullptr;
-  uint64_t size_ = 0;
-};
 
 } // namespace
 
@@ -190,7 +132,7 @@ struct Piece {
 struct lb_model {
   std::string dir;
   Manifest manifest;
-  Mapping weights;
+  std::shared_ptr<MappedFile> weights; // weights.bin, read-only
   void *library = nullptr;
   std::vector<std::unique_ptr<Tensor>> tensors;
   /// Every name the graph may use: tensors and the parts of fused ones.
@@ -250,7 +192,7 @@ bool lb_model::load(const std::string &path, Failure &f) {
 
   std::string text, err;
   const std::string manifestPath = dir + "/" + runtime::kManifestFile;
-  if (!readFile(manifestPath, text, err))
+  if (!readWholeFile(manifestPath, text, err))
     return fail(f, LB_ERROR_IO, err);
   if (!runtime::parseManifest(text, manifest, err))
     return fail(f, LB_ERROR_BAD_ARTIFACT,
@@ -268,15 +210,16 @@ bool lb_model::load(const std::string &path, Failure &f) {
                     "; recompile the model");
 
   const std::string weightsPath = dir + "/" + manifest.weightsFile;
-  if (!weights.open(weightsPath, err))
+  weights = MappedFile::open(weightsPath, err);
+  if (!weights)
     return fail(f, LB_ERROR_IO, err);
-  if (weights.size() != manifest.weightsSize)
+  if (weights->size() != manifest.weightsSize)
     return fail(f, LB_ERROR_BAD_ARTIFACT,
-                weightsPath + ": has " + std::to_string(weights.size()) +
+                weightsPath + ": has " + std::to_string(weights->size()) +
                     " bytes but the manifest says " +
                     std::to_string(manifest.weightsSize) + " bytes" +
-                    (weights.size() < manifest.weightsSize ? " (truncated)"
-                                                           : ""));
+                    (weights->size() < manifest.weightsSize ? " (truncated)"
+                                                            : ""));
 
   for (const ManifestTensor &mt : manifest.tensors) {
     auto t = std::make_unique<Tensor>();
@@ -285,7 +228,7 @@ bool lb_model::load(const std::string &path, Failure &f) {
     t->rows = mt.rows();
     t->cols = mt.cols();
     t->interleave = mt.interleave;
-    t->data = weights.data() + mt.offset;
+    t->data = weights->data() + mt.offset;
     t->actRowBytes = mt.activationRowBytes;
     pieces[mt.name] = Piece{t.get(), 0, t->rows};
     int64_t offset = 0;

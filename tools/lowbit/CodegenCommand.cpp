@@ -1,6 +1,6 @@
 //===- CodegenCommand.cpp - lowbit codegen: the kernels of a model --------===//
 //
-// Debug entry to the in-process code generator (lowbit/Codegen/Codegen.h):
+// Debug entry to the in-process code generator (LowBit/Codegen/Codegen.h):
 // the matmul kernels of a model (GGUF or lowbit IR, packed or not) for a
 // target, as a shared object, an object file, assembly or LLVM IR, and the
 // table of which weight uses which kernel. Fall-backs are printed loudly.
@@ -10,7 +10,7 @@
 #include "Commands.h"
 #include "ModelIO.h"
 
-#include "lowbit/Codegen/Codegen.h"
+#include "LowBit/Codegen/Codegen.h"
 #include "lowbit/Formats/Formats.h"
 #include "lowbit/Target/TargetTable.h"
 

@@ -20,7 +20,7 @@
 #include "LowBit/Transforms/Passes.h"
 #include "lowbit/Analysis/BitAllocation.h"
 #include "lowbit/Calibration/IMatrix.h"
-#include "lowbit/Export/GGUFExport.h"
+#include "LowBit/Translation/GGUFExport.h"
 #include "lowbit/GGUF/GGUF.h"
 #include "lowbit/Quant/Presets.h"
 

@@ -10,6 +10,7 @@
 #include "ModelLoading.h"
 #include "Progress.h"
 
+#include "lowbit/Support/MappedFile.h"
 #include "lowbit/Eval/Eval.h"
 #include "lowbit/Exec/Executor.h"
 
@@ -53,19 +54,7 @@ private:
 };
 
 bool readText(const std::string &path, std::string &text, std::string &err) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    err = path + ": cannot open: " + std::strerror(errno);
-    return false;
-  }
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) {
-    err = path + ": read error";
-    return false;
-  }
-  text = ss.str();
-  return true;
+  return readWholeFile(path, text, err);
 }
 
 nlohmann::json estimate(const eval::Estimate &e) {

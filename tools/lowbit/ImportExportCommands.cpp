@@ -4,8 +4,8 @@
 #include "ModelIO.h"
 
 #include "LowBit/IR/LowBit.h"
-#include "lowbit/Export/GGUFExport.h"
-#include "lowbit/Import/GGUFImport.h"
+#include "LowBit/Translation/GGUFExport.h"
+#include "LowBit/Translation/GGUFImport.h"
 
 using namespace lowbit;
 

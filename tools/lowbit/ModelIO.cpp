@@ -2,7 +2,7 @@
 #include "ModelIO.h"
 
 #include "LowBit/IR/LowBit.h"
-#include "lowbit/Import/GGUFImport.h"
+#include "LowBit/Translation/GGUFImport.h"
 #include "lowbit/Support/MappedFile.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"

@@ -3,7 +3,7 @@
 #include "ModelLoading.h"
 #include "ModelIO.h"
 
-#include "lowbit/Analysis/IRModel.h"
+#include "LowBit/Exec/IRModel.h"
 #include "lowbit/GGUF/GGUF.h"
 
 #include <cstdio>

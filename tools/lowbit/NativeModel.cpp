@@ -9,7 +9,8 @@
 #include "ModelLoading.h"
 #include "NativeModel.h"
 
-#include "lowbit/Artifact/NativeArtifact.h"
+#include "LowBit/Artifact/NativeArtifact.h"
+#include "lowbit/Support/MappedFile.h"
 #include "lowbit/GGUF/GGUF.h"
 #include "lowbit/Target/TargetTable.h"
 #include "lowbit/runtime.h"
@@ -59,14 +60,12 @@ bool isNativeArtifact(const std::string &path) {
 bool loadNativeArtifact(const std::string &dir, ExecutableModel &out,
                         std::string &err) {
   const std::string manifestPath = dir + "/" + runtime::kManifestFile;
-  std::ifstream in(manifestPath, std::ios::binary);
-  if (!in) {
-    err = manifestPath + ": " + std::strerror(errno) +
-          " (a native artifact directory, from lowbit compile --emit native, "
-          "has one)";
+  std::string text;
+  if (!readWholeFile(manifestPath, text, err)) {
+    err += " (a native artifact directory, from lowbit compile --emit native, "
+           "has one)";
     return false;
   }
-  std::string text((std::istreambuf_iterator<char>(in)), {});
   runtime::Manifest m;
   std::string why;
   if (!runtime::parseManifest(text, m, why)) {

@@ -2,7 +2,7 @@
 #include "LowBit/Transforms/Analysis.h"
 #include "LowBit/Transforms/Passes.h"
 #include "lowbit/Analysis/BitAllocation.h"
-#include "lowbit/Export/GGUFExport.h"
+#include "LowBit/Translation/GGUFExport.h"
 #include "lowbit/Quant/Presets.h"
 
 #include "mlir/IR/Builders.h"

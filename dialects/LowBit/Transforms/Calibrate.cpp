@@ -1,8 +1,9 @@
 //===- Calibrate.cpp - Activation statistics from calibration text --------===//
 #include "LowBit/Transforms/Analysis.h"
 #include "LowBit/Transforms/Passes.h"
+#include "lowbit/Support/MappedFile.h"
 #include "lowbit/Analysis/BitAllocation.h"
-#include "lowbit/Analysis/IRModel.h"
+#include "LowBit/Exec/IRModel.h"
 #include "lowbit/Calibration/Calibrator.h"
 #include "lowbit/Exec/Executor.h"
 #include "lowbit/Tokenizer/Tokenizer.h"
@@ -36,19 +37,7 @@ constexpr int64_t kDefaultContext = 512;
 
 bool readTextFile(const std::string &path, std::string &text,
                   std::string &err) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    err = path + ": cannot open the calibration text: " + std::strerror(errno);
-    return false;
-  }
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) {
-    err = path + ": read error";
-    return false;
-  }
-  text = ss.str();
-  return true;
+  return ::lowbit::readWholeFile(path, text, err, "the calibration text");
 }
 
 /// Removes a file when it goes out of scope (the Hessian scratch file).

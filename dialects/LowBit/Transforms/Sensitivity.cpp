@@ -2,7 +2,8 @@
 #include "lowbit/Analysis/Sensitivity.h"
 #include "LowBit/Transforms/Analysis.h"
 #include "LowBit/Transforms/Passes.h"
-#include "lowbit/Analysis/IRModel.h"
+#include "lowbit/Support/MappedFile.h"
+#include "LowBit/Exec/IRModel.h"
 #include "lowbit/Analysis/SensitivityState.h"
 #include "lowbit/Calibration/Calibrator.h"
 #include "lowbit/Calibration/Hessian.h"
@@ -303,19 +304,14 @@ bool SensitivityPass::kldTokens(ModuleOp module, std::vector<int32_t> &tokens,
     return false;
   bos = tokenizer->bos();
   if (!calibText.empty()) {
-    std::ifstream in(calibText, std::ios::binary);
-    if (!in) {
-      err = calibText +
-            ": cannot open the calibration text: " + std::strerror(errno);
+    std::string text;
+    if (!::lowbit::readWholeFile(calibText, text, err, "the calibration text"))
       return false;
-    }
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    if (ss.str().find_first_not_of(" \t\r\n") == std::string::npos) {
+    if (text.find_first_not_of(" \t\r\n") == std::string::npos) {
       err = calibText + ": the calibration text is empty";
       return false;
     }
-    tokens = tokenizer->tokenize(ss.str(), true);
+    tokens = tokenizer->tokenize(text, true);
     context = ctx > 0
                   ? ctx
                   : std::min<int64_t>(

@@ -37,6 +37,12 @@ private:
   uint64_t size_ = 0;
 };
 
+/// Reads the whole file at `path` into `out` (the one reader of text and
+/// small files: manifests, calibration and evaluation text). False with
+/// `err` = "<path>: cannot open<what>: <reason>" or "<path>: read error".
+bool readWholeFile(const std::string &path, std::string &out, std::string &err,
+                   const std::string &what = "");
+
 /// Writes `path` atomically: the bytes go to a temporary file in the same
 /// folder, which is renamed over `path` only on success.
 class AtomicFileWriter {

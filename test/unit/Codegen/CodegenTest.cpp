@@ -18,7 +18,7 @@
 // (skipped with a message when those tools are missing).
 //
 //===----------------------------------------------------------------------===//
-#include "lowbit/Codegen/Codegen.h"
+#include "LowBit/Codegen/Codegen.h"
 #include "lowbit/Formats/Formats.h"
 #include "lowbit/Formats/Layout.h"
 #include "lowbit/Target/KernelABI.h"

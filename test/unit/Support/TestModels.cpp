@@ -2,7 +2,7 @@
 
 #include "TestModels.h"
 
-#include "lowbit/Analysis/IRModel.h"
+#include "LowBit/Exec/IRModel.h"
 #include "lowbit/GGUF/GGUF.h"
 
 #include <atomic>

@@ -6,11 +6,11 @@
 // what the IR says is what runs.
 //
 //===----------------------------------------------------------------------===//
-#include "lowbit/Analysis/IRModel.h"
+#include "LowBit/Exec/IRModel.h"
 
 #include "LowBit/IR/LowBit.h"
-#include "lowbit/Export/GGUFExport.h"
-#include "lowbit/Import/GGUFImport.h"
+#include "LowBit/Translation/GGUFExport.h"
+#include "LowBit/Translation/GGUFImport.h"
 
 #include "mlir/IR/Diagnostics.h"
 #include "llvm/ADT/TypeSwitch.h"

@@ -1,12 +1,12 @@
 //===- NativeArtifact.cpp - Write a native artifact for the runtime -------===//
 
-#include "lowbit/Artifact/NativeArtifact.h"
+#include "LowBit/Artifact/NativeArtifact.h"
 
 #include "LowBit/Fusion/Passes.h"
 #include "LowBit/IR/LowBit.h"
-#include "lowbit/Analysis/IRModel.h"
-#include "lowbit/Codegen/Codegen.h"
-#include "lowbit/Export/GGUFExport.h"
+#include "LowBit/Exec/IRModel.h"
+#include "LowBit/Codegen/Codegen.h"
+#include "LowBit/Translation/GGUFExport.h"
 #include "lowbit/GGUF/GGUF.h"
 #include "lowbit/Support/MappedFile.h"
 #include "lowbit/Target/KernelABI.h"

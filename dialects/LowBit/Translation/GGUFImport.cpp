@@ -6,7 +6,7 @@
 // func @forward over the model-level ops.
 //
 //===----------------------------------------------------------------------===//
-#include "lowbit/Import/GGUFImport.h"
+#include "LowBit/Translation/GGUFImport.h"
 #include "LowBit/IR/LowBit.h"
 #include "lowbit/GGUF/GGUF.h"
 #include "lowbit/GGUF/TensorNames.h"

@@ -1,5 +1,5 @@
 //===- GGUFExport.cpp - lowbit dialect -> GGUF file -----------------------===//
-#include "lowbit/Export/GGUFExport.h"
+#include "LowBit/Translation/GGUFExport.h"
 #include "LowBit/IR/LowBit.h"
 #include "lowbit/GGUF/GGUF.h"
 

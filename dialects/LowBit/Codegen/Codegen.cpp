@@ -12,7 +12,7 @@
 // linked by running the ld.lld binary instead (LOWBIT_HAVE_LLD undefined).
 //
 //===----------------------------------------------------------------------===//
-#include "lowbit/Codegen/Codegen.h"
+#include "LowBit/Codegen/Codegen.h"
 
 #include "LowBit/Conversion/Passes.h"
 #include "LowBit/IR/LowBit.h"
