@@ -115,6 +115,13 @@ std::unique_ptr<Executor> Executor::create(const ModelDesc &model,
     err = "no context size: the model's KV cache has no length, pass one";
     return nullptr;
   }
+  if (double(g.cache.layers) * double(e->ctx_) * double(g.cache.kvHeads) *
+          double(g.cache.headDim) >
+      double(int64_t(1) << 40)) {
+    err = "a KV cache of " + std::to_string(e->ctx_) +
+          " positions is too large for this model; use a smaller context";
+    return nullptr;
+  }
   e->batch_ = std::max<int64_t>(1, std::min(options.batchSize, e->ctx_));
   e->pool_ = std::make_unique<ThreadPool>(options.threads);
   e->activationFormat_ = options.activationFormat;

@@ -118,6 +118,15 @@ public:
     const KVCacheShape &c = g.cache;
     if (c.layers < 0 || c.context < 0 || c.kvHeads < 0 || c.headDim < 0)
       return fail(nullptr, "invalid KV cache shape");
+    // Sizes come from files (a manifest): keep every product far from
+    // overflowing before anything is allocated.
+    if (double(c.layers) * double(c.context) * double(c.kvHeads) *
+            double(c.headDim) >
+        double(int64_t(1) << 40))
+      return fail(nullptr, "the KV cache would hold more than 2^40 values");
+    for (int64_t w : g.valueWidth)
+      if (w > (int64_t(1) << 31))
+        return fail(nullptr, "a value is wider than 2^31");
     for (const GraphOp &op : g.ops)
       if (!check(op))
         return false;

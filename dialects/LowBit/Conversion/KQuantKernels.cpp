@@ -25,6 +25,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "KernelBuilder.h"
+#include "lowbit/Formats/BlockLayouts.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
@@ -33,8 +34,16 @@
 namespace mlir::lowbit::kernels {
 namespace {
 
-/// Q8_K: f32 d at 0, quants at 4, int16 sums at 260.
-constexpr int64_t kActQs = 4, kActSums = 260, kActBytes = 292;
+/// Field offsets from BlockLayouts.h: the Q8_K activation blocks and the
+/// weight fields read at fixed places.
+namespace blocks = ::lowbit::formats::blocks;
+constexpr int64_t kActQs = offsetof(blocks::Q8_K, qs),
+                  kActSums = offsetof(blocks::Q8_K, bsums),
+                  kActBytes = sizeof(blocks::Q8_K);
+constexpr int64_t kQ4KQs = offsetof(blocks::Q4_K, qs),
+                  kQ6KQl = offsetof(blocks::Q6_K, ql),
+                  kQ6KQh = offsetof(blocks::Q6_K, qh),
+                  kQ3KScales = offsetof(blocks::Q3_K, scales);
 
 /// What a row contributes to one super-block.
 struct RowBlock {
@@ -192,15 +201,15 @@ private:
   Value widePair(VectorOps &v, Value w, Value at, int64_t j) {
     if (format == Format::Q4_K) {
       // Both chunks are the nibbles of the same 32 bytes.
-      Value q = v.loadBytes(w, v.addConst(at, 16 + 32 * j), 32);
+      Value q = v.loadBytes(w, v.addConst(at, kQ4KQs + 32 * j), 32);
       return v.andI8(shiftHalves(v, q, 0, 4, false), 0x0f);
     }
     // Q6_K: the two chunks' ql are 64 consecutive bytes, their qh the same
     // 32 bytes at bit pairs 4(j % 2) and 4(j % 2) + 2, moved to bits 4-5.
     const int64_t h = j / 2, odd = j % 2;
-    Value ql = v.loadBytes(w, v.addConst(at, 64 * h), 64);
+    Value ql = v.loadBytes(w, v.addConst(at, kQ6KQl + 64 * h), 64);
     Value low = odd ? v.andI8(v.shrI8(ql, 4), 0x0f) : v.andI8(ql, 0x0f);
-    Value qh = v.loadBytes(w, v.addConst(at, 128 + 32 * h), 32);
+    Value qh = v.loadBytes(w, v.addConst(at, kQ6KQh + 32 * h), 32);
     Value high = odd ? shiftHalves(v, qh, 0, 2, false)
                      : shiftHalves(v, qh, 4, 2, true);
     return v.orI(low, v.andI8(high, 0x30));
@@ -289,7 +298,7 @@ private:
     OpBuilder &b = v.b;
     Location loc = v.loc;
     Value words = vector::BitCastOp::create(
-        b, loc, v.vecI32(4), v.loadBytes(w, v.addConst(at, 92), 16));
+        b, loc, v.vecI32(4), v.loadBytes(w, v.addConst(at, kQ3KScales - 4), 16));
     auto word = [&](int64_t k) -> Value {
       return vector::ExtractOp::create(b, loc, words, ArrayRef<int64_t>{k + 1});
     };
@@ -319,15 +328,16 @@ private:
     rb.at = at;
     switch (format) {
     case Format::Q2_K: {
-      rb.d = v.loadHalfSplat(w, v.addConst(at, 80));
-      rb.dmin = v.loadHalfSplat(w, v.addConst(at, 82));
-      Value packed = v.loadBytes(w, at, 16);
+      rb.d = v.loadHalfSplat(w, v.addConst(at, offsetof(blocks::Q2_K, d)));
+      rb.dmin = v.loadHalfSplat(w, v.addConst(at, offsetof(blocks::Q2_K, dmin)));
+      Value packed =
+          v.loadBytes(w, v.addConst(at, offsetof(blocks::Q2_K, scales)), 16);
       rb.scales = v.prepareScales(v.andI8(packed, 0x0f), false);
       rb.pairs = v.extend(v.shrI8(packed, 4), 16, false);
       break;
     }
     case Format::Q3_K: {
-      rb.d = v.loadHalfSplat(w, v.addConst(at, 108));
+      rb.d = v.loadHalfSplat(w, v.addConst(at, offsetof(blocks::Q3_K, d)));
       Value scales = unpackQ3Scales(v, w, at);
       rb.scales = v.prepareScales(scales, true);
       rb.pairs = v.extend(scales, 16, true);
@@ -335,17 +345,22 @@ private:
     }
     case Format::Q4_K:
     case Format::Q5_K: {
-      rb.d = v.loadHalfSplat(w, at);
-      rb.dmin = v.loadHalfSplat(w, v.addConst(at, 2));
-      auto [scales, mins] = unpackScaleMin(v, w, v.addConst(at, 4));
+      // Q4_K and Q5_K share the head: d, dmin, the 12 scale bytes.
+      static_assert(offsetof(blocks::Q4_K, scales) ==
+                    offsetof(blocks::Q5_K, scales));
+      rb.d = v.loadHalfSplat(w, v.addConst(at, offsetof(blocks::Q4_K, d)));
+      rb.dmin = v.loadHalfSplat(w, v.addConst(at, offsetof(blocks::Q4_K, dmin)));
+      auto [scales, mins] =
+          unpackScaleMin(v, w, v.addConst(at, offsetof(blocks::Q4_K, scales)));
       rb.raw = scales;
       rb.scales = v.prepareScales(scales, false);
       rb.pairs = perSixteenPairs(v, mins);
       break;
     }
     case Format::Q6_K: {
-      rb.d = v.loadHalfSplat(w, v.addConst(at, 208));
-      Value scales = v.loadBytes(w, v.addConst(at, 192), 16);
+      rb.d = v.loadHalfSplat(w, v.addConst(at, offsetof(blocks::Q6_K, d)));
+      Value scales =
+          v.loadBytes(w, v.addConst(at, offsetof(blocks::Q6_K, scales)), 16);
       rb.raw = scales;
       rb.scales = v.prepareScales(scales, true);
       rb.pairs = v.extend(scales, 16, true);
@@ -356,11 +371,13 @@ private:
       // unpacked in eight i32 lanes with per-lane shifts.
       OpBuilder &b = v.b;
       Location loc = v.loc;
-      rb.d = v.loadHalfSplat(w, at);
+      rb.d = v.loadHalfSplat(w, v.addConst(at, offsetof(blocks::IQ4_XS, d)));
       Value high = arith::ExtUIOp::create(
           b, loc, b.getI32Type(),
-          v.loadScalar(w, v.addConst(at, 2), b.getI16Type()));
-      Value low = v.loadI32(w, v.addConst(at, 4));
+          v.loadScalar(w, v.addConst(at, offsetof(blocks::IQ4_XS, scalesHigh)),
+                       b.getI16Type()));
+      Value low =
+          v.loadI32(w, v.addConst(at, offsetof(blocks::IQ4_XS, scalesLow)));
       auto shifts = [&](int step) -> Value {
         SmallVector<Attribute> s;
         for (int i = 0; i < 8; ++i)
@@ -392,36 +409,39 @@ private:
   Value chunk(VectorOps &v, Value w, Value at, int c) {
     switch (format) {
     case Format::Q2_K: {
-      Value q = v.loadBytes(w, v.addConst(at, 16 + 32 * (c / 4)), 32);
+      Value q = v.loadBytes(
+          w, v.addConst(at, offsetof(blocks::Q2_K, qs) + 32 * (c / 4)), 32);
       return v.andI8(v.shrI8(q, 2 * (c % 4)), 3);
     }
     case Format::Q3_K: {
-      Value q = v.loadBytes(w, v.addConst(at, 32 + 32 * (c / 4)), 32);
+      Value q = v.loadBytes(
+          w, v.addConst(at, offsetof(blocks::Q3_K, qs) + 32 * (c / 4)), 32);
       Value low = v.andI8(v.shrI8(q, 2 * (c % 4)), 3);
-      Value h = v.loadBytes(w, at, 32);
+      Value h = v.loadBytes(w, v.addConst(at, offsetof(blocks::Q3_K, hmask)), 32);
       return v.orI(low, v.shlI8(v.andI8(v.shrI8(h, c), 1), 2));
     }
     case Format::Q4_K:
     case Format::Q5_K: {
-      const int64_t qsAt = format == Format::Q4_K ? 16 : 48;
+      const int64_t qsAt = format == Format::Q4_K ? offsetof(blocks::Q4_K, qs)
+                                                  : offsetof(blocks::Q5_K, qs);
       Value q = v.loadBytes(w, v.addConst(at, qsAt + 32 * (c / 2)), 32);
       Value nib = c % 2 ? v.shrI8(q, 4) : v.andI8(q, 0x0f);
       if (format == Format::Q4_K)
         return nib;
-      Value h = v.loadBytes(w, v.addConst(at, 16), 32);
+      Value h = v.loadBytes(w, v.addConst(at, offsetof(blocks::Q5_K, qh)), 32);
       return v.orI(nib, v.shlI8(v.andI8(v.shrI8(h, c), 1), 4));
     }
     case Format::Q6_K: {
       const int h = c / 4, r = c % 4;
-      Value ql = v.loadBytes(w, v.addConst(at, 64 * h + 32 * (r % 2)), 32);
+      Value ql = v.loadBytes(w, v.addConst(at, kQ6KQl + 64 * h + 32 * (r % 2)), 32);
       Value low = r / 2 ? v.shrI8(ql, 4) : v.andI8(ql, 0x0f);
-      Value qh = v.loadBytes(w, v.addConst(at, 128 + 32 * h), 32);
+      Value qh = v.loadBytes(w, v.addConst(at, kQ6KQh + 32 * h), 32);
       Value high = v.andI8(v.shrI8(qh, 2 * r), 3);
       return v.orI(low, v.shlI8(high, 4));
     }
     case Format::IQ4_XS: {
       // 16 bytes per 32 weights: low nibbles first, then the high ones.
-      Value q = v.loadBytes(w, v.addConst(at, 8 + 16 * c), 16);
+      Value q = v.loadBytes(w, v.addConst(at, offsetof(blocks::IQ4_XS, qs) + 16 * c), 16);
       Value idx = v.concat(v.andI8(q, 0x0f), v.shrI8(q, 4));
       return v.lookup16(kIQ4NLLevels, idx);
     }

@@ -28,6 +28,7 @@
 // 3 float instructions for all 8 rows.
 //
 //===----------------------------------------------------------------------===//
+#include "lowbit/Formats/BlockLayouts.h"
 #include "KernelBuilder.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -35,6 +36,11 @@
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 
 namespace mlir::lowbit::kernels {
+
+namespace blocks = ::lowbit::formats::blocks;
+/// The Q8_0 activation blocks the linear kernels read.
+constexpr int64_t kActBytes = sizeof(blocks::Q8_0);
+constexpr int64_t kActQs = offsetof(blocks::Q8_0, qs);
 
 /// ggml's kvalues_iq4nl: the levels of IQ4_NL and IQ4_XS (the codec
 /// library's decoders are the oracle the tests compare with).
@@ -48,22 +54,30 @@ public:
   LinearKernel(Format format, ISA isa) : format(format), isa(isa) {
     switch (format) {
     case Format::Q4_0:
-      blockBytes = 18, offset = 8, qsAt = 2;
+      blockBytes = sizeof(blocks::Q4_0), offset = 8,
+      qsAt = offsetof(blocks::Q4_0, qs);
       break;
     case Format::Q4_1:
-      blockBytes = 20, hasMin = true, qsAt = 4;
+      blockBytes = sizeof(blocks::Q4_1), hasMin = true,
+      minAt = offsetof(blocks::Q4_1, m), qsAt = offsetof(blocks::Q4_1, qs);
       break;
     case Format::Q5_0:
-      blockBytes = 22, offset = 16, highBitsAt = 2, qsAt = 6;
+      blockBytes = sizeof(blocks::Q5_0), offset = 16,
+      highBitsAt = offsetof(blocks::Q5_0, qh),
+      qsAt = offsetof(blocks::Q5_0, qs);
       break;
     case Format::Q5_1:
-      blockBytes = 24, hasMin = true, highBitsAt = 4, qsAt = 8;
+      blockBytes = sizeof(blocks::Q5_1), hasMin = true,
+      minAt = offsetof(blocks::Q5_1, m), highBitsAt = offsetof(blocks::Q5_1, qh),
+      qsAt = offsetof(blocks::Q5_1, qs);
       break;
     case Format::Q8_0:
-      blockBytes = 34, isSigned = true, qsAt = 2;
+      blockBytes = sizeof(blocks::Q8_0), isSigned = true,
+      qsAt = offsetof(blocks::Q8_0, qs);
       break;
     case Format::IQ4_NL:
-      blockBytes = 18, codebook = true, qsAt = 2;
+      blockBytes = sizeof(blocks::IQ4_NL), codebook = true,
+      qsAt = offsetof(blocks::IQ4_NL, qs);
       break;
     default:
       llvm_unreachable("not a linear format");
@@ -72,7 +86,7 @@ public:
 
   int64_t weightsPerStep() const override { return 32; }
   int64_t weightBytesPerStep() const override { return blockBytes; }
-  int64_t actUnitsPerStep() const override { return 34; }
+  int64_t actUnitsPerStep() const override { return kActBytes; }
   Format activation() const override { return Format::Q8_0; }
   /// 4- and 5-bit quants take 16 bytes a row: two rows per vector.
   int64_t rowsPerAccumulator() const override { return isSigned ? 1 : 2; }
@@ -140,7 +154,7 @@ public:
                          Value floats, Value at) override {
     OpBuilder &b = v.b;
     Location loc = v.loc;
-    Value x = v.loadBytes(xq, v.addConst(xAt, 2), 32);
+    Value x = v.loadBytes(xq, v.addConst(xAt, kActQs), 32);
     Value partial = v.dotU(v.splatI32(0), v.splatI8(offset), x);
     Value sum = vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD,
                                             partial);
@@ -247,7 +261,7 @@ private:
   /// sums exact) and widened by one vpmaddwd: [r0 r2 r4 r6 | r1 r3 r5 r7].
   std::pair<Value, Value> groupSumsAvx2(VectorOps &v, Value w, Value xq,
                                         Value wAt, Value xAt) {
-    Value lo16 = v.loadBytes(xq, v.addConst(xAt, 2), 16);
+    Value lo16 = v.loadBytes(xq, v.addConst(xAt, kActQs), 16);
     Value hi16 = v.loadBytes(xq, v.addConst(xAt, 18), 16);
     Value xLow = v.concat(lo16, lo16), xHigh = v.concat(hi16, hi16);
     Value eight = v.splatI8(offset);
@@ -282,7 +296,7 @@ private:
                                         Value wAt, Value xAt) {
     OpBuilder &b = v.b;
     Location loc = v.loc;
-    Value x = v.loadBytes(xq, v.addConst(xAt, 2), 32);
+    Value x = v.loadBytes(xq, v.addConst(xAt, kActQs), 32);
     Value eight = v.splatI8(offset);
     SmallVector<Value> sums, scales;
     for (int64_t row = 0; row < kGroup; ++row) {
@@ -336,7 +350,7 @@ private:
       }
       return vector::ShuffleOp::create(b, loc, a, bv, mask).getResult();
     };
-    Value xLo16 = v.loadBytes(xq, v.addConst(xAt, 2), 16);
+    Value xLo16 = v.loadBytes(xq, v.addConst(xAt, kActQs), 16);
     Value xHi16 = v.loadBytes(xq, v.addConst(xAt, 18), 16);
     SmallVector<int64_t> four;
     for (int i = 0; i < 64; ++i)
@@ -383,7 +397,7 @@ private:
     SmallVector<Value> dx, xv;
     for (Value at : ctx.actOffsets) {
       dx.push_back(v.loadHalfSplat(ctx.xq, at));
-      xv.push_back(v.loadBytes(ctx.xq, v.addConst(at, 2), 32));
+      xv.push_back(v.loadBytes(ctx.xq, v.addConst(at, kActQs), 32));
     }
     for (int64_t i = 0; i < ctx.numRows(); ++i) {
       Value at = ctx.rowOffsets[i];
@@ -415,7 +429,7 @@ private:
     SmallVector<Value> dx, xLow, xHigh, isumInit, xSum;
     for (Value at : ctx.actOffsets) {
       dx.push_back(v.loadHalfSplat(ctx.xq, at));
-      Value q = v.loadBytes(ctx.xq, v.addConst(at, 2), 32);
+      Value q = v.loadBytes(ctx.xq, v.addConst(at, kActQs), 32);
       xLow.push_back(v.shuffle(q, lowTwice));
       xHigh.push_back(v.shuffle(q, highTwice));
       Value zero = v.splatI32(0);
@@ -452,7 +466,7 @@ private:
         high = v.orI(high, highBits);
       }
       Value d = pairScales(v, ctx.w, atA, atB, 0);
-      Value m = hasMin ? pairScales(v, ctx.w, atA, atB, 2) : Value();
+      Value m = hasMin ? pairScales(v, ctx.w, atA, atB, minAt) : Value();
       for (int64_t j = 0; j < tokens; ++j) {
         // Codebook values are signed (|v| <= 127): two signed dots, the
         // vpmaddubsw pairs too large to add as i16.
@@ -513,7 +527,7 @@ private:
   bool hasMin = false;   // f16 m after d
   bool isSigned = false; // int8 quants
   bool codebook = false; // nibbles index kIQ4NLLevels
-  int64_t highBitsAt = -1, qsAt = 2;
+  int64_t highBitsAt = -1, qsAt = 2, minAt = -1; // from BlockLayouts.h
 };
 
 } // namespace

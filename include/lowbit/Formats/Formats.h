@@ -50,6 +50,27 @@ enum class Format : uint16_t {
 
 enum class FormatKind : uint8_t { Float, Linear, KQuant, Codebook, Ternary };
 
+/// The table's weights and bytes per block at compile time (for the
+/// static_asserts of BlockLayouts.h).
+constexpr uint32_t tableBlockSize(Format f) {
+  switch (f) {
+#define LOWBIT_FORMAT(Id, name, ggml, bs, bb, kind)                            \
+  case Format::Id:                                                             \
+    return bs;
+#include "lowbit/Formats/FormatTable.def"
+  }
+  return 0;
+}
+constexpr uint32_t tableBlockBytes(Format f) {
+  switch (f) {
+#define LOWBIT_FORMAT(Id, name, ggml, bs, bb, kind)                            \
+  case Format::Id:                                                             \
+    return bb;
+#include "lowbit/Formats/FormatTable.def"
+  }
+  return 0;
+}
+
 struct FormatInfo {
   Format format;
   const char *name;   // lower case, e.g. "q4_k"
