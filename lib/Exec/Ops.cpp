@@ -23,6 +23,22 @@ using kernels::kPanelDepth;
 using kernels::kPanelWidth;
 
 namespace {
+/// Softmax of one row (ggml_soft_max: max subtracted, exponentials summed
+/// in double). `y` may alias `x`.
+void softmaxRow(const float *x, float *y, int64_t n) {
+  float mx = -INFINITY;
+  for (int64_t i = 0; i < n; ++i)
+    mx = std::max(mx, x[i]);
+  double sum = 0.0;
+  for (int64_t i = 0; i < n; ++i) {
+    y[i] = std::exp(x[i] - mx);
+    sum += y[i];
+  }
+  const float inv = static_cast<float>(1.0 / sum);
+  for (int64_t i = 0; i < n; ++i)
+    y[i] *= inv;
+}
+
 /// Queries per attention task.
 constexpr int64_t kQueryBlock = 16;
 /// Read-only zeros standing in for the missing rows of a last panel.
@@ -93,22 +109,7 @@ void gelu(ThreadPool &pool, const float *x, float *y, int64_t count) {
 void softmax(ThreadPool &pool, const float *x, float *y, int64_t rows,
              int64_t d) {
   pool.run(
-      rows,
-      [&](int64_t r, int) {
-        const float *xr = x + r * d;
-        float *yr = y + r * d;
-        float mx = -INFINITY;
-        for (int64_t i = 0; i < d; ++i)
-          mx = std::max(mx, xr[i]);
-        double sum = 0.0;
-        for (int64_t i = 0; i < d; ++i) {
-          yr[i] = std::exp(xr[i] - mx);
-          sum += yr[i];
-        }
-        const float inv = static_cast<float>(1.0 / sum);
-        for (int64_t i = 0; i < d; ++i)
-          yr[i] *= inv;
-      },
+      rows, [&](int64_t r, int) { softmaxRow(x + r * d, y + r * d, d); },
       /*parallel=*/rows * d >= kMinParallelWork / 8);
 }
 
@@ -241,19 +242,9 @@ void attention(ThreadPool &pool, Scratch &scratch, const KVCache &cache,
         for (int64_t r = 0; r < R; ++r) {
           float *sr = S + r * T;
           const int64_t visible = pos + i0 + r / group + 1;
-          float mx = -INFINITY;
-          for (int64_t t = 0; t < visible; ++t) {
-            sr[t] *= scale;
-            mx = std::max(mx, sr[t]);
-          }
-          double sum = 0.0;
-          for (int64_t t = 0; t < visible; ++t) {
-            sr[t] = std::exp(sr[t] - mx);
-            sum += sr[t];
-          }
-          const float inv = static_cast<float>(1.0 / sum);
           for (int64_t t = 0; t < visible; ++t)
-            sr[t] *= inv;
+            sr[t] *= scale;
+          softmaxRow(sr, sr, visible);
           std::fill(sr + visible, sr + T, 0.0f);
         }
 

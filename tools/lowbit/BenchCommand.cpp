@@ -42,9 +42,18 @@ ModelFacts describe(const driver::ExecutableModel &model) {
   ModelFacts f;
   std::map<std::string, uint64_t> byFormat;
   uint64_t embedBytes = 0;
+  // The embedding table and the output projection, from the graph.
+  std::string embedding;
+  for (const exec::GraphOp &op : model.desc.graph.ops)
+    if (op.kind == exec::OpKind::Embedding) {
+      embedding = op.weight;
+      break;
+    }
+  const bool tied = !embedding.empty() &&
+                    model.desc.outputWeight() == embedding;
   auto add = [&](const std::string &name, const std::string &format,
                  int64_t rows, int64_t cols, uint64_t bytes) {
-    if (name == "token_embd.weight")
+    if (name == embedding)
       embedBytes = bytes;
     f.bytes += bytes;
     f.params += rows * cols;
@@ -52,10 +61,9 @@ ModelFacts describe(const driver::ExecutableModel &model) {
       byFormat[format] += bytes;
     // A generated token reads every matrix whole except the embedding table
     // (one row), unless the output reuses it.
-    if (rows > 1 && name != "token_embd.weight")
+    if (rows > 1 && name != embedding)
       f.bytesPerToken += bytes;
   };
-  bool tied = true;
   if (!model.nativeDir.empty()) {
     std::ifstream in(model.nativeDir + "/" + runtime::kManifestFile);
     std::string text((std::istreambuf_iterator<char>(in)), {});
@@ -64,7 +72,6 @@ ModelFacts describe(const driver::ExecutableModel &model) {
     if (runtime::parseManifest(text, m, err)) {
       for (const runtime::ManifestTensor &t : m.tensors) {
         add(t.name, t.format, t.rows(), t.cols(), t.size);
-        tied &= t.name != "output.weight";
       }
       f.backend = "native " + m.target;
     }
@@ -72,7 +79,6 @@ ModelFacts describe(const driver::ExecutableModel &model) {
     for (const auto &[name, w] : model.desc.weights) {
       add(name, formats::info(w.format).name, w.rows, w.cols,
           w.rowBytes * w.rows);
-      tied &= name != "output.weight";
     }
     f.backend = "reference";
   }

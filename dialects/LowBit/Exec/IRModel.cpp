@@ -290,9 +290,9 @@ LogicalResult GraphTranslator::run() {
   if (!forward || forward.isExternal())
     return module.emitError()
            << "the module has no func.func @forward to run"
-           << (getMetadataString(module, "general.architecture")
+           << (getModelAttr(module)
                    ? " (the importer has no graph for architecture '" +
-                         *getMetadataString(module, "general.architecture") +
+                         getModelAttr(module).getArchitecture().str() +
                          "' yet)"
                    : "");
   if (!forward.getBody().hasOneBlock())
@@ -379,9 +379,8 @@ LogicalResult mlir::lowbit::translateModel(ModuleOp module,
   out = exec::ModelDesc();
   if (failed(collectGGUFMetadata(module, out.metadata)))
     return failure();
-  if (std::optional<std::string> a =
-          getMetadataString(module, "general.architecture"))
-    out.architecture = *a;
+  if (ModelAttr model = getModelAttr(module))
+    out.architecture = model.getArchitecture().str();
   if (std::optional<std::string> n = getMetadataString(module, "general.name"))
     out.name = *n;
   if (failed(collectWeights(module, out, allowPackedWeights)) ||

@@ -3,6 +3,8 @@
 #include "LowBit/Transforms/Analysis.h"
 #include "LowBit/Transforms/Passes.h"
 #include "lowbit/Support/MappedFile.h"
+
+#include "llvm/ADT/StringSet.h"
 #include "LowBit/Exec/IRModel.h"
 #include "lowbit/Analysis/SensitivityState.h"
 #include "lowbit/Calibration/Calibrator.h"
@@ -69,25 +71,32 @@ private:
   uint64_t h_ = 1469598103934665603ull;
 };
 
-/// The norm whose output a projection reads (llama naming), for an estimate
-/// of E[x^2] when the imatrix has no entry: RMSNorm makes the mean square of
-/// its output over channels 1 before the gain, so E[x_c^2] ~ gain_c^2.
-std::string precedingNorm(const std::string &name) {
-  auto replaceTail = [&](const char *what, const char *norm) -> std::string {
-    size_t at = name.find(what);
-    if (at == std::string::npos || name.rfind("blk.", 0) != 0)
-      return "";
-    return name.substr(0, at) + norm;
-  };
-  if (name == "output.weight")
-    return "output_norm.weight";
-  for (const char *part : {"attn_q.weight", "attn_k.weight", "attn_v.weight"})
-    if (name.find(part) != std::string::npos)
-      return replaceTail(part, "attn_norm.weight");
-  for (const char *part : {"ffn_gate.weight", "ffn_up.weight"})
-    if (name.find(part) != std::string::npos)
-      return replaceTail(part, "ffn_norm.weight");
-  return "";
+/// What @forward says about each weight's input, for an estimate of E[x^2]
+/// when the imatrix has no entry: the RMSNorm whose output a matmul reads
+/// (RMSNorm makes the mean square of its output over channels 1 before the
+/// gain, so E[x_c^2] ~ gain_c^2), and which weights are embedding tables.
+struct WeightInputs {
+  llvm::StringMap<std::string> normOf;
+  llvm::StringSet<> embeddingTables;
+};
+WeightInputs weightInputs(ModuleOp module) {
+  WeightInputs out;
+  auto forward = module.lookupSymbol<func::FuncOp>("forward");
+  if (!forward)
+    return out;
+  forward.walk([&](Operation *op) {
+    if (auto e = dyn_cast<EmbeddingOp>(op)) {
+      if (auto table = e.getTable().getDefiningOp<WeightOp>())
+        out.embeddingTables.insert(table.getName());
+    } else if (auto m = dyn_cast<MatmulOp>(op)) {
+      auto weight = m.getWeight().getDefiningOp<WeightOp>();
+      auto norm = m.getInput().getDefiningOp<RMSNormOp>();
+      auto gain = norm ? norm.getWeight().getDefiningOp<WeightOp>() : WeightOp();
+      if (weight && gain)
+        out.normOf[weight.getName()] = gain.getName().str();
+    }
+  });
+  return out;
 }
 
 /// KL divergence of the model with one weight swapped, against a baseline
@@ -373,6 +382,7 @@ void SensitivityPass::runOnOperation() {
   std::vector<TensorWork> work;
   StatisticsHash statsHash;
   statsHash.add(noImportance ? "plain" : "weighted");
+  const WeightInputs inputs = weightInputs(module);
   for (GlobalWeightOp op : module.getOps<GlobalWeightOp>()) {
     QTensorType type = op.getWeightType();
     std::string name = ggufTensorName(op);
@@ -399,7 +409,7 @@ void SensitivityPass::runOnOperation() {
                       " columns but the weight has " + std::to_string(t.cols) +
                       "; were they computed for another model?");
         t.weights.means = im.meanActivation(name);
-      } else if (name == "token_embd.weight") {
+      } else if (inputs.embeddingTables.contains(t.op.getSymName())) {
         // Looked up, not multiplied: rows weigh as often as they occur.
         std::vector<float> &p = t.weights.rowProbabilities;
         double total = 0;
@@ -415,7 +425,7 @@ void SensitivityPass::runOnOperation() {
         }
       } else {
         std::vector<float> gain;
-        std::string norm = precedingNorm(name);
+        std::string norm = inputs.normOf.lookup(t.op.getSymName());
         if (!norm.empty() && decodeVector(module, norm, gain) &&
             static_cast<int64_t>(gain.size()) == t.cols) {
           for (float &g : gain)
