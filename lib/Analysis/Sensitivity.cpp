@@ -1,4 +1,5 @@
 //===- Sensitivity.cpp - Predicted damage of quantizing a tensor ----------===//
+#include "lowbit/Support/Parallel.h"
 #include "lowbit/Analysis/Sensitivity.h"
 
 #include <algorithm>
@@ -14,26 +15,7 @@ namespace {
 constexpr int64_t kRowsPerTask = 16;
 
 template <typename Fn> void parallelTasks(int64_t tasks, int threads, Fn fn) {
-  if (threads <= 0)
-    threads =
-        static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  threads = static_cast<int>(std::min<int64_t>(threads, tasks));
-  if (threads <= 1) {
-    for (int64_t t = 0; t < tasks; ++t)
-      fn(t);
-    return;
-  }
-  std::atomic<int64_t> next{0};
-  auto work = [&] {
-    for (int64_t t = next++; t < tasks; t = next++)
-      fn(t);
-  };
-  std::vector<std::thread> pool;
-  for (int i = 1; i < threads; ++i)
-    pool.emplace_back(work);
-  work();
-  for (std::thread &t : pool)
-    t.join();
+  parallelFor(tasks, threads, [&](int64_t task, int) { fn(task); });
 }
 
 } // namespace

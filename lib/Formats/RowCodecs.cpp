@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 #include "Codecs.h"
 #include "lowbit/Formats/Formats.h"
+#include "lowbit/Support/Parallel.h"
 
 #include <algorithm>
 #include <cassert>
@@ -223,24 +224,19 @@ int threadCount(int requested, int64_t nrows, int64_t n) {
       std::max<int64_t>(1, std::min({threads, nrows, byWork})));
 }
 
-/// Runs body(firstRow, endRow, slot) on `threads` contiguous row ranges.
+/// Runs body(firstRow, endRow, range) on `threads` contiguous row ranges
+/// (range = its index, in row order).
 template <typename Body>
 void parallelRows(int64_t nrows, int threads, Body body) {
   if (threads <= 1) {
     body(0, nrows, 0);
     return;
   }
-  std::vector<std::thread> workers;
-  workers.reserve(threads - 1);
   const int64_t perThread = (nrows + threads - 1) / threads;
-  for (int t = 1; t < threads; ++t) {
-    const int64_t first = std::min(nrows, t * perThread);
-    const int64_t end = std::min(nrows, first + perThread);
-    workers.emplace_back([=, &body] { body(first, end, t); });
-  }
-  body(0, std::min(nrows, perThread), 0);
-  for (std::thread &w : workers)
-    w.join();
+  parallelFor(threads, threads, [&](int64_t range, int) {
+    const int64_t first = std::min(nrows, range * perThread);
+    body(first, std::min(nrows, first + perThread), static_cast<int>(range));
+  });
 }
 
 } // namespace

@@ -1,6 +1,6 @@
 //===- AWQ.cpp - Activation-aware per-channel weight scaling --------------===//
 #include "lowbit/Quant/AWQ.h"
-#include "Parallel.h"
+#include "lowbit/Support/Parallel.h"
 #include "Quadratic.h"
 
 #include <algorithm>
@@ -68,7 +68,7 @@ bool lowbit::quant::scaledQuantError(Format format, const float *w,
   std::vector<double> partial(tasks, 0.0);
   std::mutex mutex;
   std::string firstError;
-  detail::parallelFor(tasks, threads, [&](int64_t task, int) {
+  ::lowbit::parallelFor(tasks, threads, [&](int64_t task, int) {
     int64_t i0 = task * chunk, count = std::min(chunk, n - i0);
     std::vector<float> in(count * cols), dec(count * cols);
     std::vector<uint8_t> bytes(count * rowBytes);

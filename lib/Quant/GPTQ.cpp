@@ -6,7 +6,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "lowbit/Quant/GPTQ.h"
-#include "Parallel.h"
+#include "lowbit/Support/Parallel.h"
 #include "Quadratic.h"
 
 #include <algorithm>
@@ -195,7 +195,7 @@ bool factorInverse(const float *hessian, const std::vector<int64_t> &perm,
       }
     };
     if (workers > 1 && below > rowTask)
-      detail::parallelFor(tasks, workers, column);
+      ::lowbit::parallelFor(tasks, workers, column);
     else
       for (int64_t task = 0; task < tasks; ++task)
         column(task, 0);
@@ -204,7 +204,7 @@ bool factorInverse(const float *hessian, const std::vector<int64_t> &perm,
   // Columns of L^-1 by forward substitution; column j of L^-1 is column
   // rev(j) of U.
   u.assign(static_cast<size_t>(k * k), 0.0f);
-  detail::parallelFor(k, threads, [&](int64_t j, int) {
+  ::lowbit::parallelFor(k, threads, [&](int64_t j, int) {
     std::vector<double> x(static_cast<size_t>(k - j));
     for (int64_t i = j; i < k; ++i) {
       const double *li = &l[i * k];
@@ -506,7 +506,7 @@ bool lowbit::quant::quantizeGPTQ(Format format, int64_t rows, int64_t cols,
     return false;
   }
   const int64_t k = cols;
-  const int threads = detail::resolveThreads(options.threads);
+  const int threads = ::lowbit::resolveThreads(options.threads);
 
   // Dead columns and the diagonal.
   std::vector<double> diag(k);
@@ -579,7 +579,7 @@ bool lowbit::quant::quantizeGPTQ(Format format, int64_t rows, int64_t cols,
   std::mutex errorMutex;
   int64_t firstBad = -1;
   std::string firstError;
-  detail::parallelFor(chunks, threads, [&](int64_t c, int worker) {
+  ::lowbit::parallelFor(chunks, threads, [&](int64_t c, int worker) {
     {
       std::lock_guard<std::mutex> lock(errorMutex);
       if (firstBad >= 0)
@@ -632,7 +632,7 @@ double lowbit::quant::outputError(const float *w, const float *q, int64_t rows,
                                   int64_t cols, const float *hessian,
                                   int threads) {
   std::vector<double> partial(rows, 0.0);
-  detail::parallelFor(rows, threads, [&](int64_t r, int) {
+  ::lowbit::parallelFor(rows, threads, [&](int64_t r, int) {
     std::vector<float> e(cols);
     for (int64_t c = 0; c < cols; ++c)
       e[c] = w[r * cols + c] - q[r * cols + c];

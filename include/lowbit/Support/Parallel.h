@@ -1,11 +1,14 @@
-//===- Parallel.h - A small parallel-for for the quantization methods -----===//
+//===- Parallel.h - The parallel-for of the MLIR-free libraries -*- C++ -*-===//
 //
-// Tasks are handed out through an atomic counter so uneven tasks (rows of a
-// triangular matrix) balance. The caller's thread works too.
+// One parallel-for for one-off work (codecs, GPTQ/AWQ, damage sums): tasks
+// are handed out through an atomic counter so uneven tasks (rows of a
+// triangular matrix) balance; the caller's thread works too. (The executor's
+// ThreadPool keeps its threads between the many small loops of a forward
+// pass instead.)
 //
 //===----------------------------------------------------------------------===//
-#ifndef LOWBIT_LIB_QUANT_PARALLEL_H
-#define LOWBIT_LIB_QUANT_PARALLEL_H
+#ifndef LOWBIT_SUPPORT_PARALLEL_H
+#define LOWBIT_SUPPORT_PARALLEL_H
 
 #include <algorithm>
 #include <atomic>
@@ -13,7 +16,7 @@
 #include <thread>
 #include <vector>
 
-namespace lowbit::quant::detail {
+namespace lowbit {
 
 inline int resolveThreads(int threads) {
   if (threads > 0)
@@ -41,6 +44,6 @@ void parallelFor(int64_t count, int threads, const Fn &fn) {
     t.join();
 }
 
-} // namespace lowbit::quant::detail
+} // namespace lowbit
 
-#endif // LOWBIT_LIB_QUANT_PARALLEL_H
+#endif // LOWBIT_SUPPORT_PARALLEL_H
