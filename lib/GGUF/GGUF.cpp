@@ -11,6 +11,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "lowbit/GGUF/GGUF.h"
+#include "lowbit/Support/MappedFile.h"
 
 #include "lowbit/Formats/Formats.h"
 
@@ -181,7 +182,7 @@ std::string quote(const std::string &s) {
   std::string r = "'";
   for (size_t i = 0; i < s.size() && i < kMaxShown; ++i) {
     unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c < 0x20 || c == 0x7f || c == '\\') {
+    if (c < 0x20 || c >= 0x7f || c == '\\') {
       static const char kHex[] = "0123456789abcdef";
       r += "\\x";
       r += kHex[c >> 4];
@@ -193,6 +194,18 @@ std::string quote(const std::string &s) {
   if (s.size() > kMaxShown)
     r += "...";
   return r + "'";
+}
+
+constexpr const char *kNotAsciiKey =
+    " is not printable ASCII (as GGUF keys must be)";
+
+/// Index of the first byte of `key` outside printable ASCII, or npos.
+size_t firstNonAsciiByte(const std::string &key) {
+  for (size_t i = 0; i < key.size(); ++i)
+    if (static_cast<unsigned char>(key[i]) < 0x20 ||
+        static_cast<unsigned char>(key[i]) > 0x7e)
+      return i;
+  return std::string::npos;
 }
 
 //===----------------------------------------------------------------------===//
@@ -710,6 +723,11 @@ bool Reader::parse(Error &err) {
       return false;
     if (kv.key.empty())
       return p.fail(kv.fileOffset, "empty key");
+    // The GGUF spec makes keys ASCII; a key with other bytes is damage, and
+    // taking it as some unknown key would hide a missing required one.
+    if (size_t bad = firstNonAsciiByte(kv.key); bad != std::string::npos)
+      return p.fail(kv.fileOffset + 8 + bad,
+                    "key " + quote(kv.key) + kNotAsciiKey);
     if (!keys.insert(kv.key).second)
       return p.fail(kv.fileOffset, "duplicate key " + quote(kv.key));
     uint64_t typeAt = p.pos();
@@ -891,11 +909,13 @@ namespace {
 /// Buffered writes to a file descriptor; remembers the first error.
 class Output {
 public:
-  explicit Output(int fd) : fd_(fd) { buf_.reserve(kBufferSize); }
+  explicit Output(AtomicFileWriter &file) : file_(file) {
+    buf_.reserve(kBufferSize);
+  }
 
   uint64_t written() const { return written_; }
-  bool ok() const { return errno_ == 0; }
-  int error() const { return errno_; }
+  bool ok() const { return error_.empty(); }
+  const std::string &error() const { return error_; }
 
   void bytes(const void *data, size_t n) {
     const uint8_t *p = static_cast<const uint8_t *>(data);
@@ -938,27 +958,14 @@ private:
     bytes(b, n);
   }
   void raw(const uint8_t *p, size_t n) {
-    while (n && ok()) {
-      ssize_t w = ::write(fd_, p, std::min<size_t>(n, size_t(1) << 30));
-      if (w < 0) {
-        if (errno == EINTR)
-          continue;
-        errno_ = errno;
-        return;
-      }
-      if (w == 0) {
-        errno_ = EIO;
-        return;
-      }
-      p += w;
-      n -= static_cast<size_t>(w);
-    }
+    if (n && ok())
+      file_.write(p, n, error_);
   }
 
-  int fd_;
+  AtomicFileWriter &file_;
   std::vector<uint8_t> buf_;
   uint64_t written_ = 0;
-  int errno_ = 0;
+  std::string error_; // the first write error, "" while all is well
 };
 
 void writeValue(Output &out, const Value &v) {
@@ -1090,6 +1097,8 @@ bool Writer::write(const std::string &path, Error &err) const {
   for (const KeyValue &kv : kvs_) {
     if (kv.key.empty())
       return fail("empty key");
+    if (firstNonAsciiByte(kv.key) != std::string::npos)
+      return fail("key " + quote(kv.key) + kNotAsciiKey);
     if (!seen.insert(kv.key).second)
       return fail("duplicate key " + quote(kv.key));
     std::string why;
@@ -1133,47 +1142,38 @@ bool Writer::write(const std::string &path, Error &err) const {
       return fail("tensor " + quote(info.name) + " has no data");
   }
 
-  std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-  if (fd < 0)
-    return fail("cannot create " + tmp + ": " + std::strerror(errno));
-  auto abandon = [&](std::string what) {
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    return fail(std::move(what));
+  // The one atomic writer: a temporary file renamed over `path` at the end.
+  AtomicFileWriter file(path);
+  auto stripPath = [&](std::string why) {
+    const std::string prefix = path + ": ";
+    return why.compare(0, prefix.size(), prefix) == 0 ? why.substr(prefix.size())
+                                                      : why;
   };
-
-  // Fill callbacks and the per-tensor buffer may throw; the temp file must
-  // go either way.
+  std::string why;
+  if (!file.open(why))
+    return fail(stripPath(why));
+  // Fill callbacks and the per-tensor buffer may throw; the temporary file
+  // goes either way (the writer's destructor removes it).
   try {
-    std::string why;
-    if (!writeTo(fd, tmp, why))
-      return abandon(std::move(why));
+    if (!writeTo(file, why))
+      return fail(stripPath(why));
   } catch (const std::exception &e) {
-    return abandon(std::string("cannot write ") + tmp + ": " + e.what());
+    return fail(std::string("cannot write: ") + e.what());
   } catch (...) {
-    return abandon("cannot write " + tmp + ": unknown exception");
+    return fail("cannot write: unknown exception");
   }
-  if (::close(fd) != 0) {
-    int e = errno;
-    ::unlink(tmp.c_str());
-    return fail("cannot write " + tmp + ": " + std::strerror(e));
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    int e = errno;
-    ::unlink(tmp.c_str());
-    return fail("cannot rename " + tmp + ": " + std::strerror(e));
-  }
+  if (!file.commit(why))
+    return fail(stripPath(why));
   return true;
 }
 
-bool Writer::writeTo(int fd, const std::string &tmp, std::string &why) const {
+bool Writer::writeTo(AtomicFileWriter &file, std::string &why) const {
   auto fail = [&](std::string what) {
     why = std::move(what);
     return false;
   };
   uint64_t align = alignment();
-  Output out(fd);
+  Output out(file);
   out.bytes(kMagic, 4);
   out.u32(version_);
   out.u64(tensors_.size());
@@ -1215,7 +1215,7 @@ bool Writer::writeTo(int fd, const std::string &tmp, std::string &why) const {
   }
   out.flush();
   if (!out.ok())
-    return fail("cannot write " + tmp + ": " + std::strerror(out.error()));
+    return fail(out.error());
   return true;
 }
 

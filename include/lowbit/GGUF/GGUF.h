@@ -23,6 +23,10 @@
 #include <unordered_map>
 #include <vector>
 
+namespace lowbit {
+class AtomicFileWriter;
+}
+
 namespace lowbit::gguf {
 
 /// GGUF metadata value types, with the ids used in the file.
@@ -220,7 +224,7 @@ private:
   };
   uint64_t alignment() const;
   /// Writes the whole file to `fd`; false with `why` on failure.
-  bool writeTo(int fd, const std::string &tmp, std::string &why) const;
+  bool writeTo(AtomicFileWriter &file, std::string &why) const;
   uint32_t version_;
   std::vector<KeyValue> kvs_;
   std::vector<PendingTensor> tensors_;
