@@ -39,6 +39,7 @@ tools = [
     ToolSubst("lowbit", unresolved="fatal"),
     ToolSubst("lowbit-gguf", unresolved="fatal"),
     ToolSubst("lowbit-test-state", unresolved="fatal"),
+    ToolSubst("lowbit-rt", unresolved="fatal"),
     # Debian's llvm-22-tools / mlir-22-tools, for the assembly checks of the
     # generated kernels (test/Target).
     ToolSubst("llc", unresolved="fatal"),

@@ -328,8 +328,23 @@ bool parseManifest(std::string_view text, Manifest &out, std::string &err) {
     if (!r.string(*files, "files", "code", out.codeFile, false) ||
         !r.string(*files, "files", "weights", out.weightsFile) ||
         !r.unsignedInt(*files, "files", "weights_size", out.weightsSize) ||
+        !r.string(*files, "files", "weights_sha256", out.weightsSha256) ||
         !r.string(*files, "files", "metadata", out.metadataFile, false))
       return false;
+    if (!out.codeFile.empty() &&
+        (!r.unsignedInt(*files, "files", "code_size", out.codeSize) ||
+         !r.string(*files, "files", "code_sha256", out.codeSha256)))
+      return false;
+    auto isSha256 = [](const std::string &h) {
+      return h.size() == 64 &&
+             h.find_first_not_of("0123456789abcdef") == std::string::npos;
+    };
+    if (!isSha256(out.weightsSha256))
+      return r.fail("files", "weights_sha256",
+                    "must be 64 lowercase hex digits (a SHA-256)");
+    if (!out.codeFile.empty() && !isSha256(out.codeSha256))
+      return r.fail("files", "code_sha256",
+                    "must be 64 lowercase hex digits (a SHA-256)");
     for (const std::string *f :
          {&out.codeFile, &out.weightsFile, &out.metadataFile})
       if (f->find('/') != std::string::npos || *f == "." || *f == "..")
@@ -373,10 +388,14 @@ std::string writeManifest(const Manifest &m) {
   doc["target"] = m.target;
   doc["triple"] = m.triple;
   ojson files;
-  if (!m.codeFile.empty())
+  if (!m.codeFile.empty()) {
     files["code"] = m.codeFile;
+    files["code_size"] = m.codeSize;
+    files["code_sha256"] = m.codeSha256;
+  }
   files["weights"] = m.weightsFile;
   files["weights_size"] = m.weightsSize;
+  files["weights_sha256"] = m.weightsSha256;
   if (!m.metadataFile.empty())
     files["metadata"] = m.metadataFile;
   doc["files"] = files;

@@ -24,6 +24,7 @@
 #include "lowbit/Formats/Formats.h"
 #include "lowbit/Formats/Layout.h"
 #include "lowbit/Support/MappedFile.h"
+#include "lowbit/Support/Sha256.h"
 #include "lowbit/Target/KernelABI.h"
 #include "lowbit/Target/TargetTable.h"
 #include "lowbit/runtime/Manifest.h"
@@ -141,6 +142,7 @@ struct lb_model {
   exec::ModelDesc desc;
   std::string report;
   lb_model_info_t info{};
+  bool verify = false;
 
   ~lb_model() {
 #ifndef LOWBIT_RUNTIME_NO_DLOPEN
@@ -149,7 +151,8 @@ struct lb_model {
 #endif
   }
 
-  bool load(const std::string &path, Failure &f);
+  bool load(const std::string &path, const lb_model_params_t &params,
+            Failure &f);
 
 private:
   bool fail(Failure &f, lb_status_code_t code, const std::string &msg) {
@@ -157,6 +160,9 @@ private:
     return false;
   }
   bool resolveSymbols(Failure &f);
+  bool checkFileSize(const std::string &path, uint64_t expected, Failure &f);
+  bool verifyHash(const std::string &path, const uint8_t *data, size_t size,
+                  const std::string &expected, Failure &f);
   void *symbol(const std::string &name);
   bool bind(Failure &f);
 };
@@ -178,7 +184,39 @@ void *lb_model::symbol(const std::string &name) {
 #endif
 }
 
-bool lb_model::load(const std::string &path, Failure &f) {
+// Before a file is mapped or loaded: a truncated weights.bin would fault on
+// first touch (SIGBUS), a truncated model.so inside dlopen.
+bool lb_model::checkFileSize(const std::string &path, uint64_t expected,
+                             Failure &f) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0)
+    return fail(f, LB_ERROR_IO, path + ": " + std::strerror(errno));
+  if (!S_ISREG(st.st_mode))
+    return fail(f, LB_ERROR_BAD_ARTIFACT, path + ": not a regular file");
+  const uint64_t size = static_cast<uint64_t>(st.st_size);
+  if (size != expected)
+    return fail(f, LB_ERROR_BAD_ARTIFACT,
+                path + ": has " + std::to_string(size) +
+                    " bytes but the manifest says " + std::to_string(expected) +
+                    " bytes" + (size < expected ? " (truncated)" : "") +
+                    "; recompile the model");
+  return true;
+}
+
+bool lb_model::verifyHash(const std::string &path, const uint8_t *data,
+                          size_t size, const std::string &expected,
+                          Failure &f) {
+  const std::string actual = sha256Hex(data, size);
+  if (actual != expected)
+    return fail(f, LB_ERROR_BAD_ARTIFACT,
+                path + ": content differs from the manifest (SHA-256 " +
+                    actual + ", expected " + expected +
+                    "): the file is damaged; recompile the model");
+  return true;
+}
+
+bool lb_model::load(const std::string &path, const lb_model_params_t &params,
+                    Failure &f) {
   dir = path.empty() ? "." : path;
   while (dir.size() > 1 && dir.back() == '/')
     dir.pop_back();
@@ -210,16 +248,19 @@ bool lb_model::load(const std::string &path, Failure &f) {
                     "; recompile the model");
 
   const std::string weightsPath = dir + "/" + manifest.weightsFile;
+  if (!checkFileSize(weightsPath, manifest.weightsSize, f))
+    return false;
   weights = MappedFile::open(weightsPath, err);
   if (!weights)
     return fail(f, LB_ERROR_IO, err);
+  // The file may have changed between stat and mmap.
   if (weights->size() != manifest.weightsSize)
-    return fail(f, LB_ERROR_BAD_ARTIFACT,
-                weightsPath + ": has " + std::to_string(weights->size()) +
-                    " bytes but the manifest says " +
-                    std::to_string(manifest.weightsSize) + " bytes" +
-                    (weights->size() < manifest.weightsSize ? " (truncated)"
-                                                            : ""));
+    return checkFileSize(weightsPath, manifest.weightsSize, f);
+  if (params.verify &&
+      !verifyHash(weightsPath, weights->data(), weights->size(),
+                  manifest.weightsSha256, f))
+    return false;
+  verify = params.verify != 0;
 
   for (const ManifestTensor &mt : manifest.tensors) {
     auto t = std::make_unique<Tensor>();
@@ -321,9 +362,17 @@ bool lb_model::resolveSymbols(Failure &f) {
                 codePath + ": this runtime is linked statically and cannot "
                            "load shared objects: " + link);
 #else
-    struct stat st;
-    if (stat(codePath.c_str(), &st) != 0)
-      return fail(f, LB_ERROR_IO, codePath + ": " + std::strerror(errno));
+    if (!checkFileSize(codePath, manifest.codeSize, f))
+      return false;
+    if (verify) {
+      std::string err;
+      std::shared_ptr<MappedFile> code = MappedFile::open(codePath, err);
+      if (!code)
+        return fail(f, LB_ERROR_IO, err);
+      if (!verifyHash(codePath, code->data(), code->size(),
+                      manifest.codeSha256, f))
+        return false;
+    }
     library = dlopen(codePath.c_str(), RTLD_NOW | RTLD_LOCAL);
     if (!library) {
       const char *why = dlerror();
@@ -680,16 +729,30 @@ void lb_set_kernel_table(const lb_kernel_entry *table) {
   staticTable = table;
 }
 
+lb_model_params_t lb_model_default_params(void) {
+  lb_model_params_t p;
+  p.verify = 0;
+  return p;
+}
+
 lb_status_code_t lb_model_load(const char *dir, lb_model_t **model,
                                lb_status_t *status) {
+  return lb_model_load_with_params(dir, nullptr, model, status);
+}
+
+lb_status_code_t lb_model_load_with_params(const char *dir,
+                                           const lb_model_params_t *params,
+                                           lb_model_t **model,
+                                           lb_status_t *status) {
   if (!dir || !model)
     return report(status, LB_ERROR_INVALID_ARGUMENT,
                   "lb_model_load: dir and model must not be NULL");
   *model = nullptr;
+  const lb_model_params_t p = params ? *params : lb_model_default_params();
   try {
     auto m = std::make_unique<lb_model>();
     Failure f{LB_OK, ""};
-    if (!m->load(dir, f))
+    if (!m->load(dir, p, f))
       return report(status, f.code, f.message);
     *model = m.release();
     return ok(status);

@@ -24,7 +24,7 @@ namespace {
 int usage() {
   std::fprintf(stderr,
                "usage: lowbit-rt ARTIFACT_DIR [-p PROMPT] [-n N] [-t THREADS] "
-               "[-c CTX] [--report]\n"
+               "[-c CTX] [--report] [--verify]\n"
                "Greedy generation with the lowbit native runtime.\n");
   return 1;
 }
@@ -46,7 +46,7 @@ bool parseInt(const char *s, long long &out) {
 extern "C" int lb_rt_main(int argc, char **argv) {
   std::string dir, prompt;
   long long n = 128, threads = 0, ctxSize = 0;
-  bool showReport = false;
+  bool showReport = false, verify = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto value = [&](long long &out) {
@@ -65,6 +65,8 @@ extern "C" int lb_rt_main(int argc, char **argv) {
         return usage();
     } else if (a == "--report")
       showReport = true;
+    else if (a == "--verify")
+      verify = true;
     else if (!a.empty() && a[0] != '-' && dir.empty())
       dir = a;
     else
@@ -75,7 +77,9 @@ extern "C" int lb_rt_main(int argc, char **argv) {
 
   lb_status_t st;
   lb_model_t *model = nullptr;
-  if (lb_model_load(dir.c_str(), &model, &st) != LB_OK)
+  lb_model_params_t mp = lb_model_default_params();
+  mp.verify = verify;
+  if (lb_model_load_with_params(dir.c_str(), &mp, &model, &st) != LB_OK)
     return fail(st.message);
   if (showReport)
     std::fprintf(stderr, "%s", lb_model_kernel_report(model));

@@ -156,6 +156,7 @@ int benchCommand(int argc, char **argv) {
   cl.option("repetitions", "N", "Timed runs per test (default 5).", "r");
   cl.option("threads", "N", "Threads (default: all hardware threads).", "t");
   cl.flag("json", "One JSON object per test on stdout instead of the table.");
+  cl.flag("verify", driver::kVerifyHelp);
   std::string error;
   if (std::optional<int> done = cl.parseCommand(argc, argv, "model"))
     return *done;
@@ -172,6 +173,7 @@ int benchCommand(int argc, char **argv) {
   driver::ExecutableModel model;
   if (!driver::loadModelForExecution(path, model, error))
     return cli::fail(error);
+  model.verifyArtifact = cl.has("verify");
   exec::ExecOptions opts;
   opts.threads = static_cast<int>(threads);
   opts.contextSize = std::max<int64_t>({nPrompt, nGen, 1});

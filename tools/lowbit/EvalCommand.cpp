@@ -176,6 +176,7 @@ int evalCommand(int argc, char **argv) {
             "Most tokens per forward pass (default: the chunk size).", "b");
   cl.option("chunks", "N", "Evaluate only the first N chunks (default: all).");
   cl.option("activations", "MODE", driver::kActivationsHelp);
+  cl.flag("verify", driver::kVerifyHelp);
   cl.option("save-logits", "FILE",
             "Also write the log-probabilities of every scored position to "
             "FILE\n(lowbit's format, for a later --kl-base run).");
@@ -229,6 +230,7 @@ int evalCommand(int argc, char **argv) {
   driver::ExecutableModel model;
   if (!driver::loadModelForExecution(path, model, error))
     return cli::fail(error);
+  model.verifyArtifact = cl.has("verify");
   const Tokenizer &tok = *model.tokenizer;
   if (model.desc.contextLength > 0 && ctx > model.desc.contextLength)
     std::fprintf(stderr,

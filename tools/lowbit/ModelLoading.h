@@ -25,6 +25,8 @@ struct ExecutableModel {
   std::unique_ptr<Tokenizer> tokenizer;
   /// Set when the model is a native artifact directory.
   std::string nativeDir;
+  /// Check the artifact's content hashes before running it (--verify).
+  bool verifyArtifact = false;
 };
 
 /// Loads `path` for execution. On failure returns false with `err` in the
@@ -40,6 +42,8 @@ std::unique_ptr<exec::Evaluator> createEvaluator(const ExecutableModel &model,
 
 /// The help text of --activations, shared by run and eval.
 extern const char *const kActivationsHelp;
+/// The help text of --verify, shared by run, eval and bench.
+extern const char *const kVerifyHelp;
 
 /// Parses --activations MODE into `opts`: "f32" (the default) multiplies f32
 /// inputs; a target name ("host", "x86-64-v3", ...) rounds every matmul input

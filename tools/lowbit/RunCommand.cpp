@@ -43,6 +43,7 @@ int runCommand(int argc, char **argv) {
             "Context size in tokens (default: the model's training context).",
             "c");
   cl.option("activations", "MODE", driver::kActivationsHelp);
+  cl.flag("verify", driver::kVerifyHelp);
   cl.flag("ignore-eos",
           "Keep generating after an end-of-generation token instead of\n"
           "stopping there.");
@@ -69,6 +70,7 @@ int runCommand(int argc, char **argv) {
   driver::ExecutableModel model;
   if (!driver::loadModelForExecution(path, model, error))
     return cli::fail(error);
+  model.verifyArtifact = cl.has("verify");
   exec::ExecOptions opts;
   opts.threads = static_cast<int>(threads);
   opts.contextSize = ctx;

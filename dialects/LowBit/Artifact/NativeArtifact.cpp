@@ -9,6 +9,7 @@
 #include "LowBit/Translation/GGUFExport.h"
 #include "lowbit/GGUF/GGUF.h"
 #include "lowbit/Support/MappedFile.h"
+#include "lowbit/Support/Sha256.h"
 #include "lowbit/Target/KernelABI.h"
 #include "lowbit/runtime/Manifest.h"
 
@@ -118,6 +119,14 @@ LogicalResult mlir::lowbit::exportNativeArtifact(
                                         kernels, error))
       return fail("code generation for " + std::string(target.name) +
                   " failed: " + error);
+    // Size and content hash, checked by the runtime before it loads the
+    // code (size always, hash with --verify).
+    std::shared_ptr<::lowbit::MappedFile> code =
+        ::lowbit::MappedFile::open(codeTmp, error);
+    if (!code)
+      return fail(error);
+    manifest.codeSize = code->size();
+    manifest.codeSha256 = ::lowbit::sha256Hex(code->data(), code->size());
   }
 
   // weights.bin, in module order.
@@ -126,12 +135,17 @@ LogicalResult mlir::lowbit::exportNativeArtifact(
   if (!weights.open(error))
     return fail(error);
   uint64_t offset = 0;
+  ::lowbit::Sha256 weightsHash;
+  auto writeWeights = [&](const void *data, uint64_t size) {
+    weightsHash.update(data, size);
+    return weights.write(data, size, error);
+  };
   static const uint8_t zeros[LB_WEIGHT_ALIGNMENT] = {};
   for (GlobalWeightOp g : module.getOps<GlobalWeightOp>()) {
     QTensorType type = g.getWeightType();
     const uint64_t pad = (LB_WEIGHT_ALIGNMENT - offset % LB_WEIGHT_ALIGNMENT) %
                          LB_WEIGHT_ALIGNMENT;
-    if (pad && !weights.write(zeros, pad, error))
+    if (pad && !writeWeights(zeros, pad))
       return fail(error);
     offset += pad;
     runtime::ManifestTensor t;
@@ -141,7 +155,7 @@ LogicalResult mlir::lowbit::exportNativeArtifact(
     t.interleave = type.getLayout() ? type.getLayout().getRows() : 1;
     t.offset = offset;
     t.size = type.getByteSize();
-    if (!weights.write(bytes[g.getSymName()], t.size, error))
+    if (!writeWeights(bytes[g.getSymName()], t.size))
       return fail(error);
     offset += t.size;
     if (auto names = g->getAttrOfType<ArrayAttr>(kFusedFromAttrName)) {
@@ -172,6 +186,7 @@ LogicalResult mlir::lowbit::exportNativeArtifact(
     manifest.tensors.push_back(std::move(t));
   }
   manifest.weightsSize = offset;
+  manifest.weightsSha256 = weightsHash.finishHex();
   if (!weights.commit(error)) // into its temporary name; renamed below
     return fail(error);
 

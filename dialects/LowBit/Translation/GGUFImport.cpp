@@ -47,6 +47,10 @@ private:
   int64_t getHParam(StringRef arch, StringRef key, int64_t dflt) {
     return reader.getInt((arch + "." + key).str(), dflt);
   }
+  /// Checks that every key the architecture requires is there with a value
+  /// of the right kind (llama.cpp refuses to load the model otherwise),
+  /// naming each one that is not.
+  LogicalResult checkRequiredKeys(StringRef arch);
 
   MLIRContext *context;
   OpBuilder builder;
@@ -140,11 +144,58 @@ LogicalResult GGUFImporter::importWeights(ModuleOp module) {
   return success();
 }
 
+LogicalResult GGUFImporter::checkRequiredKeys(StringRef arch) {
+  // The keys llama.cpp's loader requires for llama/qwen2 (llm_load_hparams),
+  // and the two its graph cannot do without (heads, FFN width).
+  struct Required {
+    const char *suffix;
+    bool isFloat;
+  };
+  static constexpr Required kRequired[] = {
+      {"context_length", false},
+      {"embedding_length", false},
+      {"block_count", false},
+      {"feed_forward_length", false},
+      {"attention.head_count", false},
+      {"attention.layer_norm_rms_epsilon", true},
+  };
+  SmallVector<std::string> missing;
+  for (const Required &r : kRequired) {
+    std::string key = (arch + "." + r.suffix).str();
+    const gguf::KeyValue *kv = reader.find(key);
+    if (!kv) {
+      missing.push_back(key);
+      continue;
+    }
+    const gguf::Value &v = kv->value;
+    bool isFloat = v.type == gguf::ValueType::F32 ||
+                   v.type == gguf::ValueType::F64;
+    bool ok = r.isFloat ? isFloat || v.isInteger()
+                        : v.isInteger() && v.type != gguf::ValueType::Bool;
+    if (!ok)
+      return emitError(fileLoc)
+             << "key '" << key << "' is " << gguf::valueTypeName(v.type)
+             << ", but a " << arch << " model needs "
+             << (r.isFloat ? "a number" : "an integer") << " there";
+  }
+  if (missing.empty())
+    return success();
+  InFlightDiagnostic diag = emitError(fileLoc);
+  diag << "missing " << (missing.size() == 1 ? "key " : "keys ");
+  llvm::interleaveComma(missing, diag,
+                        [&](const std::string &k) { diag << "'" << k << "'"; });
+  diag << ", which a " << arch
+       << " model requires (llama.cpp does not load it either)";
+  return diag;
+}
+
 /// Builds func @forward for llama-family decoders: token embedding, blocks of
 /// (RMSNorm, attention with RoPE and a KV cache, residual, RMSNorm, SwiGLU
 /// FFN, residual), final norm and the output projection (tied to the
 /// embedding when the file has no output.weight).
 LogicalResult GGUFImporter::buildDecoder(ModuleOp module, StringRef arch) {
+  if (failed(checkRequiredKeys(arch)))
+    return failure();
   int64_t nEmbd = getHParam(arch, "embedding_length", 0);
   int64_t nLayer = getHParam(arch, "block_count", 0);
   int64_t nHead = getHParam(arch, "attention.head_count", 0);

@@ -81,12 +81,31 @@ void lb_set_kernel_table(const lb_kernel_entry *table);
 /*--- Models ----------------------------------------------------------------*/
 
 /* Loads the artifact in `dir`. Checks the manifest against the kernel ABI
- * version, the size of weights.bin and every tensor's bounds; resolves each
- * tensor's kernel. A tensor without a kernel runs on a decode-to-f32
- * fall-back, logged once per tensor as a warning and counted in
- * lb_model_info_t / lb_model_fallback_report. */
+ * version, the sizes of the code file and weights.bin (before loading or
+ * mapping them) and every tensor's bounds; resolves each tensor's kernel.
+ * A tensor without a kernel runs on a decode-to-f32 fall-back, logged once
+ * per tensor as a warning and counted in lb_model_info_t /
+ * lb_model_fallback_report.
+ *
+ * An artifact is machine code: load only artifacts you trust as you would
+ * an executable. The checks catch damage (truncation, a flipped byte with
+ * `verify`), not malice, and a file truncated while it is mapped can still
+ * fault. */
 lb_status_code_t lb_model_load(const char *dir, lb_model_t **model,
                                lb_status_t *status);
+
+typedef struct lb_model_params {
+  /* Also compare the SHA-256 of the code file and weights.bin with the
+   * manifest's before using them (reads every byte: about 0.7 s per GiB
+   * with the x86 SHA extensions, about 4 s per GiB without). */
+  int32_t verify;
+} lb_model_params_t;
+lb_model_params_t lb_model_default_params(void);
+/* lb_model_load with parameters; `params` may be NULL (defaults). */
+lb_status_code_t lb_model_load_with_params(const char *dir,
+                                           const lb_model_params_t *params,
+                                           lb_model_t **model,
+                                           lb_status_t *status);
 /* Frees a model; its contexts must be freed first. NULL is ignored. */
 void lb_model_free(lb_model_t *model);
 

@@ -486,6 +486,11 @@ TEST(GGUFWriter, FailuresLeaveNothingBehind) {
   }
   {
     Writer w;
+    w.set("caf\xc3\xa9.key", Value::makeU32(1));
+    check(w, "is not printable ASCII");
+  }
+  {
+    Writer w;
     w.set("x", Value::makeArray(ValueType::U8, {Value::makeU32(1)}));
     check(w, "array of UINT8 holds a UINT32");
   }
@@ -697,6 +702,17 @@ TEST(GGUFRobustness, MalformedFiles) {
   cases.push_back({"empty key",
                    Bytes().header(0, 1).str("").u32(4).u32(0).zeros(32),
                    "empty key", 24});
+  // Header 24 bytes, key length 8 bytes, then "llama.c" and the bad byte.
+  cases.push_back({"key not ASCII",
+                   Bytes()
+                       .header(0, 1)
+                       .kvU32(std::string("llama.c\xffntext_length"), 1)
+                       .zeros(32),
+                   "key 'llama.c\\xffntext_length' is not printable ASCII",
+                   24 + 8 + 7});
+  cases.push_back({"key with control byte",
+                   Bytes().header(0, 1).kvU32(std::string("a\nb"), 1).zeros(32),
+                   "is not printable ASCII", 24 + 8 + 1});
   cases.push_back({"duplicate key",
                    Bytes().header(0, 2).kvU32("k", 1).kvU32("k", 2).zeros(32),
                    "duplicate key 'k'", 41});

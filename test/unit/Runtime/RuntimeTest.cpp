@@ -14,6 +14,7 @@
 #include "lowbit/Formats/Layout.h"
 #include "lowbit/GGUF/GGUF.h"
 #include "lowbit/Target/KernelABI.h"
+#include "lowbit/Support/Sha256.h"
 #include "lowbit/runtime/Manifest.h"
 
 #include "TestModels.h"
@@ -196,9 +197,13 @@ Built build(const std::string &name, const Spec &spec) {
     m.tensors.push_back(std::move(t));
   }
   m.weightsSize = weights.size();
+  m.weightsSha256 = sha256Hex(weights.data(), weights.size());
   if (spec.kernels) {
     m.codeFile = "model.so";
     fs::copy_file(spec.library, b.dir + "/model.so");
+    const std::string code = readFile(b.dir + "/model.so");
+    m.codeSize = code.size();
+    m.codeSha256 = sha256Hex(code.data(), code.size());
   }
   writeFile(b.dir + "/weights.bin", weights);
   writeFile(b.dir + "/manifest.json", runtime::writeManifest(m));
@@ -478,6 +483,12 @@ TEST(RuntimeBadArtifact, CodeFile) {
   // rewriting it in place would pull the rug from under the process.
   writeFile(b.dir + "/bad.so", "not an ELF file");
   editManifest(b.dir, "\"code\": \"model.so\"", "\"code\": \"bad.so\"");
+  expectLoadFails(b.dir, LB_ERROR_BAD_ARTIFACT,
+                  "bad.so: has 15 bytes but the manifest says");
+  // The right size, still not an ELF file: dlopen says so.
+  writeFile(b.dir + "/bad2.so", std::string(fs::file_size(b.dir + "/model.so"),
+                                            'x'));
+  editManifest(b.dir, "\"code\": \"bad.so\"", "\"code\": \"bad2.so\"");
   expectLoadFails(b.dir, LB_ERROR_BAD_ARTIFACT, "cannot load");
 }
 
@@ -529,7 +540,10 @@ runtime::Manifest smallManifest() {
   m.target = "x86-64-v3";
   m.triple = "x86_64-unknown-linux-gnu";
   m.codeFile = "model.so";
+  m.codeSize = 5000;
+  m.codeSha256 = std::string(64, 'c');
   m.weightsSize = 4096;
+  m.weightsSha256 = std::string(64, 'a');
   m.metadataFile = "metadata.gguf";
   m.model.architecture = "test";
   // A graph fragment (the parser checks names and numbering; shapes against
@@ -607,8 +621,14 @@ TEST(Manifest, RejectsWithTheFieldNamed) {
     EXPECT_FALSE(runtime::parseManifest(text, m, err)) << from;
     EXPECT_NE(err.find(needle), std::string::npos) << err;
   };
-  fails("\"version\": 2", "\"version\": 1", "version 1 is not supported");
-  fails("\"version\": 2", "\"version\": -1", "version must be at least 1");
+  fails("\"version\": 3", "\"version\": 1", "version 1 is not supported");
+  fails("\"version\": 3", "\"version\": 2", "version 2 is not supported");
+  fails("\"version\": 3", "\"version\": -1", "version must be at least 1");
+  fails("\"weights_sha256\": \"aaaa", "\"weights_sha256\": \"Aaaa",
+        "weights_sha256 must be 64 lowercase hex digits");
+  fails("\"code_sha256\": \"cccc", "\"code_sha256\": \"cc",
+        "code_sha256 must be 64 lowercase hex digits");
+  fails("\"code_size\": 5000,", "", "files.code_size missing");
   fails("\"interleave\": 4", "\"interleave\": 3", "power of two");
   fails("\"interleave\": 4", "\"interleave\": 256", "power of two");
   fails("\"rows\": 32\n", "\"rows\": 31\n", "rows add up to 127, not 128");

@@ -3,10 +3,12 @@
 // The one definition of manifest.json, used by the compiler that writes it
 // and the runtime that reads it. No LLVM/MLIR dependency. Example:
 //
-//   { "format": "lowbit-native", "version": 1, "abi_version": 1,
+//   { "format": "lowbit-native", "version": 3, "abi_version": 2,
 //     "target": "x86-64-v3", "triple": "x86_64-unknown-linux-gnu",
-//     "files": { "code": "model.so", "weights": "weights.bin",
-//                "weights_size": 4329472, "metadata": "metadata.gguf" },
+//     "files": { "code": "model.so", "code_size": 52104,
+//                "code_sha256": "9f86d0...", "weights": "weights.bin",
+//                "weights_size": 4329472, "weights_sha256": "2c26b4...",
+//                "metadata": "metadata.gguf" },
 //     "model": { "architecture": "llama", "name": "..." },
 //     "graph": { "values": [256, 256, ...], "result": 97,
 //                "cache": { "layers": 6, "context": 256, "kv_heads": 2,
@@ -47,7 +49,8 @@ namespace lowbit::runtime {
 
 constexpr const char *kManifestFormat = "lowbit-native";
 /// 2: the model is a graph of ops (version 1 named llama hyperparameters).
-constexpr int64_t kManifestVersion = 2;
+/// 3: sizes and SHA-256 content hashes of the code and weights files.
+constexpr int64_t kManifestVersion = 3;
 constexpr const char *kManifestFile = "manifest.json";
 
 /// For reports only: the runtime runs `Manifest::graph`.
@@ -83,8 +86,11 @@ struct Manifest {
   int64_t abiVersion = 0;
   std::string target, triple;
   std::string codeFile;  // empty when no tensor has a kernel
+  uint64_t codeSize = 0;
+  std::string codeSha256; // 64 lowercase hex digits, as sha256sum prints
   std::string weightsFile = "weights.bin";
   uint64_t weightsSize = 0;
+  std::string weightsSha256;
   std::string metadataFile; // GGUF with the tokenizer keys; may be empty
   ModelInfo model;
   exec::Graph graph;
