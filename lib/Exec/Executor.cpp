@@ -12,6 +12,7 @@
 
 #include "lowbit/Exec/Ops.h"
 #include "lowbit/Exec/ThreadPool.h"
+#include "lowbit/Support/Memory.h"
 
 #include <algorithm>
 #include <cmath>
@@ -115,14 +116,30 @@ std::unique_ptr<Executor> Executor::create(const ModelDesc &model,
     err = "no context size: the model's KV cache has no length, pass one";
     return nullptr;
   }
-  if (double(g.cache.layers) * double(e->ctx_) * double(g.cache.kvHeads) *
-          double(g.cache.headDim) >
-      double(int64_t(1) << 40)) {
-    err = "a KV cache of " + std::to_string(e->ctx_) +
-          " positions is too large for this model; use a smaller context";
+  e->batch_ = std::max<int64_t>(1, std::min(options.batchSize, e->ctx_));
+  // Before allocating anything: the KV cache (keys and values, f32) and at
+  // least two activations of the widest value must fit in the machine.
+  const double kvBytes = 2.0 * double(g.cache.layers) * double(e->ctx_) *
+                         double(g.cache.kvHeads) * double(g.cache.headDim) *
+                         sizeof(float);
+  int64_t widest = 0;
+  for (int64_t w : g.valueWidth)
+    widest = std::max(widest, w);
+  const double activationBytes =
+      2.0 * double(e->batch_) * double(widest) * sizeof(float);
+  if (!fitsInMemory(kvBytes, "a KV cache of " + std::to_string(e->ctx_) +
+                                 " positions",
+                    err)) {
+    err += "; use a smaller context";
     return nullptr;
   }
-  e->batch_ = std::max<int64_t>(1, std::min(options.batchSize, e->ctx_));
+  if (!fitsInMemory(kvBytes + activationBytes,
+                    "the KV cache and activations of " +
+                        std::to_string(e->batch_) + " tokens",
+                    err)) {
+    err += "; use a smaller context or batch";
+    return nullptr;
+  }
   e->pool_ = std::make_unique<ThreadPool>(options.threads);
   e->activationFormat_ = options.activationFormat;
   e->backend_ = options.backend;
