@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test: GoogleTest unit tests, lit tests, and the GGUF fuzzer for
-# 60 seconds. Builds first (incrementally; from scratch on a clean clone,
+# Runs every test: GoogleTest unit tests, lit tests, and each libFuzzer
+# target for 15 seconds (scripts/run-fuzzers.sh). Builds first (incrementally; from scratch on a clean clone,
 # installing missing Debian packages) so it works on a fresh machine.
 # Usage: ./scripts/test.sh [BUILD_DIR]
 set -euo pipefail

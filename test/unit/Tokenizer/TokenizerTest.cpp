@@ -12,7 +12,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <sys/stat.h>
+#include <unistd.h>
 
 using namespace lowbit;
 using gguf::KeyValue;
@@ -399,6 +402,38 @@ TEST(SpmTokenizer, Docs256) {
   EXPECT_EQ(t->detokenize(toks), kUnicodeLine);
   EXPECT_EQ(t->tokenize(""), ids({1}));
   EXPECT_TRUE(t->tokenize("", false).empty());
+}
+
+} // namespace
+
+namespace {
+
+/// Writes the test's byte-level BPE vocabulary, once per pre-tokenizer, as
+/// GGUF files into $LOWBIT_TOKENIZER_SEED_DIR (scripts/run-fuzzers.sh uses
+/// them as seeds and vocabularies of the tokenizer fuzzers); elsewhere into a
+/// scratch directory, and checks that each loads back.
+TEST(TokenizerSeeds, WriteSeedCorpus) {
+  const char *env = std::getenv("LOWBIT_TOKENIZER_SEED_DIR");
+  std::string dir = env ? env
+                        : ::testing::TempDir() + "lowbit-tokenizer-seeds-" +
+                              std::to_string(::getpid());
+  ::mkdir(dir.c_str(), 0755);
+  for (const char *pre : {"gpt-2", "llama-bpe", "qwen2"}) {
+    gguf::Writer w;
+    for (const KeyValue &kv : bpeMetadata(pre, /*addBos=*/true))
+      w.set(kv.key, kv.value);
+    gguf::Error err;
+    const std::string path = dir + "/bpe-" + pre + ".gguf";
+    ASSERT_TRUE(w.write(path, err)) << err.message();
+    auto reader = gguf::Reader::open(path, err);
+    ASSERT_TRUE(reader) << err.message();
+    std::string why;
+    EXPECT_TRUE(Tokenizer::create(reader->metadata(), why)) << why;
+    if (!env)
+      std::remove(path.c_str());
+  }
+  if (!env)
+    ::rmdir(dir.c_str());
 }
 
 } // namespace
