@@ -1,6 +1,8 @@
 //===- MappedFile.cpp - Read-only memory-mapped files ---------------------===//
 #include "lowbit/Support/MappedFile.h"
 
+#include "lowbit/Support/TemporaryFiles.h"
+
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -97,18 +99,23 @@ const uint8_t *MappedFile::range(uint64_t offset, uint64_t length,
   return data_ + offset;
 }
 
-AtomicFileWriter::AtomicFileWriter(std::string path) : path_(std::move(path)) {
-  tmp_ = path_ + ".tmp." + std::to_string(getpid());
-}
+AtomicFileWriter::AtomicFileWriter(std::string path)
+    : path_(std::move(path)), tmp_(temporaryPathFor(path_)) {}
 
 AtomicFileWriter::~AtomicFileWriter() {
   if (fd_ >= 0)
     ::close(fd_);
-  if (!committed_ && !tmp_.empty())
+  if (!committed_ && registered_) {
     ::unlink(tmp_.c_str());
+    unregisterTemporary(tmp_);
+  }
 }
 
 bool AtomicFileWriter::open(std::string &err) {
+  // Temporaries of this output left by a killed run go first.
+  removeStaleTemporariesOf(path_);
+  registerTemporary(tmp_);
+  registered_ = true;
   fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd_ < 0) {
     err = path_ + ": cannot create: " + std::strerror(errno);
@@ -146,6 +153,7 @@ bool AtomicFileWriter::commit(std::string &err) {
     return false;
   }
   committed_ = true;
+  unregisterTemporary(tmp_);
   return true;
 }
 

@@ -22,6 +22,7 @@
 #include "lowbit/Calibration/IMatrix.h"
 #include "LowBit/Translation/GGUFExport.h"
 #include "lowbit/GGUF/GGUF.h"
+#include "lowbit/Support/TemporaryFiles.h"
 #include "lowbit/Quant/Presets.h"
 
 #include "mlir/Pass/PassManager.h"
@@ -87,14 +88,6 @@ int64_t imatrixMetadataBytes(const std::string &path) {
 }
 
 /// Removes a temporary file when the command ends.
-struct TemporaryFile {
-  std::string path;
-  ~TemporaryFile() {
-    if (!path.empty())
-      ::unlink(path.c_str());
-  }
-};
-
 struct TensorRow {
   std::string name, format;
   std::vector<int64_t> shape;
@@ -328,7 +321,9 @@ int compileCommand(int argc, char **argv) {
   };
   std::vector<StepTime> steps;
   std::string quantizeImatrix = cl.get("imatrix");
-  TemporaryFile temporaryState;
+  // A calibration state for this run only (no --state): removed at the end
+  // and on interruption.
+  ScopedTemporaryFile temporaryState;
   if (budgetMode) {
     auto started = std::chrono::steady_clock::now();
     std::string statistics = cl.get("imatrix");
@@ -337,9 +332,8 @@ int compileCommand(int argc, char **argv) {
     if (!noImportance && statistics.empty()) {
       if (statePath.empty()) {
         // Calibration state for this run only.
-        temporaryState.path = cl.get("output") + ".calibration.tmp." +
-                              std::to_string(::getpid());
-        statePath = temporaryState.path;
+        temporaryState.reset(temporaryPathFor(cl.get("output") + ".calibration"));
+        statePath = temporaryState.path();
       }
       if (cl.has("calib") && !fileExists(statePath)) {
         PassManager calibrate(context.get());
@@ -422,9 +416,8 @@ int compileCommand(int argc, char **argv) {
   // state exists; its statistics also serve as the importance matrix.
   if (method != "rtn") {
     if (statePath.empty()) {
-      temporaryState.path = cl.get("output") + ".calibration.tmp." +
-                            std::to_string(::getpid());
-      statePath = temporaryState.path;
+      temporaryState.reset(temporaryPathFor(cl.get("output") + ".calibration"));
+      statePath = temporaryState.path();
     }
     if (!fileExists(statePath)) {
       auto started = std::chrono::steady_clock::now();

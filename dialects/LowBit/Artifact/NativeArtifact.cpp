@@ -10,6 +10,7 @@
 #include "lowbit/GGUF/GGUF.h"
 #include "lowbit/Support/MappedFile.h"
 #include "lowbit/Support/Sha256.h"
+#include "lowbit/Support/TemporaryFiles.h"
 #include "lowbit/Target/KernelABI.h"
 #include "lowbit/runtime/Manifest.h"
 
@@ -34,33 +35,53 @@ void mlir::lowbit::buildNativePreparationPipeline(OpPassManager &pm,
 
 namespace {
 
-/// Temporary files of the artifact, removed unless committed.
+/// Temporary files of the artifact, removed unless committed (also when the
+/// process is interrupted), and the artifact directory when this run created
+/// it and leaves it empty.
 class PendingFiles {
 public:
-  explicit PendingFiles(std::string dir) : dir_(std::move(dir)) {}
+  explicit PendingFiles(std::string dir, bool createdDir)
+      : dir_(std::move(dir)), createdDir_(createdDir) {
+    // Left by a run that was killed (kill -9) while writing here.
+    ::lowbit::removeStaleTemporaries(dir_, ".");
+    if (createdDir_)
+      ::lowbit::registerTemporary(dir_, /*directory=*/true);
+  }
   ~PendingFiles() {
-    for (auto &[tmp, final] : files_)
+    for (auto &[tmp, final] : files_) {
       std::remove(tmp.c_str());
+      ::lowbit::unregisterTemporary(tmp);
+    }
+    if (createdDir_) {
+      if (!committed_)
+        ::rmdir(dir_.c_str()); // only if empty
+      ::lowbit::unregisterTemporary(dir_);
+    }
   }
   /// A temporary path in the artifact directory for `name`.
   std::string add(const std::string &name) {
-    std::string tmp = dir_ + "/." + name + ".tmp." + std::to_string(getpid());
+    std::string tmp = ::lowbit::temporaryPathFor(dir_ + "/." + name);
+    ::lowbit::registerTemporary(tmp);
     files_.push_back({tmp, dir_ + "/" + name});
     return tmp;
   }
   /// Renames every file in order (the manifest was added last).
   bool commit(std::string &err) {
-    for (auto &[tmp, final] : files_)
+    for (auto &[tmp, final] : files_) {
       if (std::rename(tmp.c_str(), final.c_str()) != 0) {
         err = final + ": cannot rename into place";
         return false;
       }
+      ::lowbit::unregisterTemporary(tmp);
+    }
     files_.clear();
+    committed_ = true;
     return true;
   }
 
 private:
   std::string dir_;
+  bool createdDir_ = false, committed_ = false;
   std::vector<std::pair<std::string, std::string>> files_;
 };
 
@@ -73,9 +94,10 @@ LogicalResult mlir::lowbit::exportNativeArtifact(
     return module.emitError() << dir << ": " << msg;
   };
   std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
+  const bool createdDir = std::filesystem::create_directories(dir, ec);
   if (ec)
     return fail("cannot create the artifact directory: " + ec.message());
+  PendingFiles files(dir, createdDir);
 
   std::vector<::lowbit::gguf::KeyValue> metadata;
   if (failed(collectGGUFMetadata(module, metadata)))
@@ -101,8 +123,6 @@ LogicalResult mlir::lowbit::exportNativeArtifact(
   manifest.graph = std::move(desc.graph);
   manifest.model.architecture = desc.architecture;
   manifest.model.name = desc.name;
-
-  PendingFiles files(dir);
 
   // Kernels. Targets whose runtime is linked statically (aarch64 under
   // qemu) get a relocatable object with lb_kernel_table instead of a

@@ -2,6 +2,7 @@
 #include "LowBit/Transforms/Analysis.h"
 #include "LowBit/Transforms/Passes.h"
 #include "lowbit/Support/MappedFile.h"
+#include "lowbit/Support/TemporaryFiles.h"
 #include "lowbit/Analysis/BitAllocation.h"
 #include "LowBit/Exec/IRModel.h"
 #include "lowbit/Calibration/Calibrator.h"
@@ -39,15 +40,6 @@ bool readTextFile(const std::string &path, std::string &text,
                   std::string &err) {
   return ::lowbit::readWholeFile(path, text, err, "the calibration text");
 }
-
-/// Removes a file when it goes out of scope (the Hessian scratch file).
-struct RemoveOnExit {
-  std::string path;
-  ~RemoveOnExit() {
-    if (!path.empty())
-      ::unlink(path.c_str());
-  }
-};
 
 struct CalibratePass
     : public mlir::lowbit::impl::LowBitCalibrateBase<CalibratePass> {
@@ -120,11 +112,12 @@ struct CalibratePass
     options.maxChunks = chunks;
     options.hessians = hessians;
     options.hessianBudget = budget;
-    RemoveOnExit scratch;
+    // The Hessian scratch file, removed at the end and on interruption.
+    ::lowbit::ScopedTemporaryFile scratch;
     if (hessians) {
-      options.scratchPath =
-          state + ".hessians.tmp." + std::to_string(::getpid());
-      scratch.path = options.scratchPath;
+      options.scratchPath = ::lowbit::temporaryPathFor(state + ".hessians");
+      ::lowbit::removeStaleTemporariesOf(state);
+      scratch.reset(options.scratchPath);
     }
     options.progress = [](int64_t pass, int64_t passes, int64_t chunk,
                           int64_t chunkCount) {

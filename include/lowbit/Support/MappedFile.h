@@ -44,7 +44,9 @@ bool readWholeFile(const std::string &path, std::string &out, std::string &err,
                    const std::string &what = "");
 
 /// Writes `path` atomically: the bytes go to a temporary file in the same
-/// folder, which is renamed over `path` only on success.
+/// folder ("<path>.tmp.<pid>", removed on error, destruction or SIGINT/
+/// SIGTERM; see TemporaryFiles.h), which is renamed over `path` only on
+/// success.
 class AtomicFileWriter {
 public:
   explicit AtomicFileWriter(std::string path);
@@ -57,7 +59,7 @@ public:
 private:
   std::string path_, tmp_;
   int fd_ = -1;
-  bool committed_ = false;
+  bool committed_ = false, registered_ = false;
 };
 
 } // namespace lowbit
