@@ -7,7 +7,10 @@
 
 #include "Kernels.h"
 
+#include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 
 namespace lowbit::exec::kernels {
 
@@ -179,14 +182,24 @@ panelMatmulAvx512(const float *x, int64_t ldx, int64_t rows, const float *panel,
                     ldy, cols, accumulate);
 }
 
-bool cpuHasAvx2() {
-  static const bool has = __builtin_cpu_supports("avx2");
-  return has;
+/// The widest vector path to use: LOWBIT_SIMD=scalar|avx2|avx512 caps it
+/// (the determinism test runs every path on one machine), the CPU decides
+/// otherwise. 0 generic, 1 AVX2, 2 AVX-512.
+int simdLevel() {
+  static const int level = [] {
+    int cpu = __builtin_cpu_supports("avx512f") ? 2
+              : __builtin_cpu_supports("avx2") ? 1
+                                               : 0;
+    if (const char *cap = std::getenv("LOWBIT_SIMD")) {
+      const std::string c = cap;
+      cpu = std::min(cpu, c == "scalar" ? 0 : c == "avx2" ? 1 : 2);
+    }
+    return cpu;
+  }();
+  return level;
 }
-bool cpuHasAvx512() {
-  static const bool has = __builtin_cpu_supports("avx512f");
-  return has;
-}
+bool cpuHasAvx2() { return simdLevel() >= 1; }
+bool cpuHasAvx512() { return simdLevel() >= 2; }
 #endif
 
 } // namespace

@@ -68,9 +68,10 @@ double secondsSince(std::chrono::steady_clock::time_point start) {
       .count();
 }
 
-/// Bytes of the quantize.imatrix.* keys lowbit-quantize adds for `path`, as
-/// GGUF lays them out, so that the allocation can leave room for them.
-int64_t imatrixMetadataBytes(const std::string &path) {
+/// Bytes of the quantize.imatrix.* keys lowbit-quantize adds for `path`
+/// (recorded as `name`), as GGUF lays them out, so that the allocation can
+/// leave room for them.
+int64_t imatrixMetadataBytes(const std::string &path, const std::string &name) {
   ::lowbit::calib::IMatrix imatrix;
   std::string error;
   if (!::lowbit::calib::IMatrix::load(path, imatrix, error))
@@ -78,7 +79,7 @@ int64_t imatrixMetadataBytes(const std::string &path) {
   auto key = [](const std::string &name, uint64_t valueBytes) {
     return static_cast<int64_t>(8 + name.size() + 4 + valueBytes);
   };
-  int64_t bytes = key("quantize.imatrix.file", 8 + path.size()) +
+  int64_t bytes = key("quantize.imatrix.file", 8 + name.size()) +
                   key("quantize.imatrix.entries_count", 4);
   if (!imatrix.datasets.empty())
     bytes += key("quantize.imatrix.dataset", 8 + imatrix.datasets[0].size());
@@ -87,7 +88,6 @@ int64_t imatrixMetadataBytes(const std::string &path) {
   return bytes;
 }
 
-/// Removes a temporary file when the command ends.
 struct TensorRow {
   std::string name, format;
   std::vector<int64_t> shape;
@@ -324,6 +324,15 @@ int compileCommand(int argc, char **argv) {
   // A calibration state for this run only (no --state): removed at the end
   // and on interruption.
   ScopedTemporaryFile temporaryState;
+  // What the output records as its imatrix: the file, or for a temporary
+  // state the calibration text it came from (never the temporary's name,
+  // which holds the pid: outputs must not depend on it).
+  auto imatrixName = [&]() -> std::string {
+    if (!temporaryState.path().empty() &&
+        quantizeImatrix == temporaryState.path())
+      return cl.get("calib");
+    return quantizeImatrix;
+  };
   if (budgetMode) {
     auto started = std::chrono::steady_clock::now();
     std::string statistics = cl.get("imatrix");
@@ -400,7 +409,9 @@ int compileCommand(int argc, char **argv) {
     allocate.tensorTypes.assign(cl.getAll("tensor-type").begin(),
                                 cl.getAll("tensor-type").end());
     allocate.reserveBytes =
-        quantizeImatrix.empty() ? 0 : imatrixMetadataBytes(quantizeImatrix);
+        quantizeImatrix.empty()
+            ? 0
+            : imatrixMetadataBytes(quantizeImatrix, imatrixName());
     analyse.addPass(createLowBitAllocateBits(allocate));
     {
       driver::AnalysisProgress progress(cli::progressEnabled() &&
@@ -460,6 +471,7 @@ int compileCommand(int argc, char **argv) {
   }
   LowBitQuantizeOptions quantize;
   quantize.imatrix = quantizeImatrix;
+  quantize.imatrixName = imatrixName();
   quantize.threads = static_cast<int>(threads);
   if (method == "awq") {
     LowBitAWQScaleOptions awq;

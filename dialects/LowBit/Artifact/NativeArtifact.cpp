@@ -134,6 +134,7 @@ LogicalResult mlir::lowbit::exportNativeArtifact(
     ::lowbit::codegen::CodegenOptions options;
     options.kind = staticCode ? ::lowbit::codegen::EmitKind::Object
                               : ::lowbit::codegen::EmitKind::SharedObject;
+    options.soname = manifest.codeFile;
     std::string codeTmp = files.add(manifest.codeFile);
     if (!::lowbit::codegen::emitKernels(module, target, options, codeTmp,
                                         kernels, error))

@@ -16,6 +16,7 @@
 
 #include "LowBit/Conversion/Passes.h"
 #include "LowBit/IR/LowBit.h"
+#include "lowbit/Support/TemporaryFiles.h"
 #include "lowbit/Target/KernelABI.h"
 
 #include "mlir/IR/BuiltinOps.h"
@@ -179,8 +180,9 @@ bool runPasses(mlir::PassManager &pm, ModuleOp module, std::string &err) {
 
 /// lld, in-process or as a program, turns `objPath` into a shared object.
 bool linkSharedObject(const std::string &objPath, const std::string &soPath,
-                      std::string &err) {
-  const std::string soname = llvm::sys::path::filename(soPath).str();
+                      std::string soname, std::string &err) {
+  if (soname.empty())
+    soname = llvm::sys::path::filename(soPath).str();
 #ifdef LOWBIT_HAVE_LLD
   // lld keeps global state: one link at a time.
   static std::mutex mutex;
@@ -361,12 +363,13 @@ bool emitKernels(ModuleOp module, const target::TargetInfo &target,
     err = "cannot create a temporary object file: " + ec.message();
     return false;
   }
+  ::lowbit::ScopedTemporaryFile object(objPath.str().str());
   {
     llvm::raw_fd_ostream os(fd, /*shouldClose=*/true);
     os << code;
   }
-  bool linked = linkSharedObject(objPath.str().str(), path, err);
-  llvm::sys::fs::remove(objPath);
+  bool linked =
+      linkSharedObject(objPath.str().str(), path, options.soname, err);
   return linked;
 }
 

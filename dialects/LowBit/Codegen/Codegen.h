@@ -73,6 +73,10 @@ struct CodegenOptions {
   EmitKind kind = EmitKind::SharedObject;
   /// LLVM IR optimisation level of the module pipeline (0-3).
   unsigned optLevel = 3;
+  /// DT_SONAME of a shared object; empty: the output's file name. (Writers
+  /// that link to a temporary name give the final one, so the bytes do not
+  /// depend on the temporary's.)
+  std::string soname;
 };
 
 /// Generates, optimises and links the kernels of `module` for `target` into

@@ -74,6 +74,9 @@ def LowBitQuantize : Pass<"lowbit-quantize", "::mlir::ModuleOp"> {
   let options = [
     Option<"imatrix", "imatrix", "std::string", "\"\"",
            "llama.cpp importance matrix file (GGUF or legacy .dat)">,
+    Option<"imatrixName", "imatrix-name", "std::string", "\"\"",
+           "What quantize.imatrix.file records (default: the imatrix path; "
+           "a driver that made a temporary one names its source instead)">,
     Option<"threads", "threads", "int", "0",
            "Encoder threads (0 = all cores)">,
     Option<"method", "method", "std::string", "\"rtn\"",
