@@ -54,6 +54,13 @@ bool isRowWise(OpKind kind) {
   return false;
 }
 
+/// Ops whose weight is a small vector decoded to f32 once (norm gains, RoPE
+/// frequency factors).
+bool readsVectorWeight(const GraphOp &op) {
+  return op.kind == OpKind::RMSNorm || op.kind == OpKind::LayerNorm ||
+         (op.kind == OpKind::Rope && !op.weight.empty());
+}
+
 /// Ops that may write their result over their first input (element i of the
 /// result depends only on element i of the inputs, or the op rewrites its
 /// input in place anyway).
@@ -155,8 +162,7 @@ std::unique_ptr<Executor> Executor::create(const ModelDesc &model,
                                     : -1);
     e->backendRows_.push_back(op.kind == OpKind::Embedding && e->backend_ &&
                               e->backend_->decodesRows(op.weight));
-    const bool vectorWeight =
-        op.kind == OpKind::RMSNorm || op.kind == OpKind::LayerNorm;
+    const bool vectorWeight = readsVectorWeight(op);
     if (vectorWeight && !e->vectors_.count(op.weight))
       e->vectors_[op.weight] = decodeVector(*m.find(op.weight));
     if (!op.bias.empty() && !e->vectors_.count(op.bias))
@@ -169,8 +175,7 @@ std::unique_ptr<Executor> Executor::create(const ModelDesc &model,
   }
   // The decoded vectors are final now: each op keeps pointers to its own.
   for (const GraphOp &op : g.ops) {
-    const bool vectorWeight =
-        op.kind == OpKind::RMSNorm || op.kind == OpKind::LayerNorm;
+    const bool vectorWeight = readsVectorWeight(op);
     e->vectorOf_.push_back(vectorWeight ? e->vectors_.at(op.weight).data()
                                         : nullptr);
     e->biasVectorOf_.push_back(op.bias.empty() ? nullptr
@@ -470,6 +475,7 @@ void Executor::runOp(const GraphOp &op, const int32_t *tokens, int64_t rows,
     p.freqBase = op.theta;
     p.freqScale = op.freqScale;
     p.mode = op.ropeMode;
+    p.freqFactors = vectorOf_[index];
     ops::rope(p, y, rows, op.heads, pos + rowOffset);
     return;
   }

@@ -253,6 +253,8 @@ private:
         return fail(&op, "invalid rotated dimension count " +
                              str(op.ropeDims) + " (head size " +
                              str(op.headDim) + ")");
+      if (!op.weight.empty() && !weight(op, op.weight, 1, op.ropeDims / 2))
+        return false;
       return true;
     case OpKind::Attention: {
       if (!arity(op, 3, 1))

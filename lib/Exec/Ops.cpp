@@ -122,7 +122,9 @@ void rope(const RopeParams &p, float *x, int64_t rows, int64_t heads,
     // ggml_rope_cache_init: theta_i = p * thetaScale^i by repeated products.
     float theta = static_cast<float>(pos + r);
     for (int64_t i = 0; i < nd; i += 2) {
-      const float t = p.freqScale * theta;
+      // ggml_rope_yarn without extrapolation: freq_scale * (theta / factor).
+      const float t = p.freqScale *
+                      (p.freqFactors ? theta / p.freqFactors[i / 2] : theta);
       cs[i] = std::cos(t);
       cs[i + 1] = std::sin(t);
       theta *= thetaScale;

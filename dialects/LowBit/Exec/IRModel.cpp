@@ -206,6 +206,12 @@ LogicalResult GraphTranslator::translate(Operation &op) {
         if (failed(requireArg(&op, r.getPositions(), 1, "positions")))
           return failure();
         exec::GraphOp g = kind(OpKind::Rope);
+        if (Value factors = r.getFactors()) {
+          auto named = withWeight(g, factors, {});
+          if (failed(named))
+            return failure();
+          g = *named;
+        }
         g.heads = r.getHeads();
         g.headDim = r.getHeadDim();
         g.ropeDims = r.getRopeDims();

@@ -162,6 +162,12 @@ LogicalResult RopeOp::verify() {
     return emitOpError() << "needs one position per token";
   if (getTheta().convertToFloat() <= 0)
     return emitOpError() << "theta must be positive";
+  if (Value factors = getFactors()) {
+    ArrayRef<int64_t> f = weightShape(factors.getType());
+    if (f.size() != 1 || !compatible(f[0], ropeDims / 2))
+      return emitOpError() << "factors must be 1-D of size rope_dims / 2 = "
+                           << ropeDims / 2 << ", got " << factors.getType();
+  }
   return success();
 }
 

@@ -132,19 +132,26 @@ def LowBit_RopeOp : LowBit_Op<"rope", [Pure, AllTypesMatch<["input", "result"]>]
   let summary = "Rotary position embedding on each head";
   let description = [{
     The input is `[tokens, heads * head_dim]`; the first `rope_dims` values of
-    every head are rotated by `pos * theta^(-2i/rope_dims)`. `mode` picks the
-    pairing: `normal` rotates (2i, 2i+1) (llama as stored in GGUF), `neox`
-    rotates (i, i + rope_dims/2).
+    every head are rotated by `freq_scale * pos * theta^(-2i/rope_dims) /
+    factors[i]`. `mode` picks the pairing: `normal` rotates (2i, 2i+1) (llama
+    as stored in GGUF), `neox` rotates (i, i + rope_dims/2). `factors`
+    (optional, `rope_dims / 2` values) are per-frequency divisors such as
+    Llama-3.1's `rope_freqs` (llama.cpp's `freq_factors`).
     ```mlir
     %q = lowbit.rope %x, %pos {heads = 8 : i64, head_dim = 8 : i64, rope_dims = 8 : i64, theta = 1.0e+04 : f32, mode = #lowbit.rope_mode<normal>} : tensor<?x64xf32>, tensor<?xi32>
+    %k = lowbit.rope %y, %pos factors %f {heads = 8 : i64, head_dim = 8 : i64, rope_dims = 8 : i64, theta = 1.0e+04 : f32, mode = #lowbit.rope_mode<normal>} : tensor<?x64xf32>, tensor<?xi32>, !lowbit.qtensor<4 : f32>
     ```
   }];
   let arguments = (ins LowBit_F32Tensor:$input, LowBit_IndexTensor:$positions,
+                       Optional<LowBit_WeightLike>:$factors,
                        I64Attr:$heads, I64Attr:$head_dim, I64Attr:$rope_dims,
                        F32Attr:$theta, LowBit_RopeModeEnumAttr:$mode,
                        DefaultValuedAttr<F32Attr, "1.0f">:$freq_scale);
   let results = (outs LowBit_F32Tensor:$result);
-  let assemblyFormat = "$input `,` $positions attr-dict `:` type($input) `,` type($positions)";
+  let assemblyFormat = [{
+    $input `,` $positions (`factors` $factors^)? attr-dict `:` type($input) `,`
+    type($positions) (`,` type($factors)^)?
+  }];
   let hasVerifier = 1;
 }
 

@@ -222,9 +222,13 @@ LogicalResult GGUFImporter::buildDecoder(ModuleOp module, StringRef arch) {
     factor = reader.getFloat((arch + ".rope.scale_linear").str(), 0.0);
   std::string scalingType =
       reader.getString((arch + ".rope.scaling.type").str(), "linear");
-  if (factor > 0 && scalingType != "none" && scalingType != "linear")
-    return emitError(fileLoc) << "unsupported RoPE scaling type '"
-                              << scalingType << "'";
+  // YaRN and LongRoPE change the rotation in ways lowbit does not compute
+  // yet: refuse them rather than evaluate a different model.
+  if (scalingType != "none" && scalingType != "linear")
+    return emitError(fileLoc)
+           << "RoPE scaling type '" << scalingType << "' (key " << arch
+           << ".rope.scaling.type) is not supported yet; lowbit implements "
+              "linear scaling and Llama-3.1 frequency factors (rope_freqs)";
   float freqScale = factor > 0 ? static_cast<float>(1.0 / factor) : 1.0f;
   // GGUF llama weights are permuted for adjacent-pair rotation; qwen2 and
   // other NeoX-style models rotate the two halves.
@@ -298,6 +302,11 @@ LogicalResult GGUFImporter::buildDecoder(ModuleOp module, StringRef arch) {
                               fileLoc),
         x, builder.getI64IntegerAttr(layer));
   };
+  // Llama-3.1-style per-frequency divisors, shared by every layer's q and k.
+  Value ropeFactors = weight("rope_freqs.weight", {ropeDims / 2},
+                             /*optional=*/true);
+  if (!ropeFactors && weights.count("rope_freqs.weight"))
+    return failure(); // Present but malformed: diagnosed by weight().
   boundary(0);
   int64_t nFF = getHParam(arch, "feed_forward_length", 0);
   int64_t kvWidth = nHeadKV * headDim, qWidth = nHead * headDim;
@@ -315,7 +324,7 @@ LogicalResult GGUFImporter::buildDecoder(ModuleOp module, StringRef arch) {
       return failure();
     auto rope = [&](Value input, int64_t heads) {
       return RopeOp::create(builder, loc, input.getType(), input, positions,
-                            builder.getI64IntegerAttr(heads),
+                            ropeFactors, builder.getI64IntegerAttr(heads),
                             builder.getI64IntegerAttr(headDim),
                             builder.getI64IntegerAttr(ropeDims),
                             builder.getF32FloatAttr(theta),

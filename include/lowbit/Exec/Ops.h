@@ -46,6 +46,9 @@ struct RopeParams {
   float freqBase = 10000.0f;
   float freqScale = 1.0f;
   RopeMode mode = RopeMode::Normal;
+  /// ropeDims / 2 divisors of the pair frequencies (Llama-3.1's rope_freqs,
+  /// ggml's freq_factors); null: none.
+  const float *freqFactors = nullptr;
 };
 
 /// y[r] = (x[r] - mean) / sqrt(var + eps) * w (+ b) for `rows` rows of `d`

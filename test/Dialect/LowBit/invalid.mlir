@@ -176,6 +176,14 @@ func.func @f(%x: tensor<?x64xf32>, %p: tensor<?xi32>) {
 
 // -----
 
+func.func @f(%x: tensor<?x64xf32>, %p: tensor<?xi32>, %f: tensor<8xf32>) {
+  // expected-error @+1 {{factors must be 1-D of size rope_dims / 2 = 4, got 'tensor<8xf32>'}}
+  %y = lowbit.rope %x, %p factors %f {heads = 8 : i64, head_dim = 8 : i64, rope_dims = 8 : i64, theta = 1.0e4 : f32, mode = #lowbit.rope_mode<normal>} : tensor<?x64xf32>, tensor<?xi32>, tensor<8xf32>
+  return
+}
+
+// -----
+
 func.func @f(%q: tensor<?x64xf32>, %k: tensor<?x32xf32>, %c: !lowbit.kv_cache<layers = 2, context = 16, kv_heads = 4, head_dim = 8>, %p: tensor<?xi32>) {
   // expected-error @+1 {{layer 2 is outside the cache's 2 layers}}
   %o = lowbit.attention %q, %k, %k, %c, %p {layer = 2 : i64, heads = 8 : i64, scale = 1.0 : f32} : tensor<?x64xf32>, tensor<?x32xf32>, tensor<?x32xf32>, !lowbit.kv_cache<layers = 2, context = 16, kv_heads = 4, head_dim = 8>, tensor<?xi32> -> tensor<?x64xf32>
