@@ -26,6 +26,7 @@ namespace lowbit::eval {
 namespace {
 
 const char kLogitsMagic[8] = {'L', 'B', 'L', 'O', 'G', 'I', 'T', 'S'};
+const char kLlamaCppLogitsMagic[8] = {'_', 'l', 'o', 'g', 'i', 't', 's', '_'};
 constexpr uint32_t kLogitsVersion = 1;
 
 double secondsSince(std::chrono::steady_clock::time_point t0) {
@@ -363,50 +364,89 @@ bool readLogitsFileInfo(const std::string &path, LogitsFileInfo &info,
     err = path + ": cannot open: " + std::strerror(errno);
     return false;
   }
-  Header h;
-  if (std::fread(&h, sizeof(h), 1, f.get()) != 1 ||
-      std::memcmp(h.magic, kLogitsMagic, 8) != 0) {
-    err = path + ": not a lowbit logits file (bad magic)";
+  char magic[8];
+  if (std::fread(magic, 8, 1, f.get()) != 1) {
+    err = path + ": not a logits file (shorter than its magic)";
     return false;
   }
-  if (h.version != kLogitsVersion) {
-    err =
-        path + ": unsupported logits file version " + std::to_string(h.version);
+  uint64_t vocab, chunks, ctx;
+  uint64_t headerBytes;
+  if (std::memcmp(magic, kLogitsMagic, 8) == 0) {
+    Header h;
+    std::rewind(f.get());
+    if (std::fread(&h, sizeof(h), 1, f.get()) != 1) {
+      err = path + ": truncated logits file header";
+      return false;
+    }
+    if (h.version != kLogitsVersion) {
+      err = path + ": unsupported logits file version " +
+            std::to_string(h.version);
+      return false;
+    }
+    if (h.encoding > 1) {
+      err = path + ": corrupt logits file header";
+      return false;
+    }
+    info.encoding = static_cast<LogitsEncoding>(h.encoding);
+    vocab = h.vocab;
+    chunks = h.chunks;
+    ctx = h.ctx;
+    headerBytes = sizeof(Header);
+  } else if (std::memcmp(magic, kLlamaCppLogitsMagic, 8) == 0) {
+    // llama-perplexity --kl-divergence-base: "_logits_", int32 n_ctx,
+    // n_vocab, n_chunk, then the tokens and rows as our U16 encoding.
+    int32_t fields[3];
+    if (std::fread(fields, 4, 3, f.get()) != 3) {
+      err = path + ": truncated llama.cpp logits file header";
+      return false;
+    }
+    if (fields[0] <= 0 || fields[1] <= 0 || fields[2] <= 0) {
+      err = path + ": corrupt llama.cpp logits file header";
+      return false;
+    }
+    info.encoding = LogitsEncoding::U16;
+    ctx = static_cast<uint64_t>(fields[0]);
+    vocab = static_cast<uint64_t>(fields[1]);
+    chunks = static_cast<uint64_t>(fields[2]);
+    headerBytes = 8 + 12;
+  } else {
+    err = path + ": not a logits file (neither lowbit's LBLOGITS nor "
+                 "llama.cpp's _logits_ magic)";
     return false;
   }
-  if (h.encoding > 1 || h.vocab == 0 || h.chunks == 0 || h.ctx < 4) {
+  if (vocab == 0 || chunks == 0 || ctx < 4) {
     err = path + ": corrupt logits file header";
     return false;
   }
-  info.encoding = static_cast<LogitsEncoding>(h.encoding);
-  info.vocabSize = h.vocab;
-  info.chunks = h.chunks;
-  info.contextSize = h.ctx;
+  info.vocabSize = static_cast<int64_t>(vocab);
+  info.chunks = static_cast<int64_t>(chunks);
+  info.contextSize = static_cast<int64_t>(ctx);
   // Check the size before allocating anything from the header's counts.
   if (std::fseek(f.get(), 0, SEEK_END) != 0) {
     err = path + ": cannot seek";
     return false;
   }
   const long size = std::ftell(f.get());
-  const int64_t scoredPerChunk = h.ctx - 1 - h.ctx / 2;
-  const long double expected = static_cast<long double>(sizeof(Header)) +
-                               static_cast<long double>(h.chunks) * h.ctx * 4 +
-                               static_cast<long double>(h.chunks) *
+  const int64_t scoredPerChunk = ctx - 1 - ctx / 2;
+  const long double expected = static_cast<long double>(headerBytes) +
+                               static_cast<long double>(chunks) * ctx * 4 +
+                               static_cast<long double>(chunks) *
                                    scoredPerChunk *
-                                   rowBytes(info.encoding, h.vocab);
+                                   rowBytes(info.encoding, vocab);
   if (static_cast<long double>(size) != expected) {
     err = path + ": truncated or corrupt logits file (" + std::to_string(size) +
           " bytes, header implies " +
           std::to_string(static_cast<uint64_t>(expected)) + ")";
     return false;
   }
-  std::fseek(f.get(), sizeof(Header), SEEK_SET);
-  info.tokens.resize(static_cast<size_t>(h.chunks) * h.ctx);
+  std::fseek(f.get(), static_cast<long>(headerBytes), SEEK_SET);
+  info.tokens.resize(static_cast<size_t>(chunks * ctx));
   if (std::fread(info.tokens.data(), 4, info.tokens.size(), f.get()) !=
       info.tokens.size()) {
     err = path + ": cannot read the tokens";
     return false;
   }
+  info.dataOffset = headerBytes + info.tokens.size() * 4;
   return true;
 }
 
@@ -440,7 +480,7 @@ bool klDivergence(exec::Evaluator &ex, const std::string &basePath, int32_t bos,
     err = basePath + ": cannot open: " + std::strerror(errno);
     return false;
   }
-  std::fseek(f.get(), sizeof(Header) + info.tokens.size() * 4, SEEK_SET);
+  std::fseek(f.get(), static_cast<long>(info.dataOffset), SEEK_SET);
 
   int64_t chunks = info.chunks;
   if (options.maxChunks > 0)

@@ -186,8 +186,9 @@ int evalCommand(int argc, char **argv) {
             "(default f32).");
   cl.option("kl-base", "FILE",
             "Compare against the log-probabilities a base model saved with\n"
-            "--save-logits (same tokens, same chunks) and report KL "
-            "divergence,\ntop-token agreement and the PPL ratio.");
+            "--save-logits, or llama.cpp's llama-perplexity saved with\n"
+            "--kl-divergence-base (same tokens, same chunks), and report KL\n"
+            "divergence, top-token agreement and the PPL ratio.");
   cl.flag("json", "Print the results as one JSON object on stdout.");
   cl.epilog("The progress bar is drawn on stderr when it is a terminal and "
             "LOWBIT_NO_PROGRESS is unset.");

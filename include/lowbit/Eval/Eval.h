@@ -132,13 +132,18 @@ bool perplexity(exec::Evaluator &executor, const std::vector<int32_t> &tokens,
 ///   contextSize/2 of them) one row: F32: float logprob[vocabSize];
 ///   U16: float scale, float minLogProb, uint16 q[vocabSize rounded up to
 ///   even] with logprob = scale * q + minLogProb.
+///
+/// llama.cpp's `llama-perplexity --kl-divergence-base` files are read too:
+///   char magic[8] = "_logits_"; i32 n_ctx, n_vocab, n_chunk;
+///   i32 tokens[n_chunk * n_ctx]; then the rows as U16 above.
 struct LogitsFileInfo {
   LogitsEncoding encoding = LogitsEncoding::F32;
   int64_t vocabSize = 0, chunks = 0, contextSize = 0;
   std::vector<int32_t> tokens;
+  uint64_t dataOffset = 0; // where the first row starts
 };
 
-/// Reads a saved-logits file's header and tokens.
+/// Reads a saved-logits file's header and tokens (either format).
 bool readLogitsFileInfo(const std::string &path, LogitsFileInfo &info,
                         std::string &err);
 
