@@ -458,8 +458,12 @@ void Executor::runOp(const GraphOp &op, const int32_t *tokens, int64_t rows,
     return;
   }
   case OpKind::RMSNorm:
-    ops::rmsNorm(*pool_, in(0), vectorOf_[index], rows, width, op.epsilon,
-                 out(0));
+    if (op.group > 0) // rows of groups: each group is a row of its own
+      ops::rmsNorm(*pool_, in(0), vectorOf_[index], rows * (width / op.group),
+                   op.group, op.epsilon, out(0));
+    else
+      ops::rmsNorm(*pool_, in(0), vectorOf_[index], rows, width, op.epsilon,
+                   out(0));
     return;
   case OpKind::LayerNorm:
     ops::layerNorm(*pool_, in(0), vectorOf_[index], biasVectorOf_[index],

@@ -233,7 +233,13 @@ private:
     case OpKind::LayerNorm: {
       if (!arity(op, 1, 1) || !sameWidths(op))
         return false;
-      const int64_t d = width(op.inputs[0]);
+      int64_t d = width(op.inputs[0]);
+      if (op.group != 0) {
+        if (op.kind != OpKind::RMSNorm || op.group < 0 || d % op.group != 0)
+          return fail(&op, "group " + str(op.group) +
+                               " does not divide the width " + str(d));
+        d = op.group;
+      }
       if (!weight(op, op.weight, 1, d) ||
           (!op.bias.empty() && !weight(op, op.bias, 1, d)))
         return false;

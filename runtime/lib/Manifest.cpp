@@ -186,6 +186,7 @@ bool parseGraph(Reader &r, const json &g, exec::Graph &out) {
         !r.integer(o, ow, "head_dim", op.headDim, false, 0) ||
         !r.integer(o, ow, "rope_dims", op.ropeDims, false, 0) ||
         !r.integer(o, ow, "layer", op.cacheLayer, false, 0) ||
+        !r.integer(o, ow, "group", op.group, false, 0) ||
         !r.string(o, ow, "mode", mode, false) ||
         !integers(r, o, ow, "sizes", op.sizes, 1, kMaxWidth, false))
       return false;
@@ -424,6 +425,8 @@ std::string writeManifest(const Manifest &m) {
     case exec::OpKind::RMSNorm:
     case exec::OpKind::LayerNorm:
       o["epsilon"] = op.epsilon;
+      if (op.group)
+        o["group"] = op.group;
       break;
     case exec::OpKind::Rope:
       o["heads"] = op.heads;

@@ -192,6 +192,7 @@ LogicalResult GraphTranslator::translate(Operation &op) {
         if (failed(g))
           return failure();
         g->epsilon = n.getEpsilon().convertToFloat();
+        g->group = n.getGroup().value_or(0);
         return add(&op, *g, n.getInput(), n.getResult());
       })
       .Case<LayerNormOp>([&](LayerNormOp n) -> LogicalResult {

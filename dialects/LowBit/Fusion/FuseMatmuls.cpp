@@ -178,10 +178,13 @@ LogicalResult fuse(ModuleOp module, SymbolTable &symbols,
   return success();
 }
 
-/// Follows a value back through lowbit.rope to the matmul producing it.
+/// Follows a value back through lowbit.rope and a per-head lowbit.rms_norm
+/// (qwen3's q/k norms) to the matmul producing it.
 MatmulOp producer(Value v) {
   if (auto rope = v.getDefiningOp<RopeOp>())
     v = rope.getInput();
+  if (auto norm = v.getDefiningOp<RMSNormOp>(); norm && norm.getGroup())
+    v = norm.getInput();
   return v.getDefiningOp<MatmulOp>();
 }
 

@@ -57,6 +57,8 @@ struct FuseNormQuantPass
   }
 
   void fuse(RMSNormOp norm, const ::lowbit::target::TargetInfo &target) {
+    if (norm.getGroup())
+      return; // per-head norms (q/k) feed RoPE, not matmuls
     SmallVector<MatmulOp> consumers;
     std::optional<formats::Format> act;
     for (Operation *user : norm->getUsers()) {

@@ -134,8 +134,24 @@ static LogicalResult verifyNorm(Operation *op, RankedTensorType input,
 LogicalResult RMSNormOp::verify() {
   if (getEpsilon().convertToFloat() <= 0)
     return emitOpError() << "epsilon must be positive";
-  return verifyNorm(*this, getInput().getType(), getWeight().getType(), {},
-                    getResult().getType());
+  std::optional<int64_t> group = getGroup();
+  if (!group)
+    return verifyNorm(*this, getInput().getType(), getWeight().getType(), {},
+                      getResult().getType());
+  if (getInput().getType() != getResult().getType())
+    return emitOpError() << "result type " << getResult().getType()
+                         << " must equal the input type "
+                         << getInput().getType();
+  int64_t width = getInput().getType().getShape().back();
+  if (*group <= 0 ||
+      (!ShapedType::isDynamic(width) && width % *group != 0))
+    return emitOpError() << "group " << *group
+                         << " must be positive and divide the width " << width;
+  ArrayRef<int64_t> w = weightShape(getWeight().getType());
+  if (w.size() != 1 || !compatible(w[0], *group))
+    return emitOpError() << "weight must be 1-D of size group = " << *group
+                         << ", got " << getWeight().getType();
+  return success();
 }
 
 LogicalResult LayerNormOp::verify() {

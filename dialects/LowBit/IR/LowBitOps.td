@@ -101,13 +101,16 @@ def LowBit_MatmulOp : LowBit_Op<"matmul", [Pure]> {
 def LowBit_RMSNormOp : LowBit_Op<"rms_norm", [Pure]> {
   let summary = "RMS normalisation over the last dimension, times a weight";
   let description = [{
-    `y = x / sqrt(mean(x^2) + epsilon) * weight`
+    `y = x / sqrt(mean(x^2) + epsilon) * weight`. With `group = G` each row is
+    normalised in groups of G values (e.g. per attention head, as qwen3's and
+    gemma3's q/k norms), all with the same G-value weight.
     ```mlir
     %y = lowbit.rms_norm %x, %w {epsilon = 1.0e-05 : f32} : tensor<?x64xf32>, !lowbit.qtensor<64 : f32> -> tensor<?x64xf32>
+    %q = lowbit.rms_norm %x, %h {epsilon = 1.0e-06 : f32, group = 16 : i64} : tensor<?x64xf32>, !lowbit.qtensor<16 : f32> -> tensor<?x64xf32>
     ```
   }];
   let arguments = (ins LowBit_F32Tensor:$input, LowBit_WeightLike:$weight,
-                       F32Attr:$epsilon);
+                       F32Attr:$epsilon, OptionalAttr<I64Attr>:$group);
   let results = (outs LowBit_F32Tensor:$result);
   let assemblyFormat = "$input `,` $weight attr-dict `:` type($input) `,` type($weight) `->` type($result)";
   let hasVerifier = 1;

@@ -129,6 +129,8 @@ struct AWQScalePass
       ScaleGroup group;
       group.anchor = op;
       if (auto norm = dyn_cast<RMSNormOp>(op)) {
+        if (norm.getGroup())
+          return; // a per-head gain cannot absorb per-channel scales
         group.kind = Producer::Norm;
         group.producer = globalOf(norm.getWeight());
         if (group.producer && onlyUsedBy(group.producer, {op}) &&

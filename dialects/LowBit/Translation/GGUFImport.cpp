@@ -233,6 +233,7 @@ LogicalResult GGUFImporter::buildDecoder(ModuleOp module, StringRef arch) {
   // GGUF llama weights are permuted for adjacent-pair rotation; qwen2 and
   // other NeoX-style models rotate the two halves.
   RopeMode ropeMode = arch == "llama" ? RopeMode::normal : RopeMode::neox;
+  const bool perHeadQKNorm = arch == "qwen3";
 
   Type i32 = builder.getI32Type(), f32 = builder.getF32Type();
   int64_t dyn = ShapedType::kDynamic;
@@ -316,12 +317,23 @@ LogicalResult GGUFImporter::buildDecoder(ModuleOp module, StringRef arch) {
     Value attnNorm = weight(p + "attn_norm.weight", {nEmbd});
     if (!attnNorm)
       return failure();
-    Value h = RMSNormOp::create(builder, loc, act(nEmbd), x, attnNorm, epsAttr);
+    Value h = RMSNormOp::create(builder, loc, act(nEmbd), x, attnNorm, epsAttr,
+                                IntegerAttr());
     Value q = linear(h, p + "attn_q", qWidth, nEmbd);
     Value k = linear(h, p + "attn_k", kvWidth, nEmbd);
     Value v = linear(h, p + "attn_v", kvWidth, nEmbd);
     if (!q || !k || !v)
       return failure();
+    if (perHeadQKNorm) {
+      // qwen3: RMSNorm of every head of q and k before RoPE.
+      Value qNorm = weight(p + "attn_q_norm.weight", {headDim});
+      Value kNorm = weight(p + "attn_k_norm.weight", {headDim});
+      if (!qNorm || !kNorm)
+        return failure();
+      auto group = builder.getI64IntegerAttr(headDim);
+      q = RMSNormOp::create(builder, loc, q.getType(), q, qNorm, epsAttr, group);
+      k = RMSNormOp::create(builder, loc, k.getType(), k, kNorm, epsAttr, group);
+    }
     auto rope = [&](Value input, int64_t heads) {
       return RopeOp::create(builder, loc, input.getType(), input, positions,
                             ropeFactors, builder.getI64IntegerAttr(heads),
@@ -346,7 +358,8 @@ LogicalResult GGUFImporter::buildDecoder(ModuleOp module, StringRef arch) {
     Value ffnNorm = weight(p + "ffn_norm.weight", {nEmbd});
     if (!ffnNorm)
       return failure();
-    Value f = RMSNormOp::create(builder, ffnLoc, act(nEmbd), x, ffnNorm, epsAttr);
+    Value f = RMSNormOp::create(builder, ffnLoc, act(nEmbd), x, ffnNorm,
+                                epsAttr, IntegerAttr());
     if (nFF <= 0)
       return emitError(fileLoc) << "invalid " << arch
                                 << ".feed_forward_length " << nFF;
@@ -366,7 +379,7 @@ LogicalResult GGUFImporter::buildDecoder(ModuleOp module, StringRef arch) {
   if (!outNorm)
     return failure();
   x = RMSNormOp::create(builder, tensorLoc("output_norm.weight"), act(nEmbd), x,
-                        outNorm, epsAttr);
+                        outNorm, epsAttr, IntegerAttr());
   Value output = weight("output.weight", {nVocab, nEmbd}, /*optional=*/true);
   if (!output) {
     if (weights.count("output.weight"))
@@ -410,7 +423,7 @@ OwningOpRef<ModuleOp> GGUFImporter::run() {
   if (failed(importWeights(*module)))
     return nullptr;
   if (options.buildGraph && !arch.empty()) {
-    if (arch == "llama" || arch == "qwen2") {
+    if (arch == "llama" || arch == "qwen2" || arch == "qwen3") {
       if (failed(buildDecoder(*module, arch)))
         return nullptr;
     } else {

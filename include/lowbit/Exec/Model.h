@@ -80,6 +80,7 @@ struct GraphOp {
   float scale = 0.0f;     // attention score scale
   int64_t heads = 0, headDim = 0, ropeDims = 0; // rope, attention
   int64_t cacheLayer = 0;                       // attention
+  int64_t group = 0; // rms_norm: values per normalised group (0 = the row)
   RopeMode ropeMode = RopeMode::Normal;
   std::vector<int64_t> sizes; // split
   /// Where the op came from ("file:line:col" of its IR location), for

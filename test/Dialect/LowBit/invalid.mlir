@@ -384,3 +384,19 @@ func.func @residual_width(%x: tensor<?x48xf32>, %w: tensor<32x64xf32>, %r: tenso
   %y = lowbit.matmul_residual %x, %w, %r : tensor<?x48xf32>, tensor<32x64xf32>, tensor<?x32xf32> -> tensor<?x32xf32>
   return
 }
+
+// -----
+
+func.func @f(%x: tensor<?x64xf32>, %w: tensor<16xf32>) {
+  // expected-error @+1 {{group 24 must be positive and divide the width 64}}
+  %y = lowbit.rms_norm %x, %w {epsilon = 1.0e-6 : f32, group = 24 : i64} : tensor<?x64xf32>, tensor<16xf32> -> tensor<?x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<?x64xf32>, %w: tensor<32xf32>) {
+  // expected-error @+1 {{weight must be 1-D of size group = 16, got 'tensor<32xf32>'}}
+  %y = lowbit.rms_norm %x, %w {epsilon = 1.0e-6 : f32, group = 16 : i64} : tensor<?x64xf32>, tensor<32xf32> -> tensor<?x64xf32>
+  return
+}
