@@ -287,7 +287,9 @@ bool chooseFormats(const std::vector<TensorDesc> &tensors,
         return Format::Q4_K;
       return f;
     }
-    if (isValueLike(category)) {
+    // attn_qkv counts among the value tensors (valueTensors) but has its own
+    // rule below, as in llama_tensor_get_type.
+    if (category == Category::AttnV) {
       int64_t i = rank;
       if (ftype == Q2_K)
         f = gqa >= 4 ? Format::Q4_K : Format::Q3_K;

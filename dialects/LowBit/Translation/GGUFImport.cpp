@@ -234,6 +234,15 @@ LogicalResult GGUFImporter::buildDecoder(ModuleOp module, StringRef arch) {
   // other NeoX-style models rotate the two halves.
   RopeMode ropeMode = arch == "llama" ? RopeMode::normal : RopeMode::neox;
   const bool perHeadQKNorm = arch == "qwen3";
+  const bool fusedQKV = arch == "phi3", fusedGateUp = arch == "phi3";
+  // Sliding-window attention is not implemented: accept it only where the
+  // window covers the whole context, so that it cannot change a result.
+  if (int64_t window = getHParam(arch, "attention.sliding_window", 0);
+      window > 0 && window < nCtx)
+    return emitError(fileLoc)
+           << arch << ".attention.sliding_window = " << window
+           << " is shorter than the context (" << nCtx
+           << "); sliding-window attention is not supported yet";
 
   Type i32 = builder.getI32Type(), f32 = builder.getF32Type();
   int64_t dyn = ShapedType::kDynamic;
@@ -319,9 +328,23 @@ LogicalResult GGUFImporter::buildDecoder(ModuleOp module, StringRef arch) {
       return failure();
     Value h = RMSNormOp::create(builder, loc, act(nEmbd), x, attnNorm, epsAttr,
                                 IntegerAttr());
-    Value q = linear(h, p + "attn_q", qWidth, nEmbd);
-    Value k = linear(h, p + "attn_k", kvWidth, nEmbd);
-    Value v = linear(h, p + "attn_v", kvWidth, nEmbd);
+    Value q, k, v;
+    if (fusedQKV) {
+      // phi3: one matmul, rows q then k then v.
+      Value qkv = linear(h, p + "attn_qkv", qWidth + 2 * kvWidth, nEmbd);
+      if (!qkv)
+        return failure();
+      auto split = SplitOp::create(
+          builder, loc, TypeRange{act(qWidth), act(kvWidth), act(kvWidth)},
+          qkv, builder.getDenseI64ArrayAttr({qWidth, kvWidth, kvWidth}));
+      q = split.getResult(0);
+      k = split.getResult(1);
+      v = split.getResult(2);
+    } else {
+      q = linear(h, p + "attn_q", qWidth, nEmbd);
+      k = linear(h, p + "attn_k", kvWidth, nEmbd);
+      v = linear(h, p + "attn_v", kvWidth, nEmbd);
+    }
     if (!q || !k || !v)
       return failure();
     if (perHeadQKNorm) {
@@ -363,8 +386,21 @@ LogicalResult GGUFImporter::buildDecoder(ModuleOp module, StringRef arch) {
     if (nFF <= 0)
       return emitError(fileLoc) << "invalid " << arch
                                 << ".feed_forward_length " << nFF;
-    Value gate = linear(f, p + "ffn_gate", nFF, nEmbd);
-    Value up = linear(f, p + "ffn_up", nFF, nEmbd);
+    Value gate, up;
+    if (fusedGateUp) {
+      // phi3: ffn_up holds the gate rows, then the up rows.
+      Value gateUp = linear(f, p + "ffn_up", 2 * nFF, nEmbd);
+      if (!gateUp)
+        return failure();
+      auto split = SplitOp::create(builder, ffnLoc,
+                                   TypeRange{act(nFF), act(nFF)}, gateUp,
+                                   builder.getDenseI64ArrayAttr({nFF, nFF}));
+      gate = split.getResult(0);
+      up = split.getResult(1);
+    } else {
+      gate = linear(f, p + "ffn_gate", nFF, nEmbd);
+      up = linear(f, p + "ffn_up", nFF, nEmbd);
+    }
     if (!gate || !up)
       return failure();
     Value act0 = SiLUOp::create(builder, ffnLoc, gate);
@@ -423,13 +459,23 @@ OwningOpRef<ModuleOp> GGUFImporter::run() {
   if (failed(importWeights(*module)))
     return nullptr;
   if (options.buildGraph && !arch.empty()) {
-    if (arch == "llama" || arch == "qwen2" || arch == "qwen3") {
+    const bool hasExperts = getHParam(arch, "expert_count", 0) > 0;
+    if (hasExperts) {
+      // Mixture-of-experts routing has no description yet: the weights and
+      // metadata still import, so presets and exports work.
+      emitWarning(fileLoc) << "'" << arch
+                           << "' with experts has no graph builder yet; "
+                              "imported weights and metadata only (presets "
+                              "work; run/eval/calibration need the graph)";
+    } else if (arch == "llama" || arch == "qwen2" || arch == "qwen3" ||
+               arch == "phi3") {
       if (failed(buildDecoder(*module, arch)))
         return nullptr;
     } else {
       emitWarning(fileLoc) << "architecture '" << arch
                            << "' has no graph builder yet; imported weights "
-                              "and metadata only";
+                              "and metadata only (presets work; "
+                              "run/eval/calibration need the graph)";
     }
   }
   return module;
