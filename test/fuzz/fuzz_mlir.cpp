@@ -51,6 +51,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   // MLIR's lexer stops at a NUL past the end, as lowbit's own loader gives
   // it (a copied MemoryBuffer); the fuzzer's bytes have none.
   const std::string text(reinterpret_cast<const char *>(data), size);
+  std::string why;
+  if (!mlir::lowbit::checkResourceBlobAlignments(text, "fuzz.mlir", why))
+    return 0; // refused before parsing, as lowbit's loader does
   OwningOpRef<ModuleOp> module = parseSourceString<ModuleOp>(
       text, ParserConfig(&context), "fuzz.mlir");
   if (!module) {

@@ -84,6 +84,13 @@ OwningOpRef<ModuleOp> loadModel(MLIRContext &context, const std::string &path) {
     llvm::errs() << "error: " << error << "\n";
     return nullptr;
   }
+  if (!mlir::lowbit::checkResourceBlobAlignments(
+          llvm::StringRef(reinterpret_cast<const char *>(file->data()),
+                          file->size()),
+          path, error)) {
+    llvm::errs() << "error: " << error << "\n";
+    return nullptr;
+  }
   llvm::SourceMgr sourceMgr;
   sourceMgr.AddNewSourceBuffer(
       llvm::MemoryBuffer::getMemBufferCopy(

@@ -53,6 +53,15 @@ std::optional<uint32_t> parseGGUFTypeName(llvm::StringRef name);
 /// blob). Null with `error` set when the data cannot be reached.
 const uint8_t *getWeightBytes(GlobalWeightOp op, std::string &error);
 
+/// Checks the hex blobs of a textual module's `dialect_resources` before
+/// MLIR's parser sees them: their first 4 bytes are the blob's alignment,
+/// and MLIR 22 allocates with an alignment of 0 or an absurd one (2^31)
+/// without checking, which aborts the process. False with `error` =
+/// "<name>:<line>:<col>: ..." for a blob lowbit refuses (alignment not a
+/// power of two in [1, 4096]).
+bool checkResourceBlobAlignments(llvm::StringRef source, llvm::StringRef name,
+                                 std::string &error);
+
 /// The name llama.cpp gives the weight: its role's GGUF tensor name (the one
 /// role <-> name map, lowbit/GGUF/TensorNames.h), or its symbol when it has
 /// no role. What --tensor-type regexes, imatrix entries and the presets'

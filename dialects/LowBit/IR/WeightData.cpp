@@ -51,3 +51,38 @@ const uint8_t *mlir::lowbit::getWeightBytes(GlobalWeightOp op,
   error = "@" + op.getSymName().str() + " has no data";
   return nullptr;
 }
+
+bool mlir::lowbit::checkResourceBlobAlignments(llvm::StringRef source,
+                                               llvm::StringRef name,
+                                               std::string &error) {
+  // File metadata ({-# ... #-}) holds the resources; blobs are "0x<hex>".
+  size_t pos = source.find("{-#");
+  while (pos != llvm::StringRef::npos) {
+    pos = source.find("\"0x", pos);
+    if (pos == llvm::StringRef::npos)
+      break;
+    const size_t hexStart = pos + 3;
+    uint32_t align = 0;
+    bool complete = hexStart + 8 <= source.size();
+    for (size_t i = 0; complete && i < 4; ++i) {
+      unsigned byte = 0;
+      if (source.substr(hexStart + 2 * i, 2).getAsInteger(16, byte))
+        complete = false;
+      align |= byte << (8 * i); // little-endian u32
+    }
+    // A blob too short to hold an alignment is MLIR's to diagnose.
+    if (complete && (!llvm::isPowerOf2_32(align) || align > 4096)) {
+      size_t line = 1 + source.take_front(pos).count('\n');
+      size_t lineStart = source.take_front(pos).rfind('\n');
+      size_t column =
+          pos - (lineStart == llvm::StringRef::npos ? 0 : lineStart + 1) + 1;
+      error = (name + ":" + llvm::Twine(line) + ":" + llvm::Twine(column) +
+               ": resource blob alignment " + llvm::Twine(align) +
+               " (its first 4 bytes) is not a power of two in [1, 4096]")
+                  .str();
+      return false;
+    }
+    pos = hexStart;
+  }
+  return true;
+}
