@@ -230,11 +230,16 @@ LogicalResult GGUFImporter::buildDecoder(ModuleOp module, StringRef arch) {
            << ".rope.scaling.type) is not supported yet; lowbit implements "
               "linear scaling and Llama-3.1 frequency factors (rope_freqs)";
   float freqScale = factor > 0 ? static_cast<float>(1.0 / factor) : 1.0f;
-  // GGUF llama weights are permuted for adjacent-pair rotation; qwen2 and
-  // other NeoX-style models rotate the two halves.
-  RopeMode ropeMode = arch == "llama" ? RopeMode::normal : RopeMode::neox;
+  // GGUF llama weights are permuted for adjacent-pair rotation, and glm4
+  // rotates adjacent pairs too (llama.cpp's LLAMA_ROPE_TYPE_NORM); qwen2,
+  // qwen3 and phi3 rotate the two halves (NeoX).
+  RopeMode ropeMode = arch == "llama" || arch == "glm4" ? RopeMode::normal
+                                                        : RopeMode::neox;
   const bool perHeadQKNorm = arch == "qwen3";
-  const bool fusedQKV = arch == "phi3", fusedGateUp = arch == "phi3";
+  const bool fusedQKV = arch == "phi3",
+             fusedGateUp = arch == "phi3" || arch == "glm4";
+  // glm4: RMSNorm of the attention and FFN outputs before each residual add.
+  const bool postNorms = arch == "glm4";
   // Sliding-window attention is not implemented: accept it only where the
   // window covers the whole context, so that it cannot change a result.
   if (int64_t window = getHParam(arch, "attention.sliding_window", 0);
@@ -375,6 +380,13 @@ LogicalResult GGUFImporter::buildDecoder(ModuleOp module, StringRef arch) {
     Value attnOut = linear(attn, p + "attn_output", nEmbd, qWidth);
     if (!attnOut)
       return failure();
+    if (postNorms) {
+      Value post = weight(p + "post_attention_norm.weight", {nEmbd});
+      if (!post)
+        return failure();
+      attnOut = RMSNormOp::create(builder, loc, act(nEmbd), attnOut, post,
+                                  epsAttr, IntegerAttr());
+    }
     x = AddOp::create(builder, loc, x, attnOut);
 
     Location ffnLoc = NameLoc::get(builder.getStringAttr(p + "ffn"), fileLoc);
@@ -408,6 +420,13 @@ LogicalResult GGUFImporter::buildDecoder(ModuleOp module, StringRef arch) {
     Value down = linear(prod, p + "ffn_down", nEmbd, nFF);
     if (!down)
       return failure();
+    if (postNorms) {
+      Value post = weight(p + "post_ffw_norm.weight", {nEmbd});
+      if (!post)
+        return failure();
+      down = RMSNormOp::create(builder, ffnLoc, act(nEmbd), down, post, epsAttr,
+                               IntegerAttr());
+    }
     x = AddOp::create(builder, ffnLoc, x, down);
     boundary(layer + 1);
   }
@@ -468,7 +487,7 @@ OwningOpRef<ModuleOp> GGUFImporter::run() {
                               "imported weights and metadata only (presets "
                               "work; run/eval/calibration need the graph)";
     } else if (arch == "llama" || arch == "qwen2" || arch == "qwen3" ||
-               arch == "phi3") {
+               arch == "phi3" || arch == "glm4") {
       if (failed(buildDecoder(*module, arch)))
         return nullptr;
     } else {
