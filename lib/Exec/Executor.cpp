@@ -44,6 +44,7 @@ bool isRowWise(OpKind kind) {
   case OpKind::Softmax:
   case OpKind::SwiGLU:
   case OpKind::Split:
+  case OpKind::Scale:
   case OpKind::Boundary:
     return true;
   case OpKind::Embedding:
@@ -73,6 +74,7 @@ bool mayOverwriteInput(OpKind kind) {
   case OpKind::GELU:
   case OpKind::Softmax:
   case OpKind::SwiGLU:
+  case OpKind::Scale:
     return true;
   default:
     return false;
@@ -487,7 +489,7 @@ void Executor::runOp(const GraphOp &op, const int32_t *tokens, int64_t rows,
     const int64_t kv = g.valueWidth[op.inputs[1]];
     cache_.store(op.cacheLayer, pos, rows, in(1), kv, in(2), kv);
     ops::attention(*pool_, scratch_, cache_, op.cacheLayer, in(0), width, rows,
-                   pos, op.heads, out(0), width, op.scale);
+                   pos, op.heads, out(0), width, op.scale, op.window);
     return;
   }
   case OpKind::Add: {
@@ -512,6 +514,13 @@ void Executor::runOp(const GraphOp &op, const int32_t *tokens, int64_t rows,
   case OpKind::GELU:
     ops::gelu(*pool_, in(0), out(0), rows * width);
     return;
+  case OpKind::Scale: {
+    const float *a = in(0);
+    float *y = out(0);
+    const float factor = op.scale;
+    elementwise(*pool_, rows, width, [&](int64_t e) { y[e] = a[e] * factor; });
+    return;
+  }
   case OpKind::Softmax:
     ops::softmax(*pool_, in(0), out(0), rows, width);
     return;

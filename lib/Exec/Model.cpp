@@ -36,6 +36,8 @@ const char *opKindName(OpKind kind) {
     return "swiglu";
   case OpKind::Split:
     return "split";
+  case OpKind::Scale:
+    return "scale";
   case OpKind::Boundary:
     return "layer_boundary";
   }
@@ -269,6 +271,8 @@ private:
       if (op.cacheLayer < 0 || op.cacheLayer >= c.layers)
         return fail(&op, "cache layer " + str(op.cacheLayer) +
                              " is outside the cache's " + str(c.layers));
+      if (op.window < 0)
+        return fail(&op, "negative attention window");
       if (op.heads <= 0 || c.kvHeads <= 0 || op.heads % c.kvHeads != 0)
         return fail(&op, str(op.heads) + " query heads do not group over " +
                              str(c.kvHeads) + " KV heads");
@@ -286,6 +290,7 @@ private:
     case OpKind::SiLU:
     case OpKind::GELU:
     case OpKind::Softmax:
+    case OpKind::Scale:
     case OpKind::Boundary:
       return arity(op, 1, 1) && sameWidths(op);
     case OpKind::Split: {

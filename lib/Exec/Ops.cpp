@@ -212,7 +212,7 @@ size_t attentionScratchFloats(int64_t heads, int64_t kvHeads, int64_t headDim,
 void attention(ThreadPool &pool, Scratch &scratch, const KVCache &cache,
                int64_t layer, const float *q, int64_t qStride, int64_t n,
                int64_t pos, int64_t heads, float *out, int64_t outStride,
-               float scale) {
+               float scale, int64_t window) {
   const int64_t hd = cache.headDim(), H = heads, Hkv = cache.kvHeads(),
                 group = H / Hkv, ctx = cache.context();
   const int64_t hkv = Hkv * hd;
@@ -244,9 +244,13 @@ void attention(ThreadPool &pool, Scratch &scratch, const KVCache &cache,
         for (int64_t r = 0; r < R; ++r) {
           float *sr = S + r * T;
           const int64_t visible = pos + i0 + r / group + 1;
-          for (int64_t t = 0; t < visible; ++t)
+          // Keys before `first` are outside the sliding window.
+          const int64_t first =
+              window > 0 ? std::max<int64_t>(0, visible - window) : 0;
+          for (int64_t t = first; t < visible; ++t)
             sr[t] *= scale;
-          softmaxRow(sr, sr, visible);
+          softmaxRow(sr + first, sr + first, visible - first);
+          std::fill(sr, sr + first, 0.0f);
           std::fill(sr + visible, sr + T, 0.0f);
         }
 

@@ -187,6 +187,7 @@ bool parseGraph(Reader &r, const json &g, exec::Graph &out) {
         !r.integer(o, ow, "rope_dims", op.ropeDims, false, 0) ||
         !r.integer(o, ow, "layer", op.cacheLayer, false, 0) ||
         !r.integer(o, ow, "group", op.group, false, 0) ||
+        !r.integer(o, ow, "window", op.window, false, 0) ||
         !r.string(o, ow, "mode", mode, false) ||
         !integers(r, o, ow, "sizes", op.sizes, 1, kMaxWidth, false))
       return false;
@@ -439,6 +440,11 @@ std::string writeManifest(const Manifest &m) {
     case exec::OpKind::Attention:
       o["heads"] = op.heads;
       o["layer"] = op.cacheLayer;
+      o["scale"] = op.scale;
+      if (op.window)
+        o["window"] = op.window;
+      break;
+    case exec::OpKind::Scale:
       o["scale"] = op.scale;
       break;
     case exec::OpKind::Split:

@@ -230,6 +230,7 @@ LogicalResult GraphTranslator::translate(Operation &op) {
         g.heads = a.getHeads();
         g.cacheLayer = a.getLayer();
         g.scale = a.getScale().convertToFloat();
+        g.window = a.getWindow().value_or(0);
         return add(&op, g, {a.getQuery(), a.getKey(), a.getValue()},
                    a.getResult());
       })
@@ -253,6 +254,11 @@ LogicalResult GraphTranslator::translate(Operation &op) {
         if (s->hasOneUse() && isa<MulOp>(*s->user_begin()))
           return success(); // folded into the mul (above)
         return add(&op, kind(OpKind::SiLU), s.getInput(), s.getResult());
+      })
+      .Case<ScaleOp>([&](ScaleOp s) {
+        exec::GraphOp g = kind(OpKind::Scale);
+        g.scale = s.getFactor().convertToFloat();
+        return add(&op, g, s.getInput(), s.getResult());
       })
       .Case<GELUOp>([&](GELUOp s) {
         return add(&op, kind(OpKind::GELU), s.getInput(), s.getResult());

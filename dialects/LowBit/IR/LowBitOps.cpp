@@ -188,6 +188,8 @@ LogicalResult RopeOp::verify() {
 }
 
 LogicalResult AttentionOp::verify() {
+  if (std::optional<int64_t> window = getWindow(); window && *window <= 0)
+    return emitOpError() << "window must be positive, got " << *window;
   KVCacheType cache = getCache().getType();
   for (Value v : {getQuery(), getKey(), getValue()})
     if (failed(expectRank(*this, "query, key and value", v.getType(), 2)))

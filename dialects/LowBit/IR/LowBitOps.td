@@ -166,6 +166,8 @@ def LowBit_AttentionOp : LowBit_Op<"attention", [
     of the cache at `positions`, then attends each query head (grouped: query
     head h reads KV head h / (heads / kv_heads)) over cached positions
     `<= positions[t]`, scaled by `scale`. Returns `[tokens, heads * head_dim]`.
+    With `window = W` (sliding-window attention, as gemma's local layers) a
+    query at position p sees only positions `> p - W`.
     ```mlir
     %o = lowbit.attention %q, %k, %v, %cache, %pos {layer = 0 : i64, heads = 8 : i64, scale = 0.35355 : f32}
         : tensor<?x64xf32>, tensor<?x32xf32>, tensor<?x32xf32>, !lowbit.kv_cache<layers = 5, context = 512, kv_heads = 4, head_dim = 8>, tensor<?xi32> -> tensor<?x64xf32>
@@ -174,7 +176,8 @@ def LowBit_AttentionOp : LowBit_Op<"attention", [
   let arguments = (ins LowBit_F32Tensor:$query, LowBit_F32Tensor:$key,
                        LowBit_F32Tensor:$value, LowBit_KVCacheType:$cache,
                        LowBit_IndexTensor:$positions, I64Attr:$layer,
-                       I64Attr:$heads, F32Attr:$scale);
+                       I64Attr:$heads, F32Attr:$scale,
+                       OptionalAttr<I64Attr>:$window);
   let results = (outs LowBit_F32Tensor:$result);
   let assemblyFormat = [{
     $query `,` $key `,` $value `,` $cache `,` $positions attr-dict `:` type($query) `,`
@@ -201,6 +204,19 @@ class LowBit_UnaryOp<string mnemonic, string what>
   let assemblyFormat = "$input attr-dict `:` type($result)";
 }
 def LowBit_SiLUOp : LowBit_UnaryOp<"silu", "x * sigmoid(x)">;
+
+def LowBit_ScaleOp : LowBit_Op<"scale", [Pure, SameOperandsAndResultType]> {
+  let summary = "Elementwise multiplication by a constant";
+  let description = [{
+    `y = x * factor`, e.g. gemma's embeddings times sqrt(embedding width).
+    ```mlir
+    %y = lowbit.scale %x {factor = 1.6e+01 : f32} : tensor<?x256xf32>
+    ```
+  }];
+  let arguments = (ins LowBit_F32Tensor:$input, F32Attr:$factor);
+  let results = (outs LowBit_F32Tensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($result)";
+}
 def LowBit_GELUOp : LowBit_UnaryOp<"gelu", "GELU, tanh approximation (as GGML)">;
 def LowBit_SoftmaxOp : LowBit_UnaryOp<"softmax", "Softmax over the last dimension">;
 

@@ -235,19 +235,26 @@ LogicalResult GGUFImporter::buildDecoder(ModuleOp module, StringRef arch) {
   // qwen3 and phi3 rotate the two halves (NeoX).
   RopeMode ropeMode = arch == "llama" || arch == "glm4" ? RopeMode::normal
                                                         : RopeMode::neox;
-  const bool perHeadQKNorm = arch == "qwen3";
+  const bool gemma = arch == "gemma3";
+  const bool perHeadQKNorm = arch == "qwen3" || gemma;
   const bool fusedQKV = arch == "phi3",
              fusedGateUp = arch == "phi3" || arch == "glm4";
-  // glm4: RMSNorm of the attention and FFN outputs before each residual add.
-  const bool postNorms = arch == "glm4";
-  // Sliding-window attention is not implemented: accept it only where the
-  // window covers the whole context, so that it cannot change a result.
-  if (int64_t window = getHParam(arch, "attention.sliding_window", 0);
-      window > 0 && window < nCtx)
+  // glm4, gemma3: RMSNorm of the attention and FFN outputs before each
+  // residual add.
+  const bool postNorms = arch == "glm4" || gemma;
+  // gemma3: sliding-window attention on five of every six layers (the sixth
+  // global), with RoPE base 10000 on the local layers (llama.cpp's
+  // n_swa_pattern = 6 and rope_freq_base_train_swa).
+  const int64_t window = getHParam(arch, "attention.sliding_window", 0);
+  const int64_t swaPattern = gemma ? 6 : 0;
+  const float localTheta = 10000.0f;
+  // Elsewhere a window is accepted only where it covers the whole context,
+  // so that it cannot change a result.
+  if (!swaPattern && window > 0 && window < nCtx)
     return emitError(fileLoc)
            << arch << ".attention.sliding_window = " << window
            << " is shorter than the context (" << nCtx
-           << "); sliding-window attention is not supported yet";
+           << "); sliding-window attention is not supported yet for " << arch;
 
   Type i32 = builder.getI32Type(), f32 = builder.getF32Type();
   int64_t dyn = ShapedType::kDynamic;
@@ -309,6 +316,10 @@ LogicalResult GGUFImporter::buildDecoder(ModuleOp module, StringRef arch) {
     return failure();
   Value x = EmbeddingOp::create(builder, tensorLoc("token_embd.weight"),
                                 act(nEmbd), table, tokens);
+  if (gemma) // embeddings times sqrt(width), computed in float as llama.cpp
+    x = ScaleOp::create(builder, tensorLoc("token_embd.weight"), x,
+                        builder.getF32FloatAttr(
+                            std::sqrt(static_cast<float>(nEmbd))));
   // The residual stream entering layer `layer` (nLayer: the output head).
   auto boundary = [&](int64_t layer) {
     x = LayerBoundaryOp::create(
@@ -362,12 +373,14 @@ LogicalResult GGUFImporter::buildDecoder(ModuleOp module, StringRef arch) {
       q = RMSNormOp::create(builder, loc, q.getType(), q, qNorm, epsAttr, group);
       k = RMSNormOp::create(builder, loc, k.getType(), k, kNorm, epsAttr, group);
     }
+    const bool local = swaPattern && window > 0 &&
+                       layer % swaPattern < swaPattern - 1;
     auto rope = [&](Value input, int64_t heads) {
       return RopeOp::create(builder, loc, input.getType(), input, positions,
                             ropeFactors, builder.getI64IntegerAttr(heads),
                             builder.getI64IntegerAttr(headDim),
                             builder.getI64IntegerAttr(ropeDims),
-                            builder.getF32FloatAttr(theta),
+                            builder.getF32FloatAttr(local ? localTheta : theta),
                             RopeModeAttr::get(context, ropeMode),
                             builder.getF32FloatAttr(freqScale));
     };
@@ -376,7 +389,8 @@ LogicalResult GGUFImporter::buildDecoder(ModuleOp module, StringRef arch) {
     Value attn = AttentionOp::create(
         builder, loc, act(qWidth), q, k, v, cache, positions,
         builder.getI64IntegerAttr(layer), builder.getI64IntegerAttr(nHead),
-        builder.getF32FloatAttr(1.0f / std::sqrt(static_cast<float>(headDim))));
+        builder.getF32FloatAttr(1.0f / std::sqrt(static_cast<float>(headDim))),
+        local ? builder.getI64IntegerAttr(window) : IntegerAttr());
     Value attnOut = linear(attn, p + "attn_output", nEmbd, qWidth);
     if (!attnOut)
       return failure();
@@ -415,7 +429,9 @@ LogicalResult GGUFImporter::buildDecoder(ModuleOp module, StringRef arch) {
     }
     if (!gate || !up)
       return failure();
-    Value act0 = SiLUOp::create(builder, ffnLoc, gate);
+    // gemma3: GELU-tanh gate (GeGLU); the others SiLU (SwiGLU).
+    Value act0 = gemma ? GELUOp::create(builder, ffnLoc, gate).getResult()
+                       : SiLUOp::create(builder, ffnLoc, gate).getResult();
     Value prod = MulOp::create(builder, ffnLoc, act0, up);
     Value down = linear(prod, p + "ffn_down", nEmbd, nFF);
     if (!down)
@@ -487,7 +503,7 @@ OwningOpRef<ModuleOp> GGUFImporter::run() {
                               "imported weights and metadata only (presets "
                               "work; run/eval/calibration need the graph)";
     } else if (arch == "llama" || arch == "qwen2" || arch == "qwen3" ||
-               arch == "phi3" || arch == "glm4") {
+               arch == "phi3" || arch == "glm4" || arch == "gemma3") {
       if (failed(buildDecoder(*module, arch)))
         return nullptr;
     } else {

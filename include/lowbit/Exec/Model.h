@@ -57,6 +57,7 @@ enum class OpKind {
   Softmax,        // out = softmax(in0) over each row
   SwiGLU,         // out = silu(in0) * in1
   Split,          // outs = column slices of in0 (sizes)
+  Scale,          // out = in0 * scale
   Boundary,       // out = in0: the residual stream between two layers
 };
 
@@ -81,6 +82,7 @@ struct GraphOp {
   int64_t heads = 0, headDim = 0, ropeDims = 0; // rope, attention
   int64_t cacheLayer = 0;                       // attention
   int64_t group = 0; // rms_norm: values per normalised group (0 = the row)
+  int64_t window = 0; // attention: keys within this many positions (0 = all)
   RopeMode ropeMode = RopeMode::Normal;
   std::vector<int64_t> sizes; // split
   /// Where the op came from ("file:line:col" of its IR location), for

@@ -111,11 +111,12 @@ size_t attentionScratchFloats(int64_t heads, int64_t kvHeads, int64_t headDim,
 /// stride `qStride`) at positions [pos, pos + n) against `layer` of the
 /// cache, which must already hold positions [0, pos + n). Writes rows of
 /// heads * headDim (stride `outStride`) to `out`. Scores are scaled by
-/// `scale` (0: 1/sqrt(headDim)).
+/// `scale` (0: 1/sqrt(headDim)). With `window` > 0 a query at position p
+/// sees only keys at positions > p - window (sliding-window attention).
 void attention(ThreadPool &pool, Scratch &scratch, const KVCache &cache,
                int64_t layer, const float *q, int64_t qStride, int64_t n,
                int64_t pos, int64_t heads, float *out, int64_t outStride,
-               float scale = 0.0f);
+               float scale = 0.0f, int64_t window = 0);
 
 /// Floats of per-thread scratch `matmulDecoded` needs.
 size_t matmulScratchFloats();

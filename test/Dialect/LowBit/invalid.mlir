@@ -400,3 +400,11 @@ func.func @f(%x: tensor<?x64xf32>, %w: tensor<32xf32>) {
   %y = lowbit.rms_norm %x, %w {epsilon = 1.0e-6 : f32, group = 16 : i64} : tensor<?x64xf32>, tensor<32xf32> -> tensor<?x64xf32>
   return
 }
+
+// -----
+
+func.func @f(%q: tensor<?x64xf32>, %k: tensor<?x32xf32>, %c: !lowbit.kv_cache<layers = 2, context = 16, kv_heads = 4, head_dim = 8>, %p: tensor<?xi32>) {
+  // expected-error @+1 {{window must be positive, got 0}}
+  %o = lowbit.attention %q, %k, %k, %c, %p {layer = 0 : i64, heads = 8 : i64, scale = 0.35 : f32, window = 0 : i64} : tensor<?x64xf32>, tensor<?x32xf32>, tensor<?x32xf32>, !lowbit.kv_cache<layers = 2, context = 16, kv_heads = 4, head_dim = 8>, tensor<?xi32> -> tensor<?x64xf32>
+  return
+}
