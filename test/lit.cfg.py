@@ -30,6 +30,8 @@ else:
     lit_config.note("../shared/models not found: tests needing real models are skipped")
 if os.path.isdir(os.path.join(config.lowbit_shared_dir, "golden")):
     config.available_features.add("shared-golden")
+if os.path.isdir(os.path.join(config.lowbit_shared_dir, "tokenizers")):
+    config.available_features.add("shared-tokenizers")
 
 config.environment["LOWBIT_NO_PROGRESS"] = "1"
 

@@ -13,5 +13,6 @@ int benchCommand(int argc, char **argv);
 int codegenCommand(int argc, char **argv);
 int imatrixCommand(int argc, char **argv);
 int calibrateCommand(int argc, char **argv);
+int tokenizeCommand(int argc, char **argv);
 
 #endif // LOWBIT_TOOLS_COMMANDS_H

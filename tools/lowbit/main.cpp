@@ -20,6 +20,7 @@ const Subcommand kSubcommands[] = {
      "Record activation statistics (imatrix, Hessians) from text"},
     {"run", runCommand, "Generate text with the reference executor"},
     {"eval", evalCommand, "Perplexity and KL divergence (llama.cpp protocol)"},
+    {"tokenize", tokenizeCommand, "Text to token ids with the model's tokenizer"},
     {"bench", benchCommand,
      "Prompt and generation speed, llama-bench style"},
     {"codegen", codegenCommand,
