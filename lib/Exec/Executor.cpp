@@ -45,6 +45,7 @@ bool isRowWise(OpKind kind) {
   case OpKind::SwiGLU:
   case OpKind::Split:
   case OpKind::Scale:
+  case OpKind::MoEFFN:
   case OpKind::Boundary:
     return true;
   case OpKind::Embedding:
@@ -514,6 +515,9 @@ void Executor::runOp(const GraphOp &op, const int32_t *tokens, int64_t rows,
   case OpKind::GELU:
     ops::gelu(*pool_, in(0), out(0), rows * width);
     return;
+  case OpKind::MoEFFN:
+    moeFFN(op, *w, in(0), rows, out(0));
+    return;
   case OpKind::Scale: {
     const float *a = in(0);
     float *y = out(0);
@@ -638,6 +642,116 @@ bool Executor::eval(const int32_t *tokens, int64_t n, int64_t pos,
   if (n == 0)
     cached_ = pos;
   return true;
+}
+
+// llama.cpp's build_moe_ffn: softmax over the router's logits, the top_k
+// experts by probability (ties: lower index), weights optionally divided by
+// their sum, each chosen expert's SwiGLU FFN, the weighted outputs summed in
+// the order the experts were chosen; then the shared expert, scaled by
+// sigmoid(x . gate_inp). Tokens are grouped by expert so that each expert's
+// matrices are decoded once per pass.
+void Executor::moeFFN(const GraphOp &op, const WeightRef &router,
+                      const float *x, int64_t rows, float *y) {
+  const int64_t d = router.cols, e = router.rows, k = op.topK;
+  std::vector<float> probs(static_cast<size_t>(rows * e));
+  ops::matmulDecoded(*pool_, scratch_, router, x, rows, probs.data());
+  ops::softmax(*pool_, probs.data(), probs.data(), rows, e);
+  std::vector<int32_t> chosen(static_cast<size_t>(rows * k));
+  std::vector<float> weights(static_cast<size_t>(rows * k));
+  std::vector<int32_t> order(static_cast<size_t>(e));
+  for (int64_t t = 0; t < rows; ++t) {
+    const float *p = probs.data() + t * e;
+    for (int64_t i = 0; i < e; ++i)
+      order[i] = static_cast<int32_t>(i);
+    std::stable_sort(order.begin(), order.end(),
+                     [&](int32_t a, int32_t b) { return p[a] > p[b]; });
+    double sum = 0;
+    for (int64_t j = 0; j < k; ++j) {
+      chosen[t * k + j] = order[j];
+      weights[t * k + j] = p[order[j]];
+      sum += p[order[j]];
+    }
+    if (op.normalize)
+      for (int64_t j = 0; j < k; ++j)
+        weights[t * k + j] /= static_cast<float>(sum);
+  }
+
+  const WeightRef &gate = *model_.find(op.experts[0]);
+  const WeightRef &up = *model_.find(op.experts[1]);
+  const WeightRef &down = *model_.find(op.experts[2]);
+  const int64_t f = gate.rows / e;
+  auto slice = [](const WeightRef &w, int64_t rowsPer, int64_t index) {
+    WeightRef r = w;
+    r.rows = rowsPer;
+    r.data = w.data + static_cast<uint64_t>(index * rowsPer) * w.rowBytes;
+    return r;
+  };
+  // Output of every (token, choice), then summed in choice order.
+  std::vector<float> perChoice(static_cast<size_t>(rows * k * d));
+  std::vector<float> xs, g, u, out;
+  std::vector<int64_t> slots;
+  for (int64_t ex = 0; ex < e; ++ex) {
+    slots.clear();
+    for (int64_t s = 0; s < rows * k; ++s)
+      if (chosen[s] == ex)
+        slots.push_back(s);
+    if (slots.empty())
+      continue;
+    const int64_t m = static_cast<int64_t>(slots.size());
+    xs.resize(static_cast<size_t>(m * d));
+    for (int64_t i = 0; i < m; ++i)
+      std::memcpy(xs.data() + i * d, x + (slots[i] / k) * d,
+                  d * sizeof(float));
+    g.resize(static_cast<size_t>(m * f));
+    u.resize(static_cast<size_t>(m * f));
+    out.resize(static_cast<size_t>(m * d));
+    ops::matmulDecoded(*pool_, scratch_, slice(gate, f, ex), xs.data(), m,
+                       g.data());
+    ops::matmulDecoded(*pool_, scratch_, slice(up, f, ex), xs.data(), m,
+                       u.data());
+    ops::swiglu(*pool_, g.data(), f, u.data(), f, g.data(), f, m, f);
+    ops::matmulDecoded(*pool_, scratch_, slice(down, d, ex), g.data(), m,
+                       out.data());
+    for (int64_t i = 0; i < m; ++i) {
+      const float wgt = weights[slots[i]];
+      float *dst = perChoice.data() + slots[i] * d;
+      const float *src = out.data() + i * d;
+      for (int64_t c = 0; c < d; ++c)
+        dst[c] = src[c] * wgt;
+    }
+  }
+  for (int64_t t = 0; t < rows; ++t) {
+    float *yt = y + t * d;
+    const float *first = perChoice.data() + t * k * d;
+    std::memcpy(yt, first, d * sizeof(float));
+    for (int64_t j = 1; j < k; ++j) {
+      const float *o = first + j * d;
+      for (int64_t c = 0; c < d; ++c)
+        yt[c] += o[c];
+    }
+  }
+
+  if (op.experts.size() == 7) {
+    const WeightRef &sg = *model_.find(op.experts[3]);
+    const WeightRef &su = *model_.find(op.experts[4]);
+    const WeightRef &sd = *model_.find(op.experts[5]);
+    const WeightRef &si = *model_.find(op.experts[6]);
+    const int64_t sf = sg.rows;
+    g.resize(static_cast<size_t>(rows * sf));
+    u.resize(static_cast<size_t>(rows * sf));
+    out.resize(static_cast<size_t>(rows * d));
+    std::vector<float> gateLogit(static_cast<size_t>(rows));
+    ops::matmulDecoded(*pool_, scratch_, sg, x, rows, g.data());
+    ops::matmulDecoded(*pool_, scratch_, su, x, rows, u.data());
+    ops::swiglu(*pool_, g.data(), sf, u.data(), sf, g.data(), sf, rows, sf);
+    ops::matmulDecoded(*pool_, scratch_, sd, g.data(), rows, out.data());
+    ops::matmulDecoded(*pool_, scratch_, si, x, rows, gateLogit.data());
+    for (int64_t t = 0; t < rows; ++t) {
+      const float s = 1.0f / (1.0f + std::exp(-gateLogit[t]));
+      for (int64_t c = 0; c < d; ++c)
+        y[t * d + c] += out[t * d + c] * s;
+    }
+  }
 }
 
 } // namespace lowbit::exec

@@ -38,6 +38,8 @@ const char *opKindName(OpKind kind) {
     return "split";
   case OpKind::Scale:
     return "scale";
+  case OpKind::MoEFFN:
+    return "moe_ffn";
   case OpKind::Boundary:
     return "layer_boundary";
   }
@@ -293,6 +295,40 @@ private:
     case OpKind::Scale:
     case OpKind::Boundary:
       return arity(op, 1, 1) && sameWidths(op);
+    case OpKind::MoEFFN: {
+      if (!arity(op, 1, 1) || !sameWidths(op))
+        return false;
+      const int64_t d = width(op.inputs[0]);
+      const WeightRef *router = weight(op, op.weight, -1, d);
+      if (!router)
+        return false;
+      const int64_t e = router->rows;
+      if (op.experts.size() != 3 && op.experts.size() != 7)
+        return fail(&op, "needs gate, up and down expert weights (and four "
+                         "shared-expert weights, or none)");
+      if (op.topK <= 0 || op.topK > e)
+        return fail(&op, "top_k " + str(op.topK) + " is not in [1, " +
+                             str(e) + "]");
+      const WeightRef *gate = m_.find(op.experts[0]);
+      if (!gate || gate->rows % e != 0)
+        return fail(&op, "gate experts must stack " + str(e) + " matrices");
+      const int64_t f = gate->rows / e;
+      if (!weight(op, op.experts[0], e * f, d) ||
+          !weight(op, op.experts[1], e * f, d) ||
+          !weight(op, op.experts[2], e * d, f))
+        return false;
+      if (op.experts.size() == 7) {
+        const WeightRef *sg = m_.find(op.experts[3]);
+        if (!sg)
+          return fail(&op, "weight '" + op.experts[3] + "' is missing");
+        if (!weight(op, op.experts[3], sg->rows, d) ||
+            !weight(op, op.experts[4], sg->rows, d) ||
+            !weight(op, op.experts[5], d, sg->rows) ||
+            !weight(op, op.experts[6], 1, d))
+          return false;
+      }
+      return true;
+    }
     case OpKind::Split: {
       if (op.inputs.size() != 1 || op.outputs.size() != op.sizes.size() ||
           op.sizes.empty())

@@ -78,6 +78,16 @@ public:
       out = static_cast<uint64_t>(v);
     return true;
   }
+  bool boolean(const json &obj, const std::string &where, const char *key,
+               bool &out, bool required = true) {
+    const json *v = field(obj, where, key, required);
+    if (!v)
+      return !required;
+    if (!v->is_boolean())
+      return fail(where, key, "must be true or false");
+    out = v->get<bool>();
+    return true;
+  }
   bool number(const json &obj, const std::string &where, const char *key,
               double &out, bool required = true) {
     const json *v = field(obj, where, key, required);
@@ -122,6 +132,21 @@ bool integers(Reader &r, const json &obj, const std::string &where,
                     "must hold integers in [" + std::to_string(min) + ", " +
                         std::to_string(max) + "]");
     out.push_back(e.get<int64_t>());
+  }
+  return true;
+}
+
+bool strings(Reader &r, const json &obj, const std::string &where,
+             const char *key, std::vector<std::string> &out) {
+  const json *v = r.field(obj, where, key, false);
+  if (!v)
+    return true;
+  if (!v->is_array())
+    return r.fail(where, key, "must be an array");
+  for (const json &e : *v) {
+    if (!e.is_string())
+      return r.fail(where, key, "must hold strings");
+    out.push_back(e.get<std::string>());
   }
   return true;
 }
@@ -188,6 +213,9 @@ bool parseGraph(Reader &r, const json &g, exec::Graph &out) {
         !r.integer(o, ow, "layer", op.cacheLayer, false, 0) ||
         !r.integer(o, ow, "group", op.group, false, 0) ||
         !r.integer(o, ow, "window", op.window, false, 0) ||
+        !r.integer(o, ow, "top_k", op.topK, false, 0) ||
+        !r.boolean(o, ow, "normalize", op.normalize, false) ||
+        !strings(r, o, ow, "experts", op.experts) ||
         !r.string(o, ow, "mode", mode, false) ||
         !integers(r, o, ow, "sizes", op.sizes, 1, kMaxWidth, false))
       return false;
@@ -227,8 +255,8 @@ bool parseTensor(Reader &r, const json &t, size_t index, uint64_t weightsSize,
   const json *shape = r.field(t, w, "shape", true);
   if (!shape)
     return false;
-  if (!shape->is_array() || shape->empty() || shape->size() > 2)
-    return r.fail(w, "shape", "must be an array of 1 or 2 dimensions");
+  if (!shape->is_array() || shape->empty() || shape->size() > 3)
+    return r.fail(w, "shape", "must be an array of 1 to 3 dimensions");
   uint64_t elements = 1;
   for (const json &d : *shape) {
     if (!d.is_number_integer() || d.get<int64_t>() <= 0 ||
@@ -446,6 +474,11 @@ std::string writeManifest(const Manifest &m) {
       break;
     case exec::OpKind::Scale:
       o["scale"] = op.scale;
+      break;
+    case exec::OpKind::MoEFFN:
+      o["experts"] = op.experts;
+      o["top_k"] = op.topK;
+      o["normalize"] = op.normalize;
       break;
     case exec::OpKind::Split:
       o["sizes"] = op.sizes;

@@ -437,7 +437,10 @@ bool lb_model::bind(Failure &f) {
   for (const exec::GraphOp &op : g.ops) {
     const bool matmul = op.kind == exec::OpKind::Matmul ||
                         op.kind == exec::OpKind::MatmulResidual;
-    for (const std::string *name : {&op.weight, &op.bias}) {
+    std::vector<const std::string *> names = {&op.weight, &op.bias};
+    for (const std::string &e : op.experts)
+      names.push_back(&e);
+    for (const std::string *name : names) {
       if (name->empty())
         continue;
       auto it = pieces.find(*name);

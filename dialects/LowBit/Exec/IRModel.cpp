@@ -255,6 +255,23 @@ LogicalResult GraphTranslator::translate(Operation &op) {
           return success(); // folded into the mul (above)
         return add(&op, kind(OpKind::SiLU), s.getInput(), s.getResult());
       })
+      .Case<MoEFFNOp>([&](MoEFFNOp m) -> LogicalResult {
+        auto g = withWeight(kind(OpKind::MoEFFN), m.getRouter(), {});
+        if (failed(g))
+          return failure();
+        SmallVector<Value> experts = {m.getGateExps(), m.getUpExps(),
+                                      m.getDownExps()};
+        llvm::append_range(experts, m.getShared());
+        for (Value w : experts) {
+          FailureOr<std::string> name = weight(&op, w);
+          if (failed(name))
+            return failure();
+          g->experts.push_back(*name);
+        }
+        g->topK = m.getTopK();
+        g->normalize = m.getNormalize();
+        return add(&op, *g, m.getInput(), m.getResult());
+      })
       .Case<ScaleOp>([&](ScaleOp s) {
         exec::GraphOp g = kind(OpKind::Scale);
         g.scale = s.getFactor().convertToFloat();
@@ -343,14 +360,17 @@ LogicalResult collectWeights(ModuleOp module, exec::ModelDesc &out,
   for (GlobalWeightOp weight : module.getOps<GlobalWeightOp>()) {
     QTensorType type = weight.getWeightType();
     ArrayRef<int64_t> shape = type.getShape();
-    if (shape.empty() || shape.size() > 2)
-      continue; // not a matrix or vector; the graph cannot name it
+    if (shape.empty() || shape.size() > 3)
+      continue; // the graph cannot name it
     if (type.getLayout() && type.getLayout().getRows() != 1 && !allowPacked)
       continue; // packed for a target: the graph's translation reports it
     exec::WeightRef ref;
     ref.format = type.getFormat().getFormat();
     ref.cols = shape.back();
-    ref.rows = shape.size() == 2 ? shape.front() : 1;
+    // A stack of expert matrices [E, rows, cols] is E * rows rows.
+    ref.rows = 1;
+    for (int64_t dim : shape.drop_back())
+      ref.rows *= dim;
     ref.rowBytes = formats::rowBytes(formats::info(ref.format),
                                      static_cast<uint64_t>(ref.cols));
     std::string why;

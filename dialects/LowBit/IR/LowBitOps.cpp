@@ -187,6 +187,42 @@ LogicalResult RopeOp::verify() {
   return success();
 }
 
+LogicalResult MoEFFNOp::verify() {
+  if (getInput().getType() != getResult().getType())
+    return emitOpError() << "result type must equal the input type";
+  const int64_t width = getInput().getType().getShape().back();
+  ArrayRef<int64_t> router = weightShape(getRouter().getType());
+  if (router.size() != 2 || !compatible(router[1], width))
+    return emitOpError() << "router must be [experts, " << width << "]";
+  const int64_t experts = router[0];
+  ArrayRef<int64_t> gate = weightShape(getGateExps().getType());
+  ArrayRef<int64_t> up = weightShape(getUpExps().getType());
+  ArrayRef<int64_t> down = weightShape(getDownExps().getType());
+  if (gate.size() != 3 || up != gate || down.size() != 3 ||
+      gate[0] != experts || down[0] != experts || gate[2] != width ||
+      down[1] != width || down[2] != gate[1])
+    return emitOpError() << "expert weights must be gate/up [" << experts
+                         << ", ffn, " << width << "] and down [" << experts
+                         << ", " << width << ", ffn]";
+  if (getTopK() <= 0 || getTopK() > experts)
+    return emitOpError() << "top_k must be in [1, " << experts << "], got "
+                         << getTopK();
+  if (!getShared().empty()) {
+    if (getShared().size() != 4)
+      return emitOpError() << "shared expert needs gate, up, down and gate_inp";
+    ArrayRef<int64_t> sg = weightShape(getShared()[0].getType());
+    ArrayRef<int64_t> su = weightShape(getShared()[1].getType());
+    ArrayRef<int64_t> sd = weightShape(getShared()[2].getType());
+    ArrayRef<int64_t> si = weightShape(getShared()[3].getType());
+    if (sg.size() != 2 || su != sg || sg[1] != width || sd.size() != 2 ||
+        sd[0] != width || sd[1] != sg[0] || si.size() != 1 || si[0] != width)
+      return emitOpError() << "shared expert weights must be gate/up [ffn, "
+                           << width << "], down [" << width
+                           << ", ffn] and gate_inp [" << width << "]";
+  }
+  return success();
+}
+
 LogicalResult AttentionOp::verify() {
   if (std::optional<int64_t> window = getWindow(); window && *window <= 0)
     return emitOpError() << "window must be positive, got " << *window;

@@ -205,6 +205,36 @@ class LowBit_UnaryOp<string mnemonic, string what>
 }
 def LowBit_SiLUOp : LowBit_UnaryOp<"silu", "x * sigmoid(x)">;
 
+def LowBit_MoEFFNOp : LowBit_Op<"moe_ffn", [Pure]> {
+  let summary = "Mixture-of-experts feed-forward block with top-k routing";
+  let description = [{
+    For each token row x: `p = softmax(x · routerᵀ)` over the E experts, the
+    `top_k` most probable experts are chosen with weights `p[e]` (divided by
+    their sum when `normalize`), and the result is
+    `Σ_k w_k · down_e(silu(gate_e · x) * (up_e · x))`, summed in the order of
+    the chosen experts (most probable first). The expert weights are stacked
+    3-D tensors `[E, ffn, width]` (`down`: `[E, width, ffn]`), as GGUF stores
+    them. With `shared(gate, up, down, gate_inp)` a shared expert is added,
+    scaled by `sigmoid(x · gate_inp)` (qwen2moe).
+    ```mlir
+    %y = lowbit.moe_ffn %x, %router, %g, %u, %d {top_k = 2 : i64, normalize = true} : tensor<?x256xf32>, !lowbit.qtensor<4x256 : f32>, !lowbit.qtensor<4x256x256 : f16>, !lowbit.qtensor<4x256x256 : f16>, !lowbit.qtensor<4x256x256 : f16> -> tensor<?x256xf32>
+    ```
+  }];
+  let arguments = (ins LowBit_F32Tensor:$input, LowBit_WeightLike:$router,
+                       LowBit_WeightLike:$gate_exps, LowBit_WeightLike:$up_exps,
+                       LowBit_WeightLike:$down_exps,
+                       Variadic<LowBit_WeightLike>:$shared, I64Attr:$top_k,
+                       BoolAttr:$normalize);
+  let results = (outs LowBit_F32Tensor:$result);
+  let assemblyFormat = [{
+    $input `,` $router `,` $gate_exps `,` $up_exps `,` $down_exps
+    (`shared` `(` $shared^ `)`)? attr-dict `:` type($input) `,` type($router)
+    `,` type($gate_exps) `,` type($up_exps) `,` type($down_exps)
+    (`,` type($shared)^)? `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
 def LowBit_ScaleOp : LowBit_Op<"scale", [Pure, SameOperandsAndResultType]> {
   let summary = "Elementwise multiplication by a constant";
   let description = [{

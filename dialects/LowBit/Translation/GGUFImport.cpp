@@ -236,7 +236,18 @@ LogicalResult GGUFImporter::buildDecoder(ModuleOp module, StringRef arch) {
   RopeMode ropeMode = arch == "llama" || arch == "glm4" ? RopeMode::normal
                                                         : RopeMode::neox;
   const bool gemma = arch == "gemma3";
-  const bool perHeadQKNorm = arch == "qwen3" || gemma;
+  // Mixture of experts (llama with experts = Mixtral, qwen2moe, qwen3moe):
+  // softmax routing over expert_count experts, expert_used_count chosen;
+  // llama and qwen3moe renormalise the chosen weights, qwen2moe does not
+  // and adds a shared expert behind a sigmoid gate.
+  const int64_t nExperts = getHParam(arch, "expert_count", 0);
+  const int64_t nExpertsUsed = getHParam(arch, "expert_used_count", 0);
+  if (nExperts > 0 && (nExpertsUsed <= 0 || nExpertsUsed > nExperts))
+    return emitError(fileLoc) << arch << ".expert_used_count " << nExpertsUsed
+                              << " is not in [1, " << nExperts << "]";
+  const bool sharedExpert = arch == "qwen2moe";
+  const bool normalizeExperts = arch != "qwen2moe";
+  const bool perHeadQKNorm = arch == "qwen3" || arch == "qwen3moe" || gemma;
   const bool fusedQKV = arch == "phi3",
              fusedGateUp = arch == "phi3" || arch == "glm4";
   // glm4, gemma3: RMSNorm of the attention and FFN outputs before each
@@ -301,6 +312,49 @@ LogicalResult GGUFImporter::buildDecoder(ModuleOp module, StringRef arch) {
                             FlatSymbolRefAttr::get(context, name));
   };
   auto epsAttr = builder.getF32FloatAttr(eps);
+  // The expert block of layer prefix `p`: router, stacked experts (their
+  // FFN width read from the tensors), and qwen2moe's shared expert.
+  auto moeFFN = [&](Value input, const std::string &p, Location loc) -> Value {
+    Value router = weight(p + "ffn_gate_inp.weight", {nExperts, nEmbd});
+    auto gateIt = weights.find(p + "ffn_gate_exps.weight");
+    if (!router || gateIt == weights.end()) {
+      if (router)
+        emitError(fileLoc) << "missing tensor '" << p
+                           << "ffn_gate_exps.weight' for a " << arch
+                           << " model with experts";
+      return {};
+    }
+    ArrayRef<int64_t> gateShape = gateIt->second.getWeightType().getShape();
+    const int64_t expertFF = gateShape.size() == 3 ? gateShape[1] : 0;
+    Value gate = weight(p + "ffn_gate_exps.weight",
+                        {nExperts, expertFF, nEmbd});
+    Value up = weight(p + "ffn_up_exps.weight", {nExperts, expertFF, nEmbd});
+    Value down = weight(p + "ffn_down_exps.weight",
+                        {nExperts, nEmbd, expertFF});
+    if (!gate || !up || !down)
+      return {};
+    SmallVector<Value> shared;
+    if (sharedExpert) {
+      auto sIt = weights.find(p + "ffn_gate_shexp.weight");
+      if (sIt == weights.end()) {
+        emitError(fileLoc) << "missing tensor '" << p
+                           << "ffn_gate_shexp.weight' for a " << arch
+                           << " model";
+        return {};
+      }
+      const int64_t sharedFF = sIt->second.getWeightType().getShape()[0];
+      shared = {weight(p + "ffn_gate_shexp.weight", {sharedFF, nEmbd}),
+                weight(p + "ffn_up_shexp.weight", {sharedFF, nEmbd}),
+                weight(p + "ffn_down_shexp.weight", {nEmbd, sharedFF}),
+                weight(p + "ffn_gate_inp_shexp.weight", {nEmbd})};
+      if (llvm::is_contained(shared, Value()))
+        return {};
+    }
+    return MoEFFNOp::create(builder, loc, act(nEmbd), input, router, gate, up,
+                            down, shared,
+                            builder.getI64IntegerAttr(nExpertsUsed),
+                            builder.getBoolAttr(normalizeExperts));
+  };
   auto linear = [&](Value input, const std::string &prefix, int64_t out,
                     int64_t in) -> Value {
     Value w = weight(prefix + ".weight", {out, in});
@@ -412,6 +466,12 @@ LogicalResult GGUFImporter::buildDecoder(ModuleOp module, StringRef arch) {
     if (nFF <= 0)
       return emitError(fileLoc) << "invalid " << arch
                                 << ".feed_forward_length " << nFF;
+    Value down;
+    if (nExperts > 0) {
+      down = moeFFN(f, p, ffnLoc);
+      if (!down)
+        return failure();
+    } else {
     Value gate, up;
     if (fusedGateUp) {
       // phi3: ffn_up holds the gate rows, then the up rows.
@@ -433,9 +493,10 @@ LogicalResult GGUFImporter::buildDecoder(ModuleOp module, StringRef arch) {
     Value act0 = gemma ? GELUOp::create(builder, ffnLoc, gate).getResult()
                        : SiLUOp::create(builder, ffnLoc, gate).getResult();
     Value prod = MulOp::create(builder, ffnLoc, act0, up);
-    Value down = linear(prod, p + "ffn_down", nEmbd, nFF);
+    down = linear(prod, p + "ffn_down", nEmbd, nFF);
     if (!down)
       return failure();
+    }
     if (postNorms) {
       Value post = weight(p + "post_ffw_norm.weight", {nEmbd});
       if (!post)
@@ -494,16 +555,9 @@ OwningOpRef<ModuleOp> GGUFImporter::run() {
   if (failed(importWeights(*module)))
     return nullptr;
   if (options.buildGraph && !arch.empty()) {
-    const bool hasExperts = getHParam(arch, "expert_count", 0) > 0;
-    if (hasExperts) {
-      // Mixture-of-experts routing has no description yet: the weights and
-      // metadata still import, so presets and exports work.
-      emitWarning(fileLoc) << "'" << arch
-                           << "' with experts has no graph builder yet; "
-                              "imported weights and metadata only (presets "
-                              "work; run/eval/calibration need the graph)";
-    } else if (arch == "llama" || arch == "qwen2" || arch == "qwen3" ||
-               arch == "phi3" || arch == "glm4" || arch == "gemma3") {
+    if (arch == "llama" || arch == "qwen2" || arch == "qwen3" ||
+        arch == "phi3" || arch == "glm4" || arch == "gemma3" ||
+        arch == "qwen2moe" || arch == "qwen3moe") {
       if (failed(buildDecoder(*module, arch)))
         return nullptr;
     } else {

@@ -146,6 +146,8 @@ private:
   void runOp(const GraphOp &op, const int32_t *tokens, int64_t rows,
              int64_t pos, int64_t rowOffset, int64_t headStart);
   void matmul(size_t op, const float *x, int64_t rows, float *y);
+  void moeFFN(const GraphOp &op, const WeightRef &router, const float *x,
+              int64_t rows, float *y);
   void blockIntegerMatmul(const WeightRef &w, const float *x, int64_t rows,
                           float *y);
   const float *roundActivations(formats::Format format, const float *x,

@@ -58,6 +58,7 @@ enum class OpKind {
   SwiGLU,         // out = silu(in0) * in1
   Split,          // outs = column slices of in0 (sizes)
   Scale,          // out = in0 * scale
+  MoEFFN,         // out = top-k mixture of experts (weight = router)
   Boundary,       // out = in0: the residual stream between two layers
 };
 
@@ -83,6 +84,11 @@ struct GraphOp {
   int64_t cacheLayer = 0;                       // attention
   int64_t group = 0; // rms_norm: values per normalised group (0 = the row)
   int64_t window = 0; // attention: keys within this many positions (0 = all)
+  /// moe_ffn: the stacked expert weights gate, up, down, then (optional) the
+  /// shared expert's gate, up, down and gate_inp.
+  std::vector<std::string> experts;
+  int64_t topK = 0;
+  bool normalize = false;
   RopeMode ropeMode = RopeMode::Normal;
   std::vector<int64_t> sizes; // split
   /// Where the op came from ("file:line:col" of its IR location), for

@@ -408,3 +408,19 @@ func.func @f(%q: tensor<?x64xf32>, %k: tensor<?x32xf32>, %c: !lowbit.kv_cache<la
   %o = lowbit.attention %q, %k, %k, %c, %p {layer = 0 : i64, heads = 8 : i64, scale = 0.35 : f32, window = 0 : i64} : tensor<?x64xf32>, tensor<?x32xf32>, tensor<?x32xf32>, !lowbit.kv_cache<layers = 2, context = 16, kv_heads = 4, head_dim = 8>, tensor<?xi32> -> tensor<?x64xf32>
   return
 }
+
+// -----
+
+func.func @f(%x: tensor<?x8xf32>, %r: tensor<4x8xf32>, %g: !lowbit.qtensor<4x16x8 : f32>, %d: !lowbit.qtensor<4x8x16 : f32>) {
+  // expected-error @+1 {{top_k must be in [1, 4], got 5}}
+  %y = lowbit.moe_ffn %x, %r, %g, %g, %d {top_k = 5 : i64, normalize = true} : tensor<?x8xf32>, tensor<4x8xf32>, !lowbit.qtensor<4x16x8 : f32>, !lowbit.qtensor<4x16x8 : f32>, !lowbit.qtensor<4x8x16 : f32> -> tensor<?x8xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<?x8xf32>, %r: tensor<4x8xf32>, %g: !lowbit.qtensor<4x16x8 : f32>, %d: !lowbit.qtensor<3x8x16 : f32>) {
+  // expected-error @+1 {{expert weights must be gate/up [4, ffn, 8] and down [4, 8, ffn]}}
+  %y = lowbit.moe_ffn %x, %r, %g, %g, %d {top_k = 2 : i64, normalize = true} : tensor<?x8xf32>, tensor<4x8xf32>, !lowbit.qtensor<4x16x8 : f32>, !lowbit.qtensor<4x16x8 : f32>, !lowbit.qtensor<3x8x16 : f32> -> tensor<?x8xf32>
+  return
+}

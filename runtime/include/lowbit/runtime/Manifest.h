@@ -77,7 +77,14 @@ struct ManifestTensor {
   std::vector<TensorPart> parts;
   std::string note;
 
-  int64_t rows() const { return shape.size() > 1 ? shape[0] : 1; }
+  /// Rows of the row-major matrix the data is: a stack of expert matrices
+  /// [E, rows, cols] is E * rows rows.
+  int64_t rows() const {
+    int64_t r = 1;
+    for (size_t i = 0; i + 1 < shape.size(); ++i)
+      r *= shape[i];
+    return r;
+  }
   int64_t cols() const { return shape.empty() ? 0 : shape.back(); }
 };
 
