@@ -204,9 +204,10 @@ LogicalResult MoEFFNOp::verify() {
     return emitOpError() << "expert weights must be gate/up [" << experts
                          << ", ffn, " << width << "] and down [" << experts
                          << ", " << width << ", ffn]";
-  if (getTopK() <= 0 || getTopK() > experts)
+  const int64_t topK = static_cast<int64_t>(getTopK());
+  if (topK <= 0 || topK > experts)
     return emitOpError() << "top_k must be in [1, " << experts << "], got "
-                         << getTopK();
+                         << topK;
   if (!getShared().empty()) {
     if (getShared().size() != 4)
       return emitOpError() << "shared expert needs gate, up, down and gate_inp";

@@ -1,0 +1,103 @@
+//===- TemporaryFilesTest.cpp - Temporaries and their cleanup -------------===//
+
+#include "lowbit/Support/MappedFile.h"
+#include "lowbit/Support/TemporaryFiles.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+using namespace lowbit;
+
+namespace {
+
+std::string scratchDir() {
+  std::string dir = ::testing::TempDir() + "lowbit-tmpfiles-" +
+                    std::to_string(::getpid());
+  ::mkdir(dir.c_str(), 0755);
+  return dir;
+}
+
+bool exists(const std::string &path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+void touch(const std::string &path) { std::ofstream(path) << "x"; }
+
+/// A pid that no longer runs: a child that exited and was reaped.
+pid_t deadPid() {
+  pid_t child = ::fork();
+  if (child == 0)
+    ::_exit(0);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  return child;
+}
+
+TEST(TemporaryFiles, StaleTemporariesOfDeadProcessesAreRemoved) {
+  const std::string dir = scratchDir();
+  const std::string out = dir + "/model.gguf";
+  const std::string stale = out + ".tmp." + std::to_string(deadPid());
+  const std::string live = out + ".tmp." + std::to_string(::getppid());
+  const std::string other = dir + "/other.gguf.tmp." + std::to_string(deadPid());
+  const std::string notOurs = out + ".tmp.notapid";
+  for (const std::string &p : {stale, live, other, notOurs})
+    touch(p);
+  removeStaleTemporariesOf(out);
+  EXPECT_FALSE(exists(stale));  // its writer is gone
+  EXPECT_TRUE(exists(live));    // its writer (our parent) still runs
+  EXPECT_TRUE(exists(other));   // another output's temporary
+  EXPECT_TRUE(exists(notOurs)); // not a pid suffix
+  for (const std::string &p : {live, other, notOurs})
+    std::remove(p.c_str());
+  ::rmdir(dir.c_str());
+}
+
+TEST(TemporaryFiles, AtomicWriterLeavesNothingOnFailureOrScopeExit) {
+  const std::string dir = scratchDir();
+  const std::string out = dir + "/a.bin";
+  {
+    AtomicFileWriter w(out);
+    std::string err;
+    ASSERT_TRUE(w.open(err)) << err;
+    ASSERT_TRUE(w.write("abc", 3, err)) << err;
+    EXPECT_TRUE(exists(w.tempPath()));
+  } // not committed
+  EXPECT_FALSE(exists(out));
+  EXPECT_FALSE(exists(temporaryPathFor(out)));
+  {
+    AtomicFileWriter w(out);
+    std::string err;
+    ASSERT_TRUE(w.open(err) && w.write("abc", 3, err) && w.commit(err)) << err;
+  }
+  EXPECT_TRUE(exists(out));
+  EXPECT_FALSE(exists(temporaryPathFor(out)));
+  std::remove(out.c_str());
+  ::rmdir(dir.c_str());
+}
+
+TEST(TemporaryFiles, ScopedTemporaryIsRemovedUnlessReleased) {
+  const std::string dir = scratchDir();
+  const std::string a = dir + "/a", b = dir + "/b";
+  {
+    ScopedTemporaryFile t(a);
+    touch(a);
+  }
+  EXPECT_FALSE(exists(a));
+  {
+    ScopedTemporaryFile t(b);
+    touch(b);
+    t.release();
+  }
+  EXPECT_TRUE(exists(b));
+  std::remove(b.c_str());
+  ::rmdir(dir.c_str());
+}
+
+} // namespace
