@@ -203,6 +203,14 @@ template <typename InClass> void splitRuns(Piece &p, InClass inClass) {
   }
 }
 
+/// [\p{P}\$\+<=>\^~\|]: punctuation and the symbols llama.cpp's default
+/// pre-tokenizer groups with it.
+bool isDefaultSymbol(uint32_t c) {
+  uint8_t f = flags(c);
+  return ((f & Punctuation) && !(f & Whitespace)) || c == '$' || c == '+' ||
+         c == '<' || c == '=' || c == '>' || c == '^' || c == '~' || c == '|';
+}
+
 // [0-9][0-9][0-9]: leftmost non-overlapping triples of ASCII digits.
 void splitDigitTriples(Piece &p) {
   auto digit = [&](size_t i) {
@@ -239,16 +247,28 @@ std::vector<std::string> preTokenize(std::string_view text, PreTokenizer pre) {
   case PreTokenizer::Qwen2:
     pieces = refine(cps, pieces, [](Piece &p) { splitLlama3(p, 1); });
     break;
+  case PreTokenizer::Falcon:
+    // [\p{P}\$\+<=>\^~\|`]+, GPT-2, [0-9][0-9][0-9]
+    pieces = refine(cps, pieces, [](Piece &p) {
+      splitRuns(p, [](uint32_t c) { return isDefaultSymbol(c) || c == '`'; });
+    });
+    pieces = refine(cps, pieces, splitGpt2);
+    pieces = refine(cps, pieces, splitDigitTriples);
+    break;
+  case PreTokenizer::StarCoder:
+    // \p{N}: every number character a piece of its own; then GPT-2.
+    pieces = refine(cps, pieces, [](Piece &p) {
+      for (size_t i = p.begin; i < p.end; ++i)
+        if ((flags(p.cps[i]) & Number) && !(flags(p.cps[i]) & Whitespace)) {
+          p.emit(i);
+          p.emit(i + 1);
+        }
+    });
+    pieces = refine(cps, pieces, splitGpt2);
+    break;
   case PreTokenizer::Default:
     // [\p{P}\$\+<=>\^~\|]+
-    pieces = refine(cps, pieces, [](Piece &p) {
-      splitRuns(p, [](uint32_t c) {
-        uint8_t f = flags(c);
-        return ((f & Punctuation) && !(f & Whitespace)) || c == '$' ||
-               c == '+' || c == '<' || c == '=' || c == '>' || c == '^' ||
-               c == '~' || c == '|';
-      });
-    });
+    pieces = refine(cps, pieces, [](Piece &p) { splitRuns(p, isDefaultSymbol); });
     pieces = refine(cps, pieces, splitGpt2);
     // \p{N}+
     pieces = refine(cps, pieces, [](Piece &p) {

@@ -39,6 +39,8 @@ enum class PreTokenizer {
   GPT2,    // 's|'t|... | ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
   Llama3,  // (?i:'s|...)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|...
   Qwen2,   // as Llama3 with \p{N} (single digits)
+  Falcon,  // [\p{P}$+<=>^~|`]+, then GPT2, then [0-9][0-9][0-9]
+  StarCoder, // \p{N} (each digit alone), then GPT2
 };
 
 /// Splits UTF-8 text into pre-tokenizer words (still UTF-8, not yet mapped
