@@ -258,7 +258,21 @@ TEST(EvalLogitsFile, RejectsBadFiles) {
     out << "NOTLOGITS and some more bytes to fill a header....";
   }
   EXPECT_FALSE(eval::readLogitsFileInfo(bad, info, err));
-  EXPECT_NE(err.find("bad magic"), std::string::npos);
+  EXPECT_NE(err.find("neither lowbit's LBLOGITS nor llama.cpp's _logits_"),
+            std::string::npos)
+      << err;
+
+  // llama.cpp's header (_logits_, n_ctx, n_vocab, n_chunk) with no body.
+  {
+    std::ofstream out(bad, std::ios::binary);
+    const int32_t fields[3] = {8, 16, 2};
+    out.write("_logits_", 8);
+    out.write(reinterpret_cast<const char *>(fields), sizeof(fields));
+  }
+  EXPECT_FALSE(eval::readLogitsFileInfo(bad, info, err));
+  EXPECT_NE(err.find("truncated or corrupt logits file (20 bytes"),
+            std::string::npos)
+      << err;
 
   // A valid header whose body is missing.
   {

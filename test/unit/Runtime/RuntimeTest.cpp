@@ -633,7 +633,7 @@ TEST(Manifest, RejectsWithTheFieldNamed) {
   fails("\"interleave\": 4", "\"interleave\": 256", "power of two");
   fails("\"rows\": 32\n", "\"rows\": 31\n", "rows add up to 127, not 128");
   fails("\"shape\": [\n        128,\n        64\n      ]", "\"shape\": []",
-        "1 or 2 dimensions");
+        "1 to 3 dimensions");
   fails("\"shape\": [\n        128,\n        64\n      ]",
         "\"shape\": [128, 60]", "not a multiple of q8_0's block size");
   fails("\"shape\": [\n        128,\n        64\n      ]",
