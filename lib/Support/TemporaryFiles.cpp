@@ -29,6 +29,7 @@ std::atomic<char *> directorySlots[kSlots];
 constexpr int kSignals[] = {SIGINT, SIGTERM, SIGHUP};
 struct sigaction previousActions[3];
 std::once_flag installOnce;
+std::atomic<void (*)()> interruptHook{nullptr};
 
 void removeAll() {
   for (std::atomic<char *> &slot : fileSlots)
@@ -40,6 +41,8 @@ void removeAll() {
 }
 
 void onSignal(int sig) {
+  if (void (*hook)() = interruptHook.load())
+    hook();
   removeAll();
   // Then what would have happened without us: the previous handler (e.g.
   // LLVM's, which removes its own temporaries) or the default action.
@@ -80,6 +83,8 @@ bool endsWithDeadPid(const std::string &name) {
 }
 
 } // namespace
+
+void setInterruptHook(void (*hook)()) { interruptHook = hook; }
 
 std::string temporaryPathFor(const std::string &path) {
   return path + ".tmp." + std::to_string(::getpid());

@@ -1,6 +1,10 @@
 //===- main.cpp - The lowbit driver ---------------------------------------===//
 #include "Commands.h"
 
+#include "lowbit/Support/TemporaryFiles.h"
+
+#include "llvm/Support/Signals.h"
+
 #include <cstdio>
 #include <cstring>
 
@@ -39,6 +43,9 @@ void printUsage(FILE *out) {
 } // namespace
 
 int main(int argc, char **argv) {
+  // On SIGINT/SIGTERM, LLVM's temporaries (lld's output) go first, then
+  // lowbit's and the folders they were in (see TemporaryFiles.h).
+  lowbit::setInterruptHook(llvm::sys::RunInterruptHandlers);
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
     printUsage(argc < 2 ? stderr : stdout);
     return argc < 2 ? 1 : 0;

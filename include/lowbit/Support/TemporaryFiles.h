@@ -18,6 +18,12 @@
 
 namespace lowbit {
 
+/// Called first by the interruption handler (it must be async-signal-safe):
+/// a program linking LLVM passes llvm::sys::RunInterruptHandlers, so that
+/// LLVM's own temporaries (lld's output, ...) are gone before the folders
+/// they were in are removed.
+void setInterruptHook(void (*hook)());
+
 /// "<path>.tmp.<pid>": the temporary name of `path` for this process.
 std::string temporaryPathFor(const std::string &path);
 
