@@ -460,14 +460,13 @@ void Executor::runOp(const GraphOp &op, const int32_t *tokens, int64_t rows,
     }
     return;
   }
-  case OpKind::RMSNorm:
-    if (op.group > 0) // rows of groups: each group is a row of its own
-      ops::rmsNorm(*pool_, in(0), vectorOf_[index], rows * (width / op.group),
-                   op.group, op.epsilon, out(0));
-    else
-      ops::rmsNorm(*pool_, in(0), vectorOf_[index], rows, width, op.epsilon,
-                   out(0));
+  case OpKind::RMSNorm: {
+    // With a group, each group of a row is normalised as a row of its own.
+    const int64_t group = op.group > 0 ? op.group : width;
+    ops::rmsNorm(*pool_, in(0), vectorOf_[index], rows * (width / group),
+                 group, op.epsilon, out(0));
     return;
+  }
   case OpKind::LayerNorm:
     ops::layerNorm(*pool_, in(0), vectorOf_[index], biasVectorOf_[index],
                    rows, width, op.epsilon, out(0));
@@ -686,9 +685,22 @@ void Executor::moeFFN(const GraphOp &op, const WeightRef &router,
     r.data = w.data + static_cast<uint64_t>(index * rowsPer) * w.rowBytes;
     return r;
   };
+  // down(silu(gate x) * (up x)) for m rows of x into out.
+  std::vector<float> g, u;
+  auto swigluFFN = [&](const WeightRef &gateW, const WeightRef &upW,
+                       const WeightRef &downW, const float *xin, int64_t m,
+                       float *result) {
+    const int64_t ff = gateW.rows;
+    g.resize(static_cast<size_t>(m * ff));
+    u.resize(static_cast<size_t>(m * ff));
+    ops::matmulDecoded(*pool_, scratch_, gateW, xin, m, g.data());
+    ops::matmulDecoded(*pool_, scratch_, upW, xin, m, u.data());
+    ops::swiglu(*pool_, g.data(), ff, u.data(), ff, g.data(), ff, m, ff);
+    ops::matmulDecoded(*pool_, scratch_, downW, g.data(), m, result);
+  };
   // Output of every (token, choice), then summed in choice order.
   std::vector<float> perChoice(static_cast<size_t>(rows * k * d));
-  std::vector<float> xs, g, u, out;
+  std::vector<float> xs, out;
   std::vector<int64_t> slots;
   for (int64_t ex = 0; ex < e; ++ex) {
     slots.clear();
@@ -702,16 +714,9 @@ void Executor::moeFFN(const GraphOp &op, const WeightRef &router,
     for (int64_t i = 0; i < m; ++i)
       std::memcpy(xs.data() + i * d, x + (slots[i] / k) * d,
                   d * sizeof(float));
-    g.resize(static_cast<size_t>(m * f));
-    u.resize(static_cast<size_t>(m * f));
     out.resize(static_cast<size_t>(m * d));
-    ops::matmulDecoded(*pool_, scratch_, slice(gate, f, ex), xs.data(), m,
-                       g.data());
-    ops::matmulDecoded(*pool_, scratch_, slice(up, f, ex), xs.data(), m,
-                       u.data());
-    ops::swiglu(*pool_, g.data(), f, u.data(), f, g.data(), f, m, f);
-    ops::matmulDecoded(*pool_, scratch_, slice(down, d, ex), g.data(), m,
-                       out.data());
+    swigluFFN(slice(gate, f, ex), slice(up, f, ex), slice(down, d, ex),
+              xs.data(), m, out.data());
     for (int64_t i = 0; i < m; ++i) {
       const float wgt = weights[slots[i]];
       float *dst = perChoice.data() + slots[i] * d;
@@ -736,15 +741,9 @@ void Executor::moeFFN(const GraphOp &op, const WeightRef &router,
     const WeightRef &su = *model_.find(op.experts[4]);
     const WeightRef &sd = *model_.find(op.experts[5]);
     const WeightRef &si = *model_.find(op.experts[6]);
-    const int64_t sf = sg.rows;
-    g.resize(static_cast<size_t>(rows * sf));
-    u.resize(static_cast<size_t>(rows * sf));
     out.resize(static_cast<size_t>(rows * d));
     std::vector<float> gateLogit(static_cast<size_t>(rows));
-    ops::matmulDecoded(*pool_, scratch_, sg, x, rows, g.data());
-    ops::matmulDecoded(*pool_, scratch_, su, x, rows, u.data());
-    ops::swiglu(*pool_, g.data(), sf, u.data(), sf, g.data(), sf, rows, sf);
-    ops::matmulDecoded(*pool_, scratch_, sd, g.data(), rows, out.data());
+    swigluFFN(sg, su, sd, x, rows, out.data());
     ops::matmulDecoded(*pool_, scratch_, si, x, rows, gateLogit.data());
     for (int64_t t = 0; t < rows; ++t) {
       const float s = 1.0f / (1.0f + std::exp(-gateLogit[t]));

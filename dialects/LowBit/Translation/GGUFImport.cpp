@@ -472,30 +472,30 @@ LogicalResult GGUFImporter::buildDecoder(ModuleOp module, StringRef arch) {
       if (!down)
         return failure();
     } else {
-    Value gate, up;
-    if (fusedGateUp) {
-      // phi3: ffn_up holds the gate rows, then the up rows.
-      Value gateUp = linear(f, p + "ffn_up", 2 * nFF, nEmbd);
-      if (!gateUp)
+      Value gate, up;
+      if (fusedGateUp) {
+        // phi3: ffn_up holds the gate rows, then the up rows.
+        Value gateUp = linear(f, p + "ffn_up", 2 * nFF, nEmbd);
+        if (!gateUp)
+          return failure();
+        auto split = SplitOp::create(builder, ffnLoc,
+                                     TypeRange{act(nFF), act(nFF)}, gateUp,
+                                     builder.getDenseI64ArrayAttr({nFF, nFF}));
+        gate = split.getResult(0);
+        up = split.getResult(1);
+      } else {
+        gate = linear(f, p + "ffn_gate", nFF, nEmbd);
+        up = linear(f, p + "ffn_up", nFF, nEmbd);
+      }
+      if (!gate || !up)
         return failure();
-      auto split = SplitOp::create(builder, ffnLoc,
-                                   TypeRange{act(nFF), act(nFF)}, gateUp,
-                                   builder.getDenseI64ArrayAttr({nFF, nFF}));
-      gate = split.getResult(0);
-      up = split.getResult(1);
-    } else {
-      gate = linear(f, p + "ffn_gate", nFF, nEmbd);
-      up = linear(f, p + "ffn_up", nFF, nEmbd);
-    }
-    if (!gate || !up)
-      return failure();
-    // gemma3: GELU-tanh gate (GeGLU); the others SiLU (SwiGLU).
-    Value act0 = gemma ? GELUOp::create(builder, ffnLoc, gate).getResult()
-                       : SiLUOp::create(builder, ffnLoc, gate).getResult();
-    Value prod = MulOp::create(builder, ffnLoc, act0, up);
-    down = linear(prod, p + "ffn_down", nEmbd, nFF);
-    if (!down)
-      return failure();
+      // gemma3: GELU-tanh gate (GeGLU); the others SiLU (SwiGLU).
+      Value act0 = gemma ? GELUOp::create(builder, ffnLoc, gate).getResult()
+                         : SiLUOp::create(builder, ffnLoc, gate).getResult();
+      Value prod = MulOp::create(builder, ffnLoc, act0, up);
+      down = linear(prod, p + "ffn_down", nEmbd, nFF);
+      if (!down)
+        return failure();
     }
     if (postNorms) {
       Value post = weight(p + "post_ffw_norm.weight", {nEmbd});
