@@ -21,7 +21,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <string>
+
+#include <sys/mman.h>
+#include <unistd.h>
 
 using namespace mlir;
 
@@ -32,6 +36,41 @@ using namespace mlir;
 extern "C" const char *__asan_default_options() {
   return "allow_user_poisoning=0";
 }
+
+namespace {
+/// The input and its terminating NUL placed so that the NUL is the last byte
+/// before an inaccessible page. Debian's libMLIR is not instrumented, so ASan
+/// cannot see the parser read past a heap buffer; the guard page turns any
+/// such read into a fault at the first byte past the terminator.
+class GuardedText {
+public:
+  GuardedText(const uint8_t *data, size_t size) {
+    const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    const size_t dataPages = (size + 1 + page - 1) / page;
+    length = (dataPages + 1) * page;
+    void *region = mmap(nullptr, length, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (region == MAP_FAILED)
+      std::abort();
+    base = static_cast<char *>(region);
+    if (mprotect(base + dataPages * page, page, PROT_NONE) != 0)
+      std::abort();
+    text = base + dataPages * page - (size + 1);
+    if (size)
+      std::memcpy(text, data, size);
+    text[size] = '\0';
+    textSize = size;
+  }
+  ~GuardedText() { munmap(base, length); }
+  llvm::StringRef str() const { return llvm::StringRef(text, textSize); }
+
+private:
+  char *base = nullptr;
+  char *text = nullptr;
+  size_t length = 0;
+  size_t textSize = 0;
+};
+} // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   DialectRegistry registry;
@@ -48,14 +87,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       ++errors;
     return success();
   });
-  // MLIR's lexer stops at a NUL past the end, as lowbit's own loader gives
-  // it (a copied MemoryBuffer); the fuzzer's bytes have none.
-  const std::string text(reinterpret_cast<const char *>(data), size);
+  // The buffer lowbit's loader gives MLIR, copied in front of a guard page.
   std::string why;
-  if (!mlir::lowbit::checkResourceBlobAlignments(text, "fuzz.mlir", why))
+  std::unique_ptr<llvm::MemoryBuffer> buffer = mlir::lowbit::makeParserBuffer(
+      llvm::StringRef(reinterpret_cast<const char *>(data), size), "fuzz.mlir",
+      why);
+  if (!buffer)
     return 0; // refused before parsing, as lowbit's loader does
+  const GuardedText guarded(
+      reinterpret_cast<const uint8_t *>(buffer->getBufferStart()),
+      buffer->getBufferSize());
   OwningOpRef<ModuleOp> module = parseSourceString<ModuleOp>(
-      text, ParserConfig(&context), "fuzz.mlir");
+      guarded.str(), ParserConfig(&context), "fuzz.mlir");
   if (!module) {
     if (errors == 0)
       std::abort(); // A rejected input says why.

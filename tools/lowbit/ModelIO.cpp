@@ -84,20 +84,16 @@ OwningOpRef<ModuleOp> loadModel(MLIRContext &context, const std::string &path) {
     llvm::errs() << "error: " << error << "\n";
     return nullptr;
   }
-  if (!mlir::lowbit::checkResourceBlobAlignments(
-          llvm::StringRef(reinterpret_cast<const char *>(file->data()),
-                          file->size()),
-          path, error)) {
+  std::unique_ptr<llvm::MemoryBuffer> buffer = mlir::lowbit::makeParserBuffer(
+      llvm::StringRef(reinterpret_cast<const char *>(file->data()),
+                      file->size()),
+      path, error);
+  if (!buffer) {
     llvm::errs() << "error: " << error << "\n";
     return nullptr;
   }
   llvm::SourceMgr sourceMgr;
-  sourceMgr.AddNewSourceBuffer(
-      llvm::MemoryBuffer::getMemBufferCopy(
-          llvm::StringRef(reinterpret_cast<const char *>(file->data()),
-                          file->size()),
-          path),
-      llvm::SMLoc());
+  sourceMgr.AddNewSourceBuffer(std::move(buffer), llvm::SMLoc());
   // Located parse errors ("file:line:col: error: ...") with the source line.
   SourceMgrDiagnosticHandler handler(sourceMgr, &context);
   OwningOpRef<ModuleOp> module = parseSourceFile<ModuleOp>(sourceMgr, &context);

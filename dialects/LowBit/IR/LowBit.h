@@ -14,6 +14,9 @@
 #include "mlir/IR/SymbolTable.h"
 #include "mlir/Interfaces/InferTypeOpInterface.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
+#include "llvm/Support/MemoryBuffer.h"
+
+#include <memory>
 
 #include "LowBit/IR/LowBitDialect.h.inc"
 #include "LowBit/IR/LowBitEnums.h.inc"
@@ -61,6 +64,16 @@ const uint8_t *getWeightBytes(GlobalWeightOp op, std::string &error);
 /// power of two in [1, 4096]).
 bool checkResourceBlobAlignments(llvm::StringRef source, llvm::StringRef name,
                                  std::string &error);
+
+/// The buffer MLIR's parser is given for a textual module: a copy of
+/// `source` that ends in a newline (MemoryBuffer adds the NUL), after
+/// checkResourceBlobAlignments. MLIR 22's lexer steps over the terminating
+/// NUL when a file ends inside a string literal or right after '@', and the
+/// parser then reads past the buffer; a final newline ends both tokens
+/// first. Null with `error` set when the blobs are refused.
+std::unique_ptr<llvm::MemoryBuffer>
+makeParserBuffer(llvm::StringRef source, llvm::StringRef name,
+                 std::string &error);
 
 /// The name llama.cpp gives the weight: its role's GGUF tensor name (the one
 /// role <-> name map, lowbit/GGUF/TensorNames.h), or its symbol when it has

@@ -86,3 +86,24 @@ bool mlir::lowbit::checkResourceBlobAlignments(llvm::StringRef source,
   }
   return true;
 }
+
+std::unique_ptr<llvm::MemoryBuffer>
+mlir::lowbit::makeParserBuffer(llvm::StringRef source, llvm::StringRef name,
+                               std::string &error) {
+  if (!checkResourceBlobAlignments(source, name, error))
+    return nullptr;
+  if (source.ends_with("\n"))
+    return llvm::MemoryBuffer::getMemBufferCopy(source, name);
+  std::unique_ptr<llvm::WritableMemoryBuffer> buffer =
+      llvm::WritableMemoryBuffer::getNewUninitMemBuffer(source.size() + 1,
+                                                        name);
+  if (!buffer) {
+    error = (name + ": cannot allocate " + llvm::Twine(source.size() + 1) +
+             " bytes to parse it")
+                .str();
+    return nullptr;
+  }
+  llvm::copy(source, buffer->getBufferStart());
+  buffer->getBufferStart()[source.size()] = '\n';
+  return buffer;
+}
