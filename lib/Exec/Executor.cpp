@@ -137,8 +137,8 @@ std::unique_ptr<Executor> Executor::create(const ModelDesc &model,
     widest = std::max(widest, w);
   const double activationBytes =
       2.0 * double(e->batch_) * double(widest) * sizeof(float);
-  if (!fitsInMemory(kvBytes, "a KV cache of " + std::to_string(e->ctx_) +
-                                 " positions",
+  if (!fitsInMemory(kvBytes,
+                    "a KV cache of " + std::to_string(e->ctx_) + " positions",
                     err)) {
     err += "; use a smaller context";
     return nullptr;
@@ -463,8 +463,8 @@ void Executor::runOp(const GraphOp &op, const int32_t *tokens, int64_t rows,
   case OpKind::RMSNorm: {
     // With a group, each group of a row is normalised as a row of its own.
     const int64_t group = op.group > 0 ? op.group : width;
-    ops::rmsNorm(*pool_, in(0), vectorOf_[index], rows * (width / group),
-                 group, op.epsilon, out(0));
+    ops::rmsNorm(*pool_, in(0), vectorOf_[index], rows * (width / group), group,
+                 op.epsilon, out(0));
     return;
   }
   case OpKind::LayerNorm:
@@ -712,8 +712,7 @@ void Executor::moeFFN(const GraphOp &op, const WeightRef &router,
     const int64_t m = static_cast<int64_t>(slots.size());
     xs.resize(static_cast<size_t>(m * d));
     for (int64_t i = 0; i < m; ++i)
-      std::memcpy(xs.data() + i * d, x + (slots[i] / k) * d,
-                  d * sizeof(float));
+      std::memcpy(xs.data() + i * d, x + (slots[i] / k) * d, d * sizeof(float));
     out.resize(static_cast<size_t>(m * d));
     swigluFFN(slice(gate, f, ex), slice(up, f, ex), slice(down, d, ex),
               xs.data(), m, out.data());

@@ -188,8 +188,8 @@ panelMatmulAvx512(const float *x, int64_t ldx, int64_t rows, const float *panel,
 int simdLevel() {
   static const int level = [] {
     int cpu = __builtin_cpu_supports("avx512f") ? 2
-              : __builtin_cpu_supports("avx2") ? 1
-                                               : 0;
+              : __builtin_cpu_supports("avx2")  ? 1
+                                                : 0;
     if (const char *cap = std::getenv("LOWBIT_SIMD")) {
       const std::string c = cap;
       cpu = std::min(cpu, c == "scalar" ? 0 : c == "avx2" ? 1 : 2);

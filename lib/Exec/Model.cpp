@@ -307,8 +307,8 @@ private:
         return fail(&op, "needs gate, up and down expert weights (and four "
                          "shared-expert weights, or none)");
       if (op.topK <= 0 || op.topK > e)
-        return fail(&op, "top_k " + str(op.topK) + " is not in [1, " +
-                             str(e) + "]");
+        return fail(&op,
+                    "top_k " + str(op.topK) + " is not in [1, " + str(e) + "]");
       const WeightRef *gate = m_.find(op.experts[0]);
       if (!gate || gate->rows % e != 0)
         return fail(&op, "gate experts must stack " + str(e) + " matrices");

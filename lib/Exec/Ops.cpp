@@ -123,8 +123,8 @@ void rope(const RopeParams &p, float *x, int64_t rows, int64_t heads,
     float theta = static_cast<float>(pos + r);
     for (int64_t i = 0; i < nd; i += 2) {
       // ggml_rope_yarn without extrapolation: freq_scale * (theta / factor).
-      const float t = p.freqScale *
-                      (p.freqFactors ? theta / p.freqFactors[i / 2] : theta);
+      const float t =
+          p.freqScale * (p.freqFactors ? theta / p.freqFactors[i / 2] : theta);
       cs[i] = std::cos(t);
       cs[i + 1] = std::sin(t);
       theta *= thetaScale;

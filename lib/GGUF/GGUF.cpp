@@ -1146,8 +1146,9 @@ bool Writer::write(const std::string &path, Error &err) const {
   AtomicFileWriter file(path);
   auto stripPath = [&](std::string why) {
     const std::string prefix = path + ": ";
-    return why.compare(0, prefix.size(), prefix) == 0 ? why.substr(prefix.size())
-                                                      : why;
+    return why.compare(0, prefix.size(), prefix) == 0
+               ? why.substr(prefix.size())
+               : why;
   };
   std::string why;
   if (!file.open(why))

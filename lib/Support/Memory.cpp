@@ -15,8 +15,8 @@ uint64_t physicalMemoryBytes() {
 }
 
 std::string formatBytes(double bytes) {
-  static const char *const kUnits[] = {"bytes", "KiB", "MiB", "GiB", "TiB",
-                                       "PiB", "EiB"};
+  static const char *const kUnits[] = {"bytes", "KiB", "MiB", "GiB",
+                                       "TiB",   "PiB", "EiB"};
   int unit = 0;
   while (bytes >= 1024.0 && unit < 6) {
     bytes /= 1024.0;

@@ -117,9 +117,9 @@ compressShaNi(uint32_t state[8], const uint8_t *data, size_t count) {
         x = _mm_add_epi32(x, _mm_alignr_epi8(prev, m[(j + 2) % 4], 4));
         cur = _mm_sha256msg2_epu32(x, prev);
       }
-      __m128i k = _mm_add_epi32(
-          cur, _mm_load_si128(
-                   reinterpret_cast<const __m128i *>(kRoundConstants + 4 * j)));
+      __m128i k =
+          _mm_add_epi32(cur, _mm_load_si128(reinterpret_cast<const __m128i *>(
+                                 kRoundConstants + 4 * j)));
       // Two rounds each; after two rounds the old ABEF is the new CDGH, so
       // the registers swap roles and are back in place after four.
       cdgh = _mm_sha256rnds2_epu32(cdgh, abef, k);
@@ -148,8 +148,8 @@ bool cpuHasShaNi() {
 } // namespace
 
 Sha256::Sha256()
-    : state_{0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f,
-             0x9b05688c, 0x1f83d9ab, 0x5be0cd19} {}
+    : state_{0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+             0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19} {}
 
 void Sha256::setPortableOnly(bool portable) { portableOnly = portable; }
 

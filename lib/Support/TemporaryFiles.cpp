@@ -129,7 +129,8 @@ void removeStaleTemporaries(const std::string &dir, const std::string &prefix) {
 
 void removeStaleTemporariesOf(const std::string &path) {
   const size_t slash = path.rfind('/');
-  const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash);
+  const std::string dir =
+      slash == std::string::npos ? "." : path.substr(0, slash);
   const std::string base =
       slash == std::string::npos ? path : path.substr(slash + 1);
   if (!base.empty())

@@ -268,7 +268,8 @@ std::vector<std::string> preTokenize(std::string_view text, PreTokenizer pre) {
     break;
   case PreTokenizer::Default:
     // [\p{P}\$\+<=>\^~\|]+
-    pieces = refine(cps, pieces, [](Piece &p) { splitRuns(p, isDefaultSymbol); });
+    pieces =
+        refine(cps, pieces, [](Piece &p) { splitRuns(p, isDefaultSymbol); });
     pieces = refine(cps, pieces, splitGpt2);
     // \p{N}+
     pieces = refine(cps, pieces, [](Piece &p) {

@@ -148,9 +148,9 @@ Tokenizer::create(const std::vector<gguf::KeyValue> &kvs, std::string &err) {
       t->pre_ = PreTokenizer::GPT2;
     } else if (pre == "falcon") {
       t->pre_ = PreTokenizer::Falcon;
-    } else if (pre == "starcoder" || pre == "refact" ||
-               pre == "command-r" || pre == "smollm" || pre == "codeshell" ||
-               pre == "exaone" || pre == "minerva-7b") {
+    } else if (pre == "starcoder" || pre == "refact" || pre == "command-r" ||
+               pre == "smollm" || pre == "codeshell" || pre == "exaone" ||
+               pre == "minerva-7b") {
       t->pre_ = PreTokenizer::StarCoder;
     } else if (pre == "qwen2" || pre == "deepseek-r1-qwen") {
       t->pre_ = PreTokenizer::Qwen2;

@@ -256,9 +256,8 @@ bool lb_model::load(const std::string &path, const lb_model_params_t &params,
   // The file may have changed between stat and mmap.
   if (weights->size() != manifest.weightsSize)
     return checkFileSize(weightsPath, manifest.weightsSize, f);
-  if (params.verify &&
-      !verifyHash(weightsPath, weights->data(), weights->size(),
-                  manifest.weightsSha256, f))
+  if (params.verify && !verifyHash(weightsPath, weights->data(),
+                                   weights->size(), manifest.weightsSha256, f))
     return false;
   verify = params.verify != 0;
 
@@ -369,8 +368,8 @@ bool lb_model::resolveSymbols(Failure &f) {
       std::shared_ptr<MappedFile> code = MappedFile::open(codePath, err);
       if (!code)
         return fail(f, LB_ERROR_IO, err);
-      if (!verifyHash(codePath, code->data(), code->size(),
-                      manifest.codeSha256, f))
+      if (!verifyHash(codePath, code->data(), code->size(), manifest.codeSha256,
+                      f))
         return false;
     }
     library = dlopen(codePath.c_str(), RTLD_NOW | RTLD_LOCAL);

@@ -73,9 +73,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     (void)t.tokenToPiece(id, /*special=*/true);
   }
   (void)t.detokenize(ids, /*removeSpecial=*/true, /*unparseSpecial=*/false);
-  for (PreTokenizer pre : {PreTokenizer::Default, PreTokenizer::GPT2,
-                           PreTokenizer::Llama3, PreTokenizer::Qwen2,
-                           PreTokenizer::Falcon, PreTokenizer::StarCoder})
+  for (PreTokenizer pre :
+       {PreTokenizer::Default, PreTokenizer::GPT2, PreTokenizer::Llama3,
+        PreTokenizer::Qwen2, PreTokenizer::Falcon, PreTokenizer::StarCoder})
     (void)preTokenize(text, pre);
   return 0;
 }

@@ -28,10 +28,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       std::abort();
     return 0;
   }
-  static const char *const kTexts[] = {
-      "", " ", "Hello world!", "  leading spaces\n\nand lines",
-      "numbers 12345 and 'contractions' it's", "caf\xc3\xa9 \xe4\xb8\xad",
-      "\xff\xfe invalid \xc0\x80", "<s></s><|endoftext|>"};
+  static const char *const kTexts[] = {"",
+                                       " ",
+                                       "Hello world!",
+                                       "  leading spaces\n\nand lines",
+                                       "numbers 12345 and 'contractions' it's",
+                                       "caf\xc3\xa9 \xe4\xb8\xad",
+                                       "\xff\xfe invalid \xc0\x80",
+                                       "<s></s><|endoftext|>"};
   for (const char *text : kTexts)
     for (bool special : {false, true}) {
       std::vector<TokenId> ids = t->tokenize(text, special, special);

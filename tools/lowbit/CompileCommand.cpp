@@ -18,12 +18,12 @@
 #include "LowBit/IR/LowBit.h"
 #include "LowBit/Transforms/Analysis.h"
 #include "LowBit/Transforms/Passes.h"
+#include "LowBit/Translation/GGUFExport.h"
 #include "lowbit/Analysis/BitAllocation.h"
 #include "lowbit/Calibration/IMatrix.h"
-#include "LowBit/Translation/GGUFExport.h"
 #include "lowbit/GGUF/GGUF.h"
-#include "lowbit/Support/TemporaryFiles.h"
 #include "lowbit/Quant/Presets.h"
+#include "lowbit/Support/TemporaryFiles.h"
 
 #include "mlir/Pass/PassManager.h"
 #include "llvm/Support/JSON.h"
@@ -341,7 +341,8 @@ int compileCommand(int argc, char **argv) {
     if (!noImportance && statistics.empty()) {
       if (statePath.empty()) {
         // Calibration state for this run only.
-        temporaryState.reset(temporaryPathFor(cl.get("output") + ".calibration"));
+        temporaryState.reset(
+            temporaryPathFor(cl.get("output") + ".calibration"));
         statePath = temporaryState.path();
       }
       if (cl.has("calib") && !fileExists(statePath)) {

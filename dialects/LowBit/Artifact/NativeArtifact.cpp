@@ -2,10 +2,10 @@
 
 #include "LowBit/Artifact/NativeArtifact.h"
 
+#include "LowBit/Codegen/Codegen.h"
+#include "LowBit/Exec/IRModel.h"
 #include "LowBit/Fusion/Passes.h"
 #include "LowBit/IR/LowBit.h"
-#include "LowBit/Exec/IRModel.h"
-#include "LowBit/Codegen/Codegen.h"
 #include "LowBit/Translation/GGUFExport.h"
 #include "lowbit/GGUF/GGUF.h"
 #include "lowbit/Support/MappedFile.h"

@@ -143,8 +143,7 @@ LogicalResult RMSNormOp::verify() {
                          << " must equal the input type "
                          << getInput().getType();
   int64_t width = getInput().getType().getShape().back();
-  if (*group <= 0 ||
-      (!ShapedType::isDynamic(width) && width % *group != 0))
+  if (*group <= 0 || (!ShapedType::isDynamic(width) && width % *group != 0))
     return emitOpError() << "group " << *group
                          << " must be positive and divide the width " << width;
   ArrayRef<int64_t> w = weightShape(getWeight().getType());

@@ -1,12 +1,12 @@
 //===- Calibrate.cpp - Activation statistics from calibration text --------===//
+#include "LowBit/Exec/IRModel.h"
 #include "LowBit/Transforms/Analysis.h"
 #include "LowBit/Transforms/Passes.h"
-#include "lowbit/Support/MappedFile.h"
-#include "lowbit/Support/TemporaryFiles.h"
 #include "lowbit/Analysis/BitAllocation.h"
-#include "LowBit/Exec/IRModel.h"
 #include "lowbit/Calibration/Calibrator.h"
 #include "lowbit/Exec/Executor.h"
+#include "lowbit/Support/MappedFile.h"
+#include "lowbit/Support/TemporaryFiles.h"
 #include "lowbit/Tokenizer/Tokenizer.h"
 
 #include "mlir/IR/Builders.h"

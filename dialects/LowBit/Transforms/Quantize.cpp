@@ -82,10 +82,9 @@ struct QuantizePass
                              const ::lowbit::calib::IMatrix &data) {
     MLIRContext *context = module.getContext();
     auto i32 = IntegerType::get(context, 32, IntegerType::Signed);
-    appendMetadata(module, "quantize.imatrix.file",
-                   StringAttr::get(context, imatrixName.empty()
-                                                ? imatrix
-                                                : imatrixName));
+    appendMetadata(
+        module, "quantize.imatrix.file",
+        StringAttr::get(context, imatrixName.empty() ? imatrix : imatrixName));
     if (!data.datasets.empty())
       appendMetadata(module, "quantize.imatrix.dataset",
                   StringAttr::get(context, data.datasets.front()));

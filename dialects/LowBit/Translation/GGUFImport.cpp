@@ -168,8 +168,8 @@ LogicalResult GGUFImporter::checkRequiredKeys(StringRef arch) {
       continue;
     }
     const gguf::Value &v = kv->value;
-    bool isFloat = v.type == gguf::ValueType::F32 ||
-                   v.type == gguf::ValueType::F64;
+    bool isFloat =
+        v.type == gguf::ValueType::F32 || v.type == gguf::ValueType::F64;
     bool ok = r.isFloat ? isFloat || v.isInteger()
                         : v.isInteger() && v.type != gguf::ValueType::Bool;
     if (!ok)
@@ -233,8 +233,8 @@ LogicalResult GGUFImporter::buildDecoder(ModuleOp module, StringRef arch) {
   // GGUF llama weights are permuted for adjacent-pair rotation, and glm4
   // rotates adjacent pairs too (llama.cpp's LLAMA_ROPE_TYPE_NORM); qwen2,
   // qwen3 and phi3 rotate the two halves (NeoX).
-  RopeMode ropeMode = arch == "llama" || arch == "glm4" ? RopeMode::normal
-                                                        : RopeMode::neox;
+  RopeMode ropeMode =
+      arch == "llama" || arch == "glm4" ? RopeMode::normal : RopeMode::neox;
   const bool gemma = arch == "gemma3";
   // Mixture of experts (llama with experts = Mixtral, qwen2moe, qwen3moe):
   // softmax routing over expert_count experts, expert_used_count chosen;
@@ -326,11 +326,11 @@ LogicalResult GGUFImporter::buildDecoder(ModuleOp module, StringRef arch) {
     }
     ArrayRef<int64_t> gateShape = gateIt->second.getWeightType().getShape();
     const int64_t expertFF = gateShape.size() == 3 ? gateShape[1] : 0;
-    Value gate = weight(p + "ffn_gate_exps.weight",
-                        {nExperts, expertFF, nEmbd});
+    Value gate =
+        weight(p + "ffn_gate_exps.weight", {nExperts, expertFF, nEmbd});
     Value up = weight(p + "ffn_up_exps.weight", {nExperts, expertFF, nEmbd});
-    Value down = weight(p + "ffn_down_exps.weight",
-                        {nExperts, nEmbd, expertFF});
+    Value down =
+        weight(p + "ffn_down_exps.weight", {nExperts, nEmbd, expertFF});
     if (!gate || !up || !down)
       return {};
     SmallVector<Value> shared;
@@ -371,9 +371,9 @@ LogicalResult GGUFImporter::buildDecoder(ModuleOp module, StringRef arch) {
   Value x = EmbeddingOp::create(builder, tensorLoc("token_embd.weight"),
                                 act(nEmbd), table, tokens);
   if (gemma) // embeddings times sqrt(width), computed in float as llama.cpp
-    x = ScaleOp::create(builder, tensorLoc("token_embd.weight"), x,
-                        builder.getF32FloatAttr(
-                            std::sqrt(static_cast<float>(nEmbd))));
+    x = ScaleOp::create(
+        builder, tensorLoc("token_embd.weight"), x,
+        builder.getF32FloatAttr(std::sqrt(static_cast<float>(nEmbd))));
   // The residual stream entering layer `layer` (nLayer: the output head).
   auto boundary = [&](int64_t layer) {
     x = LayerBoundaryOp::create(
@@ -405,8 +405,8 @@ LogicalResult GGUFImporter::buildDecoder(ModuleOp module, StringRef arch) {
       if (!qkv)
         return failure();
       auto split = SplitOp::create(
-          builder, loc, TypeRange{act(qWidth), act(kvWidth), act(kvWidth)},
-          qkv, builder.getDenseI64ArrayAttr({qWidth, kvWidth, kvWidth}));
+          builder, loc, TypeRange{act(qWidth), act(kvWidth), act(kvWidth)}, qkv,
+          builder.getDenseI64ArrayAttr({qWidth, kvWidth, kvWidth}));
       q = split.getResult(0);
       k = split.getResult(1);
       v = split.getResult(2);
@@ -424,11 +424,13 @@ LogicalResult GGUFImporter::buildDecoder(ModuleOp module, StringRef arch) {
       if (!qNorm || !kNorm)
         return failure();
       auto group = builder.getI64IntegerAttr(headDim);
-      q = RMSNormOp::create(builder, loc, q.getType(), q, qNorm, epsAttr, group);
-      k = RMSNormOp::create(builder, loc, k.getType(), k, kNorm, epsAttr, group);
+      q = RMSNormOp::create(builder, loc, q.getType(), q, qNorm, epsAttr,
+                            group);
+      k = RMSNormOp::create(builder, loc, k.getType(), k, kNorm, epsAttr,
+                            group);
     }
-    const bool local = swaPattern && window > 0 &&
-                       layer % swaPattern < swaPattern - 1;
+    const bool local =
+        swaPattern && window > 0 && layer % swaPattern < swaPattern - 1;
     auto rope = [&](Value input, int64_t heads) {
       return RopeOp::create(builder, loc, input.getType(), input, positions,
                             ropeFactors, builder.getI64IntegerAttr(heads),
@@ -478,9 +480,9 @@ LogicalResult GGUFImporter::buildDecoder(ModuleOp module, StringRef arch) {
         Value gateUp = linear(f, p + "ffn_up", 2 * nFF, nEmbd);
         if (!gateUp)
           return failure();
-        auto split = SplitOp::create(builder, ffnLoc,
-                                     TypeRange{act(nFF), act(nFF)}, gateUp,
-                                     builder.getDenseI64ArrayAttr({nFF, nFF}));
+        auto split =
+            SplitOp::create(builder, ffnLoc, TypeRange{act(nFF), act(nFF)},
+                            gateUp, builder.getDenseI64ArrayAttr({nFF, nFF}));
         gate = split.getResult(0);
         up = split.getResult(1);
       } else {

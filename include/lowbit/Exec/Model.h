@@ -82,7 +82,7 @@ struct GraphOp {
   float scale = 0.0f;     // attention score scale
   int64_t heads = 0, headDim = 0, ropeDims = 0; // rope, attention
   int64_t cacheLayer = 0;                       // attention
-  int64_t group = 0; // rms_norm: values per normalised group (0 = the row)
+  int64_t group = 0;  // rms_norm: values per normalised group (0 = the row)
   int64_t window = 0; // attention: keys within this many positions (0 = all)
   /// moe_ffn: the stacked expert weights gate, up, down, then (optional) the
   /// shared expert's gate, up, down and gate_inp.

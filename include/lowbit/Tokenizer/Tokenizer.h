@@ -35,11 +35,11 @@ constexpr TokenId kNoToken = -1;
 
 /// Pre-tokenizer regex families (llama.cpp's LLAMA_VOCAB_PRE_TYPE_*).
 enum class PreTokenizer {
-  Default, // llama.cpp's fallback list of four regexes
-  GPT2,    // 's|'t|... | ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
-  Llama3,  // (?i:'s|...)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|...
-  Qwen2,   // as Llama3 with \p{N} (single digits)
-  Falcon,  // [\p{P}$+<=>^~|`]+, then GPT2, then [0-9][0-9][0-9]
+  Default,   // llama.cpp's fallback list of four regexes
+  GPT2,      // 's|'t|... | ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+  Llama3,    // (?i:'s|...)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|...
+  Qwen2,     // as Llama3 with \p{N} (single digits)
+  Falcon,    // [\p{P}$+<=>^~|`]+, then GPT2, then [0-9][0-9][0-9]
   StarCoder, // \p{N} (each digit alone), then GPT2
 };
 

@@ -424,3 +424,11 @@ func.func @f(%x: tensor<?x8xf32>, %r: tensor<4x8xf32>, %g: !lowbit.qtensor<4x16x
   %y = lowbit.moe_ffn %x, %r, %g, %g, %d {top_k = 2 : i64, normalize = true} : tensor<?x8xf32>, tensor<4x8xf32>, !lowbit.qtensor<4x16x8 : f32>, !lowbit.qtensor<4x16x8 : f32>, !lowbit.qtensor<3x8x16 : f32> -> tensor<?x8xf32>
   return
 }
+
+// -----
+
+func.func @f(%x: tensor<?x8xf32>, %r: tensor<4x8xf32>, %g: !lowbit.qtensor<4x16x8 : f32>, %d: !lowbit.qtensor<4x8x16 : f32>, %sg: tensor<12x8xf32>) {
+  // expected-error @+1 {{shared expert needs gate, up, down and gate_inp}}
+  %y = lowbit.moe_ffn %x, %r, %g, %g, %d shared(%sg) {top_k = 2 : i64, normalize = true} : tensor<?x8xf32>, tensor<4x8xf32>, !lowbit.qtensor<4x16x8 : f32>, !lowbit.qtensor<4x16x8 : f32>, !lowbit.qtensor<4x8x16 : f32>, tensor<12x8xf32> -> tensor<?x8xf32>
+  return
+}

@@ -87,6 +87,24 @@ func.func @quant(%x: tensor<4x64xf32>) -> tensor<4x64xf32> {
   %d = lowbit.dequantize %q : !lowbit.qtensor<4x64 : q8_0> -> tensor<4x64xf32>
   return %d : tensor<4x64xf32>
 }
+
+// CHECK-LABEL: func.func @families
+func.func @families(%x: tensor<?x8xf32>, %q: tensor<?x16xf32>, %k: tensor<?x8xf32>,
+                   %pos: tensor<?xi32>, %h: tensor<4xf32>, %r: tensor<4x8xf32>,
+                   %g: !lowbit.qtensor<4x16x8 : f32>, %d: !lowbit.qtensor<4x8x16 : f32>,
+                   %sg: tensor<12x8xf32>, %sd: tensor<8x12xf32>, %si: tensor<8xf32>,
+                   %c: !lowbit.kv_cache<layers = 1, context = 16, kv_heads = 2, head_dim = 4>)
+    -> (tensor<?x8xf32>, tensor<?x16xf32>) {
+  // CHECK: lowbit.rms_norm %{{.*}}, %{{.*}} {epsilon = 9.99999997E-7 : f32, group = 4 : i64}
+  %qn = lowbit.rms_norm %q, %h {epsilon = 1.0e-6 : f32, group = 4 : i64} : tensor<?x16xf32>, tensor<4xf32> -> tensor<?x16xf32>
+  // CHECK: lowbit.attention {{.*}} {heads = 4 : i64, layer = 0 : i64, scale = 5.000000e-01 : f32, window = 64 : i64}
+  %o = lowbit.attention %qn, %k, %k, %c, %pos {layer = 0 : i64, heads = 4 : i64, scale = 0.5 : f32, window = 64 : i64} : tensor<?x16xf32>, tensor<?x8xf32>, tensor<?x8xf32>, !lowbit.kv_cache<layers = 1, context = 16, kv_heads = 2, head_dim = 4>, tensor<?xi32> -> tensor<?x16xf32>
+  // CHECK: lowbit.moe_ffn %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} {normalize = true, top_k = 2 : i64}
+  %m = lowbit.moe_ffn %x, %r, %g, %g, %d {top_k = 2 : i64, normalize = true} : tensor<?x8xf32>, tensor<4x8xf32>, !lowbit.qtensor<4x16x8 : f32>, !lowbit.qtensor<4x16x8 : f32>, !lowbit.qtensor<4x8x16 : f32> -> tensor<?x8xf32>
+  // CHECK: lowbit.moe_ffn {{.*}} shared(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}) {normalize = false, top_k = 1 : i64}
+  %s = lowbit.moe_ffn %m, %r, %g, %g, %d shared(%sg, %sg, %sd, %si) {top_k = 1 : i64, normalize = false} : tensor<?x8xf32>, tensor<4x8xf32>, !lowbit.qtensor<4x16x8 : f32>, !lowbit.qtensor<4x16x8 : f32>, !lowbit.qtensor<4x8x16 : f32>, tensor<12x8xf32>, tensor<12x8xf32>, tensor<8x12xf32>, tensor<8xf32> -> tensor<?x8xf32>
+  return %s, %o : tensor<?x8xf32>, tensor<?x16xf32>
+}
 }
 
 {-#

@@ -13,8 +13,8 @@
 #include "lowbit/Exec/Executor.h"
 #include "lowbit/Formats/Layout.h"
 #include "lowbit/GGUF/GGUF.h"
-#include "lowbit/Target/KernelABI.h"
 #include "lowbit/Support/Sha256.h"
+#include "lowbit/Target/KernelABI.h"
 #include "lowbit/runtime/Manifest.h"
 
 #include "TestModels.h"
@@ -486,8 +486,8 @@ TEST(RuntimeBadArtifact, CodeFile) {
   expectLoadFails(b.dir, LB_ERROR_BAD_ARTIFACT,
                   "bad.so: has 15 bytes but the manifest says");
   // The right size, still not an ELF file: dlopen says so.
-  writeFile(b.dir + "/bad2.so", std::string(fs::file_size(b.dir + "/model.so"),
-                                            'x'));
+  writeFile(b.dir + "/bad2.so",
+            std::string(fs::file_size(b.dir + "/model.so"), 'x'));
   editManifest(b.dir, "\"code\": \"bad.so\"", "\"code\": \"bad2.so\"");
   expectLoadFails(b.dir, LB_ERROR_BAD_ARTIFACT, "cannot load");
 }

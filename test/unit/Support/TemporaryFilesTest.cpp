@@ -1,7 +1,7 @@
 //===- TemporaryFilesTest.cpp - Temporaries and their cleanup -------------===//
 
-#include "lowbit/Support/MappedFile.h"
 #include "lowbit/Support/TemporaryFiles.h"
+#include "lowbit/Support/MappedFile.h"
 
 #include <gtest/gtest.h>
 
@@ -17,8 +17,8 @@ using namespace lowbit;
 namespace {
 
 std::string scratchDir() {
-  std::string dir = ::testing::TempDir() + "lowbit-tmpfiles-" +
-                    std::to_string(::getpid());
+  std::string dir =
+      ::testing::TempDir() + "lowbit-tmpfiles-" + std::to_string(::getpid());
   ::mkdir(dir.c_str(), 0755);
   return dir;
 }
@@ -45,7 +45,8 @@ TEST(TemporaryFiles, StaleTemporariesOfDeadProcessesAreRemoved) {
   const std::string out = dir + "/model.gguf";
   const std::string stale = out + ".tmp." + std::to_string(deadPid());
   const std::string live = out + ".tmp." + std::to_string(::getppid());
-  const std::string other = dir + "/other.gguf.tmp." + std::to_string(deadPid());
+  const std::string other =
+      dir + "/other.gguf.tmp." + std::to_string(deadPid());
   const std::string notOurs = out + ".tmp.notapid";
   for (const std::string &p : {stale, live, other, notOurs})
     touch(p);
