@@ -81,9 +81,12 @@ struct Group {
   }
 };
 
+/// Sums of one weight's inputs, per matrix (an expert of a stacked 3-D
+/// weight sees only the tokens routed to it).
 struct WeightStats {
-  std::vector<double> sumSquares, sum;
-  double count = 0;
+  std::vector<double> sumSquares, sum; // experts x k
+  std::vector<double> counts;          // per expert
+  int64_t k = 0;
 };
 
 /// The executor's MatmulObserver for one calibration run.
@@ -100,13 +103,15 @@ public:
   std::vector<Group> groups;
   std::map<std::string, size_t> groupOf;
 
-  void observe(const std::string &name, const float *x, int64_t tokens,
-               int64_t k) {
+  void observe(const std::string &name, int64_t expert, int64_t experts,
+               const float *x, int64_t tokens, int64_t k) {
     if (!error.empty() || tokens <= 0)
       return;
-    if (collectStats && !addStats(name, x, tokens, k))
+    if (collectStats && !addStats(name, expert, experts, x, tokens, k))
       return;
-    if (!options_.hessians)
+    // GPTQ Hessians are kept for 2-D weights only: an expert's matrices
+    // are quantized with its statistics by plain rounding.
+    if (!options_.hessians || experts != 1)
       return;
     size_t g = groupFor(name, x, tokens, k);
     Group &group = groups[g];
@@ -203,32 +208,42 @@ private:
     return true;
   }
 
-  bool addStats(const std::string &name, const float *x, int64_t tokens,
-                int64_t k) {
+  bool addStats(const std::string &name, int64_t expert, int64_t experts,
+                const float *x, int64_t tokens, int64_t k) {
     auto [it, inserted] = stats.try_emplace(name);
     WeightStats &s = it->second;
     if (inserted) {
       statsOrder.push_back(name);
-      s.sumSquares.assign(static_cast<size_t>(k), 0.0);
-      s.sum.assign(static_cast<size_t>(k), 0.0);
-    } else if (static_cast<int64_t>(s.sum.size()) != k) {
+      s.k = k;
+      s.sumSquares.assign(static_cast<size_t>(experts * k), 0.0);
+      s.sum.assign(static_cast<size_t>(experts * k), 0.0);
+      s.counts.assign(static_cast<size_t>(experts), 0.0);
+    } else if (s.k != k ||
+               static_cast<int64_t>(s.counts.size()) != experts) {
       error = "inconsistent input size for " + name;
       return false;
     }
+    if (expert < 0 || expert >= experts) {
+      error = "expert " + std::to_string(expert) + " of " + name +
+              " is outside its " + std::to_string(experts) + " matrices";
+      return false;
+    }
+    double *sumSquares = s.sumSquares.data() + expert * k;
+    double *sum = s.sum.data() + expert * k;
     for (int64_t t = 0; t < tokens; ++t) {
       const float *row = x + t * k;
       for (int64_t c = 0; c < k; ++c) {
         double v = row[c];
-        s.sumSquares[c] += v * v;
-        s.sum[c] += v;
+        sumSquares[c] += v * v;
+        sum[c] += v;
       }
     }
     for (int64_t c = 0; c < k; ++c)
-      if (!std::isfinite(s.sumSquares[c])) {
+      if (!std::isfinite(sumSquares[c])) {
         error = "non-finite activation entering " + name;
         return false;
       }
-    s.count += static_cast<double>(tokens);
+    s.counts[expert] += static_cast<double>(tokens);
     return true;
   }
 
@@ -352,8 +367,10 @@ bool runCalibration(exec::Executor &ex, const std::vector<int32_t> &tokens,
     }
 
   Collector collector(ex, options);
-  ex.setObserver([&](const std::string &name, const float *x, int64_t n,
-                     int64_t k) { collector.observe(name, x, n, k); });
+  ex.setObserver([&](const std::string &name, int64_t expert, int64_t experts,
+                     const float *x, int64_t n, int64_t k) {
+    collector.observe(name, expert, experts, x, n, k);
+  });
   struct ObserverReset {
     exec::Executor &ex;
     ~ObserverReset() { ex.setObserver(nullptr); }
@@ -447,7 +464,7 @@ bool runCalibration(exec::Executor &ex, const std::vector<int32_t> &tokens,
     IMatrixEntry e;
     e.sumSquares.assign(s.sumSquares.begin(), s.sumSquares.end());
     e.sum.assign(s.sum.begin(), s.sum.end());
-    e.counts.assign(1, static_cast<float>(s.count));
+    e.counts.assign(s.counts.begin(), s.counts.end());
     result.imatrix.entries.emplace(name, std::move(e));
   }
   result.imatrix.chunkCount = chunks;
@@ -520,16 +537,11 @@ bool writeCalibrationState(const std::string &path,
                            const std::string &modelFingerprint,
                            const std::string &scratchPath, std::string &err) {
   gguf::Writer writer(3);
-  writer.set("general.type", gguf::Value::makeString("imatrix"));
-  std::vector<gguf::Value> datasets;
-  for (const std::string &d : result.imatrix.datasets)
-    datasets.push_back(gguf::Value::makeString(d));
-  writer.set("imatrix.datasets", gguf::Value::makeArray(gguf::ValueType::String,
-                                                        std::move(datasets)));
-  writer.set("imatrix.chunk_count",
-             gguf::Value::makeU32(static_cast<uint32_t>(result.chunks)));
-  writer.set("imatrix.chunk_size",
-             gguf::Value::makeU32(static_cast<uint32_t>(result.contextSize)));
+  // An importance matrix that llama.cpp reads, with the state added.
+  if (!result.imatrix.addToGGUF(writer, err)) {
+    err = path + ": " + err;
+    return false;
+  }
   writer.set(kStateVersionKey, gguf::Value::makeU32(kStateVersion));
   writer.set(kStateModelKey, gguf::Value::makeString(modelFingerprint));
   if (!result.hessians.empty()) {
@@ -540,17 +552,6 @@ bool writeCalibrationState(const std::string &path,
                    gguf::Value::makeString(g.weights[0] + kHessianSuffix));
   }
 
-  // The imatrix part, as IMatrix::saveGGUF lays it out (sorted names).
-  for (const auto &[name, e] : result.imatrix.entries) {
-    uint64_t n = e.sumSquares.size();
-    writer.addTensor(name + ".in_sum2", {n}, kGGMLTypeF32, e.sumSquares.data(),
-                     n * sizeof(float));
-    writer.addTensor(name + ".counts", {1}, kGGMLTypeF32, e.counts.data(),
-                     sizeof(float));
-    if (!e.sum.empty())
-      writer.addTensor(name + ".in_sum", {n}, kGGMLTypeF32, e.sum.data(),
-                       n * sizeof(float));
-  }
   writer.addTensor(kStateTokenCountsTensor, {result.tokenCounts.size()},
                    kGGMLTypeF32, result.tokenCounts.data(),
                    result.tokenCounts.size() * sizeof(float));

@@ -489,8 +489,22 @@ bool IMatrix::load(const std::string &path, IMatrix &out, std::string &error,
 }
 
 bool IMatrix::saveGGUF(const std::string &path, std::string &error) const {
+  gguf::Writer writer(3);
+  if (!addToGGUF(writer, error)) {
+    error = path + ": " + error;
+    return false;
+  }
+  gguf::Error gerr;
+  if (!writer.write(path, gerr)) {
+    error = gerr.message();
+    return false;
+  }
+  return true;
+}
+
+bool IMatrix::addToGGUF(gguf::Writer &writer, std::string &error) const {
   auto fail = [&](const std::string &what) {
-    error = path + ": " + what;
+    error = what;
     return false;
   };
   if (chunkCount < 0 || chunkCount > UINT32_MAX)
@@ -513,7 +527,6 @@ bool IMatrix::saveGGUF(const std::string &path, std::string &error) const {
                   kSum2Suffix + "' in GGUF");
   }
 
-  gguf::Writer writer(3);
   writer.set("general.type", gguf::Value::makeString("imatrix"));
   std::vector<gguf::Value> datasetValues;
   for (const std::string &d : datasets)
@@ -543,11 +556,6 @@ bool IMatrix::saveGGUF(const std::string &path, std::string &error) const {
     if (!e.sum.empty())
       writer.addTensor(name + kSumSuffix, dims(nIn), kGGMLTypeF32, e.sum.data(),
                        e.sum.size() * sizeof(float));
-  }
-  gguf::Error gerr;
-  if (!writer.write(path, gerr)) {
-    error = gerr.message();
-    return false;
   }
   return true;
 }
@@ -628,17 +636,22 @@ bool IMatrix::saveLegacy(const std::string &path, std::string &error) const {
 }
 
 std::vector<float> IMatrix::importance(const std::string &tensorName,
-                                       int64_t expert) const {
+                                       int64_t expert, int64_t inputs) const {
   auto it = entries.find(tensorName);
   if (it == entries.end())
     return {};
   const IMatrixEntry &e = it->second;
   size_t nMat = e.counts.size();
+  const bool sharedCount = nMat == 1 && inputs > 0 &&
+                           e.sumSquares.size() % inputs == 0 &&
+                           e.sumSquares.size() > static_cast<size_t>(inputs);
+  if (sharedCount)
+    nMat = e.sumSquares.size() / static_cast<size_t>(inputs);
   if (nMat == 0 || e.sumSquares.size() % nMat != 0 || expert < 0 ||
       static_cast<uint64_t>(expert) >= nMat)
     return {};
   size_t nIn = e.sumSquares.size() / nMat;
-  float count = e.counts[static_cast<size_t>(expert)];
+  float count = e.counts[sharedCount ? 0 : static_cast<size_t>(expert)];
   // A matrix that saw no tokens gets uniform importance, as in llama.cpp.
   if (count <= 0)
     return std::vector<float>(nIn, 1.0f);
@@ -669,6 +682,17 @@ std::vector<float> IMatrix::meanActivation(const std::string &tensorName,
   for (size_t j = 0; j < nIn; ++j)
     result[j] = sum[j] / count;
   return result;
+}
+
+double IMatrix::tokenCount(const std::string &tensorName,
+                           int64_t expert) const {
+  auto it = entries.find(tensorName);
+  if (it == entries.end() || expert < 0)
+    return 0;
+  const std::vector<float> &counts = it->second.counts;
+  if (counts.size() == 1)
+    return counts[0];
+  return static_cast<size_t>(expert) < counts.size() ? counts[expert] : 0;
 }
 
 } // namespace lowbit::calib

@@ -312,7 +312,7 @@ void Executor::matmul(size_t index, const float *x, int64_t rows, float *y) {
   const GraphOp &op = model_.graph.ops[index];
   const WeightRef &w = *weightOf_[index];
   if (observer_)
-    observer_(op.weight, x, rows, w.cols);
+    observer_(op.weight, 0, 1, x, rows, w.cols);
   if (backendHandle_[index] >= 0) {
     const uint64_t inputKey =
         (passes_ << 32) | static_cast<uint32_t>(op.inputs[0]);
@@ -653,6 +653,8 @@ void Executor::moeFFN(const GraphOp &op, const WeightRef &router,
                       const float *x, int64_t rows, float *y) {
   const int64_t d = router.cols, e = router.rows, k = op.topK;
   std::vector<float> probs(static_cast<size_t>(rows * e));
+  if (observer_)
+    observer_(op.weight, 0, 1, x, rows, d);
   ops::matmulDecoded(*pool_, scratch_, router, x, rows, probs.data());
   ops::softmax(*pool_, probs.data(), probs.data(), rows, e);
   std::vector<int32_t> chosen(static_cast<size_t>(rows * k));
@@ -685,17 +687,25 @@ void Executor::moeFFN(const GraphOp &op, const WeightRef &router,
     r.data = w.data + static_cast<uint64_t>(index * rowsPer) * w.rowBytes;
     return r;
   };
-  // down(silu(gate x) * (up x)) for m rows of x into out.
+  // down(silu(gate x) * (up x)) for m rows of x into out, with matrix
+  // `expert` of `experts` of the named weights.
   std::vector<float> g, u;
   auto swigluFFN = [&](const WeightRef &gateW, const WeightRef &upW,
-                       const WeightRef &downW, const float *xin, int64_t m,
-                       float *result) {
+                       const WeightRef &downW, const std::string *names,
+                       int64_t expert, int64_t experts, const float *xin,
+                       int64_t m, float *result) {
     const int64_t ff = gateW.rows;
     g.resize(static_cast<size_t>(m * ff));
     u.resize(static_cast<size_t>(m * ff));
+    if (observer_) {
+      observer_(names[0], expert, experts, xin, m, gateW.cols);
+      observer_(names[1], expert, experts, xin, m, upW.cols);
+    }
     ops::matmulDecoded(*pool_, scratch_, gateW, xin, m, g.data());
     ops::matmulDecoded(*pool_, scratch_, upW, xin, m, u.data());
     ops::swiglu(*pool_, g.data(), ff, u.data(), ff, g.data(), ff, m, ff);
+    if (observer_)
+      observer_(names[2], expert, experts, g.data(), m, ff);
     ops::matmulDecoded(*pool_, scratch_, downW, g.data(), m, result);
   };
   // Output of every (token, choice), then summed in choice order.
@@ -715,7 +725,7 @@ void Executor::moeFFN(const GraphOp &op, const WeightRef &router,
       std::memcpy(xs.data() + i * d, x + (slots[i] / k) * d, d * sizeof(float));
     out.resize(static_cast<size_t>(m * d));
     swigluFFN(slice(gate, f, ex), slice(up, f, ex), slice(down, d, ex),
-              xs.data(), m, out.data());
+              op.experts.data(), ex, e, xs.data(), m, out.data());
     for (int64_t i = 0; i < m; ++i) {
       const float wgt = weights[slots[i]];
       float *dst = perChoice.data() + slots[i] * d;
@@ -742,7 +752,9 @@ void Executor::moeFFN(const GraphOp &op, const WeightRef &router,
     const WeightRef &si = *model_.find(op.experts[6]);
     out.resize(static_cast<size_t>(rows * d));
     std::vector<float> gateLogit(static_cast<size_t>(rows));
-    swigluFFN(sg, su, sd, x, rows, out.data());
+    swigluFFN(sg, su, sd, op.experts.data() + 3, 0, 1, x, rows, out.data());
+    if (observer_)
+      observer_(op.experts[6], 0, 1, x, rows, d);
     ops::matmulDecoded(*pool_, scratch_, si, x, rows, gateLogit.data());
     for (int64_t t = 0; t < rows; ++t) {
       const float s = 1.0f / (1.0f + std::exp(-gateLogit[t]));

@@ -20,6 +20,7 @@
 #include "LowBit/Transforms/Passes.h"
 #include "LowBit/Translation/GGUFExport.h"
 #include "lowbit/Analysis/BitAllocation.h"
+#include "lowbit/Analysis/Sensitivity.h"
 #include "lowbit/Calibration/IMatrix.h"
 #include "lowbit/GGUF/GGUF.h"
 #include "lowbit/Quant/Presets.h"
@@ -160,10 +161,14 @@ int compileCommand(int argc, char **argv) {
             "with\n--calib or --state (they hold calibration tokens), wmse "
             "otherwise.");
   cl.option("kld-chunks", "N", "Chunks --measure kld runs on (default 4).");
+  std::string defaultFormats;
+  for (::lowbit::formats::Format f :
+       ::lowbit::analysis::defaultCandidateFormats())
+    defaultFormats += std::string(defaultFormats.empty() ? "" : " ") +
+                      ::lowbit::formats::info(f).name;
   cl.option("formats", "LIST",
-            "Candidate formats of the budget modes, comma-separated (default "
-            "q2_k q3_k\niq4_xs q4_0 iq4_nl q4_1 q4_k q5_0 q5_1 q5_k q6_k "
-            "q8_0 f16).");
+            "Candidate formats of the budget modes, comma-separated\n(default " +
+                defaultFormats + ").");
   cl.flag("no-importance", "Budget modes without statistics: plain squared "
                            "error, no imatrix.");
   cl.option("threads", "N", "Encoder threads (default: all cores).", "t");

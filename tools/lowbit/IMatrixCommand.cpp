@@ -125,6 +125,13 @@ int showCommand(int argc, char **argv) {
                 static_cast<int>(width), name.c_str(),
                 static_cast<long long>(e.inputs()), e.counts.size(),
                 static_cast<double>(maxCount), n ? sum / n : 0.0, maxValue);
+    // Routing balance of an expert weight: the tokens each expert saw.
+    if (e.counts.size() > 1) {
+      std::printf("%-*s tokens per expert:", static_cast<int>(width), "");
+      for (float c : e.counts)
+        std::printf(" %.0f", static_cast<double>(c));
+      std::printf("\n");
+    }
   }
   return 0;
 }

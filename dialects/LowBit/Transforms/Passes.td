@@ -183,8 +183,9 @@ def LowBitSensitivity : Pass<"lowbit-sensitivity", "::mlir::ModuleOp"> {
     Option<"noImportance", "no-importance", "bool", "false",
            "Plain squared error: every column counts the same">,
     ListOption<"candidateFormats", "formats", "std::string",
-               "Candidate formats (default: q2_k q3_k iq4_xs q4_0 iq4_nl q4_1 "
-               "q4_k q5_0 q5_1 q5_k q6_k q8_0 f16)">,
+               "Candidate formats (default: iq2_xxs iq2_xs iq2_s q2_k iq3_xxs "
+               "iq3_s q3_k iq4_xs q4_0 iq4_nl q4_1 q4_k q5_0 q5_1 q5_k q6_k "
+               "q8_0 f16)">,
     Option<"measure", "measure", "std::string", "\"wmse\"",
            "Damage: wmse (predicted from statistics), gain (predicted, "
            "scaled per tensor to one measured KL divergence) or kld "

@@ -183,16 +183,29 @@ QuantizePass::quantizeWeight(GlobalWeightOp weight, formats::Format target,
     return weight.emitOpError() << "format " << targetInfo.name
                                 << " has no encoder";
 
-  std::vector<float> importance;
+  // One importance vector per matrix: a stacked 3-D weight [experts, rows,
+  // n] has one per expert.
+  const int64_t matrices =
+      type.getShape().size() == 3 ? type.getShape().front() : 1;
+  const int64_t rowsPerMatrix = rows / matrices;
+  std::vector<std::vector<float>> importance(static_cast<size_t>(matrices));
   if (imatrix) {
-    importance = imatrix->importance(name.str());
-    if (!importance.empty() && static_cast<int64_t>(importance.size()) != n)
-      return emitError(weight.getLoc())
-             << "the importance matrix has " << importance.size()
-             << " values for '" << name << "' but its rows have " << n
-             << " columns; was it computed for another model?";
+    for (int64_t m = 0; m < matrices; ++m) {
+      std::vector<float> &v = importance[m];
+      v = imatrix->importance(name.str(), m, n);
+      if (v.empty() && m > 0 && !importance[0].empty())
+        return emitError(weight.getLoc())
+               << "the importance matrix has " << m << " matrices for '"
+               << name << "' but it has " << matrices
+               << " experts; was it computed for another model?";
+      if (!v.empty() && static_cast<int64_t>(v.size()) != n)
+        return emitError(weight.getLoc())
+               << "the importance matrix has " << v.size() << " values for '"
+               << name << "' but its rows have " << n
+               << " columns; was it computed for another model?";
+    }
   }
-  if (importance.empty() && formats::requiresImportance(target))
+  if (importance[0].empty() && formats::requiresImportance(target))
     return weight.emitOpError() << "format " << targetInfo.name
                                 << " needs an importance matrix entry for '"
                                 << name << "'";
@@ -203,8 +216,9 @@ QuantizePass::quantizeWeight(GlobalWeightOp weight, formats::Format target,
   if (failed(readAWQScales(weight, awqScales)))
     return failure();
   if (!awqScales.empty())
-    for (int64_t c = 0; c < static_cast<int64_t>(importance.size()); ++c)
-      importance[c] /= awqScales[c] * awqScales[c];
+    for (std::vector<float> &v : importance)
+      for (int64_t c = 0; c < static_cast<int64_t>(v.size()); ++c)
+        v[c] /= awqScales[c] * awqScales[c];
 
   MLIRContext *context = weight.getContext();
   if (hessians) {
@@ -243,8 +257,11 @@ QuantizePass::quantizeWeight(GlobalWeightOp weight, formats::Format target,
   // Squared error and squared norm, for the relative RMS error report.
   double errorSquares = 0, normSquares = 0;
   int nthreads = threads;
-  for (int64_t row = 0; row < rows; row += kRowsPerChunk) {
-    int64_t count = std::min(kRowsPerChunk, rows - row);
+  for (int64_t row = 0, count = 0; row < rows; row += count) {
+    // Chunks stay inside one matrix: each has its own importance.
+    const int64_t matrix = row / rowsPerMatrix;
+    count = std::min(kRowsPerChunk, (matrix + 1) * rowsPerMatrix - row);
+    const std::vector<float> &rowImportance = importance[matrix];
     const float *values;
     if (sourceInfo.format == formats::Format::F32) {
       values = reinterpret_cast<const float *>(source + row * sourceRowBytes);
@@ -257,7 +274,8 @@ QuantizePass::quantizeWeight(GlobalWeightOp weight, formats::Format target,
     std::string why;
     if (!formats::quantizeRows(target, values, out + row * targetRowBytes,
                                count, n,
-                               importance.empty() ? nullptr : importance.data(),
+                               rowImportance.empty() ? nullptr
+                                                     : rowImportance.data(),
                                nthreads, &why))
       return emitError(weight.getLoc())
              << "tensor '" << name << "': " << why << " (counting from row "

@@ -78,6 +78,8 @@ private:
 struct WeightInputs {
   llvm::StringMap<std::string> normOf;
   llvm::StringSet<> embeddingTables;
+  /// Stacked expert weights: experts chosen per token (top_k).
+  llvm::StringMap<int64_t> expertsPerToken;
 };
 WeightInputs weightInputs(ModuleOp module) {
   WeightInputs out;
@@ -94,6 +96,10 @@ WeightInputs weightInputs(ModuleOp module) {
       auto gain = norm ? norm.getWeight().getDefiningOp<WeightOp>() : WeightOp();
       if (weight && gain)
         out.normOf[weight.getName()] = gain.getName().str();
+    } else if (auto moe = dyn_cast<MoEFFNOp>(op)) {
+      for (Value v : {moe.getGateExps(), moe.getUpExps(), moe.getDownExps()})
+        if (auto weight = v.getDefiningOp<WeightOp>())
+          out.expertsPerToken[weight.getName()] = moe.getTopK();
     }
   });
   return out;
@@ -225,7 +231,20 @@ struct TensorWork {
   std::string name;
   int64_t rows = 0, cols = 0;
   analysis::DamageWeights weights;
+  /// A stacked 3-D expert weight: per expert, its statistics and the share
+  /// of tokens routed to it (the expert's damage per routed token times
+  /// how often a token is routed there is its damage per token).
+  int64_t rowsPerMatrix = 0;
+  std::vector<analysis::DamageWeights> expertWeights;
+  std::vector<double> expertShares;
   std::vector<formats::Format> candidates;
+
+  int64_t matrices() const {
+    return rowsPerMatrix > 0 ? rows / rowsPerMatrix : 1;
+  }
+  const analysis::DamageWeights &weightsOf(int64_t matrix) const {
+    return expertWeights.empty() ? weights : expertWeights[matrix];
+  }
 };
 
 struct SensitivityPass
@@ -235,6 +254,7 @@ struct SensitivityPass
   void runOnOperation() override;
 
 private:
+  bool expertWeights(TensorWork &t, int64_t expertsPerToken, std::string &err);
   bool loadStatistics(ModuleOp module, const std::string &fingerprint,
                       std::string &err);
   bool decodeVector(ModuleOp module, const std::string &name,
@@ -338,6 +358,53 @@ bool SensitivityPass::kldTokens(ModuleOp module, std::vector<int32_t> &tokens,
   return false;
 }
 
+/// Each expert's statistics and routing share. Per-expert token counts
+/// (lowbit's calibration, llama.cpp's GGUF imatrix) give the share of tokens
+/// routed to the expert, relative to the tokens a 2-D weight saw; an entry
+/// with one count for all experts (a legacy .dat) or none gives every
+/// expert top_k / experts.
+bool SensitivityPass::expertWeights(TensorWork &t, int64_t expertsPerToken,
+                                    std::string &err) {
+  const calib::IMatrix &im = calibState.imatrix;
+  const int64_t experts = t.matrices();
+  double tokens = 0;
+  for (const auto &entry : im.entries)
+    if (entry.second.counts.size() == 1)
+      tokens = std::max<double>(tokens, entry.second.counts[0]);
+  auto found = im.entries.find(t.name);
+  const bool perExpertCounts =
+      found != im.entries.end() &&
+      static_cast<int64_t>(found->second.counts.size()) == experts &&
+      tokens > 0;
+  const double uniformShare =
+      static_cast<double>(std::max<int64_t>(expertsPerToken, 1)) /
+      static_cast<double>(experts);
+  t.expertWeights.resize(static_cast<size_t>(experts));
+  t.expertShares.assign(static_cast<size_t>(experts), uniformShare);
+  for (int64_t m = 0; m < experts; ++m) {
+    analysis::DamageWeights &w = t.expertWeights[m];
+    if (found == im.entries.end()) {
+      // No statistics: every column counts the same, and the quantizer
+      // will have no importance either.
+      w.meanSquares.assign(static_cast<size_t>(t.cols), 1.0f);
+      w.importanceInEncoder = false;
+      continue;
+    }
+    w.meanSquares = im.importance(t.name, m, t.cols);
+    if (static_cast<int64_t>(w.meanSquares.size()) != t.cols) {
+      err = statisticsPath + ": the statistics of '" + t.name +
+            "' do not hold " + std::to_string(experts) + " matrices of " +
+            std::to_string(t.cols) +
+            " columns; were they computed for another model?";
+      return false;
+    }
+    w.means = im.meanActivation(t.name, m);
+    if (perExpertCounts)
+      t.expertShares[m] = im.tokenCount(t.name, m) / tokens;
+  }
+  return true;
+}
+
 void SensitivityPass::runOnOperation() {
   ModuleOp module = getOperation();
   auto fail = [&](const std::string &message) {
@@ -386,20 +453,27 @@ void SensitivityPass::runOnOperation() {
   for (GlobalWeightOp op : module.getOps<GlobalWeightOp>()) {
     QTensorType type = op.getWeightType();
     std::string name = ggufTensorName(op);
-    if (!::lowbit::quant::isQuantizable(name, type.getShape().size()) ||
-        type.getShape().size() != 2 || type.getLayout())
+    const size_t rank = type.getShape().size();
+    if (!::lowbit::quant::isQuantizable(name, rank) || rank < 2 || rank > 3 ||
+        type.getLayout())
       continue;
     TensorWork t;
     t.op = op;
     t.name = name;
-    t.rows = type.getShape()[0];
-    t.cols = type.getShape()[1];
+    t.rows = type.getNumRows();
+    t.cols = type.getRowLength();
+    if (rank == 3)
+      t.rowsPerMatrix = type.getShape()[1];
     for (formats::Format f : candidates)
       if (t.cols % formats::info(f).blockSize == 0)
         t.candidates.push_back(f);
     if (t.candidates.empty())
       continue; // nothing fits; lowbit-allocate-bits leaves it as it is
-    if (!noImportance) {
+    if (!noImportance && rank == 3) {
+      if (!expertWeights(t, inputs.expertsPerToken.lookup(op.getSymName()),
+                         err))
+        return fail(err);
+    } else if (!noImportance) {
       const calib::IMatrix &im = calibState.imatrix;
       t.weights.meanSquares = im.importance(name);
       if (!t.weights.meanSquares.empty()) {
@@ -441,6 +515,12 @@ void SensitivityPass::runOnOperation() {
     statsHash.add(t.weights.meanSquares);
     statsHash.add(t.weights.means);
     statsHash.add(t.weights.rowProbabilities);
+    for (int64_t m = 0; m < static_cast<int64_t>(t.expertWeights.size());
+         ++m) {
+      statsHash.add(t.expertWeights[m].meanSquares);
+      statsHash.add(t.expertWeights[m].means);
+      statsHash.add(std::vector<float>{static_cast<float>(t.expertShares[m])});
+    }
     work.push_back(std::move(t));
   }
 
@@ -567,20 +647,35 @@ void SensitivityPass::runOnOperation() {
       return scratch.data();
     };
 
+    // Rows in chunks that stay inside one matrix (an expert of a 3-D
+    // weight has its own statistics).
+    const int64_t rowsPerMatrix = t.rowsPerMatrix > 0 ? t.rowsPerMatrix : t.rows;
+    auto chunkRows = [&](int64_t row) {
+      return std::min(kRowsPerChunk, (row / rowsPerMatrix + 1) * rowsPerMatrix -
+                                         row);
+    };
     if (!wmseTodo.empty()) {
       std::vector<analysis::DamageTerms> terms(wmseTodo.size());
       std::vector<double> spent(wmseTodo.size(), 0.0);
-      for (int64_t row = 0; row < t.rows; row += kRowsPerChunk) {
-        int64_t count = std::min(kRowsPerChunk, t.rows - row);
+      for (int64_t row = 0, count = 0; row < t.rows; row += count) {
+        count = chunkRows(row);
+        const int64_t matrix = row / rowsPerMatrix;
         const float *values = rowsAsFloat(row, count);
         for (size_t i = 0; i < wmseTodo.size(); ++i) {
           auto start = std::chrono::steady_clock::now();
+          analysis::DamageTerms chunk;
           if (!analysis::addQuantizationDamage(wmseTodo[i], values, count,
-                                               t.cols, row, t.weights, threads,
-                                               terms[i], err))
+                                               t.cols, row, t.weightsOf(matrix),
+                                               threads, chunk, err))
             return fail("tensor '" + t.name + "' as " +
                         formats::info(wmseTodo[i]).name + ": " + err +
                         " (rows from " + std::to_string(row) + ")");
+          const double share =
+              t.expertShares.empty() ? 1.0 : t.expertShares[matrix];
+          terms[i].weighted += share * chunk.weighted;
+          terms[i].bias += share * chunk.bias;
+          terms[i].plain += chunk.plain;
+          terms[i].norm += chunk.norm;
           spent[i] += secondsSince(start);
         }
       }
@@ -605,10 +700,12 @@ void SensitivityPass::runOnOperation() {
       const uint64_t rowBytes =
           formats::rowBytes(fi, static_cast<uint64_t>(t.cols));
       std::vector<uint8_t> encoded(static_cast<size_t>(rowBytes * t.rows));
-      const float *importance =
-          t.weights.importanceInEncoder && !t.weights.meanSquares.empty()
-              ? t.weights.meanSquares.data()
-              : nullptr;
+      auto importanceOf = [&](int64_t matrix) -> const float * {
+        const analysis::DamageWeights &w = t.weightsOf(matrix);
+        return w.importanceInEncoder && !w.meanSquares.empty()
+                   ? w.meanSquares.data()
+                   : nullptr;
+      };
       const bool gptqHere = useGPTQ && hessianStore->has(t.name) &&
                             fi.kind != formats::FormatKind::Float;
       if (gptqHere) {
@@ -637,12 +734,13 @@ void SensitivityPass::runOnOperation() {
                                            options, encoded.data(), err))
           return fail("tensor '" + t.name + "' as " + fi.name + ": " + err);
       } else {
-        for (int64_t row = 0; row < t.rows; row += kRowsPerChunk) {
-          int64_t count = std::min(kRowsPerChunk, t.rows - row);
+        for (int64_t row = 0, count = 0; row < t.rows; row += count) {
+          count = chunkRows(row);
           std::string why;
           if (!formats::quantizeRows(f, rowsAsFloat(row, count),
                                      encoded.data() + row * rowBytes, count,
-                                     t.cols, importance, threads, &why))
+                                     t.cols, importanceOf(row / rowsPerMatrix),
+                                     threads, &why))
             return fail("tensor '" + t.name + "': " + why);
         }
       }

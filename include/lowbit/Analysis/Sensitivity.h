@@ -77,7 +77,8 @@ bool addQuantizationDamage(formats::Format format, const float *values,
                            DamageTerms &terms, std::string &err);
 
 /// The GGML formats lowbit-sensitivity considers by default, smallest first:
-/// q2_k q3_k iq4_xs q4_0 iq4_nl q4_1 q4_k q5_0 q5_1 q5_k q6_k q8_0 f16.
+/// iq2_xxs iq2_xs iq2_s q2_k iq3_xxs iq3_s q3_k iq4_xs q4_0 iq4_nl q4_1 q4_k
+/// q5_0 q5_1 q5_k q6_k q8_0 f16.
 const std::vector<formats::Format> &defaultCandidateFormats();
 
 } // namespace lowbit::analysis

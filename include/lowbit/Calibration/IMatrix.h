@@ -20,6 +20,10 @@
 #include <string>
 #include <vector>
 
+namespace lowbit::gguf {
+class Writer;
+} // namespace lowbit::gguf
+
 namespace lowbit::calib {
 
 struct IMatrixEntry {
@@ -64,16 +68,25 @@ public:
   static bool isGGUF(const void *data, size_t size);
   /// Writes llama.cpp's GGUF imatrix format (temporary file + rename).
   bool saveGGUF(const std::string &path, std::string &error) const;
+  /// Adds that format's keys and tensors to `writer` (files that carry an
+  /// importance matrix and more, such as lowbit's calibration state).
+  bool addToGGUF(gguf::Writer &writer, std::string &error) const;
   /// Writes llama.cpp's legacy .dat format (temporary file + rename).
   bool saveLegacy(const std::string &path, std::string &error) const;
 
   /// Per-column importance for quantizing a weight: mean of squares
   /// (sumSquares / count) of matrix `expert`. Empty when no entry exists.
+  /// With `inputs` (the weight's row length), an entry of several matrices
+  /// with one count (a legacy file's MoE weight) gives matrix `expert` of
+  /// its values, divided by that count, as llama.cpp reads such a file.
   std::vector<float> importance(const std::string &tensorName,
-                                int64_t expert = 0) const;
+                                int64_t expert = 0, int64_t inputs = 0) const;
   /// Mean activation per column (empty when sums were not recorded).
   std::vector<float> meanActivation(const std::string &tensorName,
                                     int64_t expert = 0) const;
+  /// Tokens matrix `expert` of the weight saw (0 when unknown; an entry of
+  /// several matrices with one count shares it).
+  double tokenCount(const std::string &tensorName, int64_t expert = 0) const;
 };
 
 } // namespace lowbit::calib

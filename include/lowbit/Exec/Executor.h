@@ -71,11 +71,14 @@ struct ExecOptions {
   std::shared_ptr<MatmulBackend> backend;
 };
 
-/// Called before every weight matmul with the weight's name and the input
-/// activations x[tokens, k] (row-major, the rows of the current pass), e.g.
-/// to collect calibration statistics. Runs on the calling thread.
+/// Called before every weight matmul with the weight's name, the matrix of
+/// it that multiplies (`expert` of `experts`: an expert of a stacked 3-D
+/// weight, or 0 of 1) and that matrix's input activations x[tokens, k]
+/// (row-major; for an expert, the rows routed to it), e.g. to collect
+/// calibration statistics. Runs on the calling thread.
 using MatmulObserver = std::function<void(
-    const std::string &weight, const float *x, int64_t tokens, int64_t k)>;
+    const std::string &weight, int64_t expert, int64_t experts, const float *x,
+    int64_t tokens, int64_t k)>;
 
 /// One executor holds one sequence's KV cache; its methods must not be
 /// called concurrently (they use every thread of its pool themselves).

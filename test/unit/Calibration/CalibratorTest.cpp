@@ -124,7 +124,8 @@ Reference observeDirectly(const exec::ModelDesc &d,
   Reference ref;
   auto ex = makeExecutor(d, 1);
   ex->setObserver(
-      [&](const std::string &name, const float *x, int64_t n, int64_t k) {
+      [&](const std::string &name, int64_t, int64_t, const float *x, int64_t n,
+          int64_t k) {
         auto &s2 = ref.sum2[name], &s = ref.sum[name], &h = ref.xtx[name];
         s2.resize(k);
         s.resize(k);

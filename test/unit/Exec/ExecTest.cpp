@@ -370,7 +370,9 @@ TEST(Executor, ObserverSeesEveryMatmulInput) {
   std::map<std::string, int> calls;
   bool shapesOk = true;
   ex->setObserver(
-      [&](const std::string &name, const float *x, int64_t rows, int64_t k) {
+      [&](const std::string &name, int64_t expert, int64_t experts,
+          const float *x, int64_t rows, int64_t k) {
+        shapesOk &= expert == 0 && experts == 1;
         ++calls[name];
         const WeightRef *w = m.desc.find(name);
         shapesOk &= w && w->cols == k && x != nullptr;
