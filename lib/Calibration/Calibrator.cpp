@@ -1,5 +1,6 @@
 //===- Calibrator.cpp - Activation statistics from the executor -----------===//
 #include "lowbit/Calibration/Calibrator.h"
+#include "lowbit/Calibration/Hessian.h"
 
 #include "lowbit/Eval/Eval.h"
 #include "lowbit/Exec/Executor.h"
@@ -109,14 +110,14 @@ public:
       return;
     if (collectStats && !addStats(name, expert, experts, x, tokens, k))
       return;
-    // GPTQ Hessians are kept for 2-D weights only: an expert's matrices
-    // are quantized with its statistics by plain rounding.
-    if (!options_.hessians || experts != 1)
+    if (!options_.hessians)
       return;
-    size_t g = groupFor(name, x, tokens, k);
+    // Each expert's matrix has its own Hessian.
+    const std::string matrix = hessianMatrixName(name, expert, experts);
+    size_t g = groupFor(matrix, x, tokens, k);
     Group &group = groups[g];
     // Members after the first read the same input: it was added already.
-    if (group.status == GroupStatus::Active && group.info.weights[0] == name)
+    if (group.status == GroupStatus::Active && group.info.weights[0] == matrix)
       addHessian(group, x, tokens);
   }
 

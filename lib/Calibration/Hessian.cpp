@@ -98,4 +98,9 @@ std::unique_ptr<HessianStore> HessianStore::open(const std::string &path,
   return std::make_unique<GGUFHessianStore>(std::move(reader));
 }
 
+std::string hessianMatrixName(const std::string &weight, int64_t expert,
+                              int64_t experts) {
+  return experts == 1 ? weight : weight + ".expert" + std::to_string(expert);
+}
+
 } // namespace lowbit::calib

@@ -30,6 +30,9 @@ constexpr int kSignals[] = {SIGINT, SIGTERM, SIGHUP};
 struct sigaction previousActions[3];
 std::once_flag installOnce;
 std::atomic<void (*)()> interruptHook{nullptr};
+// DeferInterrupts sections open, and a signal that arrived during one.
+std::atomic<int> deferDepth{0};
+std::atomic<int> deferredSignal{0};
 
 void removeAll() {
   for (std::atomic<char *> &slot : fileSlots)
@@ -41,6 +44,10 @@ void removeAll() {
 }
 
 void onSignal(int sig) {
+  if (deferDepth.load() > 0) {
+    deferredSignal.store(sig);
+    return;
+  }
   if (void (*hook)() = interruptHook.load())
     hook();
   removeAll();
@@ -85,6 +92,14 @@ bool endsWithDeadPid(const std::string &name) {
 } // namespace
 
 void setInterruptHook(void (*hook)()) { interruptHook = hook; }
+
+DeferInterrupts::DeferInterrupts() { ++deferDepth; }
+
+DeferInterrupts::~DeferInterrupts() {
+  if (--deferDepth == 0)
+    if (int sig = deferredSignal.exchange(0))
+      onSignal(sig);
+}
 
 std::string temporaryPathFor(const std::string &path) {
   return path + ".tmp." + std::to_string(::getpid());

@@ -152,6 +152,9 @@ Tokenizer::create(const std::vector<gguf::KeyValue> &kvs, std::string &err) {
                pre == "smollm" || pre == "codeshell" || pre == "exaone" ||
                pre == "minerva-7b") {
       t->pre_ = PreTokenizer::StarCoder;
+    } else if (pre == "deepseek-llm") {
+      t->pre_ = PreTokenizer::DeepSeekLLM;
+      t->cleanSpaces_ = false;
     } else if (pre == "qwen2" || pre == "deepseek-r1-qwen") {
       t->pre_ = PreTokenizer::Qwen2;
       t->cleanSpaces_ = false;

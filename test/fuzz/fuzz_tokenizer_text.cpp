@@ -75,7 +75,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   (void)t.detokenize(ids, /*removeSpecial=*/true, /*unparseSpecial=*/false);
   for (PreTokenizer pre :
        {PreTokenizer::Default, PreTokenizer::GPT2, PreTokenizer::Llama3,
-        PreTokenizer::Qwen2, PreTokenizer::Falcon, PreTokenizer::StarCoder})
+        PreTokenizer::Qwen2, PreTokenizer::Falcon, PreTokenizer::StarCoder,
+        PreTokenizer::DeepSeekLLM})
     (void)preTokenize(text, pre);
   return 0;
 }

@@ -52,9 +52,8 @@ public:
       std::remove(tmp.c_str());
       ::lowbit::unregisterTemporary(tmp);
     }
-    if (createdDir_) {
-      if (!committed_)
-        ::rmdir(dir_.c_str()); // only if empty
+    if (createdDir_ && !committed_) {
+      ::rmdir(dir_.c_str()); // only if empty
       ::lowbit::unregisterTemporary(dir_);
     }
   }
@@ -65,8 +64,11 @@ public:
     files_.push_back({tmp, dir_ + "/" + name});
     return tmp;
   }
-  /// Renames every file in order (the manifest was added last).
+  /// Renames every file in order (the manifest was added last). An
+  /// interruption waits until all are in place and the directory is no
+  /// longer this run's to remove: it sees no artifact or a complete one.
   bool commit(std::string &err) {
+    ::lowbit::DeferInterrupts defer;
     for (auto &[tmp, final] : files_) {
       if (std::rename(tmp.c_str(), final.c_str()) != 0) {
         err = final + ": cannot rename into place";
@@ -76,6 +78,8 @@ public:
     }
     files_.clear();
     committed_ = true;
+    if (createdDir_)
+      ::lowbit::unregisterTemporary(dir_);
     return true;
   }
 

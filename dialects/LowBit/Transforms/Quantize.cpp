@@ -98,7 +98,7 @@ struct QuantizePass
   LogicalResult quantizeWeight(GlobalWeightOp weight, formats::Format target,
                                const ::lowbit::calib::IMatrix *imatrix);
   LogicalResult quantizeGPTQ(GlobalWeightOp weight, formats::Format target,
-                             std::vector<float> hessian,
+                             std::vector<std::vector<float>> hessians,
                              const std::vector<float> &awqScales);
 
   /// Hessians for method=gptq.
@@ -222,21 +222,31 @@ QuantizePass::quantizeWeight(GlobalWeightOp weight, formats::Format target,
 
   MLIRContext *context = weight.getContext();
   if (hessians) {
-    if (targetInfo.kind != formats::FormatKind::Float &&
-        hessians->has(name.str())) {
-      std::vector<float> h;
+    // One Hessian per matrix (each expert of a 3-D weight has its own).
+    std::vector<std::vector<float>> matrixHessians(
+        static_cast<size_t>(matrices));
+    bool anyHessian = false;
+    for (int64_t m = 0;
+         targetInfo.kind != formats::FormatKind::Float && m < matrices; ++m) {
+      const std::string matrix =
+          ::lowbit::calib::hessianMatrixName(name.str(), m, matrices);
+      if (!hessians->has(matrix))
+        continue;
       int64_t k = 0;
       std::string error;
-      if (!hessians->get(name.str(), h, k, error))
+      if (!hessians->get(matrix, matrixHessians[m], k, error))
         return emitError(weight.getLoc())
                << "tensor '" << name << "': " << error;
       if (k != n)
         return emitError(weight.getLoc())
-               << "the Hessian of '" << name << "' is " << k << " x " << k
+               << "the Hessian of '" << matrix << "' is " << k << " x " << k
                << " but its rows have " << n
                << " columns; was the state computed for another model?";
-      return quantizeGPTQ(weight, target, std::move(h), awqScales);
+      anyHessian = true;
     }
+    if (anyHessian)
+      return quantizeGPTQ(weight, target, std::move(matrixHessians),
+                          awqScales);
     // No matmul input (token_embd) or a float target: plain rounding.
     weight->setAttr(kQuantMethodAttrName, StringAttr::get(context, "rtn"));
   }
@@ -298,17 +308,28 @@ QuantizePass::quantizeWeight(GlobalWeightOp weight, formats::Format target,
 
 LogicalResult QuantizePass::quantizeGPTQ(GlobalWeightOp weight,
                                          formats::Format target,
-                                         std::vector<float> hessian,
+                                         std::vector<std::vector<float>> hessians,
                                          const std::vector<float> &awqScales) {
   QTensorType type = weight.getWeightType();
   StringRef name = weight.getSymName();
   const formats::FormatInfo &sourceInfo = type.getFormat().getInfo();
   int64_t rows = type.getNumRows(), n = type.getRowLength();
-  // The scaled weight reads x / s: H becomes diag(1/s) H diag(1/s).
-  if (!awqScales.empty())
-    for (int64_t i = 0; i < n; ++i)
-      for (int64_t j = 0; j < n; ++j)
-        hessian[i * n + j] /= awqScales[i] * awqScales[j];
+  const int64_t matrices = static_cast<int64_t>(hessians.size());
+  const int64_t rowsPerMatrix = rows / matrices;
+  for (std::vector<float> &hessian : hessians) {
+    // An expert no calibration token was routed to: every column counts the
+    // same (GPTQ with H = I).
+    if (hessian.empty()) {
+      hessian.assign(static_cast<size_t>(n * n), 0.0f);
+      for (int64_t i = 0; i < n; ++i)
+        hessian[i * n + i] = 1.0f;
+    }
+    // The scaled weight reads x / s: H becomes diag(1/s) H diag(1/s).
+    if (!awqScales.empty())
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j < n; ++j)
+          hessian[i * n + j] /= awqScales[i] * awqScales[j];
+  }
 
   std::string error;
   const uint8_t *source = getWeightBytes(weight, error);
@@ -333,9 +354,23 @@ LogicalResult QuantizePass::quantizeGPTQ(GlobalWeightOp weight,
       HeapAsmResourceBlob::allocate(targetRowBytes * rows, alignof(uint64_t));
   uint8_t *out = reinterpret_cast<uint8_t *>(blob.getMutableData().data());
   ::lowbit::quant::GPTQReport report;
-  if (!::lowbit::quant::quantizeGPTQ(target, rows, n, load, hessian.data(),
-                                     options, out, error, &report))
-    return emitError(weight.getLoc()) << "tensor '" << name << "': " << error;
+  for (int64_t m = 0; m < matrices; ++m) {
+    const int64_t first = m * rowsPerMatrix;
+    ::lowbit::quant::RowLoader loadMatrix =
+        [&](int64_t row, int64_t count, float *dst, std::string &why) {
+          return load(first + row, count, dst, why);
+        };
+    ::lowbit::quant::GPTQReport matrixReport;
+    if (!::lowbit::quant::quantizeGPTQ(
+            target, rowsPerMatrix, n, loadMatrix, hessians[m].data(), options,
+            out + first * targetRowBytes, error, &matrixReport))
+      return emitError(weight.getLoc())
+             << "tensor '" << name << "'"
+             << (matrices > 1 ? " expert " + std::to_string(m) : "") << ": "
+             << error;
+    report.outputError += matrixReport.outputError;
+    report.rtnOutputError += matrixReport.rtnOutputError;
+  }
 
   // Relative RMS error, as the RTN path reports it.
   double errorSquares = 0, normSquares = 0;

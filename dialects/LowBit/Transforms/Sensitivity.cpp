@@ -706,33 +706,49 @@ void SensitivityPass::runOnOperation() {
                    ? w.meanSquares.data()
                    : nullptr;
       };
-      const bool gptqHere = useGPTQ && hessianStore->has(t.name) &&
-                            fi.kind != formats::FormatKind::Float;
+      // GPTQ with each matrix's Hessian (an expert of a 3-D weight has its
+      // own; one no calibration token reached gets H = I).
+      const int64_t matrices = t.matrices();
+      bool gptqHere = false;
+      for (int64_t m = 0;
+           useGPTQ && fi.kind != formats::FormatKind::Float && m < matrices; ++m)
+        gptqHere |= hessianStore->has(
+            calib::hessianMatrixName(t.name, m, matrices));
       if (gptqHere) {
-        std::vector<float> h;
-        int64_t k = 0;
-        if (!hessianStore->get(t.name, h, k, err))
-          return fail("tensor '" + t.name + "': " + err);
-        if (k != t.cols)
-          return fail("the Hessian of '" + t.name + "' is " +
-                      std::to_string(k) + " x " + std::to_string(k) +
-                      " but its rows have " + std::to_string(t.cols) +
-                      " columns");
         ::lowbit::quant::GPTQOptions options;
         options.threads = threads;
-        auto load = [&](int64_t row, int64_t count, float *dst,
-                        std::string &) {
-          if (source == formats::Format::F32)
-            std::memcpy(dst, bytes + row * sourceRowBytes,
-                        count * t.cols * sizeof(float));
-          else
-            formats::dequantizeRows(source, bytes + row * sourceRowBytes, dst,
-                                    count, t.cols, 1);
-          return true;
-        };
-        if (!::lowbit::quant::quantizeGPTQ(f, t.rows, t.cols, load, h.data(),
-                                           options, encoded.data(), err))
-          return fail("tensor '" + t.name + "' as " + fi.name + ": " + err);
+        for (int64_t m = 0; m < matrices; ++m) {
+          const std::string matrix =
+              calib::hessianMatrixName(t.name, m, matrices);
+          std::vector<float> h;
+          int64_t k = t.cols;
+          if (!hessianStore->has(matrix)) {
+            h.assign(static_cast<size_t>(k * k), 0.0f);
+            for (int64_t i = 0; i < k; ++i)
+              h[i * k + i] = 1.0f;
+          } else if (!hessianStore->get(matrix, h, k, err)) {
+            return fail("tensor '" + t.name + "': " + err);
+          }
+          if (k != t.cols)
+            return fail("the Hessian of '" + matrix + "' is " +
+                        std::to_string(k) + " x " + std::to_string(k) +
+                        " but its rows have " + std::to_string(t.cols) +
+                        " columns");
+          const int64_t first = m * rowsPerMatrix;
+          auto load = [&](int64_t row, int64_t count, float *dst,
+                          std::string &) {
+            const uint8_t *src = bytes + (first + row) * sourceRowBytes;
+            if (source == formats::Format::F32)
+              std::memcpy(dst, src, count * t.cols * sizeof(float));
+            else
+              formats::dequantizeRows(source, src, dst, count, t.cols, 1);
+            return true;
+          };
+          if (!::lowbit::quant::quantizeGPTQ(
+                  f, rowsPerMatrix, t.cols, load, h.data(), options,
+                  encoded.data() + first * rowBytes, err))
+            return fail("tensor '" + t.name + "' as " + fi.name + ": " + err);
+        }
       } else {
         for (int64_t row = 0, count = 0; row < t.rows; row += count) {
           count = chunkRows(row);

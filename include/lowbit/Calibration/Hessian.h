@@ -12,6 +12,9 @@
 //            Hessian is stored under (one key per weight, so any weight
 //            finds its Hessian);
 //   key     "lowbit.hessian.tokens" = u64: tokens accumulated.
+// Each expert of a stacked 3-D weight has its own Hessian, from the tokens
+// routed to it, under the matrix name "<weight>.expert<E>" (gate and up of
+// one expert share one).
 // No MLIR dependency.
 //
 //===----------------------------------------------------------------------===//
@@ -24,6 +27,11 @@
 #include <vector>
 
 namespace lowbit::calib {
+
+/// The name the Hessian of a weight's matrix is found under: the weight's
+/// name, or "<weight>.expert<E>" for expert E of a stacked 3-D weight.
+std::string hessianMatrixName(const std::string &weight, int64_t expert,
+                              int64_t experts);
 
 class HessianStore {
 public:

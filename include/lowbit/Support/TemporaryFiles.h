@@ -32,6 +32,18 @@ std::string temporaryPathFor(const std::string &path);
 void registerTemporary(const std::string &path, bool directory = false);
 void unregisterTemporary(const std::string &path);
 
+/// While one exists, SIGINT/SIGTERM/SIGHUP wait: the handler records the
+/// signal and returns, and the last one to end delivers it. Wraps the renames
+/// that put an output in place (and the unregistering of what they made
+/// final), so an interruption sees either no output or a complete one.
+class DeferInterrupts {
+public:
+  DeferInterrupts();
+  ~DeferInterrupts();
+  DeferInterrupts(const DeferInterrupts &) = delete;
+  DeferInterrupts &operator=(const DeferInterrupts &) = delete;
+};
+
 /// Removes the entries of `dir` whose name starts with `prefix` and ends in
 /// ".tmp.<pid>" of a process that no longer runs (left by kill -9).
 void removeStaleTemporaries(const std::string &dir, const std::string &prefix);

@@ -41,6 +41,7 @@ enum class PreTokenizer {
   Qwen2,     // as Llama3 with \p{N} (single digits)
   Falcon,    // [\p{P}$+<=>^~|`]+, then GPT2, then [0-9][0-9][0-9]
   StarCoder, // \p{N} (each digit alone), then GPT2
+  DeepSeekLLM, // [\r\n], \s?[letters]+, \s?[punct]+, \s+$, [CJK]+, \p{N}+
 };
 
 /// Splits UTF-8 text into pre-tokenizer words (still UTF-8, not yet mapped

@@ -54,10 +54,10 @@ for sig in INT TERM; do
     rm -f out.gguf st.gguf st.gguf.sensitivity.json
     rc=$(run_interrupted $sig $delay lowbit compile "$model" --target-bpw 8 \
       --calib "$calib" --state st.gguf --method gptq -o out.gguf -q)
-    if [ "$rc" = 0 ]; then
-      cmp -s out.gguf ref.gguf || fail "$sig@$delay: finished but differs"
-    else
-      [ -e out.gguf ] && fail "$sig@$delay: exit $rc left out.gguf"
+    # A signal after the rename (the process still exits by it) leaves the
+    # complete output; never a partial one.
+    if [ "$rc" = 0 ] || [ -e out.gguf ]; then
+      cmp -s out.gguf ref.gguf || fail "$sig@$delay: exit $rc left out.gguf, which differs"
     fi
     [ -z "$(leftovers)" ] || fail "$sig@$delay: temporaries left: $(leftovers)"
     # Resume from whatever state the interruption left: same bytes.
@@ -70,11 +70,14 @@ for sig in INT TERM; do
     rm -rf native
     rc=$(run_interrupted $sig $delay lowbit compile "$model" --preset q4_k_m \
       --emit native --target host -o native -q)
-    if [ "$rc" = 0 ]; then
+    # Renames of the artifact's files defer signals: none, or all of them.
+    if [ "$rc" = 0 ] || [ -e native ]; then
+      for f in weights.bin metadata.gguf model.so manifest.json; do
+        [ -e "native/$f" ] ||
+          fail "$sig@$delay: exit $rc left native/ without $f: $(ls -a native)"
+      done
       cmp -s native/weights.bin ref-native/weights.bin ||
-        fail "$sig@$delay: native finished but differs"
-    else
-      [ -e native ] && fail "$sig@$delay: exit $rc left native/: $(ls -a native)"
+        fail "$sig@$delay: exit $rc left native/, which differs"
     fi
     [ -z "$(leftovers)" ] || fail "$sig@$delay: temporaries left: $(leftovers)"
     echo "native $sig at ${delay}s: exit $rc, clean"
@@ -83,10 +86,8 @@ for sig in INT TERM; do
     rm -f cal.gguf
     rc=$(run_interrupted $sig $delay lowbit calibrate "$model" --calib "$calib" \
       --hessians --state cal.gguf)
-    if [ "$rc" = 0 ]; then
-      cmp -s cal.gguf ref-cal.gguf || fail "$sig@$delay: calibrate differs"
-    else
-      [ -e cal.gguf ] && fail "$sig@$delay: exit $rc left cal.gguf"
+    if [ "$rc" = 0 ] || [ -e cal.gguf ]; then
+      cmp -s cal.gguf ref-cal.gguf || fail "$sig@$delay: exit $rc left cal.gguf, which differs"
     fi
     [ -z "$(leftovers)" ] || fail "$sig@$delay: temporaries left: $(leftovers)"
     echo "calibrate $sig at ${delay}s: exit $rc, clean"
@@ -99,7 +100,9 @@ for delay in 0.5 2; do
   rm -rf out.gguf st.gguf* native
   rc=$(run_interrupted KILL $delay lowbit compile "$model" --target-bpw 8 \
     --calib "$calib" --state st.gguf --method gptq -o out.gguf -q)
-  [ "$rc" != 0 ] && [ -e out.gguf ] && fail "KILL@$delay: left out.gguf"
+  if [ "$rc" != 0 ] && [ -e out.gguf ]; then
+    cmp -s out.gguf ref.gguf || fail "KILL@$delay: left out.gguf, which differs"
+  fi
   lowbit compile "$model" --target-bpw 8 --calib "$calib" --state st.gguf \
     --method gptq -o out.gguf -q 2>/dev/null || fail "KILL@$delay: rerun"
   cmp -s out.gguf ref.gguf || fail "KILL@$delay: rerun differs"

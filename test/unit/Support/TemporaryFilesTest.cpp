@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <csignal>
 #include <cstdio>
 #include <fstream>
 #include <string>
@@ -102,3 +103,30 @@ TEST(TemporaryFiles, ScopedTemporaryIsRemovedUnlessReleased) {
 }
 
 } // namespace
+
+TEST(TemporaryFiles, InterruptsWaitForDeferredSections) {
+  const std::string dir = scratchDir();
+  const std::string temporary = dir + "/out.tmp";
+  const std::string marker = dir + "/reached-end-of-section";
+  touch(temporary);
+  pid_t child = ::fork();
+  if (child == 0) {
+    registerTemporary(temporary);
+    {
+      DeferInterrupts defer;
+      ::raise(SIGTERM);
+      // Still running, and the temporary is still there: the signal waits.
+      if (exists(temporary))
+        touch(marker);
+    } // delivered here: the temporary goes, then the default action
+    ::_exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM);
+  EXPECT_TRUE(exists(marker));
+  EXPECT_FALSE(exists(temporary));
+  std::remove(marker.c_str());
+  std::remove(temporary.c_str());
+  ::rmdir(dir.c_str());
+}

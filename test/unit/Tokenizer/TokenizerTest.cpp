@@ -146,6 +146,18 @@ TEST(PreTokenizer, Default) {
             (Words{"a", "+=", "123", "456", "7"}));
 }
 
+TEST(PreTokenizer, DeepSeekLLM) {
+  // [\r\n] first; letters and ASCII punctuation runs take one leading space;
+  // numbers split off last.
+  EXPECT_EQ(preTokenize(kSample, PreTokenizer::DeepSeekLLM),
+            (Words{"Hello", " world", "!", " ", " It", "'", "s", " ", "2024",
+                   ".", "\n", "\n", "Bye", "  "}));
+  // CJK runs (U+4E2D U+6587) apart from letters; fullwidth letters are letters.
+  EXPECT_EQ(preTokenize("\xe4\xb8\xad\xe6\x96\x87" "abc \xef\xbc\xa1",
+                        PreTokenizer::DeepSeekLLM),
+            (Words{"\xe4\xb8\xad\xe6\x96\x87", "abc", " \xef\xbc\xa1"}));
+}
+
 TEST(PreTokenizer, EmptyAndInvalid) {
   EXPECT_TRUE(preTokenize("", PreTokenizer::Llama3).empty());
   // An invalid byte becomes U+FFFD, a symbol.
