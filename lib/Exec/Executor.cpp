@@ -480,6 +480,11 @@ void Executor::runOp(const GraphOp &op, const int32_t *tokens, int64_t rows,
     p.ropeDims = op.ropeDims;
     p.freqBase = op.theta;
     p.freqScale = op.freqScale;
+    p.extFactor = op.extFactor;
+    p.attnFactor = op.attnFactor;
+    p.originalContext = op.originalContext;
+    p.betaFast = op.betaFast;
+    p.betaSlow = op.betaSlow;
     p.mode = op.ropeMode;
     p.freqFactors = vectorOf_[index];
     ops::rope(p, y, rows, op.heads, pos + rowOffset);

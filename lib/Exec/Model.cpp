@@ -2,6 +2,7 @@
 
 #include "lowbit/Exec/Model.h"
 
+#include <cmath>
 #include <set>
 
 namespace lowbit::exec {
@@ -265,6 +266,15 @@ private:
                              str(op.headDim) + ")");
       if (!op.weight.empty() && !weight(op, op.weight, 1, op.ropeDims / 2))
         return false;
+      if (!(op.theta > 0) || !(op.freqScale > 0) ||
+          !std::isfinite(op.attnFactor) || !std::isfinite(op.extFactor))
+        return fail(&op, "RoPE base and frequency scale must be positive, "
+                         "and the YaRN factors finite");
+      if (op.extFactor != 0 &&
+          (op.originalContext <= 0 || !(op.betaFast > 0) ||
+           !(op.betaSlow > 0)))
+        return fail(&op, "YaRN needs the original context length and "
+                         "positive beta_fast and beta_slow");
       return true;
     case OpKind::Attention: {
       if (!arity(op, 3, 1))

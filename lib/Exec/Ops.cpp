@@ -113,20 +113,50 @@ void softmax(ThreadPool &pool, const float *x, float *y, int64_t rows,
       /*parallel=*/rows * d >= kMinParallelWork / 8);
 }
 
+/// ggml_rope_yarn_corr_dim: the dimension whose wavelength fits `rotations`
+/// times into the original context.
+static float yarnCorrectionDim(int64_t dims, int64_t originalContext,
+                               float rotations, float base) {
+  return static_cast<float>(dims) *
+         std::log(static_cast<float>(originalContext) /
+                  (rotations * 2.0f * static_cast<float>(M_PI))) /
+         (2.0f * std::log(base));
+}
+
 void rope(const RopeParams &p, float *x, int64_t rows, int64_t heads,
           int64_t pos) {
   const int64_t hd = p.headDim, nd = p.ropeDims;
   const float thetaScale = std::pow(p.freqBase, -2.0f / nd);
+  // YaRN's ramp between the correction dimensions (ggml_rope_yarn_corr_dims)
+  // and its magnitude scaling.
+  float low = 0, high = 0, mscale = p.attnFactor;
+  if (p.extFactor != 0.0f) {
+    low = std::max(0.0f, std::floor(yarnCorrectionDim(
+                             nd, p.originalContext, p.betaFast, p.freqBase)));
+    high = std::min(static_cast<float>(nd - 1),
+                    std::ceil(yarnCorrectionDim(nd, p.originalContext,
+                                                p.betaSlow, p.freqBase)));
+    mscale *= 1.0f + 0.1f * std::log(1.0f / p.freqScale);
+  }
   std::vector<float> cs(nd);
   for (int64_t r = 0; r < rows; ++r) {
     // ggml_rope_cache_init: theta_i = p * thetaScale^i by repeated products.
     float theta = static_cast<float>(pos + r);
     for (int64_t i = 0; i < nd; i += 2) {
-      // ggml_rope_yarn without extrapolation: freq_scale * (theta / factor).
-      const float t =
-          p.freqScale * (p.freqFactors ? theta / p.freqFactors[i / 2] : theta);
-      cs[i] = std::cos(t);
-      cs[i + 1] = std::sin(t);
+      // ggml's rope_yarn: the extrapolated angle is theta / factor, the
+      // interpolated one freq_scale times that; YaRN blends the two.
+      const float extrapolated =
+          p.freqFactors ? theta / p.freqFactors[i / 2] : theta;
+      float t = p.freqScale * extrapolated;
+      if (p.extFactor != 0.0f) {
+        const float y = static_cast<float>(i / 2 - low) /
+                        std::max(0.001f, high - low);
+        const float ramp =
+            (1.0f - std::min(1.0f, std::max(0.0f, y))) * p.extFactor;
+        t = t * (1.0f - ramp) + extrapolated * ramp;
+      }
+      cs[i] = std::cos(t) * mscale;
+      cs[i + 1] = std::sin(t) * mscale;
       theta *= thetaScale;
     }
     float *row = x + r * heads * hd;

@@ -195,6 +195,7 @@ bool parseGraph(Reader &r, const json &g, exec::Graph &out) {
     std::string kind, mode = "normal";
     std::vector<int64_t> in, outs;
     double epsilon = 0, theta = 10000, freqScale = 1, scale = 0;
+    double extFactor = 0, attnFactor = 1, betaFast = 32, betaSlow = 1;
     if (!r.string(o, ow, "op", kind))
       return false;
     if (!exec::opKindFromName(kind, op.kind))
@@ -206,6 +207,11 @@ bool parseGraph(Reader &r, const json &g, exec::Graph &out) {
         !r.number(o, ow, "epsilon", epsilon, false) ||
         !r.number(o, ow, "theta", theta, false) ||
         !r.number(o, ow, "freq_scale", freqScale, false) ||
+        !r.number(o, ow, "ext_factor", extFactor, false) ||
+        !r.number(o, ow, "attn_factor", attnFactor, false) ||
+        !r.integer(o, ow, "original_context", op.originalContext, false, 0) ||
+        !r.number(o, ow, "beta_fast", betaFast, false) ||
+        !r.number(o, ow, "beta_slow", betaSlow, false) ||
         !r.number(o, ow, "scale", scale, false) ||
         !r.integer(o, ow, "heads", op.heads, false, 0) ||
         !r.integer(o, ow, "head_dim", op.headDim, false, 0) ||
@@ -227,6 +233,10 @@ bool parseGraph(Reader &r, const json &g, exec::Graph &out) {
     op.epsilon = static_cast<float>(epsilon);
     op.theta = static_cast<float>(theta);
     op.freqScale = static_cast<float>(freqScale);
+    op.extFactor = static_cast<float>(extFactor);
+    op.attnFactor = static_cast<float>(attnFactor);
+    op.betaFast = static_cast<float>(betaFast);
+    op.betaSlow = static_cast<float>(betaSlow);
     op.scale = static_cast<float>(scale);
     op.where = ow;
     out.ops.push_back(std::move(op));
@@ -463,6 +473,13 @@ std::string writeManifest(const Manifest &m) {
       o["rope_dims"] = op.ropeDims;
       o["theta"] = op.theta;
       o["freq_scale"] = op.freqScale;
+      if (op.extFactor != 0 || op.attnFactor != 1) {
+        o["ext_factor"] = op.extFactor;
+        o["attn_factor"] = op.attnFactor;
+        o["original_context"] = op.originalContext;
+        o["beta_fast"] = op.betaFast;
+        o["beta_slow"] = op.betaSlow;
+      }
       o["mode"] = op.ropeMode == exec::RopeMode::NeoX ? "neox" : "normal";
       break;
     case exec::OpKind::Attention:

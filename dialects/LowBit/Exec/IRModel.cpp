@@ -218,6 +218,11 @@ LogicalResult GraphTranslator::translate(Operation &op) {
         g.ropeDims = r.getRopeDims();
         g.theta = r.getTheta().convertToFloat();
         g.freqScale = r.getFreqScale().convertToFloat();
+        g.extFactor = r.getExtFactor().convertToFloat();
+        g.attnFactor = r.getAttnFactor().convertToFloat();
+        g.originalContext = r.getOriginalContext();
+        g.betaFast = r.getBetaFast().convertToFloat();
+        g.betaSlow = r.getBetaSlow().convertToFloat();
         g.ropeMode = r.getMode() == RopeMode::neox ? exec::RopeMode::NeoX
                                                    : exec::RopeMode::Normal;
         return add(&op, g, r.getInput(), r.getResult());

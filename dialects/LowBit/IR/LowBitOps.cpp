@@ -177,6 +177,12 @@ LogicalResult RopeOp::verify() {
     return emitOpError() << "needs one position per token";
   if (getTheta().convertToFloat() <= 0)
     return emitOpError() << "theta must be positive";
+  if (!(getFreqScale().convertToFloat() > 0))
+    return emitOpError() << "freq_scale must be positive";
+  if (getExtFactor().convertToFloat() != 0 && getOriginalContext() <= 0)
+    return emitOpError()
+           << "YaRN (ext_factor != 0) needs the original context length "
+              "(original_context > 0)";
   if (Value factors = getFactors()) {
     ArrayRef<int64_t> f = weightShape(factors.getType());
     if (f.size() != 1 || !compatible(f[0], ropeDims / 2))

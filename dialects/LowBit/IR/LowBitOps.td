@@ -139,7 +139,12 @@ def LowBit_RopeOp : LowBit_Op<"rope", [Pure, AllTypesMatch<["input", "result"]>]
     factors[i]`. `mode` picks the pairing: `normal` rotates (2i, 2i+1) (llama
     as stored in GGUF), `neox` rotates (i, i + rope_dims/2). `factors`
     (optional, `rope_dims / 2` values) are per-frequency divisors such as
-    Llama-3.1's `rope_freqs` (llama.cpp's `freq_factors`).
+    Llama-3.1's `rope_freqs` (llama.cpp's `freq_factors`). YaRN, as ggml
+    computes it: with `ext_factor` != 0, pair i's angle blends the scaled
+    (interpolated) and unscaled (extrapolated) angles by a ramp between the
+    correction dimensions of `original_context`, `beta_fast` and `beta_slow`,
+    and cos/sin are multiplied by `attn_factor * (1 + 0.1 ln(1/freq_scale))`
+    (by `attn_factor` alone without YaRN).
     ```mlir
     %q = lowbit.rope %x, %pos {heads = 8 : i64, head_dim = 8 : i64, rope_dims = 8 : i64, theta = 1.0e+04 : f32, mode = #lowbit.rope_mode<normal>} : tensor<?x64xf32>, tensor<?xi32>
     %k = lowbit.rope %y, %pos factors %f {heads = 8 : i64, head_dim = 8 : i64, rope_dims = 8 : i64, theta = 1.0e+04 : f32, mode = #lowbit.rope_mode<normal>} : tensor<?x64xf32>, tensor<?xi32>, !lowbit.qtensor<4 : f32>
@@ -149,7 +154,12 @@ def LowBit_RopeOp : LowBit_Op<"rope", [Pure, AllTypesMatch<["input", "result"]>]
                        Optional<LowBit_WeightLike>:$factors,
                        I64Attr:$heads, I64Attr:$head_dim, I64Attr:$rope_dims,
                        F32Attr:$theta, LowBit_RopeModeEnumAttr:$mode,
-                       DefaultValuedAttr<F32Attr, "1.0f">:$freq_scale);
+                       DefaultValuedAttr<F32Attr, "1.0f">:$freq_scale,
+                       DefaultValuedAttr<F32Attr, "0.0f">:$ext_factor,
+                       DefaultValuedAttr<F32Attr, "1.0f">:$attn_factor,
+                       DefaultValuedAttr<I64Attr, "0">:$original_context,
+                       DefaultValuedAttr<F32Attr, "32.0f">:$beta_fast,
+                       DefaultValuedAttr<F32Attr, "1.0f">:$beta_slow);
   let results = (outs LowBit_F32Tensor:$result);
   let assemblyFormat = [{
     $input `,` $positions (`factors` $factors^)? attr-dict `:` type($input) `,`

@@ -222,14 +222,39 @@ LogicalResult GGUFImporter::buildDecoder(ModuleOp module, StringRef arch) {
     factor = reader.getFloat((arch + ".rope.scale_linear").str(), 0.0);
   std::string scalingType =
       reader.getString((arch + ".rope.scaling.type").str(), "linear");
-  // YaRN and LongRoPE change the rotation in ways lowbit does not compute
-  // yet: refuse them rather than evaluate a different model.
-  if (scalingType != "none" && scalingType != "linear")
+  // LongRoPE changes the rotation in ways lowbit does not compute yet:
+  // refuse it rather than evaluate a different model.
+  if (scalingType != "none" && scalingType != "linear" && scalingType != "yarn")
     return emitError(fileLoc)
            << "RoPE scaling type '" << scalingType << "' (key " << arch
            << ".rope.scaling.type) is not supported yet; lowbit implements "
-              "linear scaling and Llama-3.1 frequency factors (rope_freqs)";
+              "linear and YaRN scaling and Llama-3.1 frequency factors "
+              "(rope_freqs)";
   float freqScale = factor > 0 ? static_cast<float>(1.0 / factor) : 1.0f;
+  // YaRN with llama.cpp's defaults (ext_factor 1, attn_factor 1, beta_fast
+  // 32, beta_slow 1, the original context from the file or the training
+  // context), each overridable by its key.
+  float extFactor = 0, attnFactor = 1, betaFast = 32, betaSlow = 1;
+  int64_t originalContext = 0;
+  if (scalingType == "yarn") {
+    if (factor <= 0)
+      return emitError(fileLoc) << "YaRN scaling needs " << arch
+                                << ".rope.scaling.factor";
+    auto key = [&](const char *suffix) {
+      return (arch + ".rope.scaling." + suffix).str();
+    };
+    if (reader.getFloat(key("yarn_log_multiplier"), 0.0) != 0.0)
+      return emitError(fileLoc)
+             << "key '" << key("yarn_log_multiplier")
+             << "' (DeepSeek's YaRN attention scaling) is not supported yet";
+    extFactor = static_cast<float>(reader.getFloat(key("yarn_ext_factor"), 1.0));
+    attnFactor = static_cast<float>(reader.getFloat(
+        key("yarn_attn_factor"), reader.getFloat(key("attn_factor"), 1.0)));
+    betaFast = static_cast<float>(reader.getFloat(key("yarn_beta_fast"), 32.0));
+    betaSlow = static_cast<float>(reader.getFloat(key("yarn_beta_slow"), 1.0));
+    originalContext =
+        getHParam(arch, "rope.scaling.original_context_length", nCtx);
+  }
   // GGUF llama weights are permuted for adjacent-pair rotation, and glm4
   // rotates adjacent pairs too (llama.cpp's LLAMA_ROPE_TYPE_NORM); qwen2,
   // qwen3 and phi3 rotate the two halves (NeoX).
@@ -438,7 +463,12 @@ LogicalResult GGUFImporter::buildDecoder(ModuleOp module, StringRef arch) {
                             builder.getI64IntegerAttr(ropeDims),
                             builder.getF32FloatAttr(local ? localTheta : theta),
                             RopeModeAttr::get(context, ropeMode),
-                            builder.getF32FloatAttr(freqScale));
+                            builder.getF32FloatAttr(freqScale),
+                            builder.getF32FloatAttr(extFactor),
+                            builder.getF32FloatAttr(attnFactor),
+                            builder.getI64IntegerAttr(originalContext),
+                            builder.getF32FloatAttr(betaFast),
+                            builder.getF32FloatAttr(betaSlow));
     };
     q = rope(q, nHead);
     k = rope(k, nHeadKV);

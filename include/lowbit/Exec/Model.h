@@ -79,6 +79,11 @@ struct GraphOp {
   float epsilon = 0.0f;   // norms
   float theta = 10000.0f; // rope base
   float freqScale = 1.0f; // rope: positions are multiplied by it
+  /// rope, YaRN (ggml's ext_factor, attn_factor, n_ctx_orig, beta_fast and
+  /// beta_slow); extFactor 0 = no YaRN.
+  float extFactor = 0.0f, attnFactor = 1.0f;
+  int64_t originalContext = 0;
+  float betaFast = 32.0f, betaSlow = 1.0f;
   float scale = 0.0f;     // attention score scale
   int64_t heads = 0, headDim = 0, ropeDims = 0; // rope, attention
   int64_t cacheLayer = 0;                       // attention

@@ -45,6 +45,11 @@ struct RopeParams {
   int64_t ropeDims = 0; // rotated dimensions per head (<= headDim)
   float freqBase = 10000.0f;
   float freqScale = 1.0f;
+  /// YaRN (ggml_rope_ext's ext_factor, attn_factor, n_ctx_orig, beta_fast,
+  /// beta_slow); extFactor 0 = plain scaling.
+  float extFactor = 0.0f, attnFactor = 1.0f;
+  int64_t originalContext = 0;
+  float betaFast = 32.0f, betaSlow = 1.0f;
   RopeMode mode = RopeMode::Normal;
   /// ropeDims / 2 divisors of the pair frequencies (Llama-3.1's rope_freqs,
   /// ggml's freq_factors); null: none.

@@ -432,3 +432,11 @@ func.func @f(%x: tensor<?x8xf32>, %r: tensor<4x8xf32>, %g: !lowbit.qtensor<4x16x
   %y = lowbit.moe_ffn %x, %r, %g, %g, %d shared(%sg) {top_k = 2 : i64, normalize = true} : tensor<?x8xf32>, tensor<4x8xf32>, !lowbit.qtensor<4x16x8 : f32>, !lowbit.qtensor<4x16x8 : f32>, !lowbit.qtensor<4x8x16 : f32>, tensor<12x8xf32> -> tensor<?x8xf32>
   return
 }
+
+// -----
+
+func.func @f(%x: tensor<?x64xf32>, %p: tensor<?xi32>) {
+  // expected-error @+1 {{YaRN (ext_factor != 0) needs the original context length}}
+  %y = lowbit.rope %x, %p {heads = 8 : i64, head_dim = 8 : i64, rope_dims = 8 : i64, theta = 1.0e+04 : f32, mode = #lowbit.rope_mode<normal>, freq_scale = 0.25 : f32, ext_factor = 1.0 : f32} : tensor<?x64xf32>, tensor<?xi32>
+  return
+}

@@ -11,6 +11,7 @@
 
 #include "TestModels.h"
 
+#include "lowbit/Exec/Ops.h"
 #include "lowbit/Exec/ThreadPool.h"
 #include "lowbit/Formats/Formats.h"
 
@@ -472,6 +473,48 @@ TEST(Executor, ValidateRejectsBadShapes) {
   EXPECT_NE(err.find("KV heads"), std::string::npos) << err;
   ExecOptions o;
   EXPECT_FALSE(Executor::create(d, o, err));
+}
+
+// YaRN (ggml's rope_yarn): pairs below the low correction dimension keep
+// the unscaled angle, pairs above the high one take the scaled angle, and
+// every cos/sin is multiplied by 1 + 0.1 ln(factor).
+TEST(ExecRope, YarnBlendsExtrapolationAndInterpolation) {
+  const int64_t dims = 16, pos = 37;
+  exec::ops::RopeParams plain;
+  plain.headDim = dims;
+  plain.ropeDims = dims;
+  exec::ops::RopeParams yarn = plain;
+  yarn.freqScale = 0.25f;
+  yarn.extFactor = 1.0f;
+  yarn.originalContext = 64;
+  // Correction dimensions for 16 dims, context 64, base 10^4: low = 0
+  // (floor of -0.99, clamped), high = ceil(2.02) = 3.
+  std::vector<float> unit(dims, 0.0f);
+  for (int64_t i = 0; i < dims; i += 2)
+    unit[i] = 1.0f; // x = (1, 0) in every pair: the result is (cos, sin)
+  std::vector<float> y = unit;
+  exec::ops::rope(yarn, y.data(), 1, 1, pos);
+  const float mscale = 1.0f + 0.1f * std::log(4.0f);
+  const float thetaScale = std::pow(10000.0f, -2.0f / dims);
+  float theta = pos;
+  for (int64_t i = 0; i < dims; i += 2, theta *= thetaScale) {
+    const int64_t pair = i / 2;
+    float angle;
+    if (pair == 0)
+      angle = theta; // ramp 1: extrapolated
+    else if (pair >= 3)
+      angle = 0.25f * theta; // ramp 0: interpolated
+    else
+      continue; // inside the ramp
+    EXPECT_NEAR(y[i], std::cos(angle) * mscale, 1e-5) << "pair " << pair;
+    EXPECT_NEAR(y[i + 1], std::sin(angle) * mscale, 1e-5) << "pair " << pair;
+  }
+  // Factor 1: YaRN changes nothing.
+  yarn.freqScale = 1.0f;
+  std::vector<float> a = unit, b = unit;
+  exec::ops::rope(yarn, a.data(), 1, 1, pos);
+  exec::ops::rope(plain, b.data(), 1, 1, pos);
+  EXPECT_EQ(a, b);
 }
 
 TEST(ExecThreadPool, RunsEveryTaskOnce) {
