@@ -163,6 +163,11 @@ std::unique_ptr<Executor> Executor::create(const ModelDesc &model,
     e->backendHandle_.push_back(isMatmul && e->backend_
                                     ? e->backend_->bind(op.weight)
                                     : -1);
+    std::array<int, 3> experts = {-1, -1, -1};
+    if (op.kind == OpKind::MoEFFN && e->backend_)
+      for (int i = 0; i < 3; ++i)
+        experts[i] = e->backend_->bind(op.experts[i]);
+    e->expertHandles_.push_back(experts);
     e->backendRows_.push_back(op.kind == OpKind::Embedding && e->backend_ &&
                               e->backend_->decodesRows(op.weight));
     const bool vectorWeight = readsVectorWeight(op);
@@ -520,7 +525,7 @@ void Executor::runOp(const GraphOp &op, const int32_t *tokens, int64_t rows,
     ops::gelu(*pool_, in(0), out(0), rows * width);
     return;
   case OpKind::MoEFFN:
-    moeFFN(op, *w, in(0), rows, out(0));
+    moeFFN(index, op, *w, in(0), rows, out(0));
     return;
   case OpKind::Scale: {
     const float *a = in(0);
@@ -654,7 +659,8 @@ bool Executor::eval(const int32_t *tokens, int64_t n, int64_t pos,
 // the order the experts were chosen; then the shared expert, scaled by
 // sigmoid(x . gate_inp). Tokens are grouped by expert so that each expert's
 // matrices are decoded once per pass.
-void Executor::moeFFN(const GraphOp &op, const WeightRef &router,
+void Executor::moeFFN(size_t index, const GraphOp &op,
+                      const WeightRef &router,
                       const float *x, int64_t rows, float *y) {
   const int64_t d = router.cols, e = router.rows, k = op.topK;
   std::vector<float> probs(static_cast<size_t>(rows * e));
@@ -693,8 +699,19 @@ void Executor::moeFFN(const GraphOp &op, const WeightRef &router,
     return r;
   };
   // down(silu(gate x) * (up x)) for m rows of x into out, with matrix
-  // `expert` of `experts` of the named weights.
+  // `expert` of `experts` of the named weights: on the backend's kernels
+  // for the routed experts it bound, else decoded to f32.
   std::vector<float> g, u;
+  const std::array<int, 3> &handles = expertHandles_[index];
+  auto multiply = [&](int which, int64_t expert, int64_t experts,
+                      const WeightRef &w, const float *xin, int64_t m,
+                      float *out, uint64_t inputKey) {
+    if (experts > 1 && handles[which] >= 0)
+      backend_->matmulRows(handles[which], expert * w.rows, w.rows, xin, m,
+                           out, inputKey, *pool_);
+    else
+      ops::matmulDecoded(*pool_, scratch_, w, xin, m, out);
+  };
   auto swigluFFN = [&](const WeightRef &gateW, const WeightRef &upW,
                        const WeightRef &downW, const std::string *names,
                        int64_t expert, int64_t experts, const float *xin,
@@ -706,12 +723,16 @@ void Executor::moeFFN(const GraphOp &op, const WeightRef &router,
       observer_(names[0], expert, experts, xin, m, gateW.cols);
       observer_(names[1], expert, experts, xin, m, upW.cols);
     }
-    ops::matmulDecoded(*pool_, scratch_, gateW, xin, m, g.data());
-    ops::matmulDecoded(*pool_, scratch_, upW, xin, m, u.data());
+    // Keys for the backend's reuse of a quantized input: gate and up read
+    // the same rows; values above 2^31 are never graph values.
+    const uint64_t key = (passes_ << 32) | 0x80000000u |
+                         static_cast<uint32_t>(2 * expert);
+    multiply(0, expert, experts, gateW, xin, m, g.data(), key);
+    multiply(1, expert, experts, upW, xin, m, u.data(), key);
     ops::swiglu(*pool_, g.data(), ff, u.data(), ff, g.data(), ff, m, ff);
     if (observer_)
       observer_(names[2], expert, experts, g.data(), m, ff);
-    ops::matmulDecoded(*pool_, scratch_, downW, g.data(), m, result);
+    multiply(2, expert, experts, downW, g.data(), m, result, key + 1);
   };
   // Output of every (token, choice), then summed in choice order.
   std::vector<float> perChoice(static_cast<size_t>(rows * k * d));

@@ -116,6 +116,8 @@ struct Tensor {
   int64_t rowUnit = 1;
   std::vector<uint8_t> unpacked; // plain rows for the fall-back, if packed
   bool usedAsMatmul = false;
+  /// Routed experts of a moe_ffn: multiplied one expert's rows at a time.
+  bool expertMatmul = false;
   std::string fallbackWhy;
 };
 
@@ -450,9 +452,15 @@ bool lb_model::bind(Failure &f) {
                         op.where + ") uses weight " + *name +
                         ", which is neither a tensor nor a part of one");
       Tensor &t = *it->second.tensor;
-      if (matmul && name == &op.weight)
+      const bool routedExperts =
+          op.kind == exec::OpKind::MoEFFN && op.experts.size() >= 3 &&
+          (name == &op.experts[0] || name == &op.experts[1] ||
+           name == &op.experts[2]);
+      if ((matmul && name == &op.weight) ||
+          (routedExperts && it->second.whole())) {
         t.usedAsMatmul = true;
-      else if (!it->second.whole() && t.interleave != 1)
+        t.expertMatmul |= routedExperts;
+      } else if (!it->second.whole() && t.interleave != 1)
         return fail(f, LB_ERROR_BAD_ARTIFACT,
                     "manifest: " + *name +
                         " is part of a packed tensor but not a matmul weight");
@@ -537,7 +545,9 @@ public:
     uint64_t actBytes = 0;
     for (const auto &t : model.tensors)
       if (t->usedAsMatmul) {
-        widest = std::max(widest, t->rows);
+        // Only fused tensors use fused_ (never an expert stack).
+        if (!t->expertMatmul)
+          widest = std::max(widest, t->rows);
         actBytes = std::max<uint64_t>(actBytes, t->actRowBytes);
       }
     fused_.resize(batch * widest);
@@ -571,6 +581,13 @@ public:
       std::memcpy(y + r * piece.rows,
                   fused_.data() + r * t.rows + piece.rowOffset,
                   piece.rows * sizeof(float));
+  }
+
+  void matmulRows(int handle, int64_t firstRow, int64_t count,
+                  const float *x, int64_t rows, float *y, uint64_t inputKey,
+                  exec::ThreadPool &pool) override {
+    const Tensor &t = *bound_[handle].tensor;
+    run(t, x, rows, y, count, inputKey, pool, firstRow, count);
   }
 
   bool decodesRows(const std::string &weight) override {
@@ -612,14 +629,19 @@ private:
     xqQuantizer_ = t.quantize;
   }
 
+  /// y[n, rowCount] (row stride yStride) = in * W[firstRow, +rowCount)^T;
+  /// rowCount < 0: every row. A row range starts on a row-group boundary of
+  /// the layout (an expert's rows), where the packed bytes of the rows
+  /// before it are exactly firstRow plain rows' worth.
   void run(const Tensor &t, const float *in, int64_t n, float *y,
-           int64_t yStride, uint64_t inputKey, exec::ThreadPool &pool) {
+           int64_t yStride, uint64_t inputKey, exec::ThreadPool &pool,
+           int64_t firstRow = 0, int64_t rowCount = -1) {
     const void *act = nullptr;
     if (t.quantize) {
       quantizeInput(t, in, n, inputKey, pool);
       act = xq_.data();
     }
-    const int64_t N = t.rows, K = t.cols;
+    const int64_t N = rowCount < 0 ? t.rows : rowCount, K = t.cols;
     // Row ranges in multiples of the row unit, about four per thread so
     // uneven threads still balance; at least 16 rows so the per-call
     // overhead stays small.
@@ -629,7 +651,10 @@ private:
     chunk = (chunk + unit - 1) / unit * unit;
     const int64_t tasks = (N + chunk - 1) / chunk;
     lb_matmul_kernel_fn kernel = t.kernel;
-    const void *w = t.data;
+    const void *w =
+        t.data + static_cast<uint64_t>(firstRow) *
+                     formats::rowBytes(formats::info(t.format),
+                                       static_cast<uint64_t>(K));
     pool.run(
         tasks,
         [&](int64_t task, int) {

@@ -105,6 +105,44 @@ void collectManifest(ModuleOp module, const target::TargetInfo &target,
   out.fallbacks.clear();
   llvm::StringSet<> seenKernel, seenFallback;
   module.walk([&](Operation *op) {
+    // A moe_ffn's routed experts: one kernel per stacked weight, called on
+    // one expert's rows at a time.
+    if (auto moe = llvm::dyn_cast<mlir::lowbit::MoEFFNOp>(op)) {
+      auto kernels = op->getAttrOfType<mlir::ArrayAttr>(
+          mlir::lowbit::kExpertKernelsAttrName);
+      auto quantizers = op->getAttrOfType<mlir::ArrayAttr>(
+          mlir::lowbit::kExpertActQuantizersAttrName);
+      if (!kernels || !quantizers || kernels.size() != 3 ||
+          quantizers.size() != 3)
+        return;
+      mlir::Value experts[] = {moe.getGateExps(), moe.getUpExps(),
+                               moe.getDownExps()};
+      for (int i = 0; i < 3; ++i) {
+        auto type = llvm::dyn_cast<mlir::lowbit::QTensorType>(
+            experts[i].getType());
+        auto symbol = llvm::dyn_cast<mlir::StringAttr>(kernels[i]);
+        const std::string name = weightName(experts[i]);
+        if (!type || type.getShape().size() != 3 || !symbol ||
+            symbol.getValue().empty() || name.empty() ||
+            !seenKernel.insert(name).second)
+          continue;
+        const formats::Format format = type.getFormat().getFormat();
+        KernelInfo k;
+        k.weight = name;
+        k.format = format;
+        k.rows = type.getShape()[0] * type.getShape()[1];
+        k.cols = type.getShape()[2];
+        k.interleaveRows = type.getLayout() ? type.getLayout().getRows() : 1;
+        k.kernelSymbol = symbol.getValue().str();
+        if (auto q = llvm::dyn_cast<mlir::StringAttr>(quantizers[i]))
+          k.quantizerSymbol = q.getValue().str();
+        const target::KernelChoice *choice = target.find(format);
+        k.activation = choice ? choice->activation : formats::Format::F32;
+        k.dotPath = choice ? choice->dotPath : "";
+        out.kernels.push_back(std::move(k));
+      }
+      return;
+    }
     mlir::Value weight = weightOf(op);
     if (!weight)
       return;

@@ -87,19 +87,22 @@ Value weightOf(Operation *op) {
   return {};
 }
 
-/// Decides the kernel of a matmul-like op: fills `spec` and `kernel` and
-/// returns "", or returns why there is none (the fall-back's reason).
-std::string planKernel(Operation *op, const TargetInfo &target,
+/// Decides the kernel of a matmul-like op, or of one expert's matrix of a
+/// moe_ffn weight (3-D; the kernel multiplies one expert's rows): fills
+/// `spec` and `kernel` and returns "", or returns why there is none (the
+/// fall-back's reason).
+std::string planKernel(Operation *op, Value weight, const TargetInfo &target,
                        KernelSpec &spec,
                        std::unique_ptr<kernels::FormatKernel> &kernel) {
-  auto type = dyn_cast<QTensorType>(weightOf(op).getType());
+  auto type = dyn_cast<QTensorType>(weight.getType());
   if (!type)
     return "the weight is an f32 tensor, not a stored !lowbit.qtensor";
-  if (type.getShape().size() != 2)
+  const size_t rank = type.getShape().size();
+  if (rank != 2 && !(rank == 3 && isa<MoEFFNOp>(op)))
     return "the weight is not 2-D";
   spec.format = type.getFormat().getFormat();
-  spec.rows = type.getShape()[0];
-  spec.cols = type.getShape()[1];
+  spec.rows = type.getShape()[rank - 2];
+  spec.cols = type.getShape()[rank - 1];
   spec.interleave = type.getLayout() ? type.getLayout().getRows() : 1;
   spec.target = &target;
   spec.choice = target.find(spec.format);
@@ -123,6 +126,40 @@ std::string planKernel(Operation *op, const TargetInfo &target,
   return "";
 }
 
+/// The kernel function of `spec` and, for quantized activations, the
+/// quantizer it needs (created once per module): their symbols, or "" in
+/// `why` on success.
+std::string emitKernel(RewriterBase &rewriter, ModuleOp module,
+                       const KernelSpec &spec,
+                       kernels::FormatKernel &kernel,
+                       const TargetInfo &target, std::string &symbol,
+                       std::string &quantizer) {
+  MLIRContext *ctx = module.getContext();
+  bool created;
+  symbol = kernels::kernelSymbol(spec);
+  func::FuncOp fn = getOrCreateEntry(rewriter, module, symbol,
+                                     matmulKernelType(ctx), target, created);
+  if (created) {
+    fn->setAttr(kDotPathAttrName, rewriter.getStringAttr(spec.choice->dotPath));
+    OpBuilder::InsertionGuard guard(rewriter);
+    if (failed(kernels::buildMatmulKernel(fn, spec, kernel))) {
+      rewriter.eraseOp(fn);
+      return "kernel generation failed";
+    }
+  }
+  quantizer.clear();
+  if (kernel.activation() != Format::F32) {
+    quantizer = kernels::quantizerSymbol(kernel.activation());
+    func::FuncOp q = getOrCreateEntry(rewriter, module, quantizer,
+                                      quantizerType(ctx), target, created);
+    if (created &&
+        failed(kernels::buildQuantizer(q, kernel.activation(), target.isa)))
+      return "quantizer generation failed";
+  }
+  ensureAbiVersion(rewriter, module, target);
+  return "";
+}
+
 template <typename OpTy> struct MatmulToKernel : OpRewritePattern<OpTy> {
   MatmulToKernel(MLIRContext *ctx, const TargetInfo &target)
       : OpRewritePattern<OpTy>(ctx), target(target) {}
@@ -133,7 +170,7 @@ template <typename OpTy> struct MatmulToKernel : OpRewritePattern<OpTy> {
       return rewriter.notifyMatchFailure(op, "already has a kernel");
     KernelSpec spec;
     std::unique_ptr<kernels::FormatKernel> kernel;
-    std::string why = planKernel(op, target, spec, kernel);
+    std::string why = planKernel(op, weightOf(op), target, spec, kernel);
     if (!why.empty())
       return rewriter.notifyMatchFailure(op, why);
 
@@ -141,34 +178,61 @@ template <typename OpTy> struct MatmulToKernel : OpRewritePattern<OpTy> {
     if (!module)
       return rewriter.notifyMatchFailure(op, "not inside a module");
     MLIRContext *ctx = op->getContext();
-    bool created;
-    std::string symbol = kernels::kernelSymbol(spec);
-    func::FuncOp fn = getOrCreateEntry(rewriter, module, symbol,
-                                       matmulKernelType(ctx), target, created);
-    if (created) {
-      fn->setAttr(kDotPathAttrName,
-                  rewriter.getStringAttr(spec.choice->dotPath));
-      OpBuilder::InsertionGuard guard(rewriter);
-      if (failed(kernels::buildMatmulKernel(fn, spec, *kernel))) {
-        rewriter.eraseOp(fn);
-        return rewriter.notifyMatchFailure(op, "kernel generation failed");
-      }
-    }
-    std::string quantizer;
-    if (kernel->activation() != Format::F32) {
-      quantizer = kernels::quantizerSymbol(kernel->activation());
-      func::FuncOp q = getOrCreateEntry(rewriter, module, quantizer,
-                                        quantizerType(ctx), target, created);
-      if (created &&
-          failed(kernels::buildQuantizer(q, kernel->activation(), target.isa)))
-        return rewriter.notifyMatchFailure(op, "quantizer generation failed");
-    }
-    ensureAbiVersion(rewriter, module, target);
+    std::string symbol, quantizer;
+    why = emitKernel(rewriter, module, spec, *kernel, target, symbol, quantizer);
+    if (!why.empty())
+      return rewriter.notifyMatchFailure(op, why);
     rewriter.modifyOpInPlace(op, [&] {
       op->setAttr(kKernelAttrName, FlatSymbolRefAttr::get(ctx, symbol));
       if (!quantizer.empty())
         op->setAttr(kActQuantizerAttrName,
                     FlatSymbolRefAttr::get(ctx, quantizer));
+    });
+    return success();
+  }
+
+  const TargetInfo &target;
+};
+
+/// A moe_ffn's routed experts (gate, up, down: stacked 3-D weights) get one
+/// kernel each for a single expert's matrix; the runtime calls it on the
+/// expert's rows. `lowbit.expert_kernels` / `lowbit.expert_act_quantizers`
+/// list them in operand order ("" = none: the expert is decoded to f32).
+struct MoEToKernels : OpRewritePattern<MoEFFNOp> {
+  MoEToKernels(MLIRContext *ctx, const TargetInfo &target)
+      : OpRewritePattern<MoEFFNOp>(ctx), target(target) {}
+
+  LogicalResult matchAndRewrite(MoEFFNOp op,
+                                PatternRewriter &rewriter) const override {
+    if (op->hasAttr(kExpertKernelsAttrName))
+      return rewriter.notifyMatchFailure(op, "already has kernels");
+    auto module = op->getParentOfType<ModuleOp>();
+    if (!module)
+      return rewriter.notifyMatchFailure(op, "not inside a module");
+    SmallVector<Attribute> kernelNames, quantizerNames;
+    for (Value weight : {op.getGateExps(), op.getUpExps(), op.getDownExps()}) {
+      KernelSpec spec;
+      std::unique_ptr<kernels::FormatKernel> kernel;
+      std::string symbol, quantizer;
+      std::string why = planKernel(op, weight, target, spec, kernel);
+      if (why.empty())
+        why = emitKernel(rewriter, module, spec, *kernel, target, symbol,
+                         quantizer);
+      if (!why.empty()) {
+        symbol.clear();
+        quantizer.clear();
+        if (auto type = dyn_cast<QTensorType>(weight.getType()))
+          op.emitWarning() << "slow fall-back for the experts' "
+                           << type.getFormat().getName() << " weight: " << why
+                           << "; the runtime decodes it to f32";
+      }
+      kernelNames.push_back(rewriter.getStringAttr(symbol));
+      quantizerNames.push_back(rewriter.getStringAttr(quantizer));
+    }
+    rewriter.modifyOpInPlace(op, [&] {
+      op->setAttr(kExpertKernelsAttrName, rewriter.getArrayAttr(kernelNames));
+      op->setAttr(kExpertActQuantizersAttrName,
+                  rewriter.getArrayAttr(quantizerNames));
     });
     return success();
   }
@@ -217,7 +281,7 @@ struct ConvertLowBitToKernelsPass
       StringRef name = type.getFormat().getName();
       KernelSpec spec;
       std::unique_ptr<kernels::FormatKernel> kernel;
-      std::string why = planKernel(op, *target, spec, kernel);
+      std::string why = planKernel(op, weightOf(op), *target, spec, kernel);
       if (why.empty())
         why = "kernel generation failed";
       op->setAttr(kKernelFallbackAttrName,
@@ -258,7 +322,8 @@ struct LowBitIsolateKernelsPass
 void populateLowBitToKernelsPatterns(
     RewritePatternSet &patterns, const ::lowbit::target::TargetInfo &target) {
   patterns.add<MatmulToKernel<MatmulOp>, MatmulToKernel<QMatmulOp>,
-               MatmulToKernel<MatmulResidualOp>>(patterns.getContext(), target);
+               MatmulToKernel<MatmulResidualOp>, MoEToKernels>(
+      patterns.getContext(), target);
 }
 
 } // namespace mlir::lowbit

@@ -23,6 +23,11 @@ namespace lowbit {
 /// On lowbit.matmul: the generated kernel / activation quantizer.
 constexpr llvm::StringLiteral kKernelAttrName = "lowbit.kernel";
 constexpr llvm::StringLiteral kActQuantizerAttrName = "lowbit.act_quantizer";
+/// On lowbit.moe_ffn: the kernels (and activation quantizers) of the routed
+/// experts' gate, up and down weights, "" where there is none.
+constexpr llvm::StringLiteral kExpertKernelsAttrName = "lowbit.expert_kernels";
+constexpr llvm::StringLiteral kExpertActQuantizersAttrName =
+    "lowbit.expert_act_quantizers";
 /// On lowbit.matmul: no kernel for this weight on the target; the reason.
 constexpr llvm::StringLiteral kKernelFallbackAttrName =
     "lowbit.kernel_fallback";

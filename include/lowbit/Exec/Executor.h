@@ -24,6 +24,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <array>
 #include <functional>
 #include <map>
 #include <memory>
@@ -49,6 +50,11 @@ public:
   /// quantized for one matmul may be reused by the next.
   virtual void matmul(int handle, const float *x, int64_t rows, float *y,
                       uint64_t inputKey, ThreadPool &pool) = 0;
+  /// The same with weight rows [firstRow, firstRow + count) only (one expert
+  /// of a stacked 3-D weight): y[rows, count], row stride count.
+  virtual void matmulRows(int handle, int64_t firstRow, int64_t count,
+                          const float *x, int64_t rows, float *y,
+                          uint64_t inputKey, ThreadPool &pool) = 0;
   /// Whether embedding rows of `weight` come from decodeRow (packed tables).
   virtual bool decodesRows(const std::string &weight) { return false; }
   virtual void decodeRow(const std::string &weight, int64_t row, float *dst) {}
@@ -149,7 +155,7 @@ private:
   void runOp(const GraphOp &op, const int32_t *tokens, int64_t rows,
              int64_t pos, int64_t rowOffset, int64_t headStart);
   void matmul(size_t op, const float *x, int64_t rows, float *y);
-  void moeFFN(const GraphOp &op, const WeightRef &router, const float *x,
+  void moeFFN(size_t index, const GraphOp &op, const WeightRef &router, const float *x,
               int64_t rows, float *y);
   void blockIntegerMatmul(const WeightRef &w, const float *x, int64_t rows,
                           float *y);
@@ -168,6 +174,9 @@ private:
   /// embedding rows.
   std::vector<const WeightRef *> weightOf_, biasOf_;
   std::vector<int> backendHandle_;
+  /// moe_ffn ops: backend handles of the routed experts' gate, up and down
+  /// weights (-1: decoded by the executor).
+  std::vector<std::array<int, 3>> expertHandles_;
   std::vector<bool> backendRows_;
   std::shared_ptr<MatmulBackend> backend_;
   /// Counts runOps calls: with a value id, it names a value's contents.
