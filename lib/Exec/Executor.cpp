@@ -45,6 +45,7 @@ bool isRowWise(OpKind kind) {
   case OpKind::SwiGLU:
   case OpKind::Split:
   case OpKind::Scale:
+  case OpKind::SoftCap:
   case OpKind::MoEFFN:
   case OpKind::Boundary:
     return true;
@@ -76,6 +77,7 @@ bool mayOverwriteInput(OpKind kind) {
   case OpKind::Softmax:
   case OpKind::SwiGLU:
   case OpKind::Scale:
+  case OpKind::SoftCap:
     return true;
   default:
     return false;
@@ -499,7 +501,8 @@ void Executor::runOp(const GraphOp &op, const int32_t *tokens, int64_t rows,
     const int64_t kv = g.valueWidth[op.inputs[1]];
     cache_.store(op.cacheLayer, pos, rows, in(1), kv, in(2), kv);
     ops::attention(*pool_, scratch_, cache_, op.cacheLayer, in(0), width, rows,
-                   pos, op.heads, out(0), width, op.scale, op.window);
+                   pos, op.heads, out(0), width, op.scale, op.window,
+                   op.softcap);
     return;
   }
   case OpKind::Add: {
@@ -532,6 +535,14 @@ void Executor::runOp(const GraphOp &op, const int32_t *tokens, int64_t rows,
     float *y = out(0);
     const float factor = op.scale;
     elementwise(*pool_, rows, width, [&](int64_t e) { y[e] = a[e] * factor; });
+    return;
+  }
+  case OpKind::SoftCap: {
+    const float *a = in(0);
+    float *y = out(0);
+    const float cap = op.scale;
+    elementwise(*pool_, rows, width,
+                [&](int64_t e) { y[e] = cap * std::tanh(a[e] / cap); });
     return;
   }
   case OpKind::Softmax:

@@ -41,6 +41,8 @@ const char *opKindName(OpKind kind) {
     return "scale";
   case OpKind::MoEFFN:
     return "moe_ffn";
+  case OpKind::SoftCap:
+    return "softcap";
   case OpKind::Boundary:
     return "layer_boundary";
   }
@@ -285,6 +287,8 @@ private:
                              " is outside the cache's " + str(c.layers));
       if (op.window < 0)
         return fail(&op, "negative attention window");
+      if (!(op.softcap >= 0) || !std::isfinite(op.softcap))
+        return fail(&op, "the attention soft cap must be >= 0");
       if (op.heads <= 0 || c.kvHeads <= 0 || op.heads % c.kvHeads != 0)
         return fail(&op, str(op.heads) + " query heads do not group over " +
                              str(c.kvHeads) + " KV heads");
@@ -305,6 +309,12 @@ private:
     case OpKind::Scale:
     case OpKind::Boundary:
       return arity(op, 1, 1) && sameWidths(op);
+    case OpKind::SoftCap:
+      if (!arity(op, 1, 1) || !sameWidths(op))
+        return false;
+      if (!(op.scale > 0) || !std::isfinite(op.scale))
+        return fail(&op, "the soft cap must be positive");
+      return true;
     case OpKind::MoEFFN: {
       if (!arity(op, 1, 1) || !sameWidths(op))
         return false;

@@ -242,7 +242,7 @@ size_t attentionScratchFloats(int64_t heads, int64_t kvHeads, int64_t headDim,
 void attention(ThreadPool &pool, Scratch &scratch, const KVCache &cache,
                int64_t layer, const float *q, int64_t qStride, int64_t n,
                int64_t pos, int64_t heads, float *out, int64_t outStride,
-               float scale, int64_t window) {
+               float scale, int64_t window, float softcap) {
   const int64_t hd = cache.headDim(), H = heads, Hkv = cache.kvHeads(),
                 group = H / Hkv, ctx = cache.context();
   const int64_t hkv = Hkv * hd;
@@ -279,6 +279,10 @@ void attention(ThreadPool &pool, Scratch &scratch, const KVCache &cache,
               window > 0 ? std::max<int64_t>(0, visible - window) : 0;
           for (int64_t t = first; t < visible; ++t)
             sr[t] *= scale;
+          // gemma2: scores capped to softcap * tanh(s / softcap).
+          if (softcap > 0)
+            for (int64_t t = first; t < visible; ++t)
+              sr[t] = softcap * std::tanh(sr[t] / softcap);
           softmaxRow(sr + first, sr + first, visible - first);
           std::fill(sr, sr + first, 0.0f);
           std::fill(sr + visible, sr + T, 0.0f);

@@ -196,6 +196,7 @@ bool parseGraph(Reader &r, const json &g, exec::Graph &out) {
     std::vector<int64_t> in, outs;
     double epsilon = 0, theta = 10000, freqScale = 1, scale = 0;
     double extFactor = 0, attnFactor = 1, betaFast = 32, betaSlow = 1;
+    double softcap = 0;
     if (!r.string(o, ow, "op", kind))
       return false;
     if (!exec::opKindFromName(kind, op.kind))
@@ -213,6 +214,7 @@ bool parseGraph(Reader &r, const json &g, exec::Graph &out) {
         !r.number(o, ow, "beta_fast", betaFast, false) ||
         !r.number(o, ow, "beta_slow", betaSlow, false) ||
         !r.number(o, ow, "scale", scale, false) ||
+        !r.number(o, ow, "softcap", softcap, false) ||
         !r.integer(o, ow, "heads", op.heads, false, 0) ||
         !r.integer(o, ow, "head_dim", op.headDim, false, 0) ||
         !r.integer(o, ow, "rope_dims", op.ropeDims, false, 0) ||
@@ -238,6 +240,7 @@ bool parseGraph(Reader &r, const json &g, exec::Graph &out) {
     op.betaFast = static_cast<float>(betaFast);
     op.betaSlow = static_cast<float>(betaSlow);
     op.scale = static_cast<float>(scale);
+    op.softcap = static_cast<float>(softcap);
     op.where = ow;
     out.ops.push_back(std::move(op));
   }
@@ -488,8 +491,11 @@ std::string writeManifest(const Manifest &m) {
       o["scale"] = op.scale;
       if (op.window)
         o["window"] = op.window;
+      if (op.softcap)
+        o["softcap"] = op.softcap;
       break;
     case exec::OpKind::Scale:
+    case exec::OpKind::SoftCap:
       o["scale"] = op.scale;
       break;
     case exec::OpKind::MoEFFN:

@@ -236,6 +236,7 @@ LogicalResult GraphTranslator::translate(Operation &op) {
         g.cacheLayer = a.getLayer();
         g.scale = a.getScale().convertToFloat();
         g.window = a.getWindow().value_or(0);
+        g.softcap = a.getSoftcap().convertToFloat();
         return add(&op, g, {a.getQuery(), a.getKey(), a.getValue()},
                    a.getResult());
       })
@@ -280,6 +281,11 @@ LogicalResult GraphTranslator::translate(Operation &op) {
       .Case<ScaleOp>([&](ScaleOp s) {
         exec::GraphOp g = kind(OpKind::Scale);
         g.scale = s.getFactor().convertToFloat();
+        return add(&op, g, s.getInput(), s.getResult());
+      })
+      .Case<SoftCapOp>([&](SoftCapOp s) {
+        exec::GraphOp g = kind(OpKind::SoftCap);
+        g.scale = s.getCap().convertToFloat();
         return add(&op, g, s.getInput(), s.getResult());
       })
       .Case<GELUOp>([&](GELUOp s) {

@@ -5,6 +5,8 @@
 #include "mlir/IR/DialectResourceBlobManager.h"
 #include "mlir/IR/OpImplementation.h"
 
+#include <cmath>
+
 using namespace mlir;
 using namespace mlir::lowbit;
 
@@ -229,9 +231,19 @@ LogicalResult MoEFFNOp::verify() {
   return success();
 }
 
+LogicalResult SoftCapOp::verify() {
+  const float cap = getCap().convertToFloat();
+  if (!(cap > 0) || !std::isfinite(cap))
+    return emitOpError() << "cap must be positive and finite";
+  return success();
+}
+
 LogicalResult AttentionOp::verify() {
   if (std::optional<int64_t> window = getWindow(); window && *window <= 0)
     return emitOpError() << "window must be positive, got " << *window;
+  const float softcap = getSoftcap().convertToFloat();
+  if (!(softcap >= 0) || !std::isfinite(softcap))
+    return emitOpError() << "softcap must be >= 0 and finite";
   KVCacheType cache = getCache().getType();
   for (Value v : {getQuery(), getKey(), getValue()})
     if (failed(expectRank(*this, "query, key and value", v.getType(), 2)))

@@ -177,7 +177,8 @@ def LowBit_AttentionOp : LowBit_Op<"attention", [
     head h reads KV head h / (heads / kv_heads)) over cached positions
     `<= positions[t]`, scaled by `scale`. Returns `[tokens, heads * head_dim]`.
     With `window = W` (sliding-window attention, as gemma's local layers) a
-    query at position p sees only positions `> p - W`.
+    query at position p sees only positions `> p - W`. With `softcap = c`
+    (gemma2) the scaled scores s become `c * tanh(s / c)` before the softmax.
     ```mlir
     %o = lowbit.attention %q, %k, %v, %cache, %pos {layer = 0 : i64, heads = 8 : i64, scale = 0.35355 : f32}
         : tensor<?x64xf32>, tensor<?x32xf32>, tensor<?x32xf32>, !lowbit.kv_cache<layers = 5, context = 512, kv_heads = 4, head_dim = 8>, tensor<?xi32> -> tensor<?x64xf32>
@@ -187,7 +188,8 @@ def LowBit_AttentionOp : LowBit_Op<"attention", [
                        LowBit_F32Tensor:$value, LowBit_KVCacheType:$cache,
                        LowBit_IndexTensor:$positions, I64Attr:$layer,
                        I64Attr:$heads, F32Attr:$scale,
-                       OptionalAttr<I64Attr>:$window);
+                       OptionalAttr<I64Attr>:$window,
+                       DefaultValuedAttr<F32Attr, "0.0f">:$softcap);
   let results = (outs LowBit_F32Tensor:$result);
   let assemblyFormat = [{
     $query `,` $key `,` $value `,` $cache `,` $positions attr-dict `:` type($query) `,`
@@ -258,6 +260,21 @@ def LowBit_ScaleOp : LowBit_Op<"scale", [Pure, SameOperandsAndResultType]> {
   let assemblyFormat = "$input attr-dict `:` type($result)";
 }
 def LowBit_GELUOp : LowBit_UnaryOp<"gelu", "GELU, tanh approximation (as GGML)">;
+
+def LowBit_SoftCapOp : LowBit_Op<"softcap", [Pure, SameOperandsAndResultType]> {
+  let summary = "Soft capping: cap * tanh(x / cap)";
+  let description = [{
+    Bounds every value smoothly to (-cap, cap), e.g. gemma2's final logits
+    (`final_logit_softcapping`).
+    ```mlir
+    %y = lowbit.softcap %x {cap = 3.0e+01 : f32} : tensor<?x256xf32>
+    ```
+  }];
+  let arguments = (ins LowBit_F32Tensor:$input, F32Attr:$cap);
+  let results = (outs LowBit_F32Tensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($result)";
+  let hasVerifier = 1;
+}
 def LowBit_SoftmaxOp : LowBit_UnaryOp<"softmax", "Softmax over the last dimension">;
 
 def LowBit_LayerBoundaryOp : LowBit_Op<"layer_boundary",

@@ -260,7 +260,11 @@ LogicalResult GGUFImporter::buildDecoder(ModuleOp module, StringRef arch) {
   // qwen3 and phi3 rotate the two halves (NeoX).
   RopeMode ropeMode =
       arch == "llama" || arch == "glm4" ? RopeMode::normal : RopeMode::neox;
-  const bool gemma = arch == "gemma3";
+  // gemma2 and gemma3: embeddings times sqrt(width), GeGLU, post-norms,
+  // sliding-window layers; gemma2 also soft-caps attention scores and the
+  // logits, gemma3 normalises q and k per head.
+  const bool gemma = arch == "gemma3" || arch == "gemma2";
+  const bool gemma2 = arch == "gemma2";
   // Mixture of experts (llama with experts = Mixtral, qwen2moe, qwen3moe):
   // softmax routing over expert_count experts, expert_used_count chosen;
   // llama and qwen3moe renormalise the chosen weights, qwen2moe does not
@@ -272,7 +276,8 @@ LogicalResult GGUFImporter::buildDecoder(ModuleOp module, StringRef arch) {
                               << " is not in [1, " << nExperts << "]";
   const bool sharedExpert = arch == "qwen2moe";
   const bool normalizeExperts = arch != "qwen2moe";
-  const bool perHeadQKNorm = arch == "qwen3" || arch == "qwen3moe" || gemma;
+  const bool perHeadQKNorm =
+      arch == "qwen3" || arch == "qwen3moe" || arch == "gemma3";
   const bool fusedQKV = arch == "phi3",
              fusedGateUp = arch == "phi3" || arch == "glm4";
   // glm4, gemma3: RMSNorm of the attention and FFN outputs before each
@@ -280,10 +285,27 @@ LogicalResult GGUFImporter::buildDecoder(ModuleOp module, StringRef arch) {
   const bool postNorms = arch == "glm4" || gemma;
   // gemma3: sliding-window attention on five of every six layers (the sixth
   // global), with RoPE base 10000 on the local layers (llama.cpp's
-  // n_swa_pattern = 6 and rope_freq_base_train_swa).
-  const int64_t window = getHParam(arch, "attention.sliding_window", 0);
-  const int64_t swaPattern = gemma ? 6 : 0;
-  const float localTheta = 10000.0f;
+  // n_swa_pattern = 6 and rope_freq_base_train_swa); gemma2: on the even
+  // layers, window 4096 unless the file says otherwise, one RoPE base.
+  const int64_t window =
+      getHParam(arch, "attention.sliding_window", gemma2 ? 4096 : 0);
+  const int64_t swaPattern = arch == "gemma3" ? 6 : gemma2 ? 2 : 0;
+  const float localTheta = gemma2 ? theta : 10000.0f;
+  // gemma2's soft caps (llama.cpp's defaults 50 and 30 when absent).
+  const float attnSoftcap =
+      gemma2 ? static_cast<float>(reader.getFloat(
+                   (arch + ".attn_logit_softcapping").str(), 50.0))
+             : 0.0f;
+  const float finalSoftcap =
+      gemma2 ? static_cast<float>(reader.getFloat(
+                   (arch + ".final_logit_softcapping").str(), 30.0))
+             : 0.0f;
+  // Query scaling: 1/sqrt(head size), except gemma2 27B (46 layers), which
+  // llama.cpp scales by 1/sqrt(width / heads).
+  const float attnScale =
+      gemma2 && nLayer == 46
+          ? 1.0f / std::sqrt(static_cast<float>(nEmbd) / nHead)
+          : 1.0f / std::sqrt(static_cast<float>(headDim));
   // Elsewhere a window is accepted only where it covers the whole context,
   // so that it cannot change a result.
   if (!swaPattern && window > 0 && window < nCtx)
@@ -475,8 +497,9 @@ LogicalResult GGUFImporter::buildDecoder(ModuleOp module, StringRef arch) {
     Value attn = AttentionOp::create(
         builder, loc, act(qWidth), q, k, v, cache, positions,
         builder.getI64IntegerAttr(layer), builder.getI64IntegerAttr(nHead),
-        builder.getF32FloatAttr(1.0f / std::sqrt(static_cast<float>(headDim))),
-        local ? builder.getI64IntegerAttr(window) : IntegerAttr());
+        builder.getF32FloatAttr(attnScale),
+        local ? builder.getI64IntegerAttr(window) : IntegerAttr(),
+        builder.getF32FloatAttr(attnSoftcap));
     Value attnOut = linear(attn, p + "attn_output", nEmbd, qWidth);
     if (!attnOut)
       return failure();
@@ -521,7 +544,7 @@ LogicalResult GGUFImporter::buildDecoder(ModuleOp module, StringRef arch) {
       }
       if (!gate || !up)
         return failure();
-      // gemma3: GELU-tanh gate (GeGLU); the others SiLU (SwiGLU).
+      // gemma: GELU-tanh gate (GeGLU); the others SiLU (SwiGLU).
       Value act0 = gemma ? GELUOp::create(builder, ffnLoc, gate).getResult()
                          : SiLUOp::create(builder, ffnLoc, gate).getResult();
       Value prod = MulOp::create(builder, ffnLoc, act0, up);
@@ -552,6 +575,9 @@ LogicalResult GGUFImporter::buildDecoder(ModuleOp module, StringRef arch) {
   }
   Value logits = MatmulOp::create(builder, tensorLoc("output.weight"),
                                   act(nVocab), x, output, Value());
+  if (finalSoftcap > 0)
+    logits = SoftCapOp::create(builder, tensorLoc("output.weight"), logits,
+                               builder.getF32FloatAttr(finalSoftcap));
   func::ReturnOp::create(builder, fileLoc, logits);
   return success();
 }
@@ -589,6 +615,7 @@ OwningOpRef<ModuleOp> GGUFImporter::run() {
   if (options.buildGraph && !arch.empty()) {
     if (arch == "llama" || arch == "qwen2" || arch == "qwen3" ||
         arch == "phi3" || arch == "glm4" || arch == "gemma3" ||
+        arch == "gemma2" ||
         arch == "qwen2moe" || arch == "qwen3moe") {
       if (failed(buildDecoder(*module, arch)))
         return nullptr;

@@ -59,6 +59,7 @@ enum class OpKind {
   Split,          // outs = column slices of in0 (sizes)
   Scale,          // out = in0 * scale
   MoEFFN,         // out = top-k mixture of experts (weight = router)
+  SoftCap,        // out = scale * tanh(in0 / scale)
   Boundary,       // out = in0: the residual stream between two layers
 };
 
@@ -84,7 +85,9 @@ struct GraphOp {
   float extFactor = 0.0f, attnFactor = 1.0f;
   int64_t originalContext = 0;
   float betaFast = 32.0f, betaSlow = 1.0f;
-  float scale = 0.0f;     // attention score scale
+  float scale = 0.0f;     // attention score scale; scale, softcap factor
+  float softcap = 0.0f;   // attention: scores capped to softcap * tanh(s /
+                          // softcap) (0 = none)
   int64_t heads = 0, headDim = 0, ropeDims = 0; // rope, attention
   int64_t cacheLayer = 0;                       // attention
   int64_t group = 0;  // rms_norm: values per normalised group (0 = the row)

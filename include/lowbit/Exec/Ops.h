@@ -121,7 +121,7 @@ size_t attentionScratchFloats(int64_t heads, int64_t kvHeads, int64_t headDim,
 void attention(ThreadPool &pool, Scratch &scratch, const KVCache &cache,
                int64_t layer, const float *q, int64_t qStride, int64_t n,
                int64_t pos, int64_t heads, float *out, int64_t outStride,
-               float scale = 0.0f, int64_t window = 0);
+               float scale = 0.0f, int64_t window = 0, float softcap = 0.0f);
 
 /// Floats of per-thread scratch `matmulDecoded` needs.
 size_t matmulScratchFloats();

@@ -440,3 +440,11 @@ func.func @f(%x: tensor<?x64xf32>, %p: tensor<?xi32>) {
   %y = lowbit.rope %x, %p {heads = 8 : i64, head_dim = 8 : i64, rope_dims = 8 : i64, theta = 1.0e+04 : f32, mode = #lowbit.rope_mode<normal>, freq_scale = 0.25 : f32, ext_factor = 1.0 : f32} : tensor<?x64xf32>, tensor<?xi32>
   return
 }
+
+// -----
+
+func.func @f(%x: tensor<?x8xf32>) {
+  // expected-error @+1 {{cap must be positive and finite}}
+  %y = lowbit.softcap %x {cap = 0.0 : f32} : tensor<?x8xf32>
+  return
+}

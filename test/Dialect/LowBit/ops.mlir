@@ -103,7 +103,11 @@ func.func @families(%x: tensor<?x8xf32>, %q: tensor<?x16xf32>, %k: tensor<?x8xf3
   %m = lowbit.moe_ffn %x, %r, %g, %g, %d {top_k = 2 : i64, normalize = true} : tensor<?x8xf32>, tensor<4x8xf32>, !lowbit.qtensor<4x16x8 : f32>, !lowbit.qtensor<4x16x8 : f32>, !lowbit.qtensor<4x8x16 : f32> -> tensor<?x8xf32>
   // CHECK: lowbit.moe_ffn {{.*}} shared(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}) {normalize = false, top_k = 1 : i64}
   %s = lowbit.moe_ffn %m, %r, %g, %g, %d shared(%sg, %sg, %sd, %si) {top_k = 1 : i64, normalize = false} : tensor<?x8xf32>, tensor<4x8xf32>, !lowbit.qtensor<4x16x8 : f32>, !lowbit.qtensor<4x16x8 : f32>, !lowbit.qtensor<4x8x16 : f32>, tensor<12x8xf32>, tensor<12x8xf32>, tensor<8x12xf32>, tensor<8xf32> -> tensor<?x8xf32>
-  return %s, %o : tensor<?x8xf32>, tensor<?x16xf32>
+  // CHECK: lowbit.softcap %{{.*}} {cap = 3.000000e+01 : f32} : tensor<?x8xf32>
+  %c30 = lowbit.softcap %s {cap = 30.0 : f32} : tensor<?x8xf32>
+  // CHECK: lowbit.attention {{.*}} {heads = 4 : i64, layer = 0 : i64, scale = 5.000000e-01 : f32, softcap = 5.000000e+01 : f32}
+  %o2 = lowbit.attention %qn, %k, %k, %c, %pos {layer = 0 : i64, heads = 4 : i64, scale = 0.5 : f32, softcap = 50.0 : f32} : tensor<?x16xf32>, tensor<?x8xf32>, tensor<?x8xf32>, !lowbit.kv_cache<layers = 1, context = 16, kv_heads = 2, head_dim = 4>, tensor<?xi32> -> tensor<?x16xf32>
+  return %c30, %o2 : tensor<?x8xf32>, tensor<?x16xf32>
 }
 }
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Copies a GGUF file with metadata keys added or replaced (test fixtures).
 
-usage: gguf_set_keys.py IN OUT KEY=TYPE:VALUE...   (TYPE: str, u32, f32)
+usage: gguf_set_keys.py IN OUT EDIT...
+  KEY=TYPE:VALUE     add or replace a key (TYPE: str, u32, f32)
+  rename:OLD=NEW     rename the keys starting with OLD to start with NEW
 
 The tensor data is copied unchanged; only the header grows, and the data
 section moves to the next multiple of general.alignment (default 32).
@@ -73,6 +75,17 @@ def main():
     new = dict((k, v) for k, v in kvs)
     order = [k for k, _ in kvs]
     for edit in edits:
+        if edit.startswith("rename:"):
+            old, new_prefix = edit[len("rename:"):].split("=", 1)
+            for i, k in enumerate(order):
+                if k.startswith(old):
+                    renamed = new_prefix + k[len(old):]
+                    raw = new.pop(k)
+                    (n,) = struct.unpack_from("<Q", raw, 0)
+                    name = renamed.encode()
+                    new[renamed] = struct.pack("<Q", len(name)) + name + raw[8 + n:]
+                    order[i] = renamed
+            continue
         key, spec = edit.split("=", 1)
         if key not in new:
             order.append(key)
