@@ -104,6 +104,24 @@ void collectManifest(ModuleOp module, const target::TargetInfo &target,
   out.kernels.clear();
   out.fallbacks.clear();
   llvm::StringSet<> seenKernel, seenFallback;
+  // The kernel of a weight (of each expert's matrix for a 3-D stack).
+  auto addKernel = [&](const std::string &name,
+                       mlir::lowbit::QTensorType type, llvm::StringRef symbol,
+                       llvm::StringRef quantizer) {
+    const formats::Format format = type.getFormat().getFormat();
+    KernelInfo k;
+    k.weight = name;
+    k.format = format;
+    k.rows = type.getNumRows();
+    k.cols = type.getRowLength();
+    k.interleaveRows = type.getLayout() ? type.getLayout().getRows() : 1;
+    k.kernelSymbol = symbol.str();
+    k.quantizerSymbol = quantizer.str();
+    const target::KernelChoice *choice = target.find(format);
+    k.activation = choice ? choice->activation : formats::Format::F32;
+    k.dotPath = choice ? choice->dotPath : "";
+    out.kernels.push_back(std::move(k));
+  };
   module.walk([&](Operation *op) {
     // A moe_ffn's routed experts: one kernel per stacked weight, called on
     // one expert's rows at a time.
@@ -121,25 +139,13 @@ void collectManifest(ModuleOp module, const target::TargetInfo &target,
         auto type = llvm::dyn_cast<mlir::lowbit::QTensorType>(
             experts[i].getType());
         auto symbol = llvm::dyn_cast<mlir::StringAttr>(kernels[i]);
+        auto quantizer = llvm::dyn_cast<mlir::StringAttr>(quantizers[i]);
         const std::string name = weightName(experts[i]);
         if (!type || type.getShape().size() != 3 || !symbol ||
-            symbol.getValue().empty() || name.empty() ||
+            !quantizer || symbol.getValue().empty() || name.empty() ||
             !seenKernel.insert(name).second)
           continue;
-        const formats::Format format = type.getFormat().getFormat();
-        KernelInfo k;
-        k.weight = name;
-        k.format = format;
-        k.rows = type.getShape()[0] * type.getShape()[1];
-        k.cols = type.getShape()[2];
-        k.interleaveRows = type.getLayout() ? type.getLayout().getRows() : 1;
-        k.kernelSymbol = symbol.getValue().str();
-        if (auto q = llvm::dyn_cast<mlir::StringAttr>(quantizers[i]))
-          k.quantizerSymbol = q.getValue().str();
-        const target::KernelChoice *choice = target.find(format);
-        k.activation = choice ? choice->activation : formats::Format::F32;
-        k.dotPath = choice ? choice->dotPath : "";
-        out.kernels.push_back(std::move(k));
+        addKernel(name, type, symbol.getValue(), quantizer.getValue());
       }
       return;
     }
@@ -155,20 +161,10 @@ void collectManifest(ModuleOp module, const target::TargetInfo &target,
             mlir::lowbit::kKernelAttrName)) {
       if (!name.empty() && !seenKernel.insert(name).second)
         return;
-      KernelInfo k;
-      k.weight = name;
-      k.format = format;
-      k.rows = type.getShape()[0];
-      k.cols = type.getShape()[1];
-      k.interleaveRows = type.getLayout() ? type.getLayout().getRows() : 1;
-      k.kernelSymbol = kernel.getValue().str();
-      if (auto q = op->getAttrOfType<mlir::FlatSymbolRefAttr>(
-              mlir::lowbit::kActQuantizerAttrName))
-        k.quantizerSymbol = q.getValue().str();
-      const target::KernelChoice *choice = target.find(format);
-      k.activation = choice ? choice->activation : formats::Format::F32;
-      k.dotPath = choice ? choice->dotPath : "";
-      out.kernels.push_back(std::move(k));
+      auto q = op->getAttrOfType<mlir::FlatSymbolRefAttr>(
+          mlir::lowbit::kActQuantizerAttrName);
+      addKernel(name, type, kernel.getValue(),
+                q ? q.getValue() : llvm::StringRef());
       return;
     }
     if (!name.empty() && !seenFallback.insert(name).second)

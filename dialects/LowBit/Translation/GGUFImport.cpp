@@ -231,25 +231,38 @@ LogicalResult GGUFImporter::buildDecoder(ModuleOp module, StringRef arch) {
               "linear and YaRN scaling and Llama-3.1 frequency factors "
               "(rope_freqs)";
   float freqScale = factor > 0 ? static_cast<float>(1.0 / factor) : 1.0f;
-  // YaRN with llama.cpp's defaults (ext_factor 1, attn_factor 1, beta_fast
-  // 32, beta_slow 1, the original context from the file or the training
-  // context), each overridable by its key.
-  float extFactor = 0, attnFactor = 1, betaFast = 32, betaSlow = 1;
+  auto key = [&](const char *suffix) {
+    return (arch + ".rope.scaling." + suffix).str();
+  };
+  // cos/sin are multiplied by rope.scaling.attn_factor whatever the scaling
+  // (llama.cpp's hparams.rope_attn_factor).
+  float attnFactor =
+      static_cast<float>(reader.getFloat(key("attn_factor"), 1.0));
+  // LongRoPE (Phi-3 128k): per-frequency factors chosen by context length.
+  for (const char *tensor :
+       {"rope_factors_long.weight", "rope_factors_short.weight"})
+    if (weights.count(tensor))
+      return emitError(fileLoc)
+             << "tensor '" << tensor
+             << "' (LongRoPE frequency factors) is not supported yet; "
+                "lowbit implements linear and YaRN scaling and Llama-3.1 "
+                "frequency factors (rope_freqs)";
+  // YaRN with llama.cpp's defaults (ext_factor 1, beta_fast 32, beta_slow 1,
+  // the original context from the file or the training context), each
+  // overridable by its key.
+  float extFactor = 0, betaFast = 32, betaSlow = 1;
   int64_t originalContext = 0;
   if (scalingType == "yarn") {
     if (factor <= 0)
       return emitError(fileLoc) << "YaRN scaling needs " << arch
                                 << ".rope.scaling.factor";
-    auto key = [&](const char *suffix) {
-      return (arch + ".rope.scaling." + suffix).str();
-    };
     if (reader.getFloat(key("yarn_log_multiplier"), 0.0) != 0.0)
       return emitError(fileLoc)
              << "key '" << key("yarn_log_multiplier")
              << "' (DeepSeek's YaRN attention scaling) is not supported yet";
     extFactor = static_cast<float>(reader.getFloat(key("yarn_ext_factor"), 1.0));
-    attnFactor = static_cast<float>(reader.getFloat(
-        key("yarn_attn_factor"), reader.getFloat(key("attn_factor"), 1.0)));
+    attnFactor *=
+        static_cast<float>(reader.getFloat(key("yarn_attn_factor"), 1.0));
     betaFast = static_cast<float>(reader.getFloat(key("yarn_beta_fast"), 32.0));
     betaSlow = static_cast<float>(reader.getFloat(key("yarn_beta_slow"), 1.0));
     originalContext =
