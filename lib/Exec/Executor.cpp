@@ -64,6 +64,16 @@ bool readsVectorWeight(const GraphOp &op) {
          (op.kind == OpKind::Rope && !op.weight.empty());
 }
 
+/// The vector an op reads: its weight, or for a rope with LongRoPE factors
+/// the long ones when the run's context exceeds the original context (as
+/// llama.cpp chooses them, by n_ctx > n_ctx_orig_yarn).
+const std::string &vectorWeightOf(const GraphOp &op, int64_t context) {
+  if (op.kind == OpKind::Rope && !op.longWeight.empty() &&
+      context > op.originalContext)
+    return op.longWeight;
+  return op.weight;
+}
+
 /// Ops that may write their result over their first input (element i of the
 /// result depends only on element i of the inputs, or the op rewrites its
 /// input in place anyway).
@@ -173,8 +183,9 @@ std::unique_ptr<Executor> Executor::create(const ModelDesc &model,
     e->backendRows_.push_back(op.kind == OpKind::Embedding && e->backend_ &&
                               e->backend_->decodesRows(op.weight));
     const bool vectorWeight = readsVectorWeight(op);
-    if (vectorWeight && !e->vectors_.count(op.weight))
-      e->vectors_[op.weight] = decodeVector(*m.find(op.weight));
+    const std::string &vectorName = vectorWeightOf(op, e->ctx_);
+    if (vectorWeight && !e->vectors_.count(vectorName))
+      e->vectors_[vectorName] = decodeVector(*m.find(vectorName));
     if (!op.bias.empty() && !e->vectors_.count(op.bias))
       e->vectors_[op.bias] = decodeVector(*m.find(op.bias));
     if (op.kind == OpKind::Attention)
@@ -186,8 +197,9 @@ std::unique_ptr<Executor> Executor::create(const ModelDesc &model,
   // The decoded vectors are final now: each op keeps pointers to its own.
   for (const GraphOp &op : g.ops) {
     const bool vectorWeight = readsVectorWeight(op);
-    e->vectorOf_.push_back(vectorWeight ? e->vectors_.at(op.weight).data()
-                                        : nullptr);
+    e->vectorOf_.push_back(
+        vectorWeight ? e->vectors_.at(vectorWeightOf(op, e->ctx_)).data()
+                     : nullptr);
     e->biasVectorOf_.push_back(op.bias.empty() ? nullptr
                                                : e->vectors_.at(op.bias).data());
   }

@@ -268,6 +268,13 @@ private:
                              str(op.headDim) + ")");
       if (!op.weight.empty() && !weight(op, op.weight, 1, op.ropeDims / 2))
         return false;
+      if (!op.longWeight.empty() &&
+          (op.weight.empty() || op.originalContext <= 0 ||
+           !weight(op, op.longWeight, 1, op.ropeDims / 2)))
+        return op.weight.empty() || op.originalContext <= 0
+                   ? fail(&op, "long RoPE factors need short ones and the "
+                               "original context")
+                   : false;
       if (!(op.theta > 0) || !(op.freqScale > 0) ||
           !std::isfinite(op.attnFactor) || !std::isfinite(op.extFactor))
         return fail(&op, "RoPE base and frequency scale must be positive, "

@@ -205,6 +205,7 @@ bool parseGraph(Reader &r, const json &g, exec::Graph &out) {
         !integers(r, o, ow, "out", outs, 0, nValues - 1) ||
         !r.string(o, ow, "weight", op.weight, false) ||
         !r.string(o, ow, "bias", op.bias, false) ||
+        !r.string(o, ow, "long_factors", op.longWeight, false) ||
         !r.number(o, ow, "epsilon", epsilon, false) ||
         !r.number(o, ow, "theta", theta, false) ||
         !r.number(o, ow, "freq_scale", freqScale, false) ||
@@ -476,7 +477,9 @@ std::string writeManifest(const Manifest &m) {
       o["rope_dims"] = op.ropeDims;
       o["theta"] = op.theta;
       o["freq_scale"] = op.freqScale;
-      if (op.extFactor != 0 || op.attnFactor != 1) {
+      if (!op.longWeight.empty())
+        o["long_factors"] = op.longWeight;
+      if (op.extFactor != 0 || op.attnFactor != 1 || !op.longWeight.empty()) {
         o["ext_factor"] = op.extFactor;
         o["attn_factor"] = op.attnFactor;
         o["original_context"] = op.originalContext;

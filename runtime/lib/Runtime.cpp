@@ -438,7 +438,8 @@ bool lb_model::bind(Failure &f) {
   for (const exec::GraphOp &op : g.ops) {
     const bool matmul = op.kind == exec::OpKind::Matmul ||
                         op.kind == exec::OpKind::MatmulResidual;
-    std::vector<const std::string *> names = {&op.weight, &op.bias};
+    std::vector<const std::string *> names = {&op.weight, &op.bias,
+                                              &op.longWeight};
     for (const std::string &e : op.experts)
       names.push_back(&e);
     for (const std::string *name : names) {

@@ -213,6 +213,12 @@ LogicalResult GraphTranslator::translate(Operation &op) {
             return failure();
           g = *named;
         }
+        if (Value longFactors = r.getLongFactors()) {
+          FailureOr<std::string> name = weight(&op, longFactors);
+          if (failed(name))
+            return failure();
+          g.longWeight = *name;
+        }
         g.heads = r.getHeads();
         g.headDim = r.getHeadDim();
         g.ropeDims = r.getRopeDims();

@@ -185,12 +185,17 @@ LogicalResult RopeOp::verify() {
     return emitOpError()
            << "YaRN (ext_factor != 0) needs the original context length "
               "(original_context > 0)";
-  if (Value factors = getFactors()) {
+  for (Value factors : {getFactors(), getLongFactors()}) {
+    if (!factors)
+      continue;
     ArrayRef<int64_t> f = weightShape(factors.getType());
     if (f.size() != 1 || !compatible(f[0], ropeDims / 2))
       return emitOpError() << "factors must be 1-D of size rope_dims / 2 = "
                            << ropeDims / 2 << ", got " << factors.getType();
   }
+  if (getLongFactors() && (!getFactors() || getOriginalContext() <= 0))
+    return emitOpError() << "long_factors need factors (the short ones) and "
+                            "original_context > 0";
   return success();
 }
 

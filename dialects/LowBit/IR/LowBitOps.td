@@ -131,7 +131,8 @@ def LowBit_LayerNormOp : LowBit_Op<"layer_norm", [Pure]> {
   let hasVerifier = 1;
 }
 
-def LowBit_RopeOp : LowBit_Op<"rope", [Pure, AllTypesMatch<["input", "result"]>]> {
+def LowBit_RopeOp : LowBit_Op<"rope", [Pure, AllTypesMatch<["input", "result"]>,
+                                      AttrSizedOperandSegments]> {
   let summary = "Rotary position embedding on each head";
   let description = [{
     The input is `[tokens, heads * head_dim]`; the first `rope_dims` values of
@@ -144,7 +145,9 @@ def LowBit_RopeOp : LowBit_Op<"rope", [Pure, AllTypesMatch<["input", "result"]>]
     (interpolated) and unscaled (extrapolated) angles by a ramp between the
     correction dimensions of `original_context`, `beta_fast` and `beta_slow`,
     and cos/sin are multiplied by `attn_factor * (1 + 0.1 ln(1/freq_scale))`
-    (by `attn_factor` alone without YaRN).
+    (by `attn_factor` alone without YaRN). LongRoPE: with `long_factors`, a run
+    whose context exceeds `original_context` uses them instead of `factors`
+    (llama.cpp's rope_factors_long / rope_factors_short).
     ```mlir
     %q = lowbit.rope %x, %pos {heads = 8 : i64, head_dim = 8 : i64, rope_dims = 8 : i64, theta = 1.0e+04 : f32, mode = #lowbit.rope_mode<normal>} : tensor<?x64xf32>, tensor<?xi32>
     %k = lowbit.rope %y, %pos factors %f {heads = 8 : i64, head_dim = 8 : i64, rope_dims = 8 : i64, theta = 1.0e+04 : f32, mode = #lowbit.rope_mode<normal>} : tensor<?x64xf32>, tensor<?xi32>, !lowbit.qtensor<4 : f32>
@@ -152,6 +155,7 @@ def LowBit_RopeOp : LowBit_Op<"rope", [Pure, AllTypesMatch<["input", "result"]>]
   }];
   let arguments = (ins LowBit_F32Tensor:$input, LowBit_IndexTensor:$positions,
                        Optional<LowBit_WeightLike>:$factors,
+                       Optional<LowBit_WeightLike>:$long_factors,
                        I64Attr:$heads, I64Attr:$head_dim, I64Attr:$rope_dims,
                        F32Attr:$theta, LowBit_RopeModeEnumAttr:$mode,
                        DefaultValuedAttr<F32Attr, "1.0f">:$freq_scale,
@@ -162,8 +166,9 @@ def LowBit_RopeOp : LowBit_Op<"rope", [Pure, AllTypesMatch<["input", "result"]>]
                        DefaultValuedAttr<F32Attr, "1.0f">:$beta_slow);
   let results = (outs LowBit_F32Tensor:$result);
   let assemblyFormat = [{
-    $input `,` $positions (`factors` $factors^)? attr-dict `:` type($input) `,`
-    type($positions) (`,` type($factors)^)?
+    $input `,` $positions (`factors` $factors^)? (`long_factors` $long_factors^)?
+    attr-dict `:` type($input) `,` type($positions) (`,` type($factors)^)?
+    (`,` type($long_factors)^)?
   }];
   let hasVerifier = 1;
 }

@@ -222,14 +222,15 @@ LogicalResult GGUFImporter::buildDecoder(ModuleOp module, StringRef arch) {
     factor = reader.getFloat((arch + ".rope.scale_linear").str(), 0.0);
   std::string scalingType =
       reader.getString((arch + ".rope.scaling.type").str(), "linear");
-  // LongRoPE changes the rotation in ways lowbit does not compute yet:
-  // refuse it rather than evaluate a different model.
-  if (scalingType != "none" && scalingType != "linear" && scalingType != "yarn")
+  // Any other scaling would change the rotation in ways lowbit does not
+  // compute: refuse it rather than evaluate a different model.
+  if (scalingType != "none" && scalingType != "linear" &&
+      scalingType != "yarn" && scalingType != "longrope")
     return emitError(fileLoc)
            << "RoPE scaling type '" << scalingType << "' (key " << arch
            << ".rope.scaling.type) is not supported yet; lowbit implements "
-              "linear and YaRN scaling and Llama-3.1 frequency factors "
-              "(rope_freqs)";
+              "linear, YaRN and LongRoPE scaling and Llama-3.1 frequency "
+              "factors (rope_freqs)";
   float freqScale = factor > 0 ? static_cast<float>(1.0 / factor) : 1.0f;
   auto key = [&](const char *suffix) {
     return (arch + ".rope.scaling." + suffix).str();
@@ -238,20 +239,25 @@ LogicalResult GGUFImporter::buildDecoder(ModuleOp module, StringRef arch) {
   // (llama.cpp's hparams.rope_attn_factor).
   float attnFactor =
       static_cast<float>(reader.getFloat(key("attn_factor"), 1.0));
-  // LongRoPE (Phi-3 128k): per-frequency factors chosen by context length.
-  for (const char *tensor :
-       {"rope_factors_long.weight", "rope_factors_short.weight"})
-    if (weights.count(tensor))
-      return emitError(fileLoc)
-             << "tensor '" << tensor
-             << "' (LongRoPE frequency factors) is not supported yet; "
-                "lowbit implements linear and YaRN scaling and Llama-3.1 "
-                "frequency factors (rope_freqs)";
+  // LongRoPE (Phi-3 128k): short and long per-frequency factors, the long
+  // ones for runs whose context exceeds the original one.
+  const bool longRope = weights.count("rope_factors_long.weight") ||
+                        weights.count("rope_factors_short.weight");
+  if (longRope && !(weights.count("rope_factors_long.weight") &&
+                    weights.count("rope_factors_short.weight")))
+    return emitError(fileLoc) << "LongRoPE needs both rope_factors_long.weight "
+                                 "and rope_factors_short.weight";
+  if (scalingType == "longrope" && !longRope)
+    return emitError(fileLoc)
+           << arch << ".rope.scaling.type is 'longrope' but the file has no "
+              "rope_factors_long.weight / rope_factors_short.weight";
   // YaRN with llama.cpp's defaults (ext_factor 1, beta_fast 32, beta_slow 1,
   // the original context from the file or the training context), each
   // overridable by its key.
   float extFactor = 0, betaFast = 32, betaSlow = 1;
-  int64_t originalContext = 0;
+  int64_t originalContext =
+      longRope ? getHParam(arch, "rope.scaling.original_context_length", nCtx)
+               : 0;
   if (scalingType == "yarn") {
     if (factor <= 0)
       return emitError(fileLoc) << "YaRN scaling needs " << arch
@@ -442,11 +448,22 @@ LogicalResult GGUFImporter::buildDecoder(ModuleOp module, StringRef arch) {
                               fileLoc),
         x, builder.getI64IntegerAttr(layer));
   };
-  // Llama-3.1-style per-frequency divisors, shared by every layer's q and k.
+  // Llama-3.1-style per-frequency divisors, shared by every layer's q and k;
+  // or LongRoPE's short and long ones.
   Value ropeFactors = weight("rope_freqs.weight", {ropeDims / 2},
                              /*optional=*/true);
   if (!ropeFactors && weights.count("rope_freqs.weight"))
     return failure(); // Present but malformed: diagnosed by weight().
+  Value longRopeFactors;
+  if (longRope) {
+    if (ropeFactors)
+      return emitError(fileLoc) << "both rope_freqs.weight and LongRoPE "
+                                   "factors: llama.cpp would use rope_freqs";
+    ropeFactors = weight("rope_factors_short.weight", {ropeDims / 2});
+    longRopeFactors = weight("rope_factors_long.weight", {ropeDims / 2});
+    if (!ropeFactors || !longRopeFactors)
+      return failure();
+  }
   boundary(0);
   int64_t nFF = getHParam(arch, "feed_forward_length", 0);
   int64_t kvWidth = nHeadKV * headDim, qWidth = nHead * headDim;
@@ -493,7 +510,8 @@ LogicalResult GGUFImporter::buildDecoder(ModuleOp module, StringRef arch) {
         swaPattern && window > 0 && layer % swaPattern < swaPattern - 1;
     auto rope = [&](Value input, int64_t heads) {
       return RopeOp::create(builder, loc, input.getType(), input, positions,
-                            ropeFactors, builder.getI64IntegerAttr(heads),
+                            ropeFactors, longRopeFactors,
+                            builder.getI64IntegerAttr(heads),
                             builder.getI64IntegerAttr(headDim),
                             builder.getI64IntegerAttr(ropeDims),
                             builder.getF32FloatAttr(local ? localTheta : theta),

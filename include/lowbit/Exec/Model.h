@@ -77,6 +77,9 @@ struct GraphOp {
   std::vector<int32_t> outputs;
   /// Names of weights in ModelDesc::weights ("" = none).
   std::string weight, bias;
+  /// rope: LongRoPE's factors for runs whose context exceeds
+  /// originalContext (`weight` holds the short ones).
+  std::string longWeight;
   float epsilon = 0.0f;   // norms
   float theta = 10000.0f; // rope base
   float freqScale = 1.0f; // rope: positions are multiplied by it

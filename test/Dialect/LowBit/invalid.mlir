@@ -448,3 +448,11 @@ func.func @f(%x: tensor<?x8xf32>) {
   %y = lowbit.softcap %x {cap = 0.0 : f32} : tensor<?x8xf32>
   return
 }
+
+// -----
+
+func.func @f(%x: tensor<?x64xf32>, %p: tensor<?xi32>, %f: tensor<4xf32>) {
+  // expected-error @+1 {{long_factors need factors (the short ones) and original_context > 0}}
+  %y = lowbit.rope %x, %p factors %f long_factors %f {heads = 8 : i64, head_dim = 8 : i64, rope_dims = 8 : i64, theta = 1.0e4 : f32, mode = #lowbit.rope_mode<normal>} : tensor<?x64xf32>, tensor<?xi32>, tensor<4xf32>, tensor<4xf32>
+  return
+}

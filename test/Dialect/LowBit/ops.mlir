@@ -61,6 +61,8 @@ func.func @forward(%ids: tensor<?xi32>, %pos: tensor<?xi32>,
   // CHECK: lowbit.rope %{{.*}}, %{{.*}} factors %{{.*}} {{{.*}}} : tensor<?x32xf32>, tensor<?xi32>, tensor<2xf32>
   %ff = arith.constant dense<[1.0, 8.0]> : tensor<2xf32>
   %kf = lowbit.rope %k, %pos factors %ff {heads = 4 : i64, head_dim = 8 : i64, rope_dims = 4 : i64, theta = 1.0e4 : f32, mode = #lowbit.rope_mode<neox>} : tensor<?x32xf32>, tensor<?xi32>, tensor<2xf32>
+  // CHECK: lowbit.rope %{{.*}}, %{{.*}} factors %{{.*}} long_factors %{{.*}} {{{.*}}original_context = 16 : i64{{.*}}} : tensor<?x32xf32>, tensor<?xi32>, tensor<2xf32>, tensor<2xf32>
+  %kl = lowbit.rope %k, %pos factors %ff long_factors %ff {heads = 4 : i64, head_dim = 8 : i64, rope_dims = 4 : i64, theta = 1.0e4 : f32, mode = #lowbit.rope_mode<neox>, original_context = 16 : i64} : tensor<?x32xf32>, tensor<?xi32>, tensor<2xf32>, tensor<2xf32>
   // CHECK: lowbit.scale %{{.*}} {factor = 1.600000e+01 : f32} : tensor<?x32xf32>
   %ks = lowbit.scale %kf {factor = 16.0 : f32} : tensor<?x32xf32>
   // CHECK: lowbit.attention %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} {heads = 8 : i64, layer = 0 : i64, scale = 0.353553385 : f32}

@@ -4,7 +4,7 @@
 usage: gguf_set_keys.py IN OUT EDIT...
   KEY=TYPE:VALUE     add or replace a key (TYPE: str, u32, f32)
   rename:OLD=NEW     rename the keys starting with OLD to start with NEW
-  tensor:NAME=N      add a 1-D F32 tensor of N ones
+  tensor:NAME=N[:V]  add a 1-D F32 tensor of N values V (default 1)
 
 The tensor data is copied unchanged; only the header grows, and the data
 section moves to the next multiple of general.alignment (default 32).
@@ -75,12 +75,13 @@ def main():
 
     added = b""
     for edit in [e for e in edits if e.startswith("tensor:")]:
-        name, count = edit[len("tensor:"):].split("=", 1)
-        count = int(count)
+        name, spec = edit[len("tensor:"):].split("=", 1)
+        count, _, value = spec.partition(":")
+        count, value = int(count), float(value or 1)
         data += b"\0" * ((-len(data)) % alignment)
         raw = name.encode()
         added += struct.pack("<Q", len(raw)) + raw + struct.pack("<IQIQ", 1, count, 0, len(data))
-        data += struct.pack(f"<{count}f", *([1.0] * count))
+        data += struct.pack(f"<{count}f", *([value] * count))
         n_tensors += 1
     infos += added
     edits = [e for e in edits if not e.startswith("tensor:")]
