@@ -112,8 +112,12 @@ public:
       return;
     if (!options_.hessians)
       return;
-    // Each expert's matrix has its own Hessian.
-    const std::string matrix = hessianMatrixName(name, expert, experts);
+    // Each expert's matrix has its own Hessian (named only for experts: a
+    // dense weight's name is used as it is, without a copy per batch).
+    std::string expertMatrix;
+    if (experts != 1)
+      expertMatrix = hessianMatrixName(name, expert, experts);
+    const std::string &matrix = experts == 1 ? name : expertMatrix;
     size_t g = groupFor(matrix, x, tokens, k);
     Group &group = groups[g];
     // Members after the first read the same input: it was added already.

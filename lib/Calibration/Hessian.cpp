@@ -98,6 +98,13 @@ std::unique_ptr<HessianStore> HessianStore::open(const std::string &path,
   return std::make_unique<GGUFHessianStore>(std::move(reader));
 }
 
+std::vector<float> identityHessian(int64_t k) {
+  std::vector<float> h(static_cast<size_t>(k * k), 0.0f);
+  for (int64_t i = 0; i < k; ++i)
+    h[i * k + i] = 1.0f;
+  return h;
+}
+
 std::string hessianMatrixName(const std::string &weight, int64_t expert,
                               int64_t experts) {
   return experts == 1 ? weight : weight + ".expert" + std::to_string(expert);

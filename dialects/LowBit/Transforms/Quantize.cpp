@@ -317,13 +317,9 @@ LogicalResult QuantizePass::quantizeGPTQ(GlobalWeightOp weight,
   const int64_t matrices = static_cast<int64_t>(hessians.size());
   const int64_t rowsPerMatrix = rows / matrices;
   for (std::vector<float> &hessian : hessians) {
-    // An expert no calibration token was routed to: every column counts the
-    // same (GPTQ with H = I).
-    if (hessian.empty()) {
-      hessian.assign(static_cast<size_t>(n * n), 0.0f);
-      for (int64_t i = 0; i < n; ++i)
-        hessian[i * n + i] = 1.0f;
-    }
+    // An expert no calibration token was routed to.
+    if (hessian.empty())
+      hessian = ::lowbit::calib::identityHessian(n);
     // The scaled weight reads x / s: H becomes diag(1/s) H diag(1/s).
     if (!awqScales.empty())
       for (int64_t i = 0; i < n; ++i)

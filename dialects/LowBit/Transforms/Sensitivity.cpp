@@ -722,13 +722,10 @@ void SensitivityPass::runOnOperation() {
               calib::hessianMatrixName(t.name, m, matrices);
           std::vector<float> h;
           int64_t k = t.cols;
-          if (!hessianStore->has(matrix)) {
-            h.assign(static_cast<size_t>(k * k), 0.0f);
-            for (int64_t i = 0; i < k; ++i)
-              h[i * k + i] = 1.0f;
-          } else if (!hessianStore->get(matrix, h, k, err)) {
+          if (!hessianStore->has(matrix))
+            h = calib::identityHessian(k);
+          else if (!hessianStore->get(matrix, h, k, err))
             return fail("tensor '" + t.name + "': " + err);
-          }
           if (k != t.cols)
             return fail("the Hessian of '" + matrix + "' is " +
                         std::to_string(k) + " x " + std::to_string(k) +

@@ -33,6 +33,11 @@ namespace lowbit::calib {
 std::string hessianMatrixName(const std::string &weight, int64_t expert,
                               int64_t experts);
 
+/// The Hessian of a k-column matrix no calibration token reached (an expert
+/// nothing was routed to): the identity, under which GPTQ weighs every
+/// column the same.
+std::vector<float> identityHessian(int64_t k);
+
 class HessianStore {
 public:
   /// Opens a calibration state file (mmap'ed); null + `error` on failure.
