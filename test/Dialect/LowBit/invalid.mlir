@@ -456,3 +456,12 @@ func.func @f(%x: tensor<?x64xf32>, %p: tensor<?xi32>, %f: tensor<4xf32>) {
   %y = lowbit.rope %x, %p factors %f long_factors %f {heads = 8 : i64, head_dim = 8 : i64, rope_dims = 8 : i64, theta = 1.0e4 : f32, mode = #lowbit.rope_mode<normal>} : tensor<?x64xf32>, tensor<?xi32>, tensor<4xf32>, tensor<4xf32>
   return
 }
+
+// -----
+
+func.func @f(%q: tensor<?x16xf32>, %k: tensor<?x8xf32>, %pos: tensor<?xi32>,
+             %c: !lowbit.kv_cache<layers = 1, context = 16, kv_heads = 2, head_dim = 4>) {
+  // expected-error @+1 {{softcap must be >= 0 and finite}}
+  %o = lowbit.attention %q, %k, %k, %c, %pos {layer = 0 : i64, heads = 4 : i64, scale = 0.5 : f32, softcap = -1.0 : f32} : tensor<?x16xf32>, tensor<?x8xf32>, tensor<?x8xf32>, !lowbit.kv_cache<layers = 1, context = 16, kv_heads = 2, head_dim = 4>, tensor<?xi32> -> tensor<?x16xf32>
+  return
+}
