@@ -108,7 +108,8 @@ bool addQuantizationDamage(formats::Format format, const float *values,
 const std::vector<formats::Format> &defaultCandidateFormats() {
   using formats::Format;
   static const std::vector<Format> candidates = {
-      Format::IQ2_XXS, Format::IQ2_XS, Format::IQ2_S,  Format::Q2_K,
+      Format::IQ1_S,   Format::IQ1_M,  Format::IQ2_XXS, Format::IQ2_XS,
+      Format::IQ2_S,   Format::Q2_K,
       Format::IQ3_XXS, Format::IQ3_S,  Format::Q3_K,   Format::IQ4_XS,
       Format::Q4_0,    Format::IQ4_NL, Format::Q4_1,   Format::Q4_K,
       Format::Q5_0,    Format::Q5_1,   Format::Q5_K,   Format::Q6_K,

@@ -109,6 +109,10 @@ Codec codecFor(Format format) {
     return LOWBIT_CODEC(iq3_xxs, true);
   case Format::IQ3_S:
     return LOWBIT_CODEC(iq3_s, true);
+  case Format::IQ1_S:
+    return LOWBIT_CODEC(iq1_s, true);
+  case Format::IQ1_M:
+    return LOWBIT_CODEC(iq1_m, true);
   }
   return Codec{}; // A table row without a codec yet.
 }
@@ -247,7 +251,11 @@ bool hasCodec(Format format) {
 
 bool supportsImportance(Format format) { return codec(format).usesImportance; }
 
-bool requiresImportance(Format /*format*/) { return false; }
+bool requiresImportance(Format format) {
+  // ggml_quantize_requires_imatrix(): GGML has no plain encoding of these.
+  return format == Format::IQ2_XXS || format == Format::IQ2_XS ||
+         format == Format::IQ1_S;
+}
 
 void dequantizeRow(Format format, const void *src, float *dst, int64_t n) {
   const Codec &c = codec(format);

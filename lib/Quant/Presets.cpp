@@ -40,9 +40,19 @@ enum FileType : uint32_t {
   Q5_K_S = 16,
   Q5_K_M = 17,
   Q6_K = 18,
+  IQ2_XXS = 19,
+  IQ2_XS = 20,
   Q2_K_S = 21,
+  IQ3_XS = 22,
+  IQ3_XXS = 23,
+  IQ1_S = 24,
   IQ4_NL = 25,
+  IQ3_S = 26,
+  IQ3_M = 27,
+  IQ2_S = 28,
+  IQ2_M = 29,
   IQ4_XS = 30,
+  IQ1_M = 31,
   BF16 = 32,
   TQ1_0 = 36,
   TQ2_0 = 37,
@@ -90,6 +100,13 @@ Category categorize(const std::string &name) {
   return Category::Other;
 }
 
+/// The presets of llama.cpp's very-low-bit branch: one rule set for all
+/// their tensors but output and token_embd (llama_tensor_get_type).
+bool isLowBitFamily(uint32_t ftype) {
+  return ftype == IQ2_XXS || ftype == IQ2_XS || ftype == IQ1_S ||
+         ftype == IQ2_S || ftype == IQ2_M || ftype == IQ1_M;
+}
+
 bool isValueLike(Category c) {
   return c == Category::AttnV || c == Category::AttnQKV;
 }
@@ -112,6 +129,8 @@ Format fallbackFormat(Format f) {
   case Format::IQ2_S:
   case Format::IQ3_XXS:
   case Format::IQ3_S:
+  case Format::IQ1_S:
+  case Format::IQ1_M:
     return Format::IQ4_NL;
   case Format::Q2_K:
   case Format::Q3_K:
@@ -154,6 +173,16 @@ const std::vector<Preset> &allPresets() {
       {"q5_k_s", Q5_K_S, Format::Q5_K, "Q5_K everywhere but the output"},
       {"q5_k_m", Q5_K_M, Format::Q5_K, "Q5_K, half of attn_v and ffn_down Q6_K"},
       {"q6_k", Q6_K, Format::Q6_K, "6.5625 bpw everywhere"},
+      {"iq1_s", IQ1_S, Format::IQ1_S, "1.56 bpw lattice (needs an imatrix); attn_v/token_embd Q2_K, output Q5_K"},
+      {"iq1_m", IQ1_M, Format::IQ1_M, "1.75 bpw lattice (needs an imatrix); attn_v/token_embd Q2_K, output Q5_K"},
+      {"iq2_xxs", IQ2_XXS, Format::IQ2_XXS, "2.06 bpw lattice (needs an imatrix); attn_v/token_embd Q2_K"},
+      {"iq2_xs", IQ2_XS, Format::IQ2_XS, "2.31 bpw lattice (needs an imatrix); attn_v/token_embd Q2_K"},
+      {"iq2_s", IQ2_S, Format::IQ2_XS, "IQ2_XS mostly (needs an imatrix); attn_v/attn_output IQ3_S"},
+      {"iq2_m", IQ2_M, Format::IQ2_S, "IQ2_S mostly; attn_v/attn_output/token_embd IQ3_S"},
+      {"iq3_xxs", IQ3_XXS, Format::IQ3_XXS, "3.06 bpw lattice; attn_q/attn_k IQ2_S, attn_output IQ3_S"},
+      {"iq3_xs", IQ3_XS, Format::IQ3_S, "IQ3_S, middle ffn_gate/ffn_up and attn_q/attn_k IQ3_XXS"},
+      {"iq3_s", IQ3_S, Format::IQ3_S, "3.44 bpw lattice everywhere but the output"},
+      {"iq3_m", IQ3_M, Format::IQ3_S, "IQ3_S, attn_v/attn_output Q4_K"},
       {"iq4_nl", IQ4_NL, Format::IQ4_NL, "4.5 bpw non-linear codebook, 32-weight blocks"},
       {"iq4_xs", IQ4_XS, Format::IQ4_XS, "4.25 bpw non-linear codebook, super-blocks"},
       {"tq1_0", TQ1_0, Format::TQ1_0, "ternary 1.69 bpw (for ternary-trained models)"},
@@ -173,6 +202,20 @@ const Preset *findPreset(const std::string &name) {
     if (lower == p.name)
       return &p;
   return nullptr;
+}
+
+bool presetRequiresImportance(const Preset &preset) {
+  switch (preset.llamaFileType) {
+  case Q2_K_S:
+  case IQ1_S:
+  case IQ1_M:
+  case IQ2_XXS:
+  case IQ2_XS:
+  case IQ2_S:
+    return true;
+  default:
+    return false;
+  }
 }
 
 bool isQuantizable(const std::string &name, size_t rank) {
@@ -278,13 +321,42 @@ bool chooseFormats(const std::vector<TensorDesc> &tensors,
         return *options.outputType;
       if (falcon || rowLength % formats::info(f).blockSize != 0)
         return Format::Q8_0;
+      if (isLowBitFamily(ftype) || ftype == IQ3_XXS)
+        return Format::Q5_K;
       return f != Format::Q8_0 ? Format::Q6_K : f;
     }
     if (category == Category::TokenEmbd) {
       if (options.tokenEmbeddingType)
         return *options.tokenEmbeddingType;
+      if (ftype == IQ2_XXS || ftype == IQ2_XS || ftype == IQ1_S ||
+          ftype == IQ1_M)
+        return Format::Q2_K;
+      if (ftype == IQ2_S || ftype == IQ2_M || ftype == IQ3_XXS)
+        return Format::IQ3_S;
       if (ftype == TQ1_0 || ftype == TQ2_0)
         return Format::Q4_K;
+      return f;
+    }
+    if (isLowBitFamily(ftype)) {
+      // llama.cpp's very-low-bit branch: nothing after it applies. Its
+      // ffn_down test reads the raw counter, not the layer.
+      const bool iq2sm = ftype == IQ2_S || ftype == IQ2_M;
+      if (category == Category::AttnV && contains(t.name, "attn_v.weight"))
+        return gqa >= 4 || model.experts >= 4 ? Format::Q4_K
+               : iq2sm                        ? Format::IQ3_S
+                                              : Format::Q2_K;
+      if (category == Category::AttnK && model.experts == 8)
+        return Format::Q4_K;
+      if (category == Category::FfnDown)
+        return rank < layers / 8 ? (iq2sm ? Format::IQ3_S : Format::Q2_K) : f;
+      if (category == Category::AttnOutput) {
+        if (model.experts == 8)
+          return Format::Q5_K;
+        if (ftype == IQ1_S || ftype == IQ1_M)
+          return Format::IQ2_XXS;
+        if (iq2sm)
+          return Format::IQ3_S;
+      }
       return f;
     }
     // attn_qkv counts among the value tensors (valueTensors) but has its own
@@ -294,6 +366,14 @@ bool chooseFormats(const std::vector<TensorDesc> &tensors,
       if (ftype == Q2_K)
         f = gqa >= 4 ? Format::Q4_K : Format::Q3_K;
       else if (ftype == Q2_K_S && gqa >= 4)
+        f = Format::Q4_K;
+      else if (ftype == IQ3_XXS)
+        f = gqa >= 4                 ? Format::Q4_K
+            : !options.hasImportance ? Format::IQ3_S
+                                     : Format::IQ3_XXS;
+      else if ((ftype == IQ3_XS || ftype == IQ3_S) && gqa >= 4)
+        f = Format::Q4_K;
+      else if (ftype == IQ3_M)
         f = Format::Q4_K;
       else if (ftype == Q3_K_M)
         f = i < 2 ? Format::Q5_K : Format::Q4_K;
@@ -315,6 +395,17 @@ bool chooseFormats(const std::vector<TensorDesc> &tensors,
     if (category == Category::AttnK) {
       if (model.experts == 8)
         f = Format::Q8_0;
+      else if (ftype == IQ3_XS)
+        f = Format::IQ3_XXS;
+      else if (ftype == IQ3_XXS)
+        f = Format::IQ2_S;
+      return f;
+    }
+    if (category == Category::AttnQ) {
+      if (ftype == IQ3_XS)
+        f = Format::IQ3_XXS;
+      else if (ftype == IQ3_XXS)
+        f = Format::IQ2_S;
       return f;
     }
     if (category == Category::FfnDown) {
@@ -324,10 +415,15 @@ bool chooseFormats(const std::vector<TensorDesc> &tensors,
       else if (ftype == Q2_K_S) {
         if (i < n / 8)
           f = Format::Q4_K;
-      } else if (ftype == Q3_K_M)
+      } else if (ftype == IQ3_XXS && !options.hasImportance)
+        f = i < n / 8 ? Format::Q4_K : Format::Q3_K;
+      else if (ftype == Q3_K_M)
         f = i < n / 16                        ? Format::Q5_K
             : !falcon || useMoreBits(i, n) ? Format::Q4_K
                                            : Format::Q3_K;
+      else if (ftype == IQ3_M &&
+               (i < n / 8 || (model.experts == 8 && useMoreBits(i, n))))
+        f = Format::Q4_K;
       else if (ftype == Q3_K_L)
         f = falcon ? Format::Q4_K : Format::Q5_K;
       else if (ftype == Q4_K_M) {
@@ -352,27 +448,37 @@ bool chooseFormats(const std::vector<TensorDesc> &tensors,
     if (category == Category::AttnOutput) {
       if (!falcon) {
         if (model.experts == 8) {
-          if (ftype == Q2_K || ftype == Q3_K_S || ftype == Q3_K_M ||
-              ftype == IQ4_NL || ftype == Q4_K_S || ftype == Q4_K_M ||
-              ftype == IQ4_XS)
+          if (ftype == Q2_K || ftype == IQ3_XS || ftype == IQ3_XXS ||
+              ftype == Q3_K_S || ftype == Q3_K_M || ftype == IQ4_NL ||
+              ftype == Q4_K_S || ftype == Q4_K_M || ftype == IQ3_S ||
+              ftype == IQ3_M || ftype == IQ4_XS)
             f = Format::Q5_K;
         } else if (ftype == Q2_K)
           f = Format::Q3_K;
+        else if (ftype == IQ3_XXS)
+          f = Format::IQ3_S;
         else if (ftype == Q3_K_M)
           f = Format::Q4_K;
         else if (ftype == Q3_K_L)
           f = Format::Q5_K;
+        else if (ftype == IQ3_M)
+          f = Format::Q4_K;
       } else if (ftype == Q3_K_L)
         f = Format::Q4_K;
       return f;
     }
     if (category == Category::AttnQKV) {
-      if (ftype == Q3_K_M || ftype == Q3_K_L)
+      if (ftype == Q3_K_M || ftype == Q3_K_L || ftype == IQ3_M)
         f = Format::Q4_K;
       else if (ftype == Q4_K_M)
         f = Format::Q5_K;
       else if (ftype == Q5_K_M)
         f = Format::Q6_K;
+    }
+    if (category == Category::FfnGate || category == Category::FfnUp) {
+      int64_t i = layerOf(t, rank), n = layers;
+      if (ftype == IQ3_XS && i >= n / 8 && i < 7 * n / 8)
+        f = Format::IQ3_XXS;
     }
     return f;
   };
@@ -409,6 +515,15 @@ bool chooseFormats(const std::vector<TensorDesc> &tensors,
           f = mixed(t, category, f);
           if (f != defaultFormat)
             choice.note = "preset rule";
+        }
+        if (!manual && options.gate) {
+          const GateRule *rule = nullptr;
+          Format gated =
+              options.gate->apply(t.kind, t.layer, layers, f, &rule);
+          if (gated != f)
+            choice.note = "dynamic-gate rule at line " +
+                          std::to_string(rule ? rule->line : 0);
+          f = gated;
         }
         int64_t rowLength = t.shape.back();
         if (rowLength % formats::info(f).blockSize != 0) {

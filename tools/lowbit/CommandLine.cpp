@@ -15,13 +15,39 @@ CommandLine::CommandLine(std::string command, std::string usage,
 
 void CommandLine::flag(const std::string &name, const std::string &help,
                        const std::string &alias) {
-  specs_.push_back({name, alias, "", help, false, false});
+  Spec spec;
+  spec.name = name;
+  spec.alias = alias;
+  spec.help = help;
+  specs_.push_back(std::move(spec));
 }
 
 void CommandLine::option(const std::string &name, const std::string &metavar,
                          const std::string &help, const std::string &alias,
                          bool repeatable) {
-  specs_.push_back({name, alias, metavar, help, true, repeatable});
+  Spec spec;
+  spec.name = name;
+  spec.alias = alias;
+  spec.metavar = metavar;
+  spec.help = help;
+  spec.takesValue = true;
+  spec.repeatable = repeatable;
+  specs_.push_back(std::move(spec));
+}
+
+void CommandLine::optionalValue(
+    const std::string &name, const std::string &metavar,
+    const std::string &help, const std::string &implicitValue,
+    std::function<bool(const std::string &)> takesNext) {
+  Spec spec;
+  spec.name = name;
+  spec.metavar = metavar;
+  spec.help = help;
+  spec.takesValue = true;
+  spec.valueOptional = true;
+  spec.implicitValue = implicitValue;
+  spec.takesNext = std::move(takesNext);
+  specs_.push_back(std::move(spec));
 }
 
 const CommandLine::Spec *CommandLine::find(const std::string &arg) const {
@@ -66,6 +92,12 @@ bool CommandLine::parse(int argc, char **argv, std::string &error) {
     std::string value;
     if (hasInline) {
       value = inlineValue;
+    } else if (spec->valueOptional) {
+      if (i + 1 < argc && argv[i + 1][0] != '-' && spec->takesNext &&
+          spec->takesNext(argv[i + 1]))
+        value = argv[++i];
+      else
+        value = spec->implicitValue;
     } else {
       if (i + 1 >= argc) {
         error = "option '" + arg + "' needs a value (" + spec->metavar + ")";
@@ -106,7 +138,9 @@ std::string CommandLine::helpText() const {
     if (!spec.alias.empty())
       left += "-" + spec.alias + ", ";
     left += "--" + spec.name;
-    if (spec.takesValue)
+    if (spec.valueOptional)
+      left += " [" + spec.metavar + "]";
+    else if (spec.takesValue)
       left += " " + spec.metavar;
     if (left.size() < 30)
       left.resize(30, ' ');

@@ -7,6 +7,7 @@
 #ifndef LOWBIT_TOOLS_COMMANDLINE_H
 #define LOWBIT_TOOLS_COMMANDLINE_H
 
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -25,6 +26,13 @@ public:
   void option(const std::string &name, const std::string &metavar,
               const std::string &help, const std::string &alias = "",
               bool repeatable = false);
+  /// An option whose value may be left out: `--name` alone means
+  /// `implicitValue`; `--name=VALUE` sets it; `--name VALUE` only when
+  /// `takesNext(VALUE)` accepts the next argument (so that a positional
+  /// argument after the option is not swallowed).
+  void optionalValue(const std::string &name, const std::string &metavar,
+                     const std::string &help, const std::string &implicitValue,
+                     std::function<bool(const std::string &)> takesNext);
   /// Extra paragraph printed after the options in --help.
   void epilog(const std::string &text) { epilog_ = text; }
 
@@ -54,6 +62,10 @@ private:
   struct Spec {
     std::string name, alias, metavar, help;
     bool takesValue = false, repeatable = false;
+    /// Options whose value may be left out (optionalValue).
+    bool valueOptional = false;
+    std::string implicitValue;
+    std::function<bool(const std::string &)> takesNext;
   };
   const Spec *find(const std::string &arg) const;
 

@@ -23,7 +23,9 @@
 #include "lowbit/Analysis/Sensitivity.h"
 #include "lowbit/Calibration/IMatrix.h"
 #include "lowbit/GGUF/GGUF.h"
+#include "lowbit/Quant/DynamicGate.h"
 #include "lowbit/Quant/Presets.h"
+#include "lowbit/Support/MappedFile.h"
 #include "lowbit/Support/TemporaryFiles.h"
 
 #include "mlir/Pass/PassManager.h"
@@ -33,6 +35,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -61,6 +64,27 @@ std::string presetList() {
 bool fileExists(const std::string &path) {
   struct stat st;
   return ::stat(path.c_str(), &st) == 0;
+}
+
+/// Whether `path` (the argument after --dynamic-gate) is a rule table rather
+/// than the model: an existing regular file that is neither GGUF nor IR.
+bool looksLikeRuleTable(const std::string &path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
+    return false;
+  for (const char *suffix : {".gguf", ".mlir", ".mlirbc"}) {
+    size_t n = std::strlen(suffix);
+    if (path.size() >= n && path.compare(path.size() - n, n, suffix) == 0)
+      return false;
+  }
+  char magic[4] = {};
+  FILE *f = std::fopen(path.c_str(), "rb");
+  if (!f)
+    return false;
+  size_t got = std::fread(magic, 1, sizeof(magic), f);
+  std::fclose(f);
+  return !(got == 4 && std::memcmp(magic, "GGUF", 4) == 0) &&
+         !(got >= 2 && std::memcmp(magic, "ML", 2) == 0); // MLIR bytecode
 }
 
 double secondsSince(std::chrono::steady_clock::time_point start) {
@@ -113,10 +137,19 @@ int compileCommand(int argc, char **argv) {
       "the analysis for re-targeting).");
   cl.option("output", "FILE", "The GGUF file to write.", "o");
   cl.option("preset", "NAME",
-            "Preset (default q8_0): q4_0 q4_1 q5_0 q5_1 q8_0 q2_k q2_k_s "
-            "q3_k_s q3_k_m\nq3_k_l q4_k_s q4_k_m q5_k_s q5_k_m q6_k iq4_nl "
-            "iq4_xs tq1_0 tq2_0 f16 bf16 f32,\nor dynamic-gate (layer "
-            "position: outer quarters q4_k, middle q2_k/q3_k).");
+            "llama.cpp preset with its mixing rules (default q8_0; the list "
+            "is below).");
+  cl.optionalValue(
+      "dynamic-gate", "FILE",
+      "Modify the preset by a table of (layer band x tensor kind -> format) "
+      "rules:\nwithout FILE the published IQ-DynamicGate recipe (outer "
+      "quarters of the layers:\nattn_v/attn_output/ffn_down iq4_xs; middle "
+      "half: attn_v/ffn_down iq3_s, the\nrest at least iq2_xxs; token_embd "
+      "and output q5_k). FILE: your own table in the\nsame form "
+      "(docs/DYNAMIC-GATE.md). Pins (--tensor-type, ...) win over it.",
+      "published", [](const std::string &next) {
+        return looksLikeRuleTable(next);
+      });
   cl.option("imatrix", "FILE",
             "llama.cpp importance matrix (GGUF imatrix or legacy .dat): the "
             "scale search\nweights each column by its mean squared "
@@ -137,9 +170,10 @@ int compileCommand(int argc, char **argv) {
   cl.option("target-size", "SIZE",
             "Budget: the file size, e.g. 3.2GiB, 3200MB or bytes.");
   cl.option("calib", "FILE|self",
-            "Calibration text for the budget modes ('self': sampled from the "
-            "model). With\n--imatrix, only the text --measure gain/kld "
-            "measures KL divergences on.");
+            "Calibration text ('self': sampled from the model). Budget "
+            "modes calibrate on it;\na preset computes its importance matrix "
+            "from it. With --imatrix (budgets), only\nthe text --measure "
+            "gain/kld measures KL divergences on.");
   cl.option("ctx-size", "N", "Calibration chunk size (default 512 or the "
                              "model's context).", "c");
   cl.option("chunks", "N", "Calibrate on at most N chunks.");
@@ -211,13 +245,30 @@ int compileCommand(int argc, char **argv) {
                      "one");
   std::string presetName =
       cl.get("preset", budgetMode ? "" : "q8_0");
-  const bool dynamicGate = presetName == "dynamic-gate";
+  if (presetName == "dynamic-gate")
+    return cli::fail("dynamic-gate is a rule table over a preset: pass "
+                     "--preset NAME --dynamic-gate (e.g. --preset iq2_xxs "
+                     "--dynamic-gate), or --dynamic-gate FILE for your own "
+                     "table");
+  const bool dynamicGate = cl.has("dynamic-gate");
   if (budgetMode && !presetName.empty())
     return cli::fail("--preset and --target-bpw/--target-size are "
                      "alternatives: a budget chooses the formats itself");
-  if (!budgetMode && !dynamicGate && !quant::findPreset(presetName))
+  if (budgetMode && dynamicGate)
+    return cli::fail("--dynamic-gate modifies a preset's formats; a budget "
+                     "(--target-bpw/--target-size) chooses them itself");
+  if (!budgetMode && !quant::findPreset(presetName))
     return cli::fail("unknown preset '" + presetName +
                      "' (see 'lowbit compile --help' for the list)");
+  if (dynamicGate && cl.get("dynamic-gate") != "published") {
+    // Read the table now: a bad one fails before any work starts.
+    std::string text;
+    quant::GateTable table;
+    if (!::lowbit::readWholeFile(cl.get("dynamic-gate"), text, error,
+                                 " the --dynamic-gate table") ||
+        !quant::GateTable::parse(text, cl.get("dynamic-gate"), table, error))
+      return cli::fail(error);
+  }
   for (const std::string &rule : cl.getAll("tensor-type")) {
     quant::TypeOverride parsed;
     if (!quant::parseTypeOverride(rule, parsed, error))
@@ -234,7 +285,7 @@ int compileCommand(int argc, char **argv) {
     if (const char *why = quant::weightFormatProblem(f->format))
       return cli::fail(std::string("--") + option + ": " + why);
   }
-  if ((budgetMode || dynamicGate) &&
+  if (budgetMode &&
       (cl.has("output-tensor-type") || cl.has("token-embedding-type") ||
        cl.has("pure")))
     return cli::fail("--output-tensor-type, --token-embedding-type and --pure "
@@ -287,17 +338,34 @@ int compileCommand(int argc, char **argv) {
   // Analysis options that would silently do nothing with a preset.
   // --method gptq/awq calibrate, and their statistics serve as the
   // importance matrix, so only plain rtn needs the file.
-  if (presetName == "q2_k_s" && !cl.has("imatrix") && method == "rtn")
-    return cli::fail("preset q2_k_s needs an importance matrix: pass "
-                     "--imatrix FILE (as llama.cpp's quantizer requires), or "
-                     "use --method gptq/awq with --calib/--state");
-  if (!budgetMode && method == "rtn")
-    for (const char *option : {"calib", "measure", "kld-chunks", "formats",
-                               "no-importance", "chunks", "ctx-size"})
+  // A preset calibrates (an importance matrix from --calib) when given text.
+  const bool presetCalibrates =
+      !budgetMode && (method != "rtn" || cl.has("calib") ||
+                      (cl.has("state") && fileExists(cl.get("state"))));
+  if (const quant::Preset *preset = quant::findPreset(presetName);
+      preset && quant::presetRequiresImportance(*preset) &&
+      !cl.has("imatrix") && !presetCalibrates &&
+      !(cl.has("state") && fileExists(cl.get("state"))))
+    return cli::fail("preset " + presetName +
+                     " needs an importance matrix: pass --imatrix FILE, or "
+                     "--calib TEXT to compute one (llama.cpp's quantizer "
+                     "refuses it without one too)");
+  if (!budgetMode)
+    for (const char *option : {"measure", "kld-chunks", "formats",
+                               "no-importance"})
       if (cl.has(option))
         return cli::fail(std::string("--") + option +
-                         " belongs to --target-bpw/--target-size (or "
-                         "--method gptq/awq); a preset does not use it");
+                         " belongs to --target-bpw/--target-size; a preset "
+                         "does not use it");
+  if (!budgetMode && !presetCalibrates)
+    for (const char *option : {"chunks", "ctx-size"})
+      if (cl.has(option))
+        return cli::fail(std::string("--") + option +
+                         " sets up calibration: it needs --calib (or a "
+                         "budget, --method gptq/awq)");
+  if (!budgetMode && cl.has("imatrix") && cl.has("calib") && method == "rtn")
+    return cli::fail("--imatrix and --calib both give a preset its importance "
+                     "matrix; pass one");
   if (method != "rtn" && !cl.has("calib") &&
       !(cl.has("state") && fileExists(cl.get("state"))))
     return cli::fail("--method " + method + " needs calibration Hessians: "
@@ -429,9 +497,10 @@ int compileCommand(int argc, char **argv) {
                      secondsSince(sensitivityStarted)});
   }
 
-  // --method gptq/awq with a preset: calibrate with Hessians unless the
-  // state exists; its statistics also serve as the importance matrix.
-  if (method != "rtn") {
+  // A preset with --calib or --method gptq/awq: calibrate (with Hessians
+  // for gptq/awq) unless the state exists; its statistics also serve as the
+  // importance matrix.
+  if (presetCalibrates) {
     if (statePath.empty()) {
       temporaryState.reset(temporaryPathFor(cl.get("output") + ".calibration"));
       statePath = temporaryState.path();
@@ -444,7 +513,7 @@ int compileCommand(int argc, char **argv) {
       options.ctx = ctx;
       options.chunks = chunks;
       options.state = statePath;
-      options.hessians = true;
+      options.hessians = method != "rtn";
       options.threads = static_cast<int>(threads);
       calibrate.addPass(createLowBitCalibrate(options));
       driver::AnalysisProgress progress(cli::progressEnabled() &&
@@ -458,13 +527,7 @@ int compileCommand(int argc, char **argv) {
   }
 
   PassManager pm(context.get());
-  if (dynamicGate) {
-    LowBitAllocateBitsOptions gate;
-    gate.preset = "dynamic-gate";
-    gate.tensorTypes.assign(cl.getAll("tensor-type").begin(),
-                            cl.getAll("tensor-type").end());
-    pm.addPass(createLowBitAllocateBits(gate));
-  } else if (!budgetMode) {
+  if (!budgetMode) {
     LowBitAssignFormatsOptions assign;
     assign.preset = presetName;
     assign.tensorTypes.assign(cl.getAll("tensor-type").begin(),
@@ -473,6 +536,7 @@ int compileCommand(int argc, char **argv) {
     assign.tokenEmbeddingType = cl.get("token-embedding-type");
     assign.pure = cl.has("pure");
     assign.hasImportance = !quantizeImatrix.empty();
+    assign.dynamicGate = cl.get("dynamic-gate");
     pm.addPass(createLowBitAssignFormats(assign));
   }
   LowBitQuantizeOptions quantize;

@@ -32,26 +32,6 @@ bool fits(Format f, int64_t rowLength) {
   return rowLength % formats::info(f).blockSize == 0;
 }
 
-/// The dynamic-gate scheme: layer position decides the bits (by the
-/// weight's role; a weight without one is treated as outside the layers).
-Format dynamicGateFormat(RoleAttr role, int64_t layers) {
-  if (role && (role.getKind() == "token_embd" || role.getKind() == "output"))
-    return Format::Q6_K;
-  const int64_t layer = role ? role.getLayer() : -1;
-  if (layer < 0)
-    return Format::Q4_K;
-  // First and last quarter (rounded up) of the layers: ~4 bits.
-  const int64_t quarter = (layers + 3) / 4;
-  if (layer < quarter || layer >= layers - quarter)
-    return Format::Q4_K;
-  // The middle half: 2-3 bits, the projections llama.cpp finds most
-  // sensitive (values, attention output, ffn_down) at 3.
-  for (const char *kind : {"attn_v", "attn_output", "ffn_down"})
-    if (role.getKind() == kind)
-      return Format::Q3_K;
-  return Format::Q2_K;
-}
-
 /// general.file_type for a mix: the preset of the format holding the most
 /// weights (its _m variant when there is one).
 uint32_t fileTypeFor(Format dominant) {
@@ -92,16 +72,8 @@ void AllocateBitsPass::runOnOperation() {
     module.emitError() << message;
     signalPassFailure();
   };
-  const bool dynamicGate = preset == "dynamic-gate";
-  if (!preset.empty() && !dynamicGate)
-    return fail("unknown preset '" + preset +
-                "' for lowbit-allocate-bits (dynamic-gate; llama.cpp presets "
-                "are lowbit-assign-formats')");
   const bool hasBpw = targetBpw != 0.0, hasSize = !targetSize.empty();
-  if (dynamicGate && (hasBpw || hasSize))
-    return fail("preset=dynamic-gate chooses the formats itself; it takes no "
-                "target-bpw or target-size");
-  if (!dynamicGate && hasBpw == hasSize)
+  if (hasBpw == hasSize)
     return fail("lowbit-allocate-bits needs one of target-bpw and target-size");
   if (hasBpw && !(targetBpw > 0 && targetBpw < 64))
     return fail("target-bpw must be between 0 and 64, got " +
@@ -174,13 +146,7 @@ void AllocateBitsPass::runOnOperation() {
                     " is not a multiple of the block size " +
                     std::to_string(formats::info(f).blockSize));
       t.chosen = f;
-    } else if (quantizable && dynamicGate) {
-      Format f = dynamicGateFormat(getWeightRole(op), layers);
-      if (!fits(f, rowLength))
-        f = fits(quant::fallbackFormat(f), rowLength) ? quant::fallbackFormat(f)
-                                                       : Format::F16;
-      t.chosen = f;
-    } else if (quantizable && sensitivity && !dynamicGate) {
+    } else if (quantizable && sensitivity) {
       analysis::AllocationTensor candidate;
       candidate.name = name;
       for (NamedAttribute entry : sensitivity) {
@@ -211,7 +177,7 @@ void AllocateBitsPass::runOnOperation() {
       t.searched = true;
       t.searchIndex = search.size();
       search.push_back(std::move(candidate));
-    } else if (quantizable && !dynamicGate) {
+    } else if (quantizable) {
       op.emitWarning() << "no lowbit.sensitivity for '" << name << "': kept as "
                        << formats::info(t.current).name;
     }
@@ -219,7 +185,7 @@ void AllocateBitsPass::runOnOperation() {
       fixedBytes += layout->alignUp(type.withFormat(t.chosen).getByteSize());
     tensors.push_back(t);
   }
-  if (!dynamicGate && !anySensitivity)
+  if (!anySensitivity)
     return fail("no weight has a lowbit.sensitivity attribute: run "
                 "lowbit-sensitivity first");
 
@@ -227,50 +193,48 @@ void AllocateBitsPass::runOnOperation() {
                                 static_cast<uint64_t>(reserveBytes));
   uint64_t budget = 0, largestBytes = 0;
   analysis::AllocationResult result;
-  if (!dynamicGate) {
-    if (hasBpw) {
-      budget = static_cast<uint64_t>(
-          std::floor(targetBpw * static_cast<double>(elements) / 8.0));
-    } else {
-      std::string error;
-      if (!analysis::parseByteSize(targetSize, budget, error))
-        return fail("target-size: " + error);
-    }
-    uint64_t smallest = fixedBytes, largest = fixedBytes;
-    for (const analysis::AllocationTensor &t : search) {
-      uint64_t lo = UINT64_MAX, hi = 0;
-      for (const analysis::AllocationOption &o : t.options) {
-        lo = std::min(lo, o.bytes);
-        hi = std::max(hi, o.bytes);
-      }
-      smallest += lo;
-      largest += hi;
-    }
-    auto describe = [&](uint64_t bytes) {
-      return std::to_string(bytes) + " bytes (" +
-             llvm::formatv("{0:f3}", bytes * 8.0 / double(elements)).str() +
-             " bits per weight)";
-    };
-    if (budget < smallest)
-      return fail("the budget of " + describe(budget) +
-                  " is below the smallest file the candidate formats allow: " +
-                  describe(smallest));
+  if (hasBpw) {
+    budget = static_cast<uint64_t>(
+        std::floor(targetBpw * static_cast<double>(elements) / 8.0));
+  } else {
     std::string error;
-    if (!analysis::allocateBits(search, budget - fixedBytes, result, error,
-                                allocationMethod))
-      return fail("cannot meet the budget of " + describe(budget) + ": " +
-                  error);
-    largestBytes = largest;
-    if (budget > largest)
-      module.emitWarning() << "the budget of " << describe(budget)
-                           << " exceeds the largest file the candidate "
-                              "formats allow: "
-                           << describe(largest);
-    for (Tensor &t : tensors)
-      if (t.searched)
-        t.chosen = static_cast<Format>(
-            search[t.searchIndex].options[result.choice[t.searchIndex]].id);
+    if (!analysis::parseByteSize(targetSize, budget, error))
+      return fail("target-size: " + error);
   }
+  uint64_t smallest = fixedBytes, largest = fixedBytes;
+  for (const analysis::AllocationTensor &t : search) {
+    uint64_t lo = UINT64_MAX, hi = 0;
+    for (const analysis::AllocationOption &o : t.options) {
+      lo = std::min(lo, o.bytes);
+      hi = std::max(hi, o.bytes);
+    }
+    smallest += lo;
+    largest += hi;
+  }
+  auto describe = [&](uint64_t bytes) {
+    return std::to_string(bytes) + " bytes (" +
+           llvm::formatv("{0:f3}", bytes * 8.0 / double(elements)).str() +
+           " bits per weight)";
+  };
+  if (budget < smallest)
+    return fail("the budget of " + describe(budget) +
+                " is below the smallest file the candidate formats allow: " +
+                describe(smallest));
+  std::string error;
+  if (!analysis::allocateBits(search, budget - fixedBytes, result, error,
+                              allocationMethod))
+    return fail("cannot meet the budget of " + describe(budget) + ": " +
+                error);
+  largestBytes = largest;
+  if (budget > largest)
+    module.emitWarning() << "the budget of " << describe(budget)
+                         << " exceeds the largest file the candidate "
+                            "formats allow: "
+                         << describe(largest);
+  for (Tensor &t : tensors)
+    if (t.searched)
+      t.chosen = static_cast<Format>(
+          search[t.searchIndex].options[result.choice[t.searchIndex]].id);
 
   // Record the choice as lowbit-assign-formats does.
   std::map<Format, int64_t> weightsByFormat;
@@ -300,19 +264,16 @@ void AllocateBitsPass::runOnOperation() {
                      b.getI64IntegerAttr(static_cast<int64_t>(predicted))),
       b.getNamedAttr("elements", b.getI64IntegerAttr(elements)),
       b.getNamedAttr("damage", b.getF64FloatAttr(result.damage)),
-      b.getNamedAttr("method", b.getStringAttr(dynamicGate ? "dynamic-gate"
-                                                           : result.method)),
+      b.getNamedAttr("method", b.getStringAttr(result.method)),
+      b.getNamedAttr("budget",
+                     b.getI64IntegerAttr(static_cast<int64_t>(budget))),
   };
-  if (!dynamicGate) {
-    info.push_back(b.getNamedAttr(
-        "budget", b.getI64IntegerAttr(static_cast<int64_t>(budget))));
-    if (predicted < budget - budget / 200 && budget <= largestBytes)
-      module.emitWarning()
-          << "the allocation fills "
-          << llvm::formatv("{0:f2}", 100.0 * predicted / budget).str()
-          << "% of the budget: no larger format fits or "
-             "lowers the predicted damage";
-  }
+  if (predicted < budget - budget / 200 && budget <= largestBytes)
+    module.emitWarning()
+        << "the allocation fills "
+        << llvm::formatv("{0:f2}", 100.0 * predicted / budget).str()
+        << "% of the budget: no larger format fits or "
+           "lowers the predicted damage";
   module->setAttr(kAllocationAttrName, b.getDictionaryAttr(info));
 }
 

@@ -2,6 +2,8 @@
 #include "LowBit/Transforms/Passes.h"
 #include "lowbit/Quant/Presets.h"
 
+#include "lowbit/Support/MappedFile.h"
+
 #include "mlir/IR/Builders.h"
 
 namespace mlir::lowbit {
@@ -64,6 +66,20 @@ struct AssignFormatsPass
       return signalPassFailure();
     options.pure = pure;
     options.hasImportance = hasImportance;
+    quant::GateTable gateTable;
+    if (!dynamicGate.empty()) {
+      if (dynamicGate == "published") {
+        gateTable = quant::GateTable::published();
+      } else {
+        std::string text, error;
+        if (!::lowbit::readWholeFile(dynamicGate, text, error) ||
+            !quant::GateTable::parse(text, dynamicGate, gateTable, error)) {
+          module.emitError() << "dynamic-gate: " << error;
+          return signalPassFailure();
+        }
+      }
+      options.gate = &gateTable;
+    }
 
     quant::ModelShape shape;
     if (ModelAttr model = getModelAttr(module)) {
@@ -78,10 +94,15 @@ struct AssignFormatsPass
     std::vector<quant::TensorDesc> tensors;
     for (GlobalWeightOp weight : weights) {
       QTensorType type = weight.getWeightType();
-      tensors.push_back({ggufTensorName(weight),
-                         std::vector<int64_t>(type.getShape().begin(),
-                                              type.getShape().end()),
-                         type.getFormat().getFormat()});
+      quant::TensorDesc desc;
+      desc.name = ggufTensorName(weight);
+      desc.shape.assign(type.getShape().begin(), type.getShape().end());
+      desc.current = type.getFormat().getFormat();
+      if (RoleAttr role = getWeightRole(weight)) {
+        desc.kind = role.getKind().str();
+        desc.layer = role.getLayer();
+      }
+      tensors.push_back(std::move(desc));
     }
     std::vector<quant::TensorChoice> choices;
     std::string error;

@@ -10,7 +10,9 @@ def LowBitAssignFormats : Pass<"lowbit-assign-formats", "::mlir::ModuleOp"> {
     Applies a llama.cpp-style preset (q4_k_m, q3_k_s, ...) with its per-tensor
     mixing rules (output and embedding types, attn_v / ffn_down bumps by layer
     position, fall-backs for row lengths that do not fit a block) and the
-    user's overrides. The choice is recorded as a `lowbit.target` attribute on
+    user's overrides, then (with `dynamic-gate`) a table of (layer band x
+    tensor kind -> format) rules over the preset's choices, matched on the
+    weights' roles. The choice is recorded as a `lowbit.target` attribute on
     each `lowbit.global_weight` whose format changes; `lowbit-quantize`
     materialises it. The module's `general.file_type` and
     `general.quantization_version` metadata are set as llama.cpp sets them.
@@ -37,7 +39,11 @@ def LowBitAssignFormats : Pass<"lowbit-assign-formats", "::mlir::ModuleOp"> {
     Option<"pure", "pure", "bool", "false",
            "Use the preset's default format for every quantizable tensor">,
     Option<"hasImportance", "has-importance", "bool", "false",
-           "An importance matrix will be used (changes some rules)">
+           "An importance matrix will be used (changes some rules)">,
+    Option<"dynamicGate", "dynamic-gate", "std::string", "\"\"",
+           "Layer-band rule table applied over the preset: 'published' "
+           "(the IQ-DynamicGate recipe) or a table file (lib/Quant/"
+           "DynamicGate.h)">
   ];
 }
 
@@ -183,9 +189,10 @@ def LowBitSensitivity : Pass<"lowbit-sensitivity", "::mlir::ModuleOp"> {
     Option<"noImportance", "no-importance", "bool", "false",
            "Plain squared error: every column counts the same">,
     ListOption<"candidateFormats", "formats", "std::string",
-               "Candidate formats (default: iq2_xxs iq2_xs iq2_s q2_k iq3_xxs "
-               "iq3_s q3_k iq4_xs q4_0 iq4_nl q4_1 q4_k q5_0 q5_1 q5_k q6_k "
-               "q8_0 f16)">,
+               "Candidate formats (default: iq1_s iq1_m iq2_xxs iq2_xs iq2_s "
+               "q2_k iq3_xxs iq3_s q3_k iq4_xs q4_0 iq4_nl q4_1 q4_k q5_0 q5_1 "
+               "q5_k q6_k q8_0 f16; with no-importance, iq1_s iq2_xxs iq2_xs "
+               "are left out)">,
     Option<"measure", "measure", "std::string", "\"wmse\"",
            "Damage: wmse (predicted from statistics), gain (predicted, "
            "scaled per tensor to one measured KL divergence) or kld "
@@ -222,9 +229,7 @@ def LowBitAllocateBits : Pass<"lowbit-allocate-bits", "::mlir::ModuleOp"> {
     later passes add. Multiple-choice knapsack: exact dynamic programming
     when small, else Lagrangian relaxation plus greedy fill. `tensor-type`
     pins (REGEX=FORMAT) are honoured and left out of the search.
-    `preset=dynamic-gate` needs no statistics: the first and last quarter of
-    the layers q4_k, the middle half q2_k (attn_v, attn_output, ffn_down
-    q3_k), token_embd and output q6_k. The choice is recorded as
+    The choice is recorded as
     `lowbit.target` like lowbit-assign-formats; lowbit-quantize applies it.
 
     Before:
@@ -246,8 +251,6 @@ def LowBitAllocateBits : Pass<"lowbit-allocate-bits", "::mlir::ModuleOp"> {
            "File size budget (bytes, or 3.2GiB, 3200MB, ...)">,
     ListOption<"tensorTypes", "tensor-type", "std::string",
                "REGEX=FORMAT pins, first match wins; left out of the search">,
-    Option<"preset", "preset", "std::string", "\"\"",
-           "dynamic-gate: the layer-position scheme instead of a budget">,
     Option<"reserveBytes", "reserve-bytes", "int64_t", "0",
            "Metadata bytes later passes will add to the file">,
     Option<"method", "method", "std::string", "\"auto\"",

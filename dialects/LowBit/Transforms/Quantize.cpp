@@ -141,6 +141,19 @@ struct QuantizePass
       if (auto target = weight->getAttrOfType<FormatAttr>(kTargetFormatAttrName))
         work.push_back({weight, target.getFormat()});
 
+    // Formats GGML encodes only with an importance matrix: refuse before any
+    // work when there is none at all (a missing entry is caught per weight).
+    if (!imatrixPtr)
+      for (auto [weight, target] : work)
+        if (formats::requiresImportance(target)) {
+          weight.emitOpError()
+              << "format " << formats::info(target).name
+              << " has no plain encoding (GGML needs an importance matrix "
+                 "for it): pass one (imatrix=FILE; lowbit compile: --imatrix "
+                 "FILE, or --calib TEXT to compute one)";
+          return signalPassFailure();
+        }
+
     // Every weight op that refers to a global, to retype it.
     llvm::StringMap<SmallVector<WeightOp>> users;
     module.walk([&](WeightOp op) { users[op.getName()].push_back(op); });
@@ -206,9 +219,11 @@ QuantizePass::quantizeWeight(GlobalWeightOp weight, formats::Format target,
     }
   }
   if (importance[0].empty() && formats::requiresImportance(target))
-    return weight.emitOpError() << "format " << targetInfo.name
-                                << " needs an importance matrix entry for '"
-                                << name << "'";
+    return weight.emitOpError()
+           << "format " << targetInfo.name
+           << " needs an importance matrix entry for '" << name
+           << "' (GGML has no plain encoding for it); the importance matrix "
+              "has none: was it computed for another model?";
 
   // A weight scaled by lowbit-awq-scale reads x / s: statistics of x are
   // rescaled to match.

@@ -417,7 +417,11 @@ void SensitivityPass::runOnOperation() {
 
   std::vector<formats::Format> candidates;
   if (candidateFormats.empty()) {
-    candidates = analysis::defaultCandidateFormats();
+    // Without statistics, formats GGML encodes only with an importance
+    // matrix are no candidates (lowbit-quantize would refuse them).
+    for (formats::Format f : analysis::defaultCandidateFormats())
+      if (!noImportance || !formats::requiresImportance(f))
+        candidates.push_back(f);
   } else {
     for (const std::string &name : candidateFormats) {
       const formats::FormatInfo *f = formats::findByName(name);
@@ -428,6 +432,10 @@ void SensitivityPass::runOnOperation() {
                     "' cannot be a candidate (no GGUF type or no codec)");
       if (const char *why = ::lowbit::quant::weightFormatProblem(f->format))
         return fail("format '" + name + "' cannot be a candidate: " + why);
+      if (noImportance && formats::requiresImportance(f->format))
+        return fail("format '" + name +
+                    "' has no plain encoding in GGML: it needs the "
+                    "statistics no-importance leaves out");
       candidates.push_back(f->format);
     }
   }
@@ -511,6 +519,19 @@ void SensitivityPass::runOnOperation() {
         t.weights.importanceInEncoder = false;
       }
     }
+    // lowbit-quantize will have no importance for this tensor (no
+    // statistics, or none recorded for it, e.g. an embedding table):
+    // formats GGML encodes only with one are no candidates.
+    const bool quantizedWithImportance =
+        !noImportance && (rank == 3 ? !t.expertWeights.empty()
+                                    : !calibState.imatrix.importance(name)
+                                           .empty());
+    if (!quantizedWithImportance)
+      llvm::erase_if(t.candidates, [](formats::Format f) {
+        return formats::requiresImportance(f);
+      });
+    if (t.candidates.empty())
+      continue;
     statsHash.add(name);
     statsHash.add(t.weights.meanSquares);
     statsHash.add(t.weights.means);

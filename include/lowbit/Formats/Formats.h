@@ -30,7 +30,9 @@
 // paths search block scales for the smallest (importance-)weighted error;
 // their bytes are one valid encoding, not ggml's. The lattice i-quants
 // (IQ2_XXS ... IQ3_S, LatticeQuants.cpp) search the whole grid per group;
-// unlike ggml's, the IQ2_XXS and IQ2_XS encoders also run without importance.
+// IQ1_S and IQ1_M (IQ1Quants.cpp) find each group's best grid point exactly
+// from its nearest pattern. Unlike ggml's, the IQ2_XXS, IQ2_XS and IQ1_S
+// encoders also run without importance.
 //
 //===----------------------------------------------------------------------===//
 #ifndef LOWBIT_FORMATS_FORMATS_H
@@ -127,8 +129,10 @@ bool hasCodec(Format format);
 /// True when the encoder uses a per-column importance vector (imatrix).
 /// Encoders of other formats accept one and ignore it.
 bool supportsImportance(Format format);
-/// True when the encoder refuses to run without importance. No format of
-/// ours needs it; kept so callers need not special-case formats that would.
+/// True for the formats GGML encodes only with an importance matrix
+/// (ggml_quantize_requires_imatrix: IQ2_XXS, IQ2_XS, IQ1_S); callers that
+/// follow GGML refuse them without one. Our encoders need none: quantizeRow
+/// encodes every format without importance.
 bool requiresImportance(Format format);
 
 /// Decodes one row. `n` must be a multiple of the block size (asserted).

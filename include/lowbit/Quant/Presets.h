@@ -12,6 +12,7 @@
 #define LOWBIT_QUANT_PRESETS_H
 
 #include "lowbit/Formats/Formats.h"
+#include "lowbit/Quant/DynamicGate.h"
 
 #include <optional>
 #include <string>
@@ -28,6 +29,11 @@ struct Preset {
 
 /// All presets, in a stable order.
 const std::vector<Preset> &allPresets();
+/// Whether llama.cpp's quantizer refuses `preset` without an importance
+/// matrix (Q2_K_S, IQ1_S, IQ1_M, IQ2_XXS, IQ2_XS, IQ2_S). lowbit refuses
+/// them too: GGML has no plain encoding of IQ1_S, IQ2_XXS or IQ2_XS, and the
+/// others are poor without one.
+bool presetRequiresImportance(const Preset &preset);
 /// Case-insensitive lookup ("Q4_K_M", "q4_k_m"); null when unknown.
 const Preset *findPreset(const std::string &name);
 
@@ -37,6 +43,10 @@ struct TensorDesc {
   /// Row-major shape; the last dimension is the row length (GGML ne0).
   std::vector<int64_t> shape;
   formats::Format current;
+  /// The weight's role kind (attn_q, ffn_down_exps, ...) and layer (-1:
+  /// outside the layers), for rule tables (DynamicGate); "" when unknown.
+  std::string kind;
+  int64_t layer = -1;
 };
 
 struct ModelShape {
@@ -59,6 +69,9 @@ struct PresetOptions {
   std::optional<formats::Format> tokenEmbeddingType;
   bool pure = false;        // default type everywhere (but fall-backs)
   bool hasImportance = false; // some rules differ with an imatrix
+  /// Applied over the preset's choices (not over --tensor-type,
+  /// --output-tensor-type or --token-embedding-type pins); null: none.
+  const GateTable *gate = nullptr;
 };
 
 struct TensorChoice {

@@ -4,8 +4,6 @@
 // RUN: not lowbit-opt %s --split-input-file --lowbit-allocate-bits="target-bpw=1" 2>&1 | FileCheck %s --check-prefix=SMALL
 // RUN: not lowbit-opt %s --split-input-file --lowbit-allocate-bits="target-bpw=5 tensor-type=(=q8_0" 2>&1 | FileCheck %s --check-prefix=REGEX
 // RUN: not lowbit-opt %s --split-input-file --lowbit-allocate-bits="target-bpw=5 tensor-type=attn=q4_k" 2>&1 | FileCheck %s --check-prefix=PINFIT
-// RUN: not lowbit-opt %s --split-input-file --lowbit-allocate-bits="preset=q4_k_m" 2>&1 | FileCheck %s --check-prefix=PRESET
-// RUN: not lowbit-opt %s --split-input-file --lowbit-allocate-bits="preset=dynamic-gate target-bpw=4" 2>&1 | FileCheck %s --check-prefix=GATE
 // RUN: not lowbit-opt %s --split-input-file --lowbit-allocate-bits="target-bpw=5 method=greedy" 2>&1 | FileCheck %s --check-prefix=METHOD
 
 // NOTARGET: error: lowbit-allocate-bits needs one of target-bpw and target-size
@@ -14,8 +12,6 @@
 // SMALL: error: the budget of 4 bytes (1.000 bits per weight) is below the smallest file the candidate formats allow: {{[0-9]+}} bytes
 // REGEX: error: invalid --tensor-type regex '('
 // PINFIT: error: tensor 'blk.0.attn_q.weight' cannot be stored as q4_k (--tensor-type 'attn=q4_k'): its row length 32 is not a multiple of the block size 256
-// PRESET: error: unknown preset 'q4_k_m' for lowbit-allocate-bits (dynamic-gate; llama.cpp presets are lowbit-assign-formats')
-// GATE: error: preset=dynamic-gate chooses the formats itself; it takes no target-bpw or target-size
 // METHOD: error: method must be auto, exact or lagrangian, not 'greedy'
 module attributes {lowbit.metadata = [#lowbit.kv<"general.architecture", "llama">]} {
 lowbit.global_weight @blk.0.attn_q.weight : !lowbit.qtensor<1x32 : f32> = #lowbit.external<"m", offset = 0, size = 128> {lowbit.sensitivity = {q4_0 = 1.0 : f64, q8_0 = 0.5 : f64}}

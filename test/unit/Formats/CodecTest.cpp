@@ -423,6 +423,10 @@ double roundTripBound(const FormatInfo &f) {
     return 0.0061;
   case Format::Q8_K:
     return 0.0072; // Absmax of 256 activations: the step is amax / 127.
+  case Format::IQ1_S:
+    return 0.468; // The golden file has IQ1_S with importance only.
+  case Format::IQ1_M:
+    return 0.434;
   default:
     break;
   }
@@ -559,8 +563,12 @@ TEST_P(CodecTest, RejectsPartialBlocks) {
                             fi.blockSize + 1, nullptr, 0, &why));
 }
 
-TEST_P(CodecTest, NoFormatRequiresImportance) {
-  EXPECT_FALSE(requiresImportance(GetParam()));
+/// Only where GGML needs importance (the golden test checks the list
+/// against ggml's); every encoder runs without it.
+TEST_P(CodecTest, RequiresImportanceOnlyWhereGgmlDoes) {
+  const Format f = GetParam();
+  EXPECT_EQ(requiresImportance(f),
+            f == Format::IQ2_XXS || f == Format::IQ2_XS || f == Format::IQ1_S);
 }
 
 INSTANTIATE_TEST_SUITE_P(Registry, CodecTest, ::testing::ValuesIn(registry()),
@@ -686,11 +694,11 @@ const Format kLatticeFormats[] = {Format::IQ2_XXS, Format::IQ2_XS,
                                   Format::IQ2_S, Format::IQ3_XXS,
                                   Format::IQ3_S};
 
-TEST(LatticeQuants, UseImportanceButDoNotRequireIt) {
-  for (Format f : kLatticeFormats) {
+/// GGML refuses IQ2_XXS and IQ2_XS without importance (requiresImportance);
+/// our encoders run without it (SignsFollowTheData encodes without).
+TEST(LatticeQuants, UseImportance) {
+  for (Format f : kLatticeFormats)
     EXPECT_TRUE(supportsImportance(f)) << info(f).name;
-    EXPECT_FALSE(requiresImportance(f)) << info(f).name;
-  }
 }
 
 TEST(LatticeQuants, TableRowsMatchGgml) {
@@ -731,6 +739,127 @@ TEST(LatticeQuants, SignsFollowTheData) {
     const bool parity =
         f == Format::IQ2_XXS || f == Format::IQ2_XS || f == Format::IQ3_XXS;
     EXPECT_LE(against, parity ? 1024 / 8 : 0) << info(f).name;
+  }
+}
+
+} // namespace
+
+//===----------------------------------------------------------------------===//
+// ggml's IQ1_S and IQ1_M
+//===----------------------------------------------------------------------===//
+
+namespace lowbit::formats::detail {
+namespace {
+
+/// kIQ1SGrid is ggml's iq1s_grid: int8 coordinates in {-1, 0, 1}, entries
+/// in the order of their 2-bit packing (gguf-py's grid_hex, ggml-quants.c's
+/// kgrid_1bit_2048), which is ascending, so a swapped or mistyped entry
+/// shows.
+TEST(IQGrids, IQ1GridIsTernaryAndInPackedOrder) {
+  uint32_t previous = 0;
+  for (int p = 0; p < 2048; ++p) {
+    uint32_t packed = 0;
+    for (int j = 0; j < 8; ++j) {
+      const int c = signedGridCoord(kIQ1SGrid[p], j);
+      ASSERT_TRUE(c >= -1 && c <= 1) << "entry " << p << " coordinate " << j;
+      packed |= static_cast<uint32_t>(c + 1) << (2 * j);
+    }
+    if (p > 0)
+      EXPECT_LT(previous, packed) << "entry " << p;
+    previous = packed;
+  }
+  // Spot checks against ggml-common.h.
+  EXPECT_EQ(kIQ1SGrid[0], 0xffffffffffffffffu);
+  EXPECT_EQ(kIQ1SGrid[1], 0xffffffffffffff01u);
+  EXPECT_EQ(kIQ1SGrid[1500], 0x01ff00ff00ffff00u);
+  EXPECT_EQ(kIQ1SGrid[2047], 0x0101010101010101u);
+}
+
+} // namespace
+} // namespace lowbit::formats::detail
+
+namespace {
+
+const Format kIQ1Formats[] = {Format::IQ1_S, Format::IQ1_M};
+
+TEST(IQ1Quants, TableRowsMatchGgml) {
+  EXPECT_STREQ(info(Format::IQ1_S).name, "iq1_s");
+  EXPECT_EQ(info(Format::IQ1_S).ggmlType, 19);
+  EXPECT_EQ(info(Format::IQ1_S).blockBytes, 50u);
+  EXPECT_STREQ(info(Format::IQ1_M).name, "iq1_m");
+  EXPECT_EQ(info(Format::IQ1_M).ggmlType, 29);
+  EXPECT_EQ(info(Format::IQ1_M).blockBytes, 56u);
+  for (Format f : kIQ1Formats) {
+    const FormatInfo &fi = info(f);
+    EXPECT_EQ(fi.blockSize, 256u);
+    EXPECT_EQ(fi.kind, FormatKind::Codebook);
+    EXPECT_EQ(findByGGMLType(fi.ggmlType), &fi);
+    EXPECT_EQ(findByName(ggmlName(f)), &fi);
+  }
+}
+
+/// GGML refuses IQ1_S without importance (requiresImportance); ours encodes
+/// it without, like IQ1_M.
+TEST(IQ1Quants, UseImportance) {
+  for (Format f : kIQ1Formats)
+    EXPECT_TRUE(supportsImportance(f)) << info(f).name;
+  EXPECT_TRUE(requiresImportance(Format::IQ1_S));
+  EXPECT_FALSE(requiresImportance(Format::IQ1_M));
+}
+
+/// Importance that is zero over a whole super-block counts as uniform, as
+/// for the other importance-aware encoders: the bytes are those of no
+/// importance.
+TEST(IQ1Quants, ZeroImportanceEncodesAsNoImportance) {
+  std::vector<float> x = gaussian(512, 5), zeros(512, 0.0f);
+  for (Format f : kIQ1Formats) {
+    std::vector<uint8_t> plain(rowBytes(info(f), 512)), zero(plain.size());
+    ASSERT_TRUE(quantizeRow(f, x.data(), plain.data(), 512, nullptr));
+    ASSERT_TRUE(quantizeRow(f, x.data(), zero.data(), 512, zeros.data()));
+    EXPECT_EQ(plain, zero) << info(f).name;
+  }
+}
+
+/// Rows that are exactly on the format's lattice (random grid points,
+/// shifts and scales; every block has a sub-block at ls = 7) come back
+/// exactly (up to rounding): the search finds the grid points and scales.
+TEST(IQ1Quants, LatticeRowsRoundTrip) {
+  uint64_t state = 99;
+  auto next = [&state] {
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return static_cast<uint32_t>(state >> 33);
+  };
+  for (Format f : kIQ1Formats) {
+    const FormatInfo &fi = info(f);
+    const int blocks = 8;
+    std::vector<uint8_t> bytes(blocks * fi.blockBytes), again(bytes.size());
+    for (uint8_t &b : bytes)
+      b = static_cast<uint8_t>(next());
+    // A sane positive f16 d in [0.5, 1) and one sub-block at ls = 7.
+    for (int b = 0; b < blocks; ++b) {
+      uint8_t *blk = bytes.data() + b * fi.blockBytes;
+      const uint16_t d = static_cast<uint16_t>(0x3800 | (next() & 0x3ff));
+      if (f == Format::IQ1_S) {
+        blk[0] = static_cast<uint8_t>(d);
+        blk[1] = static_cast<uint8_t>(d >> 8);
+        blk[34 + 1] |= 0x70; // qh[0]: ls = 7.
+      } else {
+        for (int i = 0; i < 4; ++i)
+          blk[48 + 2 * i + 1] = static_cast<uint8_t>(
+              (blk[48 + 2 * i + 1] & 0x0f) | (((d >> (4 * i)) & 0xf) << 4));
+        blk[48] |= 7; // ls = 7 for the first 16 weights.
+      }
+    }
+    std::vector<float> x(blocks * 256), y(x.size());
+    dequantizeRow(f, bytes.data(), x.data(), x.size());
+    ASSERT_TRUE(quantizeRow(f, x.data(), again.data(), x.size(), nullptr));
+    dequantizeRow(f, again.data(), y.data(), y.size());
+    double err = 0, sig = 0;
+    for (size_t i = 0; i < x.size(); ++i) {
+      err += (static_cast<double>(y[i]) - x[i]) * (y[i] - x[i]);
+      sig += static_cast<double>(x[i]) * x[i];
+    }
+    EXPECT_LE(std::sqrt(err / sig), 1e-6) << fi.name;
   }
 }
 

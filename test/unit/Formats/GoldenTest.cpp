@@ -34,6 +34,12 @@ constexpr int64_t kSpikeRow = 7; // The row with the single 1e4 value.
 /// Our error may exceed ggml's by at most this factor.
 constexpr double kErrorSlack = 1.02;
 
+/// Formats whose encoders must be at least as good as ggml's on every
+/// column of errors.md (largest errors included), with no slack.
+bool beatsGgmlOnEveryColumn(Format f) {
+  return f == Format::IQ1_S || f == Format::IQ1_M;
+}
+
 const std::string kGoldenDir = LOWBIT_SHARED_DIR "/golden";
 
 /// The golden GGUF file, opened once for all tests (null when absent).
@@ -174,12 +180,14 @@ TEST_P(GoldenFormatTest, DecodeIsBitExact) {
 
 struct ErrorStats {
   double rmse = 0, weightedRmse = 0, rmseWithoutSpike = 0;
+  double maxAbs = 0, maxAbsWithoutSpike = 0;
 };
 
 /// The metrics of errors.md, in double precision.
 ErrorStats measure(const float *source, const float *decoded,
                    const float *importance) {
   double sum = 0, sumWithoutSpike = 0, weighted = 0, importanceSum = 0;
+  double maxAbs = 0, maxAbsWithoutSpike = 0;
   for (int64_t c = 0; c < kCols; ++c)
     importanceSum += importance[c];
   for (int64_t r = 0; r < kRows; ++r)
@@ -188,10 +196,15 @@ ErrorStats measure(const float *source, const float *decoded,
                     static_cast<double>(source[r * kCols + c]);
       sum += diff * diff;
       weighted += importance[c] * diff * diff;
-      if (r != kSpikeRow)
+      maxAbs = std::max(maxAbs, std::fabs(diff));
+      if (r != kSpikeRow) {
         sumWithoutSpike += diff * diff;
+        maxAbsWithoutSpike = std::max(maxAbsWithoutSpike, std::fabs(diff));
+      }
     }
   ErrorStats s;
+  s.maxAbs = maxAbs;
+  s.maxAbsWithoutSpike = maxAbsWithoutSpike;
   s.rmse = std::sqrt(sum / (kRows * kCols));
   s.rmseWithoutSpike = std::sqrt(sumWithoutSpike / ((kRows - 1) * kCols));
   s.weightedRmse = std::sqrt(weighted / (kRows * importanceSum));
@@ -231,11 +244,21 @@ TEST_P(GoldenFormatTest, EncodeErrorWithinGgml) {
     std::cout << "[ error ] " << key << "  RMSE " << ours.rmse << " (ggml "
               << ggml.rmse << ")  RMSE w/o row 7 " << ours.rmseWithoutSpike
               << " (ggml " << ggml.rmseWithoutSpike << ")  w-RMSE "
-              << ours.weightedRmse << " (ggml " << ggml.weightedRmse << ")\n";
+              << ours.weightedRmse << " (ggml " << ggml.weightedRmse
+              << ")  max abs " << ours.maxAbs << " (ggml " << ggml.maxAbs
+              << ")  max abs w/o row 7 " << ours.maxAbsWithoutSpike << " (ggml "
+              << ggml.maxAbsWithoutSpike << ")\n";
     EXPECT_LE(ours.rmse, ggml.rmse * kErrorSlack);
     EXPECT_LE(ours.rmseWithoutSpike, ggml.rmseWithoutSpike * kErrorSlack);
     if (withImportance)
       EXPECT_LE(ours.weightedRmse, ggml.weightedRmse * kErrorSlack);
+    if (beatsGgmlOnEveryColumn(format)) {
+      EXPECT_LE(ours.rmse, ggml.rmse);
+      EXPECT_LE(ours.maxAbs, ggml.maxAbs);
+      EXPECT_LE(ours.weightedRmse, ggml.weightedRmse);
+      EXPECT_LE(ours.rmseWithoutSpike, ggml.rmseWithoutSpike);
+      EXPECT_LE(ours.maxAbsWithoutSpike, ggml.maxAbsWithoutSpike);
+    }
   }
 }
 
@@ -276,6 +299,21 @@ TEST_P(GoldenFormatTest, ReferenceEncoderBytesMatchGgml) {
     EXPECT_EQ(firstDiff, -1) << "first differing byte " << firstDiff << " (row "
                              << firstDiff / rowBytes(fi, kCols) << ")";
   }
+}
+
+/// requiresImportance() is ggml_quantize_requires_imatrix(), which the
+/// golden file records for its types.
+TEST_P(GoldenFormatTest, RequiresImportanceAsGgml) {
+  const lowbit::gguf::KeyValue *only =
+      golden()->find("golden.imatrix_only_types");
+  ASSERT_NE(only, nullptr);
+  bool listed = false;
+  for (const lowbit::gguf::Value &v : only->value.elements)
+    listed |= v.str == ggmlName(GetParam());
+  EXPECT_EQ(requiresImportance(GetParam()), listed);
+  // Every variant ggml wrote must be there: a plain one only when ggml
+  // encodes without importance.
+  EXPECT_EQ(tensorOf("plain") == nullptr, listed);
 }
 
 std::string formatName(const ::testing::TestParamInfo<Format> &p) {
