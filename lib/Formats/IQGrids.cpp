@@ -14,6 +14,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "IQGrids.h"
+#include "lowbit/Formats/IQTables.h"
 
 namespace lowbit::formats::detail {
 
@@ -1131,3 +1132,30 @@ const uint8_t kIQ2Signs[128] = {
 // clang-format on
 
 } // namespace lowbit::formats::detail
+
+namespace lowbit::formats {
+
+LatticeGrid latticeGrid(Format format) {
+  using namespace detail;
+  switch (format) {
+  case Format::IQ2_XXS:
+    return {"iq2xxs", 256, kIQ2XXSGrid, nullptr};
+  case Format::IQ2_XS:
+    return {"iq2xs", 512, kIQ2XSGrid, nullptr};
+  case Format::IQ2_S:
+    return {"iq2s", 1024, kIQ2SGrid, nullptr};
+  case Format::IQ3_XXS:
+    return {"iq3xxs", 256, nullptr, kIQ3XXSGrid};
+  case Format::IQ3_S:
+    return {"iq3s", 512, nullptr, kIQ3SGrid};
+  case Format::IQ1_S:
+  case Format::IQ1_M:
+    return {"iq1s", 2048, kIQ1SGrid, nullptr};
+  default:
+    return {};
+  }
+}
+
+const uint8_t *latticeSignTable() { return detail::kIQ2Signs; }
+
+} // namespace lowbit::formats

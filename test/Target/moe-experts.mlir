@@ -18,10 +18,10 @@ func.func @moe(%x: tensor<?x256xf32>, %r: tensor<4x256xf32>,
 // runtime's f32 decoding, with a warning naming it.
 // CHECK-LABEL: func.func @fallback
 // CHECK: lowbit.expert_kernels = ["", "", ""]
-// WARN: warning: slow fall-back for the experts' iq2_xxs weight: no kernel for iq2_xxs
+// WARN: warning: slow fall-back for the experts' tq1_0 weight: no kernel for tq1_0
 func.func @fallback(%x: tensor<?x256xf32>, %r: tensor<4x256xf32>,
-                    %g: !lowbit.qtensor<4x512x256 : iq2_xxs>,
-                    %d: !lowbit.qtensor<4x256x512 : iq2_xxs>) -> tensor<?x256xf32> {
-  %y = lowbit.moe_ffn %x, %r, %g, %g, %d {top_k = 2 : i64, normalize = true} : tensor<?x256xf32>, tensor<4x256xf32>, !lowbit.qtensor<4x512x256 : iq2_xxs>, !lowbit.qtensor<4x512x256 : iq2_xxs>, !lowbit.qtensor<4x256x512 : iq2_xxs> -> tensor<?x256xf32>
+                    %g: !lowbit.qtensor<4x512x256 : tq1_0>,
+                    %d: !lowbit.qtensor<4x256x512 : tq1_0>) -> tensor<?x256xf32> {
+  %y = lowbit.moe_ffn %x, %r, %g, %g, %d {top_k = 2 : i64, normalize = true} : tensor<?x256xf32>, tensor<4x256xf32>, !lowbit.qtensor<4x512x256 : tq1_0>, !lowbit.qtensor<4x512x256 : tq1_0>, !lowbit.qtensor<4x256x512 : tq1_0> -> tensor<?x256xf32>
   return %y : tensor<?x256xf32>
 }

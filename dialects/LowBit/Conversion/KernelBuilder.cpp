@@ -786,7 +786,9 @@ std::unique_ptr<FormatKernel> createFormatKernel(Format format, ISA isa) {
     return k;
   if (auto k = createLinearKernel(format, isa))
     return k;
-  return createKQuantKernel(format, isa);
+  if (auto k = createKQuantKernel(format, isa))
+    return k;
+  return createLatticeKernel(format, isa);
 }
 
 } // namespace mlir::lowbit::kernels

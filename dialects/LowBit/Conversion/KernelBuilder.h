@@ -248,6 +248,7 @@ std::unique_ptr<FormatKernel> createFormatKernel(Format format, ISA isa);
 std::unique_ptr<FormatKernel> createLinearKernel(Format format, ISA isa);
 std::unique_ptr<FormatKernel> createKQuantKernel(Format format, ISA isa);
 std::unique_ptr<FormatKernel> createFloatKernel(Format format, ISA isa);
+std::unique_ptr<FormatKernel> createLatticeKernel(Format format, ISA isa);
 
 /// The arguments of a generated function, as memrefs/indices.
 /// Builds a memref<?xT> over a raw pointer (an LLVM descriptor cast to a

@@ -299,7 +299,8 @@ struct LowBitIsolateKernelsPass
     ModuleOp module = getOperation();
     for (Operation &op : llvm::make_early_inc_range(*module.getBody())) {
       auto fn = dyn_cast<func::FuncOp>(op);
-      if (fn && fn->hasAttr(kKernelEntryAttrName))
+      if ((fn && fn->hasAttr(kKernelEntryAttrName)) ||
+          op.hasAttr(kKernelDataAttrName))
         continue;
       op.erase();
     }

@@ -33,6 +33,9 @@ constexpr llvm::StringLiteral kKernelFallbackAttrName =
     "lowbit.kernel_fallback";
 /// On generated functions (unit): part of the kernel object's interface.
 constexpr llvm::StringLiteral kKernelEntryAttrName = "lowbit.kernel_entry";
+/// On module-level constants the kernels read (i-quant grids): kept with
+/// them by lowbit-isolate-kernels.
+constexpr llvm::StringLiteral kKernelDataAttrName = "lowbit.kernel_data";
 /// On generated kernels: the dot-product path of the target's table.
 constexpr llvm::StringLiteral kDotPathAttrName = "lowbit.dot_path";
 /// On the module: the TargetInfo name kernels were generated for.

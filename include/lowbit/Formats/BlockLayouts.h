@@ -77,6 +77,46 @@ struct IQ4_XS {
   uint8_t scalesLow[4];
   uint8_t qs[128];
 };
+/// The lattice i-quants: grid indices, signs and 3- or 4-bit sub-block
+/// scales (lib/Formats/LatticeQuants.cpp, IQ1Quants.cpp say how they decode).
+struct IQ2_XXS {
+  uint16_t d;
+  uint8_t qs[64]; // per 32 weights: 4 grid indices | u32 signs (28) ls (4)
+};
+struct IQ2_XS {
+  uint16_t d;
+  uint8_t qs[64]; // 32 x u16: 9-bit grid index | 7-bit sign index << 9
+  uint8_t scales[8];
+};
+struct IQ2_S {
+  uint16_t d;
+  uint8_t qs[32];    // grid indices, low 8 bits
+  uint8_t signs[32]; // one bit per weight
+  uint8_t qh[8];     // 2 high index bits per group
+  uint8_t scales[8];
+};
+struct IQ3_XXS {
+  uint16_t d;
+  uint8_t qs[64];          // grid indices (4 weights each)
+  uint8_t signScales[32];  // 8 x u32: four 7-bit sign indices | ls << 28
+};
+struct IQ3_S {
+  uint16_t d;
+  uint8_t qs[64]; // grid indices, low 8 bits
+  uint8_t qh[8];  // the ninth index bit, one per group of 4
+  uint8_t signs[32];
+  uint8_t scales[4];
+};
+struct IQ1_S {
+  uint16_t d;
+  uint8_t qs[32];
+  uint16_t qh[8]; // 3 high index bits x 4 | 3-bit scale << 12 | delta sign
+};
+struct IQ1_M {
+  uint8_t qs[32];
+  uint8_t qh[16];    // per group: 3 high index bits | delta sign << 3
+  uint16_t scales[4]; // 3-bit scales x 4 | a nibble of the f16 d << 12
+};
 /// The activation blocks of the K-quant kernels.
 struct Q8_K {
   float d;
@@ -102,6 +142,13 @@ static_assert(matchesTable(Format::Q5_K, sizeof(Q5_K), 256));
 static_assert(matchesTable(Format::Q6_K, sizeof(Q6_K), 256));
 static_assert(matchesTable(Format::IQ4_XS, sizeof(IQ4_XS), 256));
 static_assert(matchesTable(Format::Q8_K, sizeof(Q8_K), 256));
+static_assert(matchesTable(Format::IQ2_XXS, sizeof(IQ2_XXS), 256));
+static_assert(matchesTable(Format::IQ2_XS, sizeof(IQ2_XS), 256));
+static_assert(matchesTable(Format::IQ2_S, sizeof(IQ2_S), 256));
+static_assert(matchesTable(Format::IQ3_XXS, sizeof(IQ3_XXS), 256));
+static_assert(matchesTable(Format::IQ3_S, sizeof(IQ3_S), 256));
+static_assert(matchesTable(Format::IQ1_S, sizeof(IQ1_S), 256));
+static_assert(matchesTable(Format::IQ1_M, sizeof(IQ1_M), 256));
 
 } // namespace lowbit::formats::blocks
 

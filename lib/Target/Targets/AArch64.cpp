@@ -35,6 +35,13 @@ LOWBIT_TARGET(AArch64) {
           {Format::Q6_K, 2, Format::Q8_K, 2, 2, "neon-sdot"},
           {Format::IQ4_NL, 8, Format::Q8_0, 4, 2, "neon-sdot"},
           {Format::IQ4_XS, 2, Format::Q8_K, 2, 2, "neon-sdot"},
+          {Format::IQ2_XXS, 1, Format::Q8_K, 2, 2, "neon-sdot"},
+          {Format::IQ2_XS, 1, Format::Q8_K, 2, 2, "neon-sdot"},
+          {Format::IQ2_S, 1, Format::Q8_K, 2, 2, "neon-sdot"},
+          {Format::IQ3_XXS, 1, Format::Q8_K, 2, 2, "neon-sdot"},
+          {Format::IQ3_S, 1, Format::Q8_K, 2, 2, "neon-sdot"},
+          {Format::IQ1_S, 1, Format::Q8_K, 2, 2, "neon-sdot"},
+          {Format::IQ1_M, 1, Format::Q8_K, 2, 2, "neon-sdot"},
       },
       "Armv8.2-A NEON + dotprod (Cortex-A76+, Neoverse N1+, Apple M1+)",
   };

@@ -39,6 +39,13 @@ LOWBIT_TARGET(X86_64_V3) {
           {Format::Q6_K, 2, Format::Q8_K, 2, 4, "avx2-maddubs"},
           {Format::IQ4_NL, 8, Format::Q8_0, 4, 2, "avx2-maddubs"},
           {Format::IQ4_XS, 2, Format::Q8_K, 2, 2, "avx2-maddubs"},
+          {Format::IQ2_XXS, 1, Format::Q8_K, 2, 2, "avx2-maddubs"},
+          {Format::IQ2_XS, 1, Format::Q8_K, 2, 2, "avx2-maddubs"},
+          {Format::IQ2_S, 1, Format::Q8_K, 2, 2, "avx2-maddubs"},
+          {Format::IQ3_XXS, 1, Format::Q8_K, 2, 2, "avx2-maddubs"},
+          {Format::IQ3_S, 1, Format::Q8_K, 2, 2, "avx2-maddubs"},
+          {Format::IQ1_S, 1, Format::Q8_K, 2, 2, "avx2-maddubs"},
+          {Format::IQ1_M, 1, Format::Q8_K, 2, 2, "avx2-maddubs"},
       },
       "AVX2 + FMA + F16C (Haswell, Zen and later)",
   };

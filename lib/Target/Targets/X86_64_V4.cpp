@@ -40,6 +40,13 @@ LOWBIT_TARGET(X86_64_V4) {
           {Format::Q6_K, 4, Format::Q8_K, 4, 4, "avx512-vnni"},
           {Format::IQ4_NL, 8, Format::Q8_0, 4, 4, "avx512-vnni"},
           {Format::IQ4_XS, 4, Format::Q8_K, 4, 2, "avx512-vnni"},
+          {Format::IQ2_XXS, 1, Format::Q8_K, 2, 2, "avx512-vnni"},
+          {Format::IQ2_XS, 1, Format::Q8_K, 2, 2, "avx512-vnni"},
+          {Format::IQ2_S, 1, Format::Q8_K, 2, 2, "avx512-vnni"},
+          {Format::IQ3_XXS, 1, Format::Q8_K, 2, 2, "avx512-vnni"},
+          {Format::IQ3_S, 1, Format::Q8_K, 2, 2, "avx512-vnni"},
+          {Format::IQ1_S, 1, Format::Q8_K, 2, 2, "avx512-vnni"},
+          {Format::IQ1_M, 1, Format::Q8_K, 2, 2, "avx512-vnni"},
       },
       "AVX-512 F/BW/VL/DQ/CD + VNNI (Ice Lake, Sapphire Rapids, Zen 4+)",
   };
