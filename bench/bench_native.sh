@@ -14,6 +14,11 @@
 #
 # Usage: bench/bench_native.sh   (env: THREADS, REPS, LAYERS, TARGET, BUILD,
 #                                 WORK, OUT; defaults below)
+# Other formats: PRESETS (default "q4_0 q4_k_m"), MODELS ("docs256
+# synthetic", or one of them), REFERENCE=0 to skip the reference executor,
+# COMPILE_ARGS (e.g. "--calib self --chunks 1 -c 64": an importance matrix
+# for the i-quant presets that need one). bench/bench_iquants_native.sh
+# runs it for llama.cpp's i-quant presets.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-$ROOT/build}
@@ -26,6 +31,10 @@ TARGET=${TARGET:-host}
 WORK=${WORK:-$BUILD/bench-native}
 OUT=${OUT:-$ROOT/bench/results/native.md}
 SHARED=${SHARED:-$ROOT/../shared/models}
+PRESETS=${PRESETS:-"q4_0 q4_k_m"}
+MODELS=${MODELS:-"docs256 synthetic"}
+REFERENCE=${REFERENCE:-1}
+read -r -a COMPILE_EXTRA <<< "${COMPILE_ARGS:-}"
 mkdir -p "$WORK" "$(dirname "$OUT")"
 export LOWBIT_NO_PROGRESS=1
 
@@ -44,27 +53,35 @@ echo "bench_native: $(cat "$WORK/bandwidth.json")" >&2
 RESULTS=$WORK/results.jsonl
 : > "$RESULTS"
 models=()
-if [ -f "$SHARED/docs256/model-f32.gguf" ]; then
-  models+=("docs256=$SHARED/docs256/model-f32.gguf")
-else
-  echo "bench_native: $SHARED/docs256 not found; only the synthetic model is measured" >&2
+if [[ " $MODELS " == *" docs256 "* ]]; then
+  if [ -f "$SHARED/docs256/model-f32.gguf" ]; then
+    models+=("docs256=$SHARED/docs256/model-f32.gguf")
+  else
+    echo "bench_native: $SHARED/docs256 not found; only the synthetic model is measured" >&2
+  fi
 fi
-SYN=$WORK/synthetic-7b-${LAYERS}l.gguf
-[ -f "$SYN" ] || "$GGUFTOOL" make-fixture synthetic-7b-layers "$LAYERS" -o "$SYN"
-models+=("synthetic-7b-${LAYERS}l=$SYN")
+if [[ " $MODELS " == *" synthetic "* ]]; then
+  SYN=$WORK/synthetic-7b-${LAYERS}l.gguf
+  [ -f "$SYN" ] || "$GGUFTOOL" make-fixture synthetic-7b-layers "$LAYERS" -o "$SYN"
+  models+=("synthetic-7b-${LAYERS}l=$SYN")
+fi
 
 for entry in "${models[@]}"; do
   name=${entry%%=*}
   src=${entry#*=}
-  for preset in q4_0 q4_k_m; do
+  for preset in $PRESETS; do
     gguf=$WORK/$name-$preset.gguf
     art=$WORK/$name-$preset-$TARGET
     # GGUFs are reused between runs; artifacts are rebuilt (the kernel
     # generator changes more often than the quantizer).
-    [ -f "$gguf" ] || "$LOWBIT" compile "$src" --preset "$preset" -o "$gguf" -q
-    "$LOWBIT" compile "$src" --preset "$preset" --emit native --target "$TARGET" -o "$art" -q 2> "$art.log" ||
+    [ -f "$gguf" ] || "$LOWBIT" compile "$src" --preset "$preset" "${COMPILE_EXTRA[@]}" -o "$gguf" -q
+    # The artifact from the GGUF: the preset's rules give every tensor the
+    # format it already has, so nothing is encoded twice.
+    "$LOWBIT" compile "$gguf" --preset "$preset" "${COMPILE_EXTRA[@]}" --emit native --target "$TARGET" -o "$art" -q 2> "$art.log" ||
       { cat "$art.log" >&2; exit 1; }
-    for path in "$art" "$gguf"; do
+    paths=("$art")
+    [ "$REFERENCE" = 1 ] && paths+=("$gguf")
+    for path in "${paths[@]}"; do
       echo "bench_native: $name $preset $(basename "$path")" >&2
       "$LOWBIT" bench "$path" -p 512 -n 128 -r "$REPS" -t "$THREADS" --json |
         python3 -c 'import json,sys

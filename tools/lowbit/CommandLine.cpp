@@ -25,29 +25,21 @@ void CommandLine::flag(const std::string &name, const std::string &help,
 void CommandLine::option(const std::string &name, const std::string &metavar,
                          const std::string &help, const std::string &alias,
                          bool repeatable) {
-  Spec spec;
-  spec.name = name;
-  spec.alias = alias;
-  spec.metavar = metavar;
-  spec.help = help;
-  spec.takesValue = true;
-  spec.repeatable = repeatable;
-  specs_.push_back(std::move(spec));
+  flag(name, help, alias);
+  specs_.back().metavar = metavar;
+  specs_.back().takesValue = true;
+  specs_.back().repeatable = repeatable;
 }
 
 void CommandLine::optionalValue(
     const std::string &name, const std::string &metavar,
     const std::string &help, const std::string &implicitValue,
     std::function<bool(const std::string &)> takesNext) {
-  Spec spec;
-  spec.name = name;
-  spec.metavar = metavar;
-  spec.help = help;
-  spec.takesValue = true;
+  option(name, metavar, help);
+  Spec &spec = specs_.back();
   spec.valueOptional = true;
   spec.implicitValue = implicitValue;
   spec.takesNext = std::move(takesNext);
-  specs_.push_back(std::move(spec));
 }
 
 const CommandLine::Spec *CommandLine::find(const std::string &arg) const {

@@ -55,16 +55,9 @@ struct RowBlock {
                // when nothing is subtracted: IQ4_XS)
 };
 
-class KQuantKernel : public FormatKernel {
+class KQuantKernel : public SuperBlockKernel {
 public:
-  KQuantKernel(Format format, ISA) : format(format) {}
-
-  int64_t weightsPerStep() const override { return 256; }
-  int64_t weightBytesPerStep() const override {
-    return ::lowbit::formats::info(format).blockBytes;
-  }
-  int64_t actUnitsPerStep() const override { return kActBytes; }
-  Format activation() const override { return Format::Q8_K; }
+  KQuantKernel(Format format, ISA) : SuperBlockKernel(format) {}
 
   void emitStep(TileContext &ctx, MutableArrayRef<Value> accs) override {
     VectorOps &v = ctx.v;
@@ -449,11 +442,11 @@ private:
       llvm_unreachable("not a K-quant");
     }
   }
-
-  Format format;
 };
 
 } // namespace
+
+int64_t SuperBlockKernel::actUnitsPerStep() const { return kActBytes; }
 
 std::unique_ptr<FormatKernel> createKQuantKernel(Format format, ISA isa) {
   switch (format) {

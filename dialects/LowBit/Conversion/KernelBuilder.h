@@ -240,6 +240,22 @@ public:
                                    MutableArrayRef<Value> accs) {}
 };
 
+/// A 256-weight super-block format against Q8_K activations (the K-quants,
+/// the i-quants): one super-block per k step.
+class SuperBlockKernel : public FormatKernel {
+public:
+  explicit SuperBlockKernel(Format format) : format(format) {}
+  int64_t weightsPerStep() const override { return 256; }
+  int64_t weightBytesPerStep() const override {
+    return ::lowbit::formats::info(format).blockBytes;
+  }
+  int64_t actUnitsPerStep() const override;
+  Format activation() const override { return Format::Q8_K; }
+
+protected:
+  Format format;
+};
+
 /// ggml's IQ4_NL levels (LinearKernels.cpp).
 extern const int8_t kIQ4NLLevels[16];
 

@@ -43,8 +43,7 @@ namespace {
 
 namespace blocks = ::lowbit::formats::blocks;
 namespace iq = ::lowbit::formats;
-constexpr int64_t kActQs = offsetof(blocks::Q8_K, qs),
-                  kActBytes = sizeof(blocks::Q8_K);
+constexpr int64_t kActQs = offsetof(blocks::Q8_K, qs);
 
 /// A constant table of the kernel module (a grid, the sign table), created
 /// once per module and kept by lowbit-isolate-kernels (kernel data).
@@ -71,16 +70,9 @@ Value constantTable(VectorOps &v, Value anchor, StringRef name, Type element,
   return memref::GetGlobalOp::create(b, v.loc, type, name);
 }
 
-class LatticeKernel : public FormatKernel {
+class LatticeKernel : public SuperBlockKernel {
 public:
-  LatticeKernel(Format format, ISA) : format(format) {}
-
-  int64_t weightsPerStep() const override { return 256; }
-  int64_t weightBytesPerStep() const override {
-    return ::lowbit::formats::info(format).blockBytes;
-  }
-  int64_t actUnitsPerStep() const override { return kActBytes; }
-  Format activation() const override { return Format::Q8_K; }
+  LatticeKernel(Format format, ISA) : SuperBlockKernel(format) {}
 
   void emitStep(TileContext &ctx, MutableArrayRef<Value> accs) override {
     VectorOps &v = ctx.v;
@@ -413,7 +405,6 @@ private:
     return applySigns(v, fromPoints(v, points), signs);
   }
 
-  Format format;
   Value grid, signTable;
 };
 
