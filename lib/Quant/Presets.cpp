@@ -10,6 +10,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "lowbit/Quant/Presets.h"
+#include "lowbit/GGUF/TensorNames.h"
 
 #include <algorithm>
 #include <cctype>
@@ -76,26 +77,44 @@ bool contains(const std::string &s, const char *part) {
   return s.find(part) != std::string::npos;
 }
 
-Category categorize(const std::string &name) {
-  if (name == "output.weight")
+bool startsWith(const std::string &s, const char *prefix) {
+  return s.rfind(prefix, 0) == 0;
+}
+
+/// The role of a tensor as the rules see it: the one the IR gives, or for a
+/// caller without roles the one its llama.cpp name stands for.
+gguf::TensorRole roleOf(const TensorDesc &t) {
+  if (!t.kind.empty())
+    return {t.kind, t.layer, -1};
+  if (std::optional<gguf::TensorRole> role = gguf::roleOfTensorName(t.name))
+    return *role;
+  return {};
+}
+
+/// llama.cpp's tensor categories, by role kind (the experts' and shared
+/// experts' ffn tensors count with their dense kind, as llama.cpp's name
+/// matching makes them).
+Category categorize(const TensorDesc &t) {
+  const std::string kind = roleOf(t).kind;
+  if (kind == "output")
     return Category::Output;
-  if (name == "token_embd.weight" || name == "per_layer_token_embd.weight")
+  if (kind == "token_embd" || kind == "per_layer_token_embd")
     return Category::TokenEmbd;
-  if (contains(name, "attn_qkv.weight"))
+  if (kind == "attn_qkv")
     return Category::AttnQKV;
-  if (contains(name, "attn_kv_b.weight") || contains(name, "attn_v.weight"))
+  if (kind == "attn_kv_b" || kind == "attn_v")
     return Category::AttnV;
-  if (contains(name, "attn_k.weight"))
+  if (kind == "attn_k")
     return Category::AttnK;
-  if (contains(name, "attn_q.weight"))
+  if (kind == "attn_q")
     return Category::AttnQ;
-  if (contains(name, "attn_output.weight"))
+  if (kind == "attn_output")
     return Category::AttnOutput;
-  if (contains(name, "ffn_up"))
+  if (startsWith(kind, "ffn_up"))
     return Category::FfnUp;
-  if (contains(name, "ffn_gate"))
+  if (startsWith(kind, "ffn_gate"))
     return Category::FfnGate;
-  if (contains(name, "ffn_down"))
+  if (startsWith(kind, "ffn_down"))
     return Category::FfnDown;
   return Category::Other;
 }
@@ -281,7 +300,7 @@ bool chooseFormats(const std::vector<TensorDesc> &tensors,
   bool hasOutput = false;
   int64_t valueTensors = 0;
   for (const TensorDesc &t : tensors) {
-    Category c = categorize(t.name);
+    Category c = categorize(t);
     hasOutput |= c == Category::Output;
     valueTensors += isValueLike(c);
   }
@@ -290,7 +309,7 @@ bool chooseFormats(const std::vector<TensorDesc> &tensors,
   {
     std::map<Category, std::vector<std::string>> byCategory;
     for (const TensorDesc &t : tensors)
-      byCategory[categorize(t.name)].push_back(t.name);
+      byCategory[categorize(t)].push_back(t.name);
     for (auto &[category, names] : byCategory) {
       std::sort(names.begin(), names.end());
       for (size_t i = 0; i < names.size(); ++i)
@@ -302,12 +321,11 @@ bool chooseFormats(const std::vector<TensorDesc> &tensors,
   const bool falcon = model.architecture == "falcon";
   const bool is70B = model.architecture == "llama" && layers == 80;
 
+  // llama.cpp's layer_info: with experts the layer the tensor is in,
+  // otherwise its rank among its category (see the file comment).
   auto layerOf = [&](const TensorDesc &t, int64_t rank) {
-    if (model.experts > 1) {
-      int layer = 0;
-      if (std::sscanf(t.name.c_str(), "blk.%d.", &layer) == 1)
-        return static_cast<int64_t>(layer);
-    }
+    if (model.experts > 1 && roleOf(t).layer >= 0)
+      return roleOf(t).layer;
     return rank;
   };
 
@@ -341,7 +359,7 @@ bool chooseFormats(const std::vector<TensorDesc> &tensors,
       // llama.cpp's very-low-bit branch: nothing after it applies. Its
       // ffn_down test reads the raw counter, not the layer.
       const bool iq2sm = ftype == IQ2_S || ftype == IQ2_M;
-      if (category == Category::AttnV && contains(t.name, "attn_v.weight"))
+      if (category == Category::AttnV && roleOf(t).kind == "attn_v")
         return gqa >= 4 || model.experts >= 4 ? Format::Q4_K
                : iq2sm                        ? Format::IQ3_S
                                               : Format::Q2_K;
@@ -487,7 +505,7 @@ bool chooseFormats(const std::vector<TensorDesc> &tensors,
   for (const TensorDesc &t : tensors) {
     TensorChoice choice;
     choice.format = t.current;
-    Category category = categorize(t.name);
+    Category category = categorize(t);
     if (!isQuantizable(t.name, t.shape.size())) {
       choices.push_back(choice);
       continue;

@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <limits>
 
 namespace lowbit::runtime {
@@ -96,6 +97,10 @@ public:
     if (!v->is_number())
       return fail(where, key, "must be a number");
     out = v->get<double>();
+    // Every number of the manifest is an f32 of the graph: one that does not
+    // fit would turn into inf (written back as null).
+    if (!(std::fabs(out) <= std::numeric_limits<float>::max()))
+      return fail(where, key, "is out of the float range");
     return true;
   }
   bool fail(const std::string &where, const char *key,

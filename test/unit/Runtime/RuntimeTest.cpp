@@ -507,6 +507,10 @@ TEST(RuntimeBadArtifact, InconsistentManifest) {
   expectWith("{", "[", LB_ERROR_BAD_ARTIFACT, "invalid JSON");
   expectWith("\"result\": ", "\"result\": \"7\", \"unused\": ",
              LB_ERROR_BAD_ARTIFACT, "graph.result must be an integer");
+  // A finite double that no f32 holds (found by fuzz_manifest: it became
+  // inf, written back as null).
+  expectWith("\"epsilon\": ", "\"epsilon\": 1e107, \"unused\": ",
+             LB_ERROR_BAD_ARTIFACT, "epsilon is out of the float range");
   expectWith("\"kv_heads\": 4", "\"kv_heads\": 3", LB_ERROR_BAD_ARTIFACT,
              "8 query heads do not group over 3 KV heads");
   expectWith("\"format\": \"f32\"", "\"format\": \"q9_9\"",
