@@ -477,6 +477,7 @@ void SensitivityPass::runOnOperation() {
         t.candidates.push_back(f);
     if (t.candidates.empty())
       continue; // nothing fits; lowbit-allocate-bits leaves it as it is
+    bool importanceEntry = false;
     if (!noImportance && rank == 3) {
       if (!expertWeights(t, inputs.expertsPerToken.lookup(op.getSymName()),
                          err))
@@ -484,7 +485,8 @@ void SensitivityPass::runOnOperation() {
     } else if (!noImportance) {
       const calib::IMatrix &im = calibState.imatrix;
       t.weights.meanSquares = im.importance(name);
-      if (!t.weights.meanSquares.empty()) {
+      importanceEntry = !t.weights.meanSquares.empty();
+      if (importanceEntry) {
         if (static_cast<int64_t>(t.weights.meanSquares.size()) != t.cols)
           return fail(statisticsPath + ": the statistics of '" + name +
                       "' have " + std::to_string(t.weights.meanSquares.size()) +
@@ -522,10 +524,12 @@ void SensitivityPass::runOnOperation() {
     // lowbit-quantize will have no importance for this tensor (no
     // statistics, or none recorded for it, e.g. an embedding table):
     // formats GGML encodes only with one are no candidates.
+    // (A dense weight has an entry exactly when meanSquares came from the
+    // imatrix: the embedding and norm-gain fall-backs are not passed to
+    // the encoder.)
     const bool quantizedWithImportance =
         !noImportance && (rank == 3 ? !t.expertWeights.empty()
-                                    : !calibState.imatrix.importance(name)
-                                           .empty());
+                                    : importanceEntry);
     if (!quantizedWithImportance)
       llvm::erase_if(t.candidates, [](formats::Format f) {
         return formats::requiresImportance(f);
