@@ -16,6 +16,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 #include <unistd.h>
 
 using namespace mlir;
@@ -97,11 +98,18 @@ LogicalResult mlir::lowbit::exportNativeArtifact(
   auto fail = [&](const Twine &msg) {
     return module.emitError() << dir << ": " << msg;
   };
-  std::error_code ec;
-  const bool createdDir = std::filesystem::create_directories(dir, ec);
-  if (ec)
-    return fail("cannot create the artifact directory: " + ec.message());
-  PendingFiles files(dir, createdDir);
+  // The directory is this run's to remove from the moment it exists: a
+  // signal between creating and registering it would leave it behind empty.
+  std::optional<PendingFiles> pending;
+  {
+    ::lowbit::DeferInterrupts defer;
+    std::error_code ec;
+    const bool createdDir = std::filesystem::create_directories(dir, ec);
+    if (ec)
+      return fail("cannot create the artifact directory: " + ec.message());
+    pending.emplace(dir, createdDir);
+  }
+  PendingFiles &files = *pending;
 
   std::vector<::lowbit::gguf::KeyValue> metadata;
   if (failed(collectGGUFMetadata(module, metadata)))
