@@ -24,17 +24,18 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <array>
 #include <functional>
 #include <map>
 #include <memory>
-#include <new>
 #include <string>
 #include <vector>
 
 namespace lowbit::exec {
 
 class ThreadPool;
+class ExecState;
+struct OpRecords;
+struct ProgramPlan;
 
 /// Where the native runtime plugs in: matmuls on weights it has generated
 /// kernels for (in target-packed layouts), and rows of weights the executor
@@ -125,13 +126,13 @@ public:
                  int64_t to, std::vector<float> &state, std::string &err);
 
   /// Forgets the sequence (the next eval must start at position 0).
-  void reset() override { cached_ = 0; }
+  void reset() override;
   /// Forgets positions >= pos (after a failed eval).
-  void forgetFrom(int64_t pos) { cached_ = std::min(cached_, pos); }
+  void forgetFrom(int64_t pos);
   /// Positions currently held in the KV cache.
-  int64_t cachedTokens() const { return cached_; }
+  int64_t cachedTokens() const;
 
-  void setObserver(MatmulObserver observer) { observer_ = std::move(observer); }
+  void setObserver(MatmulObserver observer);
 
   /// Runs fn(task, thread) for tasks [0, count) on the executor's threads
   /// (thread < threads()), for callers' own per-row work such as
@@ -141,86 +142,21 @@ public:
 
   const ModelDesc &model() const { return model_; }
   int64_t vocabSize() const override { return model_.vocabSize; }
-  int64_t contextSize() const override { return ctx_; }
-  int64_t batchSize() const { return batch_; }
+  int64_t contextSize() const override;
+  int64_t batchSize() const;
   int threads() const override;
 
 private:
-  Executor() = default;
-  bool plan(std::string &err);
-  /// Runs ops [begin, end) for n tokens. Ops from `headStart_` on compute
-  /// only rows [firstOutput, n) (they are row-wise, see plan()).
-  void runOps(size_t begin, size_t end, const int32_t *tokens, int64_t n,
-              int64_t pos, int64_t firstOutput);
-  void runOp(const GraphOp &op, const int32_t *tokens, int64_t rows,
-             int64_t pos, int64_t rowOffset, int64_t headStart);
-  void matmul(size_t op, const float *x, int64_t rows, float *y);
-  void moeFFN(size_t index, const GraphOp &op, const WeightRef &router, const float *x,
-              int64_t rows, float *y);
-  void blockIntegerMatmul(const WeightRef &w, const float *x, int64_t rows,
-                          float *y);
-  const float *roundActivations(formats::Format format, const float *x,
-                                int64_t rows, int64_t cols);
-  float *value(int32_t v) { return buffers_[bufferOf_[v]].data(); }
+  Executor();
+  /// Runs ops [begin, end) of the pass the state was set up for.
+  void runOps(size_t begin, size_t end);
 
   ModelDesc model_;
-  MatmulObserver observer_;
-  std::function<formats::Format(formats::Format)> activationFormat_;
-  std::unique_ptr<ThreadPool> pool_;
-  int64_t ctx_ = 0, batch_ = 0, cached_ = 0;
-
-  /// Per op: the resolved weight and bias (null = none), the backend's
-  /// handle for its matmul (-1 = none) and whether the backend decodes its
-  /// embedding rows.
-  std::vector<const WeightRef *> weightOf_, biasOf_;
-  std::vector<int> backendHandle_;
-  /// moe_ffn ops: backend handles of the routed experts' gate, up and down
-  /// weights (-1: decoded by the executor).
-  std::vector<std::array<int, 3>> expertHandles_;
-  std::vector<bool> backendRows_;
-  std::shared_ptr<MatmulBackend> backend_;
-  /// Counts runOps calls: with a value id, it names a value's contents.
-  uint64_t passes_ = 0;
-  /// Norm gains and biases decoded once (tiny), by weight name, and each
-  /// op's pointers into them (null = none).
-  std::map<std::string, std::vector<float>> vectors_;
-  std::vector<const float *> vectorOf_, biasVectorOf_;
-  /// Ops from this index on are row-wise and run only on the rows whose
-  /// logits are wanted (ops.size() when the graph has no such head).
-  size_t headStart_ = 0;
-  /// Op index where each value is computed.
-  std::vector<size_t> definedAt_;
-  /// Per boundary: whether only its state crosses it (evalRange needs that).
-  std::vector<bool> boundaryCut_;
-
-  // KV cache: keys transposed, values row-major (see ops::KVCache).
-  ops::KVCache cache_;
-  // 64-byte aligned so that tasks writing neighbouring outputs never share
-  // a cache line.
-  template <typename T> struct CacheLineAllocator {
-    using value_type = T;
-    CacheLineAllocator() = default;
-    template <typename U> CacheLineAllocator(const CacheLineAllocator<U> &) {}
-    T *allocate(size_t n) {
-      return static_cast<T *>(
-          ::operator new(n * sizeof(T), std::align_val_t(64)));
-    }
-    void deallocate(T *p, size_t) {
-      ::operator delete(p, std::align_val_t(64));
-    }
-    bool operator==(const CacheLineAllocator &) const { return true; }
-    bool operator!=(const CacheLineAllocator &) const { return false; }
-  };
-  using Buffer = std::vector<float, CacheLineAllocator<float>>;
-  /// Activation memory of one pass of up to batch_ tokens, shared by values
-  /// whose lives do not overlap; bufferOf_[value] indexes it.
-  std::vector<Buffer> buffers_;
-  std::vector<int32_t> bufferOf_;
-  // Matmul inputs after the activation round trip (activationFormat_ only).
-  Buffer xRounded_;
-  std::vector<uint8_t> xQuantized_;
-  // Per-thread scratch (decode tiles, attention scores).
-  ops::Scratch scratch_;
+  /// The graph as op records (lb_op) and its buffer plan; the interpreter
+  /// calls the op library on them in order, as generated code does.
+  std::unique_ptr<OpRecords> records_;
+  std::unique_ptr<ProgramPlan> plan_;
+  std::unique_ptr<ExecState> state_;
 };
 
 } // namespace lowbit::exec

@@ -6,10 +6,15 @@
  *                  model, plus the activation quantizers they need;
  *   weights.bin    every weight, packed in the layout its kernel expects,
  *                  each at an offset aligned to LB_WEIGHT_ALIGNMENT; mmap'ed;
- *   manifest.json  hyperparameters, tokenizer metadata (or a metadata.gguf
- *                  beside it), and per tensor: name, format, shape, layout
- *                  (interleaved rows), offset/size in weights.bin, the kernel
- *                  symbol, and the target name.
+ *                  And the model's program: `lb_forward`, generated from the
+ *                  module's `@forward`, one call per op in graph order, and
+ *                  the buffer plan it runs in (lb_program below);
+ *   weights.bin    every weight, packed in the layout its kernel expects,
+ *                  each at an offset aligned to LB_WEIGHT_ALIGNMENT; mmap'ed;
+ *   manifest.json  tokenizer metadata (or a metadata.gguf beside it), and
+ *                  per tensor: name, format, shape, layout (interleaved
+ *                  rows), offset/size in weights.bin, the kernel symbol, and
+ *                  the target name. No graph: the program is code.
  * This header is C so the runtime (no LLVM/MLIR) and the compiler share it.
  *
  * Packed weights: `#lowbit.layout<rows = R>` is the row-interleaved layout of
@@ -27,6 +32,8 @@
  *   v2  layout and xq row stride spelled out above; lb_kernel_table added so
  *       that a static binary (no dlopen, e.g. the aarch64 runtime under
  *       qemu) linking the generated object finds kernels by name.
+ *   v3  the program: lb_op, lb_runtime_api, lb_program and the
+ *       lb_get_program entry; the manifest lost its graph.
  *
  *===----------------------------------------------------------------------===*/
 #ifndef LOWBIT_TARGET_KERNELABI_H
@@ -40,7 +47,7 @@ extern "C" {
 
 /* Bumped whenever a signature or a layout rule below changes; the manifest
  * records it and the runtime refuses a mismatch. */
-#define LB_KERNEL_ABI_VERSION 2
+#define LB_KERNEL_ABI_VERSION 3
 #define LB_WEIGHT_ALIGNMENT 64
 
 /* y[t, r] = sum_k x[t, k] * W[r, k] for t in [0, tokens), r in
@@ -75,6 +82,109 @@ typedef struct lb_kernel_entry {
   void (*fn)(void);
 } lb_kernel_entry;
 #define LB_KERNEL_TABLE_SYMBOL "lb_kernel_table"
+
+/*===----------------------------------------------------------------------===*
+ * The program
+ *
+ * `lb_forward` is generated from the module's `@forward` (after fusion and
+ * packing): for every op, in graph order, one call of the op function of its
+ * kind from the runtime's lb_runtime_api with a constant lb_op record that
+ * spells the op's operands and attributes. The runtime owns the threads, the
+ * activation buffers, the KV cache and the weights (lb_exec); the op
+ * functions are lowbit's op library (lib/Exec), one per op kind, the same
+ * ones the reference executor calls while interpreting a graph. Matmul
+ * records reach the generated kernels through the weight they name (the
+ * manifest's kernel symbol for that tensor).
+ *===----------------------------------------------------------------------===*/
+
+/* Op kinds, in the order of lowbit::exec::OpKind (static_assert'ed there). */
+typedef enum lb_op_kind {
+  LB_OP_EMBEDDING,
+  LB_OP_MATMUL,
+  LB_OP_MATMUL_RESIDUAL,
+  LB_OP_RMS_NORM,
+  LB_OP_LAYER_NORM,
+  LB_OP_ROPE,
+  LB_OP_ATTENTION,
+  LB_OP_ADD,
+  LB_OP_MUL,
+  LB_OP_SILU,
+  LB_OP_GELU,
+  LB_OP_SOFTMAX,
+  LB_OP_SWIGLU,
+  LB_OP_SPLIT,
+  LB_OP_SCALE,
+  LB_OP_MOE_FFN,
+  LB_OP_SOFTCAP,
+  LB_OP_LAYER_BOUNDARY,
+  LB_OP_KIND_COUNT
+} lb_op_kind;
+
+/* lb_op.flags */
+#define LB_OP_IN_HEAD 1u       /* output head: only rows with wanted logits */
+#define LB_OP_NORMALIZE 2u     /* moe_ffn: top-k weights divided by their sum */
+#define LB_OP_ROPE_NEOX 4u     /* rope: NeoX pairing (x[i], x[i + dims/2]) */
+
+/* One op of the program. Values are numbered [tokens, width] f32 matrices;
+ * weights are indices into lb_program.weight_names (-1 = none). Fields an
+ * op kind does not use are zero. The layout is fixed (no implicit padding:
+ * the generator writes it field by field). */
+typedef struct lb_op {
+  int32_t kind;  /* lb_op_kind */
+  uint32_t flags; /* LB_OP_* */
+  int32_t num_inputs, num_outputs, num_experts, num_sizes;
+  /* Bit k: input k was computed before the output head, so a head op reads
+   * it from the first wanted row on. */
+  uint32_t inputs_before_head;
+  int32_t weight, bias, long_weight; /* long_weight: LongRoPE long factors */
+  float epsilon, theta, freq_scale, ext_factor, attn_factor, beta_fast,
+      beta_slow, scale, softcap;
+  int32_t reserved;
+  int64_t original_context, heads, head_dim, rope_dims, cache_layer, group,
+      window, top_k;
+  const int32_t *inputs;
+  const int32_t *outputs;
+  const int32_t *experts; /* moe_ffn: gate, up, down[, shared g/u/d, inp] */
+  const int64_t *sizes;   /* split: columns of each output */
+  const char *location;   /* "file:line:col" of the op in the IR */
+} lb_op;
+
+/* Run-time state of one sequence: buffers, KV cache, threads (opaque). */
+typedef struct lb_exec lb_exec;
+typedef void (*lb_op_fn)(lb_exec *exec, const lb_op *op);
+
+/* What the runtime hands the generated code: one function per op kind. The
+ * op functions split their work over the runtime's threads themselves. */
+typedef struct lb_runtime_api {
+  int32_t abi_version; /* LB_KERNEL_ABI_VERSION */
+  int32_t num_ops;     /* LB_OP_KIND_COUNT */
+  lb_op_fn ops[LB_OP_KIND_COUNT];
+} lb_runtime_api;
+
+typedef void (*lb_forward_fn)(lb_exec *exec, const lb_runtime_api *api);
+
+/* The program's plan, generated beside lb_forward: how many values and
+ * activation buffers it needs and how wide they are (values whose lives do
+ * not overlap share a buffer), where the logits are, the KV cache's shape
+ * and the weights the records name. */
+typedef struct lb_program {
+  int32_t abi_version; /* LB_KERNEL_ABI_VERSION */
+  int32_t num_values, num_buffers, num_weights;
+  int32_t result;         /* the value holding the logits */
+  int32_t result_in_head; /* 1: it holds only the wanted rows */
+  int32_t max_attention_heads;
+  int32_t reserved;
+  int64_t cache_layers, cache_context, cache_kv_heads, cache_head_dim;
+  const int64_t *value_width;  /* columns per token, per value */
+  const int32_t *value_buffer; /* buffer of each value */
+  const int64_t *buffer_width; /* floats per token, per buffer */
+  const char *const *weight_names;
+  lb_forward_fn forward;
+} lb_program;
+
+/* Every model.so exports it (and lists it in lb_kernel_table). */
+typedef const lb_program *(*lb_get_program_fn)(void);
+#define LB_GET_PROGRAM_SYMBOL "lb_get_program"
 
 #ifdef __cplusplus
 }
