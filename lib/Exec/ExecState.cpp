@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <utility>
 
 namespace lowbit::exec {
 
@@ -154,6 +155,7 @@ bool ExecState::eval(const int32_t *tokens, int64_t n, int64_t pos,
     const int64_t first = std::min(std::max(firstOutput, s), e) - s;
     beginPass(tokens + s, e - s, pos + s, first);
     pass();
+    rethrowFailure();
     cached_ = pos + e;
     if (first < e - s) {
       // The head ran on rows [first, e - s) only, unless the result was
@@ -167,6 +169,11 @@ bool ExecState::eval(const int32_t *tokens, int64_t n, int64_t pos,
   if (n == 0)
     cached_ = pos;
   return true;
+}
+
+void ExecState::rethrowFailure() {
+  if (std::exception_ptr e = std::exchange(failure_, nullptr))
+    std::rethrow_exception(e);
 }
 
 const WeightRef &ExecState::weight(int32_t index) const {
@@ -672,28 +679,43 @@ struct OpLibrary {
       std::memcpy(c.out(0), c.in(0), c.rows * c.width() * sizeof(float));
   }
 
+  /// No exception leaves an op function: the caller may be generated code
+  /// without unwind tables. The first failure is kept for rethrowFailure()
+  /// and the rest of the pass does nothing.
+  template <void (*Fn)(lb_exec *, const lb_op *)>
+  static void guarded(lb_exec *exec, const lb_op *record) {
+    ExecState &s = ExecState::of(exec);
+    if (s.failure_)
+      return;
+    try {
+      Fn(exec, record);
+    } catch (...) {
+      s.failure_ = std::current_exception();
+    }
+  }
+
   static lb_runtime_api table() {
     lb_runtime_api api = {};
     api.abi_version = LB_KERNEL_ABI_VERSION;
     api.num_ops = LB_OP_KIND_COUNT;
-    api.ops[LB_OP_EMBEDDING] = embedding;
-    api.ops[LB_OP_MATMUL] = matmul;
-    api.ops[LB_OP_MATMUL_RESIDUAL] = matmul;
-    api.ops[LB_OP_RMS_NORM] = rmsNorm;
-    api.ops[LB_OP_LAYER_NORM] = layerNorm;
-    api.ops[LB_OP_ROPE] = rope;
-    api.ops[LB_OP_ATTENTION] = attention;
-    api.ops[LB_OP_ADD] = add;
-    api.ops[LB_OP_MUL] = mul;
-    api.ops[LB_OP_SILU] = silu;
-    api.ops[LB_OP_GELU] = gelu;
-    api.ops[LB_OP_SOFTMAX] = softmax;
-    api.ops[LB_OP_SWIGLU] = swiglu;
-    api.ops[LB_OP_SPLIT] = split;
-    api.ops[LB_OP_SCALE] = scale;
-    api.ops[LB_OP_MOE_FFN] = moeFFN;
-    api.ops[LB_OP_SOFTCAP] = softcap;
-    api.ops[LB_OP_LAYER_BOUNDARY] = boundary;
+    api.ops[LB_OP_EMBEDDING] = guarded<embedding>;
+    api.ops[LB_OP_MATMUL] = guarded<matmul>;
+    api.ops[LB_OP_MATMUL_RESIDUAL] = guarded<matmul>;
+    api.ops[LB_OP_RMS_NORM] = guarded<rmsNorm>;
+    api.ops[LB_OP_LAYER_NORM] = guarded<layerNorm>;
+    api.ops[LB_OP_ROPE] = guarded<rope>;
+    api.ops[LB_OP_ATTENTION] = guarded<attention>;
+    api.ops[LB_OP_ADD] = guarded<add>;
+    api.ops[LB_OP_MUL] = guarded<mul>;
+    api.ops[LB_OP_SILU] = guarded<silu>;
+    api.ops[LB_OP_GELU] = guarded<gelu>;
+    api.ops[LB_OP_SOFTMAX] = guarded<softmax>;
+    api.ops[LB_OP_SWIGLU] = guarded<swiglu>;
+    api.ops[LB_OP_SPLIT] = guarded<split>;
+    api.ops[LB_OP_SCALE] = guarded<scale>;
+    api.ops[LB_OP_MOE_FFN] = guarded<moeFFN>;
+    api.ops[LB_OP_SOFTCAP] = guarded<softcap>;
+    api.ops[LB_OP_LAYER_BOUNDARY] = guarded<boundary>;
     return api;
   }
 };

@@ -122,6 +122,7 @@ bool Executor::evalRange(const int32_t *tokens, int64_t n, int64_t pos,
   const size_t end = to < nb ? g.boundaries[to] + 1 : g.ops.size();
   state_->beginPass(tokens, n, pos, 0);
   runOps(begin, end);
+  state_->rethrowFailure();
   const int32_t v = to < nb ? g.ops[g.boundaries[to]].outputs[0] : g.result;
   state.assign(state_->value(v), state_->value(v) + n * g.valueWidth[v]);
   return true;

@@ -106,8 +106,8 @@ std::string str(int64_t v) { return std::to_string(v); }
 /// Checks one op against the value widths and the weights.
 class GraphChecker {
 public:
-  GraphChecker(const ModelDesc &model, std::string &err)
-      : m_(model), g_(model.graph), err_(err) {}
+  GraphChecker(const ModelDesc &model, bool requireData, std::string &err)
+      : m_(model), requireData_(requireData), g_(model.graph), err_(err) {}
 
   bool run() {
     const Graph &g = g_;
@@ -178,7 +178,7 @@ private:
       return nullptr;
     }
     if (w->rowBytes != formats::rowBytes(fi, static_cast<uint64_t>(cols)) ||
-        w->rowBytes == 0 || !w->data) {
+        w->rowBytes == 0 || (requireData_ && !w->data)) {
       fail(&op, "weight '" + name + "': rows of " + str(cols) +
                     " weights do not fit format " + fi.name);
       return nullptr;
@@ -376,6 +376,7 @@ private:
   }
 
   const ModelDesc &m_;
+  bool requireData_ = true;
   const Graph &g_;
   std::string &err_;
   std::set<int32_t> defined_;
@@ -383,12 +384,12 @@ private:
 
 } // namespace
 
-bool ModelDesc::validate(std::string &err) const {
+bool ModelDesc::validate(std::string &err, bool requireData) const {
   if (vocabSize <= 0) {
     err = "the model has no vocabulary";
     return false;
   }
-  return GraphChecker(*this, err).run();
+  return GraphChecker(*this, requireData, err).run();
 }
 
 } // namespace lowbit::exec

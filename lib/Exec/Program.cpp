@@ -32,7 +32,7 @@ static_assert(static_cast<int>(OpKind::Embedding) == LB_OP_EMBEDDING &&
                   static_cast<int>(OpKind::Boundary) + 1 == LB_OP_KIND_COUNT,
               "lb_op_kind must list exec::OpKind in order");
 // The generator writes the records field by field: no hidden padding.
-static_assert(sizeof(lb_op) == 184 && sizeof(lb_program) == 104 &&
+static_assert(sizeof(lb_op) == 184 && sizeof(lb_program) == 120 &&
                   offsetof(lb_op, original_context) == 80 &&
                   offsetof(lb_program, cache_layers) == 32,
               "lb_op / lb_program layout changed: update the generator");
@@ -179,14 +179,17 @@ ProgramPlan planProgram(const Graph &g) {
 void buildOpRecords(const Graph &g, const ProgramPlan &plan, OpRecords &out) {
   out.ops.clear();
   out.weightNames.clear();
+  out.weightUse.clear();
   std::map<std::string, int32_t> index;
   auto weight = [&](const std::string &name) -> int32_t {
     if (name.empty())
       return -1;
     auto [it, added] = index.emplace(
         name, static_cast<int32_t>(out.weightNames.size()));
-    if (added)
+    if (added) {
       out.weightNames.push_back(name);
+      out.weightUse.push_back(0);
+    }
     return it->second;
   };
   auto ints = [&](std::vector<int32_t> v) -> const int32_t * {
@@ -209,6 +212,8 @@ void buildOpRecords(const Graph &g, const ProgramPlan &plan, OpRecords &out) {
       if (head && plan.definedAt[op.inputs[k]] < plan.headStart)
         r.inputs_before_head |= 1u << k;
     r.weight = weight(op.weight);
+    if (op.kind == OpKind::Matmul || op.kind == OpKind::MatmulResidual)
+      out.weightUse[r.weight] |= LB_WEIGHT_MATMUL;
     r.bias = weight(op.bias);
     r.long_weight = weight(op.longWeight);
     r.epsilon = op.epsilon;
@@ -231,8 +236,11 @@ void buildOpRecords(const Graph &g, const ProgramPlan &plan, OpRecords &out) {
     r.inputs = ints(op.inputs);
     r.outputs = ints(op.outputs);
     std::vector<int32_t> experts;
-    for (const std::string &e : op.experts)
+    for (const std::string &e : op.experts) {
       experts.push_back(weight(e));
+      if (experts.size() <= 3) // the routed stacks: gate, up, down
+        out.weightUse[experts.back()] |= LB_WEIGHT_EXPERTS;
+    }
     r.num_experts = static_cast<int32_t>(experts.size());
     r.experts = ints(std::move(experts));
     r.num_sizes = static_cast<int32_t>(op.sizes.size());

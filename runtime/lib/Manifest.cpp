@@ -89,20 +89,6 @@ public:
     out = v->get<bool>();
     return true;
   }
-  bool number(const json &obj, const std::string &where, const char *key,
-              double &out, bool required = true) {
-    const json *v = field(obj, where, key, required);
-    if (!v)
-      return !required;
-    if (!v->is_number())
-      return fail(where, key, "must be a number");
-    out = v->get<double>();
-    // Every number of the manifest is an f32 of the graph: one that does not
-    // fit would turn into inf (written back as null).
-    if (!(std::fabs(out) <= std::numeric_limits<float>::max()))
-      return fail(where, key, "is out of the float range");
-    return true;
-  }
   bool fail(const std::string &where, const char *key,
             const std::string &what) {
     err_ = "manifest: " + where + (where.empty() ? "" : ".") + key + " " + what;
@@ -118,144 +104,15 @@ bool parseModel(Reader &r, const json &m, ModelInfo &p) {
   if (!m.is_object())
     return r.fail("", "model", "must be an object");
   return r.string(m, w, "architecture", p.architecture, false) &&
-         r.string(m, w, "name", p.name, false);
-}
-
-/// Reads an array of integers in [min, max].
-bool integers(Reader &r, const json &obj, const std::string &where,
-              const char *key, std::vector<int64_t> &out, int64_t min,
-              int64_t max, bool required = true) {
-  const json *v = r.field(obj, where, key, required);
-  if (!v)
-    return !required;
-  if (!v->is_array())
-    return r.fail(where, key, "must be an array");
-  for (const json &e : *v) {
-    if (!e.is_number_integer() || e.get<int64_t>() < min ||
-        e.get<int64_t>() > max)
-      return r.fail(where, key,
-                    "must hold integers in [" + std::to_string(min) + ", " +
-                        std::to_string(max) + "]");
-    out.push_back(e.get<int64_t>());
-  }
-  return true;
-}
-
-bool strings(Reader &r, const json &obj, const std::string &where,
-             const char *key, std::vector<std::string> &out) {
-  const json *v = r.field(obj, where, key, false);
-  if (!v)
-    return true;
-  if (!v->is_array())
-    return r.fail(where, key, "must be an array");
-  for (const json &e : *v) {
-    if (!e.is_string())
-      return r.fail(where, key, "must hold strings");
-    out.push_back(e.get<std::string>());
-  }
-  return true;
-}
-
-bool parseGraph(Reader &r, const json &g, exec::Graph &out) {
-  const std::string w = "graph";
-  if (!g.is_object())
-    return r.fail("", "graph", "must be an object");
-  constexpr int64_t kMaxWidth = int64_t(1) << 31, kMaxValues = 1 << 24;
-  std::vector<int64_t> widths, boundaries;
-  int64_t result = 0;
-  if (!integers(r, g, w, "values", widths, 1, kMaxWidth) ||
-      widths.size() > kMaxValues ||
-      !r.integer(g, w, "result", result, true, 0) ||
-      !integers(r, g, w, "boundaries", boundaries, 0, kMaxValues, false))
-    return widths.size() > kMaxValues ? r.fail(w, "values", "is too long")
-                                      : false;
-  const int64_t nValues = static_cast<int64_t>(widths.size());
-  if (result >= nValues)
-    return r.fail(w, "result", "is not a value");
-  out.valueWidth = widths;
-  out.result = static_cast<int32_t>(result);
-  if (const json *c = r.field(g, w, "cache", false)) {
-    const std::string cw = w + ".cache";
-    if (!c->is_object() ||
-        !r.integer(*c, cw, "layers", out.cache.layers, true, 0) ||
-        !r.integer(*c, cw, "context", out.cache.context, true, 0) ||
-        !r.integer(*c, cw, "kv_heads", out.cache.kvHeads, true, 0) ||
-        !r.integer(*c, cw, "head_dim", out.cache.headDim, true, 0))
-      return c->is_object() ? false : r.fail(w, "cache", "must be an object");
-    if (out.cache.layers > (1 << 16) || out.cache.context > (1 << 24) ||
-        out.cache.kvHeads > (1 << 16) || out.cache.headDim > (1 << 16))
-      return r.fail(w, "cache", "is too large");
-  }
-  const json *ops = r.field(g, w, "ops", true);
-  if (!ops)
-    return false;
-  if (!ops->is_array())
-    return r.fail(w, "ops", "must be an array");
-  for (size_t i = 0; i < ops->size(); ++i) {
-    const json &o = (*ops)[i];
-    const std::string ow = w + ".ops[" + std::to_string(i) + "]";
-    if (!o.is_object())
-      return r.fail(w, "ops", "must be objects");
-    exec::GraphOp op;
-    std::string kind, mode = "normal";
-    std::vector<int64_t> in, outs;
-    double epsilon = 0, theta = 10000, freqScale = 1, scale = 0;
-    double extFactor = 0, attnFactor = 1, betaFast = 32, betaSlow = 1;
-    double softcap = 0;
-    if (!r.string(o, ow, "op", kind))
-      return false;
-    if (!exec::opKindFromName(kind, op.kind))
-      return r.fail(ow, "op", "'" + kind + "' is not an op the runtime runs");
-    if (!integers(r, o, ow, "in", in, 0, nValues - 1) ||
-        !integers(r, o, ow, "out", outs, 0, nValues - 1) ||
-        !r.string(o, ow, "weight", op.weight, false) ||
-        !r.string(o, ow, "bias", op.bias, false) ||
-        !r.string(o, ow, "long_factors", op.longWeight, false) ||
-        !r.number(o, ow, "epsilon", epsilon, false) ||
-        !r.number(o, ow, "theta", theta, false) ||
-        !r.number(o, ow, "freq_scale", freqScale, false) ||
-        !r.number(o, ow, "ext_factor", extFactor, false) ||
-        !r.number(o, ow, "attn_factor", attnFactor, false) ||
-        !r.integer(o, ow, "original_context", op.originalContext, false, 0) ||
-        !r.number(o, ow, "beta_fast", betaFast, false) ||
-        !r.number(o, ow, "beta_slow", betaSlow, false) ||
-        !r.number(o, ow, "scale", scale, false) ||
-        !r.number(o, ow, "softcap", softcap, false) ||
-        !r.integer(o, ow, "heads", op.heads, false, 0) ||
-        !r.integer(o, ow, "head_dim", op.headDim, false, 0) ||
-        !r.integer(o, ow, "rope_dims", op.ropeDims, false, 0) ||
-        !r.integer(o, ow, "layer", op.cacheLayer, false, 0) ||
-        !r.integer(o, ow, "group", op.group, false, 0) ||
-        !r.integer(o, ow, "window", op.window, false, 0) ||
-        !r.integer(o, ow, "top_k", op.topK, false, 0) ||
-        !r.boolean(o, ow, "normalize", op.normalize, false) ||
-        !strings(r, o, ow, "experts", op.experts) ||
-        !r.string(o, ow, "mode", mode, false) ||
-        !integers(r, o, ow, "sizes", op.sizes, 1, kMaxWidth, false))
-      return false;
-    if (mode != "normal" && mode != "neox")
-      return r.fail(ow, "mode", "must be \"normal\" or \"neox\"");
-    op.ropeMode = mode == "neox" ? exec::RopeMode::NeoX : exec::RopeMode::Normal;
-    op.inputs.assign(in.begin(), in.end());
-    op.outputs.assign(outs.begin(), outs.end());
-    op.epsilon = static_cast<float>(epsilon);
-    op.theta = static_cast<float>(theta);
-    op.freqScale = static_cast<float>(freqScale);
-    op.extFactor = static_cast<float>(extFactor);
-    op.attnFactor = static_cast<float>(attnFactor);
-    op.betaFast = static_cast<float>(betaFast);
-    op.betaSlow = static_cast<float>(betaSlow);
-    op.scale = static_cast<float>(scale);
-    op.softcap = static_cast<float>(softcap);
-    op.where = ow;
-    out.ops.push_back(std::move(op));
-  }
-  for (int64_t b : boundaries) {
-    if (b >= static_cast<int64_t>(out.ops.size()))
-      return r.fail(w, "boundaries", "must be op indices");
-    out.boundaries.push_back(static_cast<size_t>(b));
-  }
-  return true;
+         r.string(m, w, "name", p.name, false) &&
+         r.integer(m, w, "vocab", p.vocab, false) &&
+         r.integer(m, w, "context", p.context, false) &&
+         r.integer(m, w, "embedding", p.embedding, false) &&
+         r.integer(m, w, "layers", p.layers, false) &&
+         r.integer(m, w, "heads", p.heads, false) &&
+         r.integer(m, w, "kv_heads", p.kvHeads, false) &&
+         r.integer(m, w, "head_dim", p.headDim, false) &&
+         r.integer(m, w, "feed_forward", p.feedForward, false);
 }
 
 bool parseTensor(Reader &r, const json &t, size_t index, uint64_t weightsSize,
@@ -374,15 +231,16 @@ bool parseManifest(std::string_view text, Manifest &out, std::string &err) {
       return false;
     if (!files->is_object())
       return r.fail("", "files", "must be an object");
-    if (!r.string(*files, "files", "code", out.codeFile, false) ||
+    if (!r.string(*files, "files", "code", out.codeFile) ||
         !r.string(*files, "files", "weights", out.weightsFile) ||
         !r.unsignedInt(*files, "files", "weights_size", out.weightsSize) ||
         !r.string(*files, "files", "weights_sha256", out.weightsSha256) ||
         !r.string(*files, "files", "metadata", out.metadataFile, false))
       return false;
-    if (!out.codeFile.empty() &&
-        (!r.unsignedInt(*files, "files", "code_size", out.codeSize) ||
-         !r.string(*files, "files", "code_sha256", out.codeSha256)))
+    if (out.codeFile.empty())
+      return r.fail("files", "code", "must name the code file");
+    if (!r.unsignedInt(*files, "files", "code_size", out.codeSize) ||
+        !r.string(*files, "files", "code_sha256", out.codeSha256))
       return false;
     auto isSha256 = [](const std::string &h) {
       return h.size() == 64 &&
@@ -391,7 +249,7 @@ bool parseManifest(std::string_view text, Manifest &out, std::string &err) {
     if (!isSha256(out.weightsSha256))
       return r.fail("files", "weights_sha256",
                     "must be 64 lowercase hex digits (a SHA-256)");
-    if (!out.codeFile.empty() && !isSha256(out.codeSha256))
+    if (!isSha256(out.codeSha256))
       return r.fail("files", "code_sha256",
                     "must be 64 lowercase hex digits (a SHA-256)");
     for (const std::string *f :
@@ -401,9 +259,6 @@ bool parseManifest(std::string_view text, Manifest &out, std::string &err) {
                                        *f + "'");
     const json *model = r.field(doc, "", "model", false);
     if (model && !parseModel(r, *model, out.model))
-      return false;
-    const json *graph = r.field(doc, "", "graph", true);
-    if (!graph || !parseGraph(r, *graph, out.graph))
       return false;
     const json *tensors = r.field(doc, "", "tensors", true);
     if (!tensors)
@@ -416,9 +271,6 @@ bool parseManifest(std::string_view text, Manifest &out, std::string &err) {
         return false;
       if (out.find(t.name))
         return r.fail("", "tensors", "name '" + t.name + "' appears twice");
-      if (!t.kernel.empty() && out.codeFile.empty())
-        return r.fail("files", "code", "is missing but tensor '" + t.name +
-                                           "' names a kernel");
       out.tensors.push_back(std::move(t));
     }
   } catch (const std::exception &e) {
@@ -448,79 +300,17 @@ std::string writeManifest(const Manifest &m) {
   if (!m.metadataFile.empty())
     files["metadata"] = m.metadataFile;
   doc["files"] = files;
-  doc["model"] = ojson{{"architecture", m.model.architecture},
-                       {"name", m.model.name}};
-  const exec::Graph &g = m.graph;
-  ojson graph;
-  graph["values"] = g.valueWidth;
-  graph["result"] = g.result;
-  graph["cache"] = ojson{{"layers", g.cache.layers},
-                         {"context", g.cache.context},
-                         {"kv_heads", g.cache.kvHeads},
-                         {"head_dim", g.cache.headDim}};
-  graph["boundaries"] = g.boundaries;
-  ojson ops = ojson::array();
-  for (const exec::GraphOp &op : g.ops) {
-    ojson o;
-    o["op"] = exec::opKindName(op.kind);
-    o["in"] = op.inputs;
-    o["out"] = op.outputs;
-    if (!op.weight.empty())
-      o["weight"] = op.weight;
-    if (!op.bias.empty())
-      o["bias"] = op.bias;
-    switch (op.kind) {
-    case exec::OpKind::RMSNorm:
-    case exec::OpKind::LayerNorm:
-      o["epsilon"] = op.epsilon;
-      if (op.group)
-        o["group"] = op.group;
-      break;
-    case exec::OpKind::Rope:
-      o["heads"] = op.heads;
-      o["head_dim"] = op.headDim;
-      o["rope_dims"] = op.ropeDims;
-      o["theta"] = op.theta;
-      o["freq_scale"] = op.freqScale;
-      if (!op.longWeight.empty())
-        o["long_factors"] = op.longWeight;
-      if (op.extFactor != 0 || op.attnFactor != 1 || !op.longWeight.empty()) {
-        o["ext_factor"] = op.extFactor;
-        o["attn_factor"] = op.attnFactor;
-        o["original_context"] = op.originalContext;
-        o["beta_fast"] = op.betaFast;
-        o["beta_slow"] = op.betaSlow;
-      }
-      o["mode"] = op.ropeMode == exec::RopeMode::NeoX ? "neox" : "normal";
-      break;
-    case exec::OpKind::Attention:
-      o["heads"] = op.heads;
-      o["layer"] = op.cacheLayer;
-      o["scale"] = op.scale;
-      if (op.window)
-        o["window"] = op.window;
-      if (op.softcap)
-        o["softcap"] = op.softcap;
-      break;
-    case exec::OpKind::Scale:
-    case exec::OpKind::SoftCap:
-      o["scale"] = op.scale;
-      break;
-    case exec::OpKind::MoEFFN:
-      o["experts"] = op.experts;
-      o["top_k"] = op.topK;
-      o["normalize"] = op.normalize;
-      break;
-    case exec::OpKind::Split:
-      o["sizes"] = op.sizes;
-      break;
-    default:
-      break;
-    }
-    ops.push_back(std::move(o));
-  }
-  graph["ops"] = ops;
-  doc["graph"] = graph;
+  const ModelInfo &mi = m.model;
+  doc["model"] = ojson{{"architecture", mi.architecture},
+                       {"name", mi.name},
+                       {"vocab", mi.vocab},
+                       {"context", mi.context},
+                       {"embedding", mi.embedding},
+                       {"layers", mi.layers},
+                       {"heads", mi.heads},
+                       {"kv_heads", mi.kvHeads},
+                       {"head_dim", mi.headDim},
+                       {"feed_forward", mi.feedForward}};
   ojson tensors = ojson::array();
   for (const ManifestTensor &t : m.tensors) {
     ojson o;

@@ -1,15 +1,16 @@
 //===- Runtime.cpp - The lowbit native runtime ----------------------------===//
 //
 // Loads an artifact (manifest.json, weights.bin mmap'ed, model.so dlopen'ed
-// or kernels registered by a static program) and runs the graph the manifest
-// carries (the module's @forward after fusion) on the reference executor's
-// interpreter: it knows no architecture. Every op but the matmuls comes from
-// lib/Exec (so it is the executor's, bit for bit); a matmul whose weight has
-// a generated kernel goes through it (KernelBackend below): activations are
-// quantized once per distinct quantizer and input, then the weight rows are
-// split across the threads in multiples of the layout's interleave. A weight
-// without a kernel runs on the executor's decode-to-f32 matmul and is
-// reported.
+// or a generated object registered by a static program), checks it, and
+// calls the program generated from the module's @forward (`lb_forward`,
+// KernelABI.h) with the op library of lib/Exec: it holds no graph and knows
+// no architecture. The runtime owns the threads, the KV cache and the
+// activation buffers (exec::ExecState, sized by the program's plan). A
+// matmul whose weight has a generated kernel goes through it (KernelBackend
+// below): activations are quantized once per distinct quantizer and input,
+// then the weight rows are split across the threads in multiples of the
+// layout's interleave. A weight without a kernel runs on the executor's
+// decode-to-f32 matmul and is reported.
 //
 // The C API never lets an exception out: allocation failures and the like
 // become status codes.
@@ -19,6 +20,7 @@
 #include "lowbit/runtime.h"
 
 #include "lowbit/Exec/Executor.h"
+#include "lowbit/Exec/Program.h"
 #include "lowbit/Exec/Ops.h"
 #include "lowbit/Exec/ThreadPool.h"
 #include "lowbit/Formats/Formats.h"
@@ -138,10 +140,13 @@ struct lb_model {
   std::shared_ptr<MappedFile> weights; // weights.bin, read-only
   void *library = nullptr;
   std::vector<std::unique_ptr<Tensor>> tensors;
-  /// Every name the graph may use: tensors and the parts of fused ones.
+  /// Every name the program may use: tensors and the parts of fused ones.
   std::map<std::string, Piece> pieces;
-  /// The executor's view: the manifest's graph and plain-layout weights.
-  exec::ModelDesc desc;
+  /// The generated program and what the run-time state needs of it (the
+  /// weights it names, in plain layout where they are read row by row).
+  const lb_program *program = nullptr;
+  std::map<std::string, exec::WeightRef> weightRefs;
+  exec::ProgramShape shape;
   std::string report;
   lb_model_info_t info{};
   bool verify = false;
@@ -162,6 +167,7 @@ private:
     return false;
   }
   bool resolveSymbols(Failure &f);
+  bool checkProgram(const std::string &where, Failure &f);
   bool checkFileSize(const std::string &path, uint64_t expected, Failure &f);
   bool verifyHash(const std::string &path, const uint8_t *data, size_t size,
                   const std::string &expected, Failure &f);
@@ -290,7 +296,7 @@ bool lb_model::load(const std::string &path, const lb_model_params_t &params,
   info.name = manifest.model.name.c_str();
   info.architecture = manifest.model.architecture.c_str();
   info.target = manifest.target.c_str();
-  const exec::GraphSummary g = exec::summarize(manifest.graph);
+  const runtime::ModelInfo &g = manifest.model;
   info.n_vocab = g.vocab;
   info.n_ctx_train = g.context;
   info.n_embd = g.embedding;
@@ -321,16 +327,11 @@ bool lb_model::load(const std::string &path, const lb_model_params_t &params,
 }
 
 bool lb_model::resolveSymbols(Failure &f) {
-  bool anyKernel = false;
-  for (const auto &t : tensors)
-    anyKernel |= !t->m->kernel.empty();
   bool useStatic;
   {
     std::lock_guard<std::mutex> lock(symbolsMutex);
     useStatic = staticTable != nullptr;
   }
-  if (!anyKernel)
-    return true;
   // The table the compiler used: refuse code this CPU cannot execute
   // (SIGILL is not an error message), and take its micro-tile rows.
   const target::TargetInfo *table = target::findTarget(manifest.target);
@@ -395,6 +396,15 @@ bool lb_model::resolveSymbols(Failure &f) {
                 where + ": kernels built for ABI version " +
                     std::to_string(version()) + ", this runtime implements " +
                     std::to_string(LB_KERNEL_ABI_VERSION));
+  auto getProgram =
+      reinterpret_cast<lb_get_program_fn>(symbol(LB_GET_PROGRAM_SYMBOL));
+  if (!getProgram)
+    return fail(f, LB_ERROR_BAD_ARTIFACT,
+                where + ": no " LB_GET_PROGRAM_SYMBOL " symbol (the model's "
+                        "program); recompile the model");
+  program = getProgram();
+  if (!checkProgram(where, f))
+    return false;
   for (const auto &t : tensors) {
     const ManifestTensor &mt = *t->m;
     if (mt.kernel.empty())
@@ -420,52 +430,94 @@ bool lb_model::resolveSymbols(Failure &f) {
   return true;
 }
 
-// The executor's view of the artifact: every name the graph uses resolves to
-// a tensor or a part of a fused one. Matmul weights without a kernel are
-// decoded by the executor from plain rows (unpacked once if the layout is
-// packed); packed weights with kernels and packed embedding tables are read
-// through KernelBackend.
+// The program's plan, before anything runs it: the code is the compiler's,
+// but a damaged or foreign object must give an error, not a crash.
+bool lb_model::checkProgram(const std::string &where, Failure &f) {
+  auto bad = [&](const std::string &what) {
+    return fail(f, LB_ERROR_BAD_ARTIFACT,
+                where + ": the program " + what + "; recompile the model");
+  };
+  const lb_program *p = program;
+  if (!p)
+    return bad("is missing");
+  if (p->abi_version != LB_KERNEL_ABI_VERSION)
+    return fail(f, LB_ERROR_ABI_MISMATCH,
+                where + ": program built for ABI version " +
+                    std::to_string(p->abi_version) +
+                    ", this runtime implements " +
+                    std::to_string(LB_KERNEL_ABI_VERSION));
+  if (p->num_values <= 0 || p->num_buffers <= 0 || p->num_weights < 0 ||
+      !p->value_width || !p->value_buffer || !p->buffer_width || !p->forward ||
+      (p->num_weights > 0 &&
+       (!p->weight_names || !p->weight_use || !p->weight_shape)))
+    return bad("has no values, buffers or entry");
+  if (p->result < 0 || p->result >= p->num_values)
+    return bad("names logits value " + std::to_string(p->result) + " of " +
+               std::to_string(p->num_values));
+  constexpr int64_t kMostWidth = int64_t(1) << 32;
+  for (int32_t v = 0; v < p->num_values; ++v) {
+    const int32_t b = p->value_buffer[v];
+    const int64_t w = p->value_width[v];
+    if (w < 0 || w > kMostWidth || b < 0 || b >= p->num_buffers ||
+        p->buffer_width[b] < w)
+      return bad("puts value " + std::to_string(v) + " (width " +
+                 std::to_string(w) + ") in buffer " + std::to_string(b) +
+                 ", which cannot hold it");
+  }
+  if (p->cache_layers < 0 || p->cache_context < 0 || p->cache_kv_heads < 0 ||
+      p->cache_head_dim < 0 || p->max_attention_heads < 0 ||
+      (p->max_attention_heads > 0 &&
+       (p->cache_kv_heads == 0 ||
+        p->max_attention_heads % p->cache_kv_heads != 0)))
+    return bad("has an invalid KV cache shape");
+  shape = exec::ProgramShape();
+  shape.valueWidth.assign(p->value_width, p->value_width + p->num_values);
+  shape.bufferOf.assign(p->value_buffer, p->value_buffer + p->num_values);
+  shape.bufferWidth.assign(p->buffer_width, p->buffer_width + p->num_buffers);
+  shape.result = p->result;
+  shape.resultInHead = p->result_in_head != 0;
+  shape.cache = {p->cache_layers, p->cache_context, p->cache_kv_heads,
+                 p->cache_head_dim};
+  shape.maxAttentionHeads = p->max_attention_heads;
+  for (int32_t j = 0; j < p->num_weights; ++j) {
+    if (!p->weight_names[j])
+      return bad("has a weight without a name");
+    shape.weightNames.push_back(p->weight_names[j]);
+  }
+  return true;
+}
+
+// Every weight the program names resolves to a tensor or a part of a fused
+// one. Matmul weights without a kernel are decoded by the op library from
+// plain rows (unpacked once if the layout is packed); packed weights with
+// kernels and packed embedding tables are read through KernelBackend.
 bool lb_model::bind(Failure &f) {
-  desc.graph = manifest.graph;
-  desc.architecture = manifest.model.architecture;
-  desc.name = manifest.model.name;
-  const exec::Graph &g = desc.graph;
-  desc.vocabSize = g.result >= 0 && g.result < static_cast<int32_t>(
-                                                   g.valueWidth.size())
-                       ? g.valueWidth[g.result]
-                       : 0;
-  desc.contextLength = g.cache.context;
-  for (const exec::GraphOp &op : g.ops) {
-    const bool matmul = op.kind == exec::OpKind::Matmul ||
-                        op.kind == exec::OpKind::MatmulResidual;
-    std::vector<const std::string *> names = {&op.weight, &op.bias,
-                                              &op.longWeight};
-    for (const std::string &e : op.experts)
-      names.push_back(&e);
-    for (const std::string *name : names) {
-      if (name->empty())
-        continue;
-      auto it = pieces.find(*name);
-      if (it == pieces.end())
-        return fail(f, LB_ERROR_BAD_ARTIFACT,
-                    "manifest: the graph's " +
-                        std::string(exec::opKindName(op.kind)) + " (" +
-                        op.where + ") uses weight " + *name +
-                        ", which is neither a tensor nor a part of one");
-      Tensor &t = *it->second.tensor;
-      const bool routedExperts =
-          op.kind == exec::OpKind::MoEFFN && op.experts.size() >= 3 &&
-          (name == &op.experts[0] || name == &op.experts[1] ||
-           name == &op.experts[2]);
-      if ((matmul && name == &op.weight) ||
-          (routedExperts && it->second.whole())) {
-        t.usedAsMatmul = true;
-        t.expertMatmul |= routedExperts;
-      } else if (!it->second.whole() && t.interleave != 1)
-        return fail(f, LB_ERROR_BAD_ARTIFACT,
-                    "manifest: " + *name +
-                        " is part of a packed tensor but not a matmul weight");
-    }
+  for (size_t j = 0; j < shape.weightNames.size(); ++j) {
+    const std::string &name = shape.weightNames[j];
+    auto it = pieces.find(name);
+    if (it == pieces.end())
+      return fail(f, LB_ERROR_BAD_ARTIFACT,
+                  "manifest: the program uses weight " + name +
+                      ", which is neither a tensor nor a part of one");
+    Tensor &t = *it->second.tensor;
+    const int64_t rows = program->weight_shape[2 * j],
+                  cols = program->weight_shape[2 * j + 1];
+    if (rows != it->second.rows || cols != t.cols)
+      return fail(f, LB_ERROR_BAD_ARTIFACT,
+                  "manifest: " + name + " is " +
+                      std::to_string(it->second.rows) + "x" +
+                      std::to_string(t.cols) + " but the program reads it as " +
+                      std::to_string(rows) + "x" + std::to_string(cols) +
+                      "; recompile the model");
+    const uint32_t use = static_cast<uint32_t>(program->weight_use[j]);
+    const bool routedExperts = (use & LB_WEIGHT_EXPERTS) != 0;
+    if ((use & LB_WEIGHT_MATMUL) || (routedExperts && it->second.whole())) {
+      t.usedAsMatmul = true;
+      t.expertMatmul |= routedExperts;
+    } else if (!it->second.whole() && t.interleave != 1)
+      return fail(f, LB_ERROR_BAD_ARTIFACT,
+                  "manifest: " + name +
+                      " is part of a packed tensor but not a matmul weight");
   }
   for (const auto &t : tensors) {
     if (!t->usedAsMatmul || t->kernel)
@@ -510,11 +562,10 @@ bool lb_model::bind(Failure &f) {
     // with a kernel is only read through the kernel and decodeRow.)
     const uint8_t *plain = t.unpacked.empty() ? t.data : t.unpacked.data();
     w.data = plain + static_cast<uint64_t>(piece.rowOffset) * w.rowBytes;
-    desc.weights[name] = w;
+    weightRefs[name] = w;
   }
-  std::string err;
-  if (!desc.validate(err))
-    return fail(f, LB_ERROR_BAD_ARTIFACT, "manifest: graph: " + err);
+  for (const std::string &name : shape.weightNames)
+    shape.weights.push_back(&weightRefs.at(name));
   return true;
 }
 
@@ -677,7 +728,8 @@ private:
 
 struct lb_context {
   lb_model *model = nullptr;
-  std::unique_ptr<exec::Executor> executor;
+  /// Threads, activation buffers and KV cache of one sequence.
+  std::unique_ptr<exec::ExecState> state;
   int64_t ctx = 0, batch = 0;
   std::vector<float> logits;
   int64_t logitRows = 0;
@@ -688,7 +740,7 @@ struct lb_context {
 bool lb_context::create(lb_model *m, const lb_context_params_t &params,
                         Failure &f) {
   model = m;
-  ctx = params.n_ctx > 0 ? params.n_ctx : m->desc.contextLength;
+  ctx = params.n_ctx > 0 ? params.n_ctx : m->shape.cache.context;
   if (ctx <= 0) {
     f = {LB_ERROR_INVALID_ARGUMENT,
          "the model has no training context length: set n_ctx"};
@@ -708,8 +760,8 @@ bool lb_context::create(lb_model *m, const lb_context_params_t &params,
     return false;
   }
   std::string err;
-  executor = exec::Executor::create(m->desc, options, err);
-  if (!executor) {
+  state = exec::ExecState::create(m->shape, options, err);
+  if (!state) {
     f = {err.find("memory") != std::string::npos ? LB_ERROR_OUT_OF_MEMORY
                                                  : LB_ERROR_BAD_ARTIFACT,
          err};
@@ -843,7 +895,7 @@ int32_t lb_context_n_ctx(const lb_context_t *ctx) {
 }
 
 int32_t lb_context_n_threads(const lb_context_t *ctx) {
-  return ctx ? ctx->executor->threads() : 0;
+  return ctx ? ctx->state->pool().size() : 0;
 }
 
 lb_status_code_t lb_eval(lb_context_t *ctx, const int32_t *tokens,
@@ -855,7 +907,7 @@ lb_status_code_t lb_eval(lb_context_t *ctx, const int32_t *tokens,
                   "lb_eval: invalid arguments (need 0 <= first_output <= "
                   "n_tokens, pos >= 0)");
   const int64_t n = n_tokens;
-  exec::Executor &ex = *ctx->executor;
+  exec::ExecState &ex = *ctx->state;
   if (pos > ex.cachedTokens())
     return report(status, LB_ERROR_INVALID_ARGUMENT,
                   "lb_eval: position " + std::to_string(pos) +
@@ -874,10 +926,15 @@ lb_status_code_t lb_eval(lb_context_t *ctx, const int32_t *tokens,
   ctx->logitRows = 0;
   try {
     std::string err;
-    if (!ex.eval(tokens, n, pos, ctx->logits, first_output, err))
+    // The generated program: one op-library call per op of @forward.
+    const lb_program *program = ctx->model->program;
+    const lb_runtime_api *api = &exec::opLibrary();
+    if (!ex.eval(tokens, n, pos, ctx->logits, first_output, err,
+                 [&] { program->forward(ex.handle(), api); }))
       return report(status, LB_ERROR_INVALID_ARGUMENT, "lb_eval: " + err);
   } catch (const std::bad_alloc &) {
-    ex.forgetFrom(pos); // the cache past pos is in an unknown state
+    // The cache past pos is in an unknown state.
+    ex.setCached(std::min(ex.cachedTokens(), static_cast<int64_t>(pos)));
     return report(status, LB_ERROR_OUT_OF_MEMORY, "out of memory in lb_eval");
   }
   ctx->logitRows = n - first_output;

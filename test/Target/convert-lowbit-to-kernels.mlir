@@ -23,7 +23,7 @@
 // CHECK:         math.round
 // CHECK:         arith.truncf {{.*}} : f32 to f16
 // CHECK:       func.func @lb_abi_version() -> i32
-// CHECK:         arith.constant 2 : i32
+// CHECK:         arith.constant 3 : i32
 // CHECK:       func.func @[[Q40PLAIN]](
 // CHECK:       func.func @[[Q4K]](
 // CHECK:       func.func @lb_quant_q8_k(

@@ -10,7 +10,7 @@
 // RUN: not lowbit codegen %s --target z80 -o %t.x 2>&1 | FileCheck %s --check-prefix=UNKNOWN
 // RUN: not lowbit codegen %s --target x86-64-v3 --emit exe -o %t.x 2>&1 | FileCheck %s --check-prefix=KIND
 
-// TABLE: target x86-64-v3 (x86_64-unknown-linux-gnu, x86-64-v3), kernel ABI v2: 2 weights on x86-64-v3 kernels, 1 fall-backs
+// TABLE: target x86-64-v3 (x86_64-unknown-linux-gnu, x86-64-v3), kernel ABI v3: 2 weights on x86-64-v3 kernels, 1 fall-backs
 // TABLE-NEXT: blk.0.attn_q.weight q4_0 64x256 rows=4 lb_mm_q4_0_64x256_r4 lb_quant_q8_0 avx2-maddubs
 // TABLE-NEXT: blk.0.ffn_down.weight q4_k 256x512 rows=2 lb_mm_q4_k_256x512_r2 lb_quant_q8_k avx2-maddubs
 
@@ -40,7 +40,7 @@
 lowbit.global_weight @blk.0.attn_q.weight : !lowbit.qtensor<64x256 : q4_0, #lowbit.layout<rows = 4>> = #lowbit.external<"/nonexistent", offset = 0, size = 9216>
 lowbit.global_weight @blk.0.ffn_down.weight : !lowbit.qtensor<256x512 : q4_k, #lowbit.layout<rows = 2>> = #lowbit.external<"/nonexistent", offset = 0, size = 73728>
 lowbit.global_weight @blk.0.ffn_up.weight : !lowbit.qtensor<512x256 : tq2_0> = #lowbit.external<"/nonexistent", offset = 0, size = 33792>
-func.func @forward(%x: tensor<?x256xf32>) -> tensor<?x256xf32> {
+func.func @matmuls(%x: tensor<?x256xf32>) -> tensor<?x256xf32> {
   %q = lowbit.weight @blk.0.attn_q.weight : !lowbit.qtensor<64x256 : q4_0, #lowbit.layout<rows = 4>>
   %up = lowbit.weight @blk.0.ffn_up.weight : !lowbit.qtensor<512x256 : tq2_0>
   %down = lowbit.weight @blk.0.ffn_down.weight : !lowbit.qtensor<256x512 : q4_k, #lowbit.layout<rows = 2>>

@@ -31,7 +31,7 @@ func.func @layer(%x: tensor<?x256xf32>, %x2: tensor<?x512xf32>,
 // CHECK:       vcvtps2ph
 
 // CHECK-LABEL: {{^}}lb_abi_version:
-// CHECK:       movl $2, %eax
+// CHECK:       movl $3, %eax
 
 // Q8_0 weights are signed: |w| times x with the sign of w.
 // CHECK-LABEL: {{^}}lb_mm_q8_0_64x256_r4:

@@ -75,10 +75,8 @@ bool loadNativeArtifact(const std::string &dir, ExecutableModel &out,
   exec::ModelDesc &d = out.desc;
   d.architecture = m.model.architecture;
   d.name = m.model.name;
-  d.graph = m.graph;
-  const exec::GraphSummary shape = exec::summarize(m.graph);
-  d.vocabSize = shape.vocab;
-  d.contextLength = shape.context;
+  d.vocabSize = m.model.vocab;
+  d.contextLength = m.model.context;
   if (m.metadataFile.empty()) {
     err = manifestPath + ": no metadata file (the tokenizer lives there)";
     return false;

@@ -128,13 +128,24 @@ LogicalResult mlir::lowbit::exportNativeArtifact(
   manifest.abiVersion = LB_KERNEL_ABI_VERSION;
   manifest.target = target.name;
   manifest.triple = target.triple;
-  // The graph the runtime interprets: @forward after fusion and packing.
+  // What the graph says about the model, for reports (the program itself
+  // is generated into the code by lowbit-generate-entry).
   ::lowbit::exec::ModelDesc desc;
   if (failed(translateModel(module, desc, /*allowPackedWeights=*/true)))
     return failure();
-  manifest.graph = std::move(desc.graph);
-  manifest.model.architecture = desc.architecture;
-  manifest.model.name = desc.name;
+  runtime::ModelInfo &info = manifest.model;
+  info.architecture = desc.architecture;
+  info.name = desc.name;
+  const ::lowbit::exec::GraphSummary shape =
+      ::lowbit::exec::summarize(desc.graph);
+  info.vocab = shape.vocab;
+  info.context = shape.context;
+  info.embedding = shape.embedding;
+  info.layers = shape.layers;
+  info.heads = shape.heads;
+  info.kvHeads = shape.kvHeads;
+  info.headDim = shape.headDim;
+  info.feedForward = shape.feedForward;
 
   // Kernels. Targets whose runtime is linked statically (aarch64 under
   // qemu) get a relocatable object with lb_kernel_table instead of a

@@ -1,6 +1,8 @@
 //===- Codegen.cpp - From lowbit IR to a kernel object, in-process --------===//
 //
 //   clone of the module
+//     -> lowbit-generate-entry                        (MLIR, lowbit: the
+//                                                      program of @forward)
 //     -> convert-lowbit-to-kernels{target}            (MLIR, lowbit)
 //     -> lowbit-kernels-to-llvm                       (MLIR, upstream lowering)
 //     -> translateModuleToLLVMIR
@@ -297,6 +299,7 @@ bool emitKernels(ModuleOp module, const target::TargetInfo &target,
     mlir::PassManager pm(ctx);
     mlir::lowbit::ConvertLowBitToKernelsOptions opts;
     opts.targetName = target.name;
+    pm.addPass(mlir::lowbit::createLowBitGenerateEntry());
     pm.addPass(mlir::lowbit::createConvertLowBitToKernels(opts));
     if (!runPasses(pm, *work, err))
       return false;

@@ -2,6 +2,7 @@
 //
 // Conversions out of the lowbit dialect. Generating native matmul kernels:
 //
+//   lowbit-generate-entry                   @forward as lb_forward + lb_program
 //   convert-lowbit-to-kernels{target=...}   kernels + quantizers as func.func
 //   lowbit-isolate-kernels                  drop the model, keep the kernels
 //   (pipeline) lowbit-kernels-to-llvm       isolate + standard lowering to
@@ -60,6 +61,38 @@ def ConvertLowBitToKernels : Pass<"convert-lowbit-to-kernels", "::mlir::ModuleOp
     "::mlir::memref::MemRefDialect", "::mlir::scf::SCFDialect",
     "::mlir::vector::VectorDialect", "::mlir::arm_neon::ArmNeonDialect"
   ];
+}
+
+def LowBitGenerateEntry : Pass<"lowbit-generate-entry", "::mlir::ModuleOp"> {
+  let summary = "Generate the model's entry function from @forward";
+  let description = [{
+    Translates `func.func @forward` (after fusion and packing) into the
+    program of a native artifact (lowbit/Target/KernelABI.h): one constant
+    `lb_op` record per op (operands as value numbers, weights as indices into
+    the program's weight-name table, attributes, the op's IR location) and
+    `llvm.func @lb_forward(%exec, %api)`, which calls, for every op in graph
+    order, the op function of its kind: a small trampoline `@lb_op_<kind>`
+    that calls entry `<kind>` of the runtime's `lb_runtime_api` table (one
+    function per op kind of lowbit's op library). `@lb_program` holds the
+    buffer plan (values, buffers, widths, the output head), the KV cache's
+    shape and the weight names; `@lb_get_program` (a kernel entry, so also in
+    `lb_kernel_table`) returns it.
+
+    A module without `@forward` (kernels only) is left alone. A graph the
+    executor's translation rejects (an unknown op, a shape mismatch, a weight
+    an op needs missing) fails the pass with that located diagnostic.
+
+    ```mlir
+    llvm.func @lb_forward(%exec: !llvm.ptr, %api: !llvm.ptr) {
+      %0 = llvm.mlir.addressof @lb_op.0 : !llvm.ptr
+      llvm.call @lb_op_embedding(%exec, %api, %0) : (!llvm.ptr, !llvm.ptr, !llvm.ptr) -> ()
+      %1 = llvm.mlir.addressof @lb_op.1 : !llvm.ptr
+      llvm.call @lb_op_layer_boundary(%exec, %api, %1) : ...
+      ...
+    }
+    ```
+  }];
+  let dependentDialects = ["::mlir::LLVM::LLVMDialect"];
 }
 
 def LowBitIsolateKernels : Pass<"lowbit-isolate-kernels", "::mlir::ModuleOp"> {

@@ -373,7 +373,7 @@ LogicalResult GraphTranslator::run() {
 
 /// Every 1-D/2-D weight of the module as the executor reads it.
 LogicalResult collectWeights(ModuleOp module, exec::ModelDesc &out,
-                             bool allowPacked) {
+                             bool allowPacked, bool readData) {
   for (GlobalWeightOp weight : module.getOps<GlobalWeightOp>()) {
     QTensorType type = weight.getWeightType();
     ArrayRef<int64_t> shape = type.getShape();
@@ -390,10 +390,12 @@ LogicalResult collectWeights(ModuleOp module, exec::ModelDesc &out,
       ref.rows *= dim;
     ref.rowBytes = formats::rowBytes(formats::info(ref.format),
                                      static_cast<uint64_t>(ref.cols));
-    std::string why;
-    ref.data = getWeightBytes(weight, why);
-    if (!ref.data)
-      return weight.emitOpError() << "cannot read its data: " << why;
+    if (readData) {
+      std::string why;
+      ref.data = getWeightBytes(weight, why);
+      if (!ref.data)
+        return weight.emitOpError() << "cannot read its data: " << why;
+    }
     out.weights.emplace(weight.getSymName().str(), ref);
   }
   return success();
@@ -425,7 +427,8 @@ bool captureDiagnostics(MLIRContext *context, std::string &err, Fn fn,
 
 LogicalResult mlir::lowbit::translateModel(ModuleOp module,
                                            exec::ModelDesc &out,
-                                           bool allowPackedWeights) {
+                                           bool allowPackedWeights,
+                                           bool readWeightData) {
   out = exec::ModelDesc();
   if (failed(collectGGUFMetadata(module, out.metadata)))
     return failure();
@@ -433,11 +436,11 @@ LogicalResult mlir::lowbit::translateModel(ModuleOp module,
     out.architecture = model.getArchitecture().str();
   if (std::optional<std::string> n = getMetadataString(module, "general.name"))
     out.name = *n;
-  if (failed(collectWeights(module, out, allowPackedWeights)) ||
+  if (failed(collectWeights(module, out, allowPackedWeights, readWeightData)) ||
       failed(GraphTranslator(module, out).run()))
     return failure();
   std::string err;
-  if (!out.validate(err))
+  if (!out.validate(err, readWeightData))
     return module.emitError() << err;
   return success();
 }

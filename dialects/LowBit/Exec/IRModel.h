@@ -28,9 +28,12 @@ namespace mlir::lowbit {
 /// packed for a target, a shape mismatch, a missing @forward).
 /// With `allowPackedWeights`, weights packed for a target are accepted and
 /// described by their plain shape (for the native artifact's manifest; the
-/// executor itself cannot read them).
+/// executor itself cannot read them). Without `readWeightData` the weights'
+/// bytes are not reached (WeightRef::data stays null): the graph and the
+/// shapes only, for code generation.
 LogicalResult translateModel(ModuleOp module, ::lowbit::exec::ModelDesc &out,
-                             bool allowPackedWeights = false);
+                             bool allowPackedWeights = false,
+                             bool readWeightData = true);
 
 /// translateModel with the first error as text in `err`
 /// ("<file>:<line>:<col> (<name>): <message>").

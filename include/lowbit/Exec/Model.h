@@ -152,9 +152,9 @@ struct ModelDesc {
   /// none): calibration treats its input statistics specially.
   std::string outputWeight() const;
   /// Checks the graph: value numbering, widths against the weights' shapes,
-  /// every named weight present with a decodable format. Errors name the op
-  /// (with its location) and the weight.
-  bool validate(std::string &err) const;
+  /// every named weight present with a decodable format (and its bytes, with
+  /// `requireData`). Errors name the op (with its location) and the weight.
+  bool validate(std::string &err, bool requireData = true) const;
 };
 
 } // namespace lowbit::exec

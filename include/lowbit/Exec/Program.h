@@ -21,6 +21,7 @@
 #include <array>
 #include <cstdint>
 #include <deque>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <new>
@@ -62,6 +63,8 @@ ProgramPlan planProgram(const Graph &graph);
 struct OpRecords {
   std::vector<lb_op> ops;
   std::vector<std::string> weightNames;
+  /// Per weight: LB_WEIGHT_* flags.
+  std::vector<int32_t> weightUse;
 
   OpRecords() = default;
   OpRecords(const OpRecords &) = delete;
@@ -115,6 +118,11 @@ public:
   void beginPass(const int32_t *tokens, int64_t n, int64_t pos,
                  int64_t firstOutput);
 
+  /// Rethrows what an op function caught during the last pass (op functions
+  /// are called from generated code, which exceptions must not unwind
+  /// through; a failed op makes the rest of the pass a no-op).
+  void rethrowFailure();
+
   float *value(int32_t v) { return buffers_[shape_.bufferOf[v]].data(); }
   int64_t width(int32_t v) const { return shape_.valueWidth[v]; }
   lb_exec *handle() { return reinterpret_cast<lb_exec *>(this); }
@@ -163,6 +171,7 @@ private:
   int64_t n_ = 0, pos_ = 0, firstOutput_ = 0;
   /// Counts passes: with a value id, it names a value's contents.
   uint64_t passes_ = 0;
+  std::exception_ptr failure_;
 
   std::vector<std::vector<float>> vectors_; // by weight index; empty = not yet
   std::vector<int> handles_;                // by weight index; -2 = not yet

@@ -180,7 +180,17 @@ typedef struct lb_program {
   const int64_t *buffer_width; /* floats per token, per buffer */
   const char *const *weight_names;
   lb_forward_fn forward;
+  const int32_t *weight_use; /* LB_WEIGHT_* per weight */
+  /* rows, cols per weight, as the program reads it (a stack of experts is
+   * experts * rows rows): checked against the manifest before a run. */
+  const int64_t *weight_shape;
 } lb_program;
+
+/* lb_program.weight_use: how the program reads a weight. Others are read
+ * as plain row-major rows (embedding rows, norm gains, routers). */
+#define LB_WEIGHT_MATMUL 1u  /* a matmul's weight: through its kernel */
+#define LB_WEIGHT_EXPERTS 2u /* moe_ffn's routed experts: one expert's rows
+                                at a time, through the stack's kernel */
 
 /* Every model.so exports it (and lists it in lb_kernel_table). */
 typedef const lb_program *(*lb_get_program_fn)(void);

@@ -2,7 +2,9 @@
 //
 // Artifacts are built here from stories260K without the compiler (weights
 // copied or quantized, optionally fused and interleaved, a hand-written
-// kernel library as model.so), so that the runtime is checked on its own:
+// kernel library as model.so whose program is assembled here from the
+// executor's records of the graph, with a C++ loop standing in for the
+// generated lb_forward), so that the runtime is checked on its own:
 // against the reference executor (bit for bit on the f32 and fall-back
 // paths), and against every kind of broken artifact.
 //
@@ -11,6 +13,7 @@
 #include "lowbit/runtime.h"
 
 #include "lowbit/Exec/Executor.h"
+#include "lowbit/Exec/Program.h"
 #include "lowbit/Formats/Layout.h"
 #include "lowbit/GGUF/GGUF.h"
 #include "lowbit/Support/Sha256.h"
@@ -23,6 +26,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <dlfcn.h>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -48,6 +52,75 @@ struct Spec {
   bool fuseQKV = false;
   std::string library = TEST_KERNELS_SO;
 };
+
+/// The program of stories260K's graph as the generator would emit it: the
+/// executor's records, plan and weight table, and a loop over the records
+/// in place of generated code. All test artifacts share the one graph.
+struct TestProgram {
+  exec::ProgramPlan plan;
+  exec::OpRecords records;
+  std::vector<int64_t> valueWidth, bufferWidth, weightShape;
+  std::vector<const char *> names;
+  lb_program program = {};
+};
+const TestProgram *currentProgram = nullptr;
+
+void runRecords(lb_exec *exec, const lb_runtime_api *api) {
+  for (const lb_op &op : currentProgram->records.ops)
+    api->ops[op.kind](exec, &op);
+}
+
+/// Assembles the program of `d`'s graph (once) and returns it.
+TestProgram &testProgram(const exec::ModelDesc &d) {
+  static TestProgram p;
+  static bool built = false;
+  if (!built) {
+    built = true;
+    const exec::Graph &g = d.graph;
+    p.plan = exec::planProgram(g);
+    exec::buildOpRecords(g, p.plan, p.records);
+    p.valueWidth = g.valueWidth;
+    p.bufferWidth = p.plan.bufferWidth;
+    for (const std::string &name : p.records.weightNames) {
+      p.names.push_back(name.c_str());
+      p.weightShape.push_back(d.find(name)->rows);
+      p.weightShape.push_back(d.find(name)->cols);
+    }
+    lb_program &q = p.program;
+    q.abi_version = LB_KERNEL_ABI_VERSION;
+    q.num_values = static_cast<int32_t>(p.valueWidth.size());
+    q.num_buffers = static_cast<int32_t>(p.bufferWidth.size());
+    q.num_weights = static_cast<int32_t>(p.names.size());
+    q.result = g.result;
+    q.result_in_head = p.plan.resultInHead;
+    q.max_attention_heads = static_cast<int32_t>(p.plan.maxAttentionHeads);
+    q.cache_layers = g.cache.layers;
+    q.cache_context = g.cache.context;
+    q.cache_kv_heads = g.cache.kvHeads;
+    q.cache_head_dim = g.cache.headDim;
+    q.value_width = p.valueWidth.data();
+    q.value_buffer = p.plan.bufferOf.data();
+    q.buffer_width = p.bufferWidth.data();
+    q.weight_names = p.names.data();
+    q.forward = runRecords;
+    q.weight_use = p.records.weightUse.data();
+    q.weight_shape = p.weightShape.data();
+  }
+  currentProgram = &p;
+  return p;
+}
+
+/// Makes the artifact's model.so return `program` (the runtime's later
+/// dlopen of the same path finds the library loaded).
+void installProgram(const std::string &so, const lb_program *program) {
+  void *lib = dlopen(so.c_str(), RTLD_NOW | RTLD_LOCAL);
+  ASSERT_TRUE(lib) << dlerror();
+  auto set = reinterpret_cast<void (*)(const lb_program *)>(
+      dlsym(lib, "test_set_program"));
+  ASSERT_TRUE(set);
+  set(program);
+  // Left loaded: the runtime's dlopen then finds this instance.
+}
 
 /// An artifact on disk and the same weights (plain layout) for the executor.
 struct Built {
@@ -157,9 +230,7 @@ Built build(const std::string &name, const Spec &spec) {
   m.abiVersion = LB_KERNEL_ABI_VERSION;
   m.target = "test";
   m.model.name = "stories260K";
-  // The graph the importer builds (unfused; fused tensors are reached
-  // through their parts).
-  m.graph = d.graph;
+  m.model.vocab = 512;
   std::string weights;
   for (Out &o : outs) {
     runtime::ManifestTensor t;
@@ -198,13 +269,15 @@ Built build(const std::string &name, const Spec &spec) {
   }
   m.weightsSize = weights.size();
   m.weightsSha256 = sha256Hex(weights.data(), weights.size());
-  if (spec.kernels) {
-    m.codeFile = "model.so";
-    fs::copy_file(spec.library, b.dir + "/model.so");
-    const std::string code = readFile(b.dir + "/model.so");
-    m.codeSize = code.size();
-    m.codeSha256 = sha256Hex(code.data(), code.size());
-  }
+  // The code: the test library (kernels named only with spec.kernels) and
+  // the program of the importer's graph (unfused; fused tensors are reached
+  // through their parts).
+  m.codeFile = "model.so";
+  fs::copy_file(spec.library, b.dir + "/model.so");
+  const std::string code = readFile(b.dir + "/model.so");
+  m.codeSize = code.size();
+  m.codeSha256 = sha256Hex(code.data(), code.size());
+  installProgram(b.dir + "/model.so", &testProgram(d).program);
   writeFile(b.dir + "/weights.bin", weights);
   writeFile(b.dir + "/manifest.json", runtime::writeManifest(m));
   return b;
@@ -505,32 +578,56 @@ TEST(RuntimeBadArtifact, InconsistentManifest) {
   expectWith("\"format\": \"lowbit-native\"", "\"format\": \"other\"",
              LB_ERROR_BAD_ARTIFACT, "expected 'lowbit-native'");
   expectWith("{", "[", LB_ERROR_BAD_ARTIFACT, "invalid JSON");
-  expectWith("\"result\": ", "\"result\": \"7\", \"unused\": ",
-             LB_ERROR_BAD_ARTIFACT, "graph.result must be an integer");
-  // A finite double that no f32 holds (found by fuzz_manifest: it became
-  // inf, written back as null).
-  expectWith("\"epsilon\": ", "\"epsilon\": 1e107, \"unused\": ",
-             LB_ERROR_BAD_ARTIFACT, "epsilon is out of the float range");
-  expectWith("\"kv_heads\": 4", "\"kv_heads\": 3", LB_ERROR_BAD_ARTIFACT,
-             "8 query heads do not group over 3 KV heads");
   expectWith("\"format\": \"f32\"", "\"format\": \"q9_9\"",
              LB_ERROR_BAD_ARTIFACT, "'q9_9' is not a known format");
   expectWith("\"offset\": 0,", "\"offset\": 99999999,", LB_ERROR_BAD_ARTIFACT,
              "reach past the");
   expectWith("\"size\": 131072", "\"size\": 131000", LB_ERROR_BAD_ARTIFACT,
              "does not match f32 512x64");
-  expectWith("\"heads\": 8", "\"heads\": 7", LB_ERROR_BAD_ARTIFACT,
-             "7 heads of 8 do not make the input width 64");
-  expectWith("\"layer\": 0", "\"layer\": 9", LB_ERROR_BAD_ARTIFACT,
-             "cache layer 9 is outside the cache's 5");
   expectWith("\"weights\": \"weights.bin\"", "\"weights\": \"../x\"",
              LB_ERROR_BAD_ARTIFACT, "plain file names");
-  expectWith("\"op\": \"swiglu\"", "\"op\": \"conv2d\"",
-             LB_ERROR_BAD_ARTIFACT, "'conv2d' is not an op the runtime runs");
+  // The program reads token_embd as 512x64; the manifest now says 256x128.
+  expectWith("\"shape\": [\n        512,\n        64\n      ]",
+             "\"shape\": [256, 128]", LB_ERROR_BAD_ARTIFACT,
+             "token_embd.weight is 256x128 but the program reads it as 512x64");
   expectWith("\"name\": \"output_norm.weight\"", "\"name\": \"other.weight\"",
              LB_ERROR_BAD_ARTIFACT,
              "uses weight output_norm.weight, which is neither a tensor nor a "
              "part of one");
+}
+
+TEST(RuntimeBadArtifact, Program) {
+  REQUIRE_STORIES();
+  Built b = build("program", Spec());
+  const lb_program good = testProgram(b.desc).program;
+  const std::string so = b.dir + "/model.so";
+  auto expectWith = [&](const lb_program *p, lb_status_code_t code,
+                        const std::string &needle) {
+    installProgram(so, p);
+    expectLoadFails(b.dir, code, needle);
+  };
+  expectWith(nullptr, LB_ERROR_BAD_ARTIFACT, "the program is missing");
+  lb_program bad = good;
+  bad.abi_version = 2;
+  expectWith(&bad, LB_ERROR_ABI_MISMATCH, "program built for ABI version 2");
+  bad = good;
+  bad.result = bad.num_values;
+  expectWith(&bad, LB_ERROR_BAD_ARTIFACT, "names logits value");
+  bad = good;
+  std::vector<int64_t> narrow(good.buffer_width,
+                              good.buffer_width + good.num_buffers);
+  narrow[good.value_buffer[good.result]] = 1;
+  bad.buffer_width = narrow.data();
+  expectWith(&bad, LB_ERROR_BAD_ARTIFACT, "which cannot hold it");
+  bad = good;
+  bad.cache_kv_heads = 3; // 8 query heads do not group over 3
+  expectWith(&bad, LB_ERROR_BAD_ARTIFACT, "invalid KV cache shape");
+  bad = good;
+  bad.forward = nullptr;
+  expectWith(&bad, LB_ERROR_BAD_ARTIFACT, "has no values, buffers or entry");
+  installProgram(so, &good);
+  std::string msg;
+  EXPECT_EQ(loadStatus(b.dir, msg), LB_OK) << msg;
 }
 
 //===----------------------------------------------------------------------===//
@@ -550,26 +647,8 @@ runtime::Manifest smallManifest() {
   m.weightsSha256 = std::string(64, 'a');
   m.metadataFile = "metadata.gguf";
   m.model.architecture = "test";
-  // A graph fragment (the parser checks names and numbering; shapes against
-  // the weights are checked at load).
-  m.graph.valueWidth = {128, 128, 64, 32, 32};
-  m.graph.result = 2;
-  m.graph.cache = {1, 64, 2, 16};
-  exec::GraphOp rope;
-  rope.kind = exec::OpKind::Rope;
-  rope.inputs = {0};
-  rope.outputs = {1};
-  rope.heads = 8;
-  rope.headDim = 16;
-  rope.ropeDims = 16;
-  rope.theta = 500000.0f;
-  rope.ropeMode = exec::RopeMode::NeoX;
-  exec::GraphOp split;
-  split.kind = exec::OpKind::Split;
-  split.inputs = {1};
-  split.outputs = {2, 3, 4};
-  split.sizes = {64, 32, 32};
-  m.graph.ops = {rope, split};
+  m.model.vocab = 32000;
+  m.model.heads = 8;
   runtime::ManifestTensor t;
   t.name = "blk.0.attn_qkv.weight";
   t.format = "q8_0";
@@ -603,11 +682,8 @@ TEST(Manifest, RoundTrips) {
   EXPECT_EQ(t.interleave, 4u);
   EXPECT_EQ(t.parts.size(), 3u);
   EXPECT_EQ(t.parts[1].name, "blk.0.attn_k.weight");
-  ASSERT_EQ(back.graph.ops.size(), 2u);
-  EXPECT_EQ(back.graph.ops[0].ropeMode, exec::RopeMode::NeoX);
-  EXPECT_EQ(back.graph.ops[0].theta, 500000.0f);
-  EXPECT_EQ(back.graph.ops[1].sizes, (std::vector<int64_t>{64, 32, 32}));
-  EXPECT_EQ(back.graph.cache.headDim, 16);
+  EXPECT_EQ(back.model.vocab, 32000);
+  EXPECT_EQ(back.model.heads, 8);
   EXPECT_EQ(back.find("blk.0.attn_qkv.weight"), &back.tensors[0]);
   EXPECT_EQ(back.find("nope"), nullptr);
 }
@@ -625,9 +701,9 @@ TEST(Manifest, RejectsWithTheFieldNamed) {
     EXPECT_FALSE(runtime::parseManifest(text, m, err)) << from;
     EXPECT_NE(err.find(needle), std::string::npos) << err;
   };
-  fails("\"version\": 3", "\"version\": 1", "version 1 is not supported");
-  fails("\"version\": 3", "\"version\": 2", "version 2 is not supported");
-  fails("\"version\": 3", "\"version\": -1", "version must be at least 1");
+  fails("\"version\": 4", "\"version\": 1", "version 1 is not supported");
+  fails("\"version\": 4", "\"version\": 3", "version 3 is not supported");
+  fails("\"version\": 4", "\"version\": -1", "version must be at least 1");
   fails("\"weights_sha256\": \"aaaa", "\"weights_sha256\": \"Aaaa",
         "weights_sha256 must be 64 lowercase hex digits");
   fails("\"code_sha256\": \"cccc", "\"code_sha256\": \"cc",
@@ -644,12 +720,9 @@ TEST(Manifest, RejectsWithTheFieldNamed) {
         "\"shape\": [128, -64]", "positive integers");
   fails("\"activation_row_bytes\": 68", "\"activation_row_bytes\": 0",
         "must be set with a quantizer");
-  fails("\"mode\": \"neox\"", "\"mode\": \"glm\"", "mode must be");
-  fails("\"op\": \"split\"", "\"op\": \"conv\"",
-        "'conv' is not an op the runtime runs");
-  fails("\"result\": 2", "\"result\": 9", "result is not a value");
-  fails("\"graph\": {", "\"graph\": 1, \"x\": {", "graph must be an object");
-  fails("\"code\": \"model.so\",", "", "files.code is missing");
+  fails("\"vocab\": 32000", "\"vocab\": -1", "model.vocab must be at least 0");
+  fails("\"model\": {", "\"model\": 1, \"x\": {", "model must be an object");
+  fails("\"code\": \"model.so\",", "", "files.code missing");
   fails("\"weights_size\": 8768", "\"weights_size\": 18446744073709551615",
         "too large");
   fails("\"tensors\": [", "\"tensors\": 3, \"x\": [", "tensors must be an array");

@@ -3,7 +3,9 @@
 // Stands in for generated code so the runtime's kernel path (dlopen, symbol
 // lookup, activation quantization, row splitting, interleaved layouts) is
 // tested without the compiler: scalar kernels for F32 and Q8_0 weights with
-// 64- and 172-column rows, plain and 4-row interleaved. The F32 kernels sum
+// 64- and 172-column rows, plain and 4-row interleaved, and lb_get_program,
+// which returns the program the test assembled (test_set_program) in place
+// of a generated one. The F32 kernels sum
 // in k order without FMA (built with -ffp-contract=off), as the reference
 // executor does, so their results are bit-identical to it.
 //
@@ -99,6 +101,18 @@ test_quant_q8_0(const float *x, void *xq, int64_t tokens, int64_t cols,
       int64_t xs, int64_t ys, int64_t r0, int64_t r1) {                        \
     mmQ8<K, R>(w, x, xq, y, t, xs, ys, r0, r1);                                \
   }
+static const lb_program *testProgram = nullptr;
+
+__attribute__((visibility("default"))) const lb_program *
+lb_get_program(void) {
+  return testProgram;
+}
+
+__attribute__((visibility("default"))) void
+test_set_program(const lb_program *program) {
+  testProgram = program;
+}
+
 F32_KERNEL(64, 1)
 F32_KERNEL(64, 4)
 F32_KERNEL(172, 1)

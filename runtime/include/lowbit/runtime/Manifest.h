@@ -3,22 +3,15 @@
 // The one definition of manifest.json, used by the compiler that writes it
 // and the runtime that reads it. No LLVM/MLIR dependency. Example:
 //
-//   { "format": "lowbit-native", "version": 3, "abi_version": 2,
+//   { "format": "lowbit-native", "version": 4, "abi_version": 3,
 //     "target": "x86-64-v3", "triple": "x86_64-unknown-linux-gnu",
 //     "files": { "code": "model.so", "code_size": 52104,
 //                "code_sha256": "9f86d0...", "weights": "weights.bin",
 //                "weights_size": 4329472, "weights_sha256": "2c26b4...",
 //                "metadata": "metadata.gguf" },
-//     "model": { "architecture": "llama", "name": "..." },
-//     "graph": { "values": [256, 256, ...], "result": 97,
-//                "cache": { "layers": 6, "context": 256, "kv_heads": 2,
-//                           "head_dim": 64 },
-//                "boundaries": [1, 17, ...],
-//                "ops": [ { "op": "embedding", "in": [], "out": [0],
-//                           "weight": "token_embd.weight" },
-//                         { "op": "rms_norm", "in": [1], "out": [2],
-//                           "weight": "blk.0.attn_norm.weight",
-//                           "epsilon": 1e-05 }, ... ] },
+//     "model": { "architecture": "llama", "name": "...", "vocab": 512,
+//                "context": 512, "embedding": 64, "layers": 5, "heads": 8,
+//                "kv_heads": 4, "head_dim": 8, "feed_forward": 172 },
 //     "tensors": [
 //       { "name": "blk.0.attn_qkv.weight", "format": "q4_k",
 //         "shape": [512, 256], "interleave": 8, "offset": 0,
@@ -27,9 +20,10 @@
 //         "parts": [ { "name": "blk.0.attn_q.weight", "rows": 256 }, ... ] },
 //       ... ] }
 //
-// "graph" is the model's @forward after fusion, op for op (exec::Graph): the
-// runtime interprets it with the reference executor's ops and calls the
-// generated kernels for the matmuls; it knows no architecture.
+// The model's program is code: `lb_forward` in the code file, generated from
+// @forward after fusion (KernelABI.h); the manifest describes the files and
+// the weights the program names, and "model" says what the graph's shapes
+// say about the model, for reports only.
 // A tensor without "kernel" runs on the runtime's decode-to-f32 fall-back;
 // "note" says why when the compiler knows. "parts" lists, in row order, the
 // weights a fused tensor concatenates.
@@ -37,8 +31,6 @@
 //===----------------------------------------------------------------------===//
 #ifndef LOWBIT_RUNTIME_MANIFEST_H
 #define LOWBIT_RUNTIME_MANIFEST_H
-
-#include "lowbit/Exec/Model.h"
 
 #include <cstdint>
 #include <string>
@@ -50,13 +42,18 @@ namespace lowbit::runtime {
 constexpr const char *kManifestFormat = "lowbit-native";
 /// 2: the model is a graph of ops (version 1 named llama hyperparameters).
 /// 3: sizes and SHA-256 content hashes of the code and weights files.
-constexpr int64_t kManifestVersion = 3;
+/// 4: no graph: the program is generated code (KernelABI v3); the code file
+///    is always there.
+constexpr int64_t kManifestVersion = 4;
 constexpr const char *kManifestFile = "manifest.json";
 
-/// For reports only: the runtime runs `Manifest::graph`.
+/// For reports only: the runtime runs the generated program.
 struct ModelInfo {
   std::string architecture;
   std::string name;
+  /// What the graph's shapes say (exec::GraphSummary; 0 = not said).
+  int64_t vocab = 0, context = 0, embedding = 0, layers = 0, heads = 0,
+          kvHeads = 0, headDim = 0, feedForward = 0;
 };
 
 struct TensorPart {
@@ -92,7 +89,7 @@ struct Manifest {
   int64_t version = kManifestVersion;
   int64_t abiVersion = 0;
   std::string target, triple;
-  std::string codeFile;  // empty when no tensor has a kernel
+  std::string codeFile;  // model.so, or model.o for static linking
   uint64_t codeSize = 0;
   std::string codeSha256; // 64 lowercase hex digits, as sha256sum prints
   std::string weightsFile = "weights.bin";
@@ -100,15 +97,13 @@ struct Manifest {
   std::string weightsSha256;
   std::string metadataFile; // GGUF with the tokenizer keys; may be empty
   ModelInfo model;
-  exec::Graph graph;
   std::vector<ManifestTensor> tensors;
 
   const ManifestTensor *find(std::string_view name) const;
 };
 
 /// Parses and checks manifest.json text: every field's type, the format
-/// names, the graph's op names and value numbers (its shapes against the
-/// weights are checked when the model is loaded), shapes, that every tensor lies inside weights_size and is as big
+/// names, shapes, that every tensor lies inside weights_size and is as big
 /// as its format and shape say, that fused parts add up. False with `err`
 /// naming the field on any problem; never throws.
 bool parseManifest(std::string_view text, Manifest &out, std::string &err);
