@@ -73,10 +73,6 @@ enum class Category {
   Other
 };
 
-bool contains(const std::string &s, const char *part) {
-  return s.find(part) != std::string::npos;
-}
-
 bool startsWith(const std::string &s, const char *prefix) {
   return s.rfind(prefix, 0) == 0;
 }
@@ -237,17 +233,31 @@ bool presetRequiresImportance(const Preset &preset) {
   }
 }
 
-bool isQuantizable(const std::string &name, size_t rank) {
+bool isQuantizable(const gguf::TensorRole &role, size_t rank) {
   if (rank < 2)
     return false;
-  if (name.size() < 6 || name.compare(name.size() - 6, 6, "weight") != 0)
+  // A matrix no importer gave a role is what quantization is for.
+  if (role.kind.empty())
+    return true;
+  const std::string &kind = role.kind;
+  auto endsWith = [&](const char *suffix) {
+    size_t n = std::char_traits<char>::length(suffix);
+    return kind.size() >= n && kind.compare(kind.size() - n, n, suffix) == 0;
+  };
+  // llama.cpp keeps these in their file type (llama_tensor_quantize_impl's
+  // `quantize` test): biases, norms, the MoE router, positional tables and
+  // the small side matrices of some families.
+  if (endsWith(".bias") || endsWith("_norm"))
     return false;
-  static const char *const kept[] = {
-      "_norm.weight", "ffn_gate_inp.weight", "altup", "laurel",
-      "per_layer_model_proj", "position_embd.weight", "token_types.weight",
-      "ssm_conv1d", "attn_rel_b.weight", "time_mix_"};
-  for (const char *part : kept)
-    if (contains(name, part))
+  static const char *const keptKinds[] = {
+      "ffn_gate_inp", "per_layer_model_proj", "position_embd", "token_types",
+      "ssm_conv1d",   "attn_rel_b"};
+  for (const char *kept : keptKinds)
+    if (kind == kept)
+      return false;
+  static const char *const keptFamilies[] = {"altup", "laurel", "time_mix_"};
+  for (const char *family : keptFamilies)
+    if (startsWith(kind, family))
       return false;
   return true;
 }
@@ -506,7 +516,7 @@ bool chooseFormats(const std::vector<TensorDesc> &tensors,
     TensorChoice choice;
     choice.format = t.current;
     Category category = categorize(t);
-    if (!isQuantizable(t.name, t.shape.size())) {
+    if (!isQuantizable(roleOf(t), t.shape.size())) {
       choices.push_back(choice);
       continue;
     }

@@ -36,9 +36,6 @@ GlobalWeightOp globalOf(MatmulOp op, SymbolTable &symbols) {
   return ref ? symbols.lookup<GlobalWeightOp>(ref.getName()) : GlobalWeightOp();
 }
 
-/// The name of the fused weight: GGUF's convention when the pieces are
-/// "<prefix><part>.weight" (blk.3.attn_q.weight ... -> blk.3.attn_qkv.weight),
-/// else the first name with a suffix.
 /// The fused weight's name and role: when the pieces' roles are `parts` of
 /// one layer, the role `fused` of that layer and its GGUF name (the one
 /// role <-> name map); otherwise a name derived from the first piece's.

@@ -83,6 +83,9 @@ std::string ggufTensorName(GlobalWeightOp weight);
 /// The weight's role: its `role` attribute or, for IR written without roles,
 /// the role the one map gives its symbol (a llama.cpp-style name).
 RoleAttr getWeightRole(GlobalWeightOp weight);
+/// getWeightRole as the MLIR-free role the quantization rules read (an empty
+/// kind when the weight has none).
+::lowbit::gguf::TensorRole getWeightTensorRole(GlobalWeightOp weight);
 
 /// Reads of the ordered module metadata (lowbit.metadata); a
 /// #lowbit.model_key reads as the lowbit.model field it stands for.

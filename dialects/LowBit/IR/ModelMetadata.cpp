@@ -175,3 +175,10 @@ RoleAttr mlir::lowbit::getWeightRole(GlobalWeightOp weight) {
                               role->expert)
               : RoleAttr();
 }
+
+::lowbit::gguf::TensorRole
+mlir::lowbit::getWeightTensorRole(GlobalWeightOp weight) {
+  if (RoleAttr role = getWeightRole(weight))
+    return {role.getKind().str(), role.getLayer(), role.getExpert()};
+  return {};
+}

@@ -132,7 +132,7 @@ void AllocateBitsPass::runOnOperation() {
     elements += t.elements;
     const int64_t rowLength = type.getShape().back();
     const bool quantizable =
-        quant::isQuantizable(name, type.getShape().size()) && !type.getLayout();
+        quant::isQuantizable(getWeightTensorRole(op), type.getShape().size()) && !type.getLayout();
     auto sensitivity = op->getAttrOfType<DictionaryAttr>(kSensitivityAttrName);
     anySensitivity |= static_cast<bool>(sensitivity);
     std::string rule;

@@ -462,7 +462,7 @@ void SensitivityPass::runOnOperation() {
     QTensorType type = op.getWeightType();
     std::string name = ggufTensorName(op);
     const size_t rank = type.getShape().size();
-    if (!::lowbit::quant::isQuantizable(name, rank) || rank < 2 || rank > 3 ||
+    if (!::lowbit::quant::isQuantizable(getWeightTensorRole(op), rank) || rank < 2 || rank > 3 ||
         type.getLayout())
       continue;
     TensorWork t;

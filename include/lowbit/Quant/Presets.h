@@ -12,6 +12,7 @@
 #define LOWBIT_QUANT_PRESETS_H
 
 #include "lowbit/Formats/Formats.h"
+#include "lowbit/GGUF/TensorNames.h"
 #include "lowbit/Quant/DynamicGate.h"
 
 #include <optional>
@@ -105,8 +106,9 @@ constexpr uint32_t kGGMLQuantizationVersion = 2;
 /// caller checks that the fall-back itself fits.
 formats::Format fallbackFormat(formats::Format format);
 
-/// Whether llama.cpp would quantize a tensor of this name and rank at all.
-bool isQuantizable(const std::string &name, size_t rank);
+/// Whether llama.cpp would quantize a weight of this role and rank at all
+/// (a matrix without a role: yes).
+bool isQuantizable(const gguf::TensorRole &role, size_t rank);
 
 } // namespace lowbit::quant
 

@@ -1,5 +1,6 @@
-//===- DynamicGateTest.cpp - Layer-band rule tables ------------------------===//
+//===- DynamicGateTest.cpp - Layer-band rule tables, quantizable roles ----===//
 #include "lowbit/Quant/DynamicGate.h"
+#include "lowbit/Quant/Presets.h"
 
 #include <gtest/gtest.h>
 
@@ -86,3 +87,22 @@ TEST(DynamicGateTest, ErrorsNameTheLine) {
 }
 
 } // namespace
+
+// llama.cpp's `quantize` test, by role: norms, biases, the MoE router and the
+// positional tables stay; matrices, also those no importer named, quantize.
+TEST(PresetsTest, QuantizableByRole) {
+  using lowbit::gguf::TensorRole;
+  using lowbit::quant::isQuantizable;
+  EXPECT_TRUE(isQuantizable(TensorRole{"attn_q", 3, -1}, 2));
+  EXPECT_TRUE(isQuantizable(TensorRole{"ffn_down_exps", 1, -1}, 3));
+  EXPECT_TRUE(isQuantizable(TensorRole{"token_embd", -1, -1}, 2));
+  EXPECT_TRUE(isQuantizable(TensorRole{"ffn_gate_inp_shexp", 0, -1}, 2));
+  EXPECT_TRUE(isQuantizable(TensorRole{}, 2));
+  EXPECT_FALSE(isQuantizable(TensorRole{"attn_q", 3, -1}, 1));
+  EXPECT_FALSE(isQuantizable(TensorRole{"attn_norm", 0, -1}, 2));
+  EXPECT_FALSE(isQuantizable(TensorRole{"attn_q.bias", 0, -1}, 2));
+  EXPECT_FALSE(isQuantizable(TensorRole{"ffn_gate_inp", 0, -1}, 2));
+  EXPECT_FALSE(isQuantizable(TensorRole{"position_embd", -1, -1}, 2));
+  EXPECT_FALSE(isQuantizable(TensorRole{"altup_proj", -1, -1}, 3));
+  EXPECT_FALSE(isQuantizable(TensorRole{"time_mix_key", 2, -1}, 2));
+}
