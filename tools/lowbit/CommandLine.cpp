@@ -1,5 +1,6 @@
 //===- CommandLine.cpp - Options of the lowbit subcommands ----------------===//
 #include "CommandLine.h"
+#include "Progress.h"
 
 #include <cerrno>
 #include <cstdio>
@@ -206,8 +207,12 @@ int fail(const std::string &message) {
   return 1;
 }
 
-bool progressEnabled() {
-  return !std::getenv("LOWBIT_NO_PROGRESS") && isatty(fileno(stderr));
+bool progressEnabled() { return progressStyle() != ProgressStyle::Off; }
+
+ProgressStyle progressStyle() {
+  if (std::getenv("LOWBIT_NO_PROGRESS"))
+    return ProgressStyle::Off;
+  return isatty(fileno(stderr)) ? ProgressStyle::Bar : ProgressStyle::Lines;
 }
 
 } // namespace lowbit::cli

@@ -80,8 +80,11 @@ private:
 /// failed command.
 int fail(const std::string &message);
 
-/// Whether progress bars should be drawn (stderr is a terminal and
-/// LOWBIT_NO_PROGRESS is unset).
+/// How long steps report progress: a bar on a terminal, a line every few
+/// seconds elsewhere, nothing with LOWBIT_NO_PROGRESS.
+enum class ProgressStyle;
+ProgressStyle progressStyle();
+/// Whether long steps report progress at all (LOWBIT_NO_PROGRESS unset).
 bool progressEnabled();
 
 } // namespace lowbit::cli

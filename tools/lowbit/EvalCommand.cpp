@@ -27,7 +27,7 @@ using namespace lowbit;
 
 namespace {
 
-/// Progress on stderr: chunks done, speed and time left.
+/// Progress on stderr: chunks done and speed (the bar adds the time left).
 class EvalProgress {
 public:
   EvalProgress(const char *label, int64_t tokensPerChunk)
@@ -37,11 +37,10 @@ public:
     double secs =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start_)
             .count();
+    // The bar adds the ETA.
     char item[96];
-    std::snprintf(
-        item, sizeof(item), "chunks, %.0f tokens/s, ETA %ds",
-        secs > 0 ? done * tokensPerChunk_ / secs : 0.0,
-        done > 0 ? static_cast<int>(secs / done * (total - done) + 0.5) : 0);
+    std::snprintf(item, sizeof(item), "chunks, %.0f tokens/s",
+                  secs > 0 ? done * tokensPerChunk_ / secs : 0.0);
     bar_.update(static_cast<size_t>(done), static_cast<size_t>(total), item);
     if (done == total)
       bar_.finish();
@@ -190,8 +189,9 @@ int evalCommand(int argc, char **argv) {
             "--kl-divergence-base (same tokens, same chunks), and report KL\n"
             "divergence, top-token agreement and the PPL ratio.");
   cl.flag("json", "Print the results as one JSON object on stdout.");
-  cl.epilog("The progress bar is drawn on stderr when it is a terminal and "
-            "LOWBIT_NO_PROGRESS is unset.");
+  cl.epilog("Progress goes to stderr: a bar on a terminal, a line every "
+            "LOWBIT_PROGRESS_INTERVAL seconds (default 5) otherwise, none with "
+            "LOWBIT_NO_PROGRESS set.");
   std::string error;
   if (std::optional<int> done = cl.parseCommand(argc, argv, "model"))
     return *done;

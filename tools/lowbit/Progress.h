@@ -1,52 +1,46 @@
-//===- Progress.h - A progress bar on stderr --------------------*- C++ -*-===//
+//===- Progress.h - Progress on stderr: a bar or log lines ------*- C++ -*-===//
 #ifndef LOWBIT_TOOLS_PROGRESS_H
 #define LOWBIT_TOOLS_PROGRESS_H
 
 #include <chrono>
-#include <cstdio>
 #include <string>
 
 namespace lowbit::cli {
 
-/// Draws "label [=====>    ] 12/48 name" on one stderr line, redrawn at
-/// most every 100 ms; silent when progress is disabled (not a terminal,
-/// LOWBIT_NO_PROGRESS set).
+/// How progress reaches the user (progressStyle() decides).
+enum class ProgressStyle {
+  Off,   ///< LOWBIT_NO_PROGRESS set, or the command's output is JSON.
+  Bar,   ///< stderr is a terminal: one line redrawn at most every 100 ms.
+  Lines, ///< anything else (a log file, a pipe, a scheduler's output): a
+         ///< line every LOWBIT_PROGRESS_INTERVAL seconds (default 5) once a
+         ///< step has run that long, and one when it ends.
+};
+
+/// Reports "label [=====>    ] 12/48 name  ETA 1m05s" on stderr, in the
+/// style given. A step that ends before the first interval prints nothing in
+/// the Lines style, so short runs keep their logs unchanged.
 class ProgressBar {
 public:
-  ProgressBar(std::string label, bool enabled)
-      : label_(std::move(label)), enabled_(enabled) {}
+  ProgressBar(std::string label, bool enabled);
   ~ProgressBar() { finish(); }
 
-  void update(size_t done, size_t total, const std::string &item = "") {
-    if (!enabled_ || total == 0)
-      return;
-    auto now = std::chrono::steady_clock::now();
-    if (done < total && now - last_ < std::chrono::milliseconds(100))
-      return;
-    last_ = now;
-    constexpr int width = 30;
-    int filled = static_cast<int>(width * done / total);
-    std::string bar(filled, '=');
-    if (filled < width)
-      bar += '>' + std::string(width - filled - 1, ' ');
-    std::string shown = item.size() > 40 ? item.substr(0, 37) + "..." : item;
-    std::fprintf(stderr, "\r%s [%s] %zu/%zu %-40s", label_.c_str(), bar.c_str(),
-                 done, total, shown.c_str());
-    std::fflush(stderr);
-    drawn_ = true;
-  }
-  void finish() {
-    if (drawn_)
-      std::fprintf(stderr, "\n");
-    drawn_ = false;
-  }
+  void update(size_t done, size_t total, const std::string &item = "");
+  /// Ends the bar's line (Bar) or prints the closing line (Lines, when any
+  /// line was printed).
+  void finish();
 
 private:
+  using Clock = std::chrono::steady_clock;
   std::string label_;
-  bool enabled_;
+  ProgressStyle style_;
+  Clock::time_point started_, last_{};
+  std::chrono::milliseconds interval_;
   bool drawn_ = false;
-  std::chrono::steady_clock::time_point last_{};
+  size_t done_ = 0, total_ = 0;
 };
+
+/// "1m05s" / "42s" / "2h03m".
+std::string formatDuration(double seconds);
 
 } // namespace lowbit::cli
 
