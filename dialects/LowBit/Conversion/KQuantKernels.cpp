@@ -57,7 +57,7 @@ struct RowBlock {
 
 class KQuantKernel : public SuperBlockKernel {
 public:
-  KQuantKernel(Format format, ISA) : SuperBlockKernel(format) {}
+  KQuantKernel(Format format, ISA isa) : SuperBlockKernel(format), isa(isa) {}
 
   void emitStep(TileContext &ctx, MutableArrayRef<Value> accs) override {
     VectorOps &v = ctx.v;
@@ -126,7 +126,165 @@ public:
     }
   }
 
+  /// Q4_K prompts with AVX-512 VNNI over the groups of 4 interleaved rows:
+  /// lanes 2i and 2i + 1 belong to row i and hold its even and odd dwords of
+  /// each 8-byte piece, so a token's 8 activation bytes are one broadcast
+  /// qword against all 4 rows. Per chunk (32 weights) 4 vpdpbusd give the
+  /// chunk's sums, one vpmulld scales them by the rows' sub-block scales;
+  /// the minimums cost two vpmaddwd per token and super-block.
+  int64_t groupPromptRows(const KernelSpec &spec) const override {
+    if (format != Format::Q4_K || isa != ISA::X86AVX512VNNI ||
+        spec.interleave != kPromptGroup)
+      return 0;
+    return kPromptGroup;
+  }
+
+  void emitGroupPromptStep(VectorOps &v, Value w, Value wAt, Value xq,
+                           ArrayRef<Value> xAts, Value, Value, ArrayRef<Value>,
+                           MutableArrayRef<Value> accs) override {
+    OpBuilder &b = v.b;
+    Location loc = v.loc;
+    constexpr int64_t G = kPromptGroup, B = sizeof(blocks::Q4_K);
+    // Per row: d, dmin and the 8 scales and minimums.
+    SmallVector<Value> d, dmin, scales, mins;
+    for (int64_t r = 0; r < G; ++r) {
+      Value at = v.addConst(wAt, B * r);
+      d.push_back(v.loadScalar(w, v.addConst(at, offsetof(blocks::Q4_K, d)),
+                               b.getI16Type()));
+      dmin.push_back(v.loadScalar(
+          w, v.addConst(at, offsetof(blocks::Q4_K, dmin)), b.getI16Type()));
+      auto [sc, m] =
+          unpackScaleMin(v, w, v.addConst(at, offsetof(blocks::Q4_K, scales)));
+      scales.push_back(sc);
+      mins.push_back(m);
+    }
+    // f16 pairs (d_i, d_i) -> vector<8xf32>, lanes 2i and 2i + 1.
+    auto rowPairs = [&](ArrayRef<Value> halves) -> Value {
+      SmallVector<Value> lanes;
+      for (int64_t l = 0; l < 2 * G; ++l)
+        lanes.push_back(halves[l / 2]);
+      Value h = vector::BitCastOp::create(
+          b, loc, VectorType::get({2 * G}, b.getF16Type()),
+          vector::FromElementsOp::create(b, loc, v.vecI16(2 * G), lanes));
+      return arith::ExtFOp::create(b, loc, v.vecF32(8), h);
+    };
+    Value dRows = rowPairs(d), dminRows = rowPairs(dmin);
+    // The 4 rows' 8 scales (or minimums) as 32 bytes, row-major.
+    auto rows32 = [&](ArrayRef<Value> perRow) -> Value {
+      SmallVector<int64_t> all;
+      for (int64_t i = 0; i < 16; ++i)
+        all.push_back(i);
+      return v.concat(
+          vector::ShuffleOp::create(b, loc, perRow[0], perRow[1], all),
+          vector::ShuffleOp::create(b, loc, perRow[2], perRow[3], all));
+    };
+    Value allScales = rows32(scales), allMins = rows32(mins);
+    auto chunkScales = [&](int64_t c) -> Value {
+      SmallVector<int64_t> mask;
+      for (int64_t l = 0; l < 2 * G; ++l)
+        mask.push_back(8 * (l / 2) + c);
+      return v.extend(v.shuffle(allScales, mask), 32, /*isSigned=*/false);
+    };
+    // Minimums as i16 pairs: lane (i, h) = (m_i[first + h], m_i[first + 2 + h]).
+    auto minPairs = [&](int64_t first) -> Value {
+      SmallVector<int64_t> mask;
+      for (int64_t l = 0; l < 2 * G; ++l) {
+        mask.push_back(8 * (l / 2) + first + l % 2);
+        mask.push_back(8 * (l / 2) + first + 2 + l % 2);
+      }
+      return v.extend(v.shuffle(allMins, mask), 16, /*isSigned=*/false);
+    };
+    Value mins01 = minPairs(0), mins45 = minPairs(4);
+
+    const size_t T = xAts.size();
+    SmallVector<Value> isum(T, v.splatI32(0));
+    // Token j's activation bytes 8p .. 8p + 7 of chunk c, broadcast.
+    auto xPiece = [&](Value xAt, int64_t c, int64_t p) -> Value {
+      Value eight = v.loadBytes(xq, v.addConst(xAt, kActQs + 32 * c + 8 * p), 8);
+      Value word = vector::BitCastOp::create(
+          b, loc, VectorType::get({1}, b.getI64Type()), eight);
+      Value wide = vector::BroadcastOp::create(
+          b, loc, VectorType::get({4}, b.getI64Type()), word);
+      return vector::BitCastOp::create(b, loc, v.vecI8(32), wide);
+    };
+    for (int64_t j = 0; j < 4; ++j) {
+      // Chunks 2j and 2j + 1 are the low and high nibbles of the same 32
+      // bytes of each row; a 4 x 4 transpose of qwords puts qword p of the
+      // rows side by side.
+      SmallVector<Value> q;
+      for (int64_t r = 0; r < G; ++r)
+        q.push_back(vector::BitCastOp::create(
+            b, loc, VectorType::get({4}, b.getI64Type()),
+            v.loadBytes(w, v.addConst(wAt, B * r + kQ4KQs + 32 * j), 32)));
+      auto pick = [&](Value x, Value y, ArrayRef<int64_t> mask) -> Value {
+        return vector::ShuffleOp::create(b, loc, x, y, mask);
+      };
+      const int64_t even[] = {0, 4, 2, 6}, odd[] = {1, 5, 3, 7};
+      const int64_t lowHalves[] = {0, 1, 4, 5}, highHalves[] = {2, 3, 6, 7};
+      Value e01 = pick(q[0], q[1], even), o01 = pick(q[0], q[1], odd);
+      Value e23 = pick(q[2], q[3], even), o23 = pick(q[2], q[3], odd);
+      Value pieces[4] = {pick(e01, e23, lowHalves), pick(o01, o23, lowHalves),
+                         pick(e01, e23, highHalves), pick(o01, o23, highHalves)};
+      Value low[4], high[4];
+      for (int64_t p = 0; p < 4; ++p) {
+        Value bytes = vector::BitCastOp::create(b, loc, v.vecI8(32), pieces[p]);
+        low[p] = v.andI8(bytes, 0x0f);
+        high[p] = v.andI8(v.shrI8(bytes, 4), 0x0f);
+      }
+      Value scaleLow = chunkScales(2 * j), scaleHigh = chunkScales(2 * j + 1);
+      for (size_t t = 0; t < T; ++t) {
+        Value sumLow = v.splatI32(0), sumHigh = v.splatI32(0);
+        for (int64_t p = 0; p < 4; ++p) {
+          sumLow = v.dotU(sumLow, low[p], xPiece(xAts[t], 2 * j, p));
+          sumHigh = v.dotU(sumHigh, high[p], xPiece(xAts[t], 2 * j + 1, p));
+        }
+        isum[t] = v.add(isum[t], v.add(arith::MulIOp::create(b, loc, sumLow,
+                                                             scaleLow),
+                                       arith::MulIOp::create(b, loc, sumHigh,
+                                                             scaleHigh)));
+      }
+    }
+    for (size_t t = 0; t < T; ++t) {
+      // Chunk sums of the activations (pairs of the 16 block sums), as i16:
+      // lane (i, h) of the first vector (x_h, x_{2+h}), of the second
+      // (x_{4+h}, x_{6+h}).
+      Value sums16 = vector::BitCastOp::create(
+          b, loc, v.vecI16(16),
+          v.loadBytes(xq, v.addConst(xAts[t], kActSums), 32));
+      Value chunkSums = arith::TruncIOp::create(
+          b, loc, v.vecI16(8), v.pairDot16(sums16, v.splatI16(1)));
+      auto xPairs = [&](int64_t first) -> Value {
+        SmallVector<int64_t> mask;
+        for (int64_t l = 0; l < 2 * G; ++l) {
+          mask.push_back(first + l % 2);
+          mask.push_back(first + 2 + l % 2);
+        }
+        return v.shuffle(chunkSums, mask);
+      };
+      Value minSum = v.add(v.pairDot16(mins01, xPairs(0)),
+                           v.pairDot16(mins45, xPairs(4)));
+      Value dx = v.splat(v.loadF32(xq, xAts[t]), 8);
+      accs[t] = v.fmaScaled(accs[t], isum[t],
+                            arith::MulFOp::create(b, loc, dRows, dx));
+      Value factor = arith::MulFOp::create(b, loc, dminRows, dx);
+      accs[t] = v.fmaScaled(accs[t], minSum,
+                            arith::NegFOp::create(b, loc, factor));
+    }
+  }
+
+  /// Lanes 2i and 2i + 1 summed: row i.
+  Value groupPromptResult(VectorOps &v, Value acc) const override {
+    auto lanes = [&](ArrayRef<int64_t> mask) -> Value {
+      return vector::ShuffleOp::create(v.b, v.loc, acc, acc, mask);
+    };
+    const int64_t even[] = {0, 2, 4, 6}, odd[] = {1, 3, 5, 7};
+    return arith::AddFOp::create(v.b, v.loc, lanes(even), lanes(odd));
+  }
+
 private:
+  static constexpr int64_t kPromptGroup = 4;
+  ISA isa;
+
   int offset() const { return format == Format::Q3_K ? 4 : 32; }
 
   /// AVX-512 VNNI: two chunks (64 weights) per 512-bit vector, vpmaddubsw

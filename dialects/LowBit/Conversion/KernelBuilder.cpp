@@ -528,7 +528,9 @@ struct LoopNest {
         });
     for (int64_t j = 0; j < T; ++j) {
       Value at = v.add(v.mul(v.addConst(t, j), yStride), r);
-      vector::StoreOp::create(b, loc, loop.getResult(j), y, ValueRange{at});
+      vector::StoreOp::create(b, loc,
+                              kernel->groupPromptResult(v, loop.getResult(j)),
+                              y, ValueRange{at});
     }
   }
 

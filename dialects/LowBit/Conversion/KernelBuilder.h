@@ -219,11 +219,12 @@ public:
     return {0, row};
   }
 
-  // An optional prompt (tokens > 1) path over whole interleaved groups of 8
-  // rows: a step decodes the group's blocks once into vectors whose lane i
-  // belongs to row i, reused by every token of the tile, so that each
-  // token's integer sums come out one lane per row and the float work is
-  // one conversion and one fma per token for all 8 rows. What depends only
+  // An optional prompt (tokens > 1) path over whole interleaved groups: a
+  // step decodes the group's blocks once into vectors whose lanes belong to
+  // the group's rows (lane i row i for 8 rows; lanes 2i and 2i + 1 row i
+  // for 4), reused by every token of the tile, so that each token's integer
+  // sums come out one lane (or two) per row and the float work is one
+  // conversion and one fma per token for all the rows. What depends only
   // on a token's block (offset correction, scale) is computed once per
   // token block into scratch (one i32 and one f32 per token and step).
   /// Rows of the group (the interleave); 0: none.
@@ -238,6 +239,10 @@ public:
                                    ArrayRef<Value> xAts, Value ints,
                                    Value floats, ArrayRef<Value> sAts,
                                    MutableArrayRef<Value> accs) {}
+  /// A token's results for the group's rows (vector<G x f32>) from its
+  /// accumulator after the k loop: the accumulator itself when lane i is
+  /// row i (G = 8); kernels with several lanes per row add them here.
+  virtual Value groupPromptResult(VectorOps &v, Value acc) const { return acc; }
 };
 
 /// A 256-weight super-block format against Q8_K activations (the K-quants,
