@@ -139,22 +139,30 @@ public:
     return kPromptGroup;
   }
 
-  void emitGroupPromptStep(VectorOps &v, Value w, Value wAt, Value xq,
-                           ArrayRef<Value> xAts, Value, Value, ArrayRef<Value>,
-                           MutableArrayRef<Value> accs) override {
+  /// The group's super-block decoded once per token block (kDecoded* are
+  /// the byte offsets of its parts) and read back by every token tile.
+  int64_t groupPromptDecodedBytes() const override { return kDecodedBytes; }
+
+  void emitGroupPromptDecode(VectorOps &v, Value w, Value wAt, Value decoded,
+                             Value at) override {
     OpBuilder &b = v.b;
     Location loc = v.loc;
     constexpr int64_t G = kPromptGroup, B = sizeof(blocks::Q4_K);
+    auto store = [&](Value vector, int64_t offset) {
+      Value bytes = vector::BitCastOp::create(b, loc, v.vecI8(32), vector);
+      vector::StoreOp::create(b, loc, bytes, decoded,
+                              ValueRange{v.addConst(at, offset)});
+    };
     // Per row: d, dmin and the 8 scales and minimums.
     SmallVector<Value> d, dmin, scales, mins;
     for (int64_t r = 0; r < G; ++r) {
-      Value at = v.addConst(wAt, B * r);
-      d.push_back(v.loadScalar(w, v.addConst(at, offsetof(blocks::Q4_K, d)),
-                               b.getI16Type()));
+      Value rowAt = v.addConst(wAt, B * r);
+      d.push_back(v.loadScalar(
+          w, v.addConst(rowAt, offsetof(blocks::Q4_K, d)), b.getI16Type()));
       dmin.push_back(v.loadScalar(
-          w, v.addConst(at, offsetof(blocks::Q4_K, dmin)), b.getI16Type()));
-      auto [sc, m] =
-          unpackScaleMin(v, w, v.addConst(at, offsetof(blocks::Q4_K, scales)));
+          w, v.addConst(rowAt, offsetof(blocks::Q4_K, dmin)), b.getI16Type()));
+      auto [sc, m] = unpackScaleMin(
+          v, w, v.addConst(rowAt, offsetof(blocks::Q4_K, scales)));
       scales.push_back(sc);
       mins.push_back(m);
     }
@@ -168,7 +176,8 @@ public:
           vector::FromElementsOp::create(b, loc, v.vecI16(2 * G), lanes));
       return arith::ExtFOp::create(b, loc, v.vecF32(8), h);
     };
-    Value dRows = rowPairs(d), dminRows = rowPairs(dmin);
+    store(rowPairs(d), kDecodedD);
+    store(rowPairs(dmin), kDecodedDmin);
     // The 4 rows' 8 scales (or minimums) as 32 bytes, row-major.
     auto rows32 = [&](ArrayRef<Value> perRow) -> Value {
       SmallVector<int64_t> all;
@@ -179,38 +188,29 @@ public:
           vector::ShuffleOp::create(b, loc, perRow[2], perRow[3], all));
     };
     Value allScales = rows32(scales), allMins = rows32(mins);
-    auto chunkScales = [&](int64_t c) -> Value {
+    for (int64_t c = 0; c < 8; ++c) {
       SmallVector<int64_t> mask;
       for (int64_t l = 0; l < 2 * G; ++l)
         mask.push_back(8 * (l / 2) + c);
-      return v.extend(v.shuffle(allScales, mask), 32, /*isSigned=*/false);
-    };
-    // Minimums as i16 pairs: lane (i, h) = (m_i[first + h], m_i[first + 2 + h]).
-    auto minPairs = [&](int64_t first) -> Value {
+      store(v.extend(v.shuffle(allScales, mask), 32, /*isSigned=*/false),
+            kDecodedScales + 32 * c);
+    }
+    // Minimums as i16 pairs: lane (i, h) = (m_i[first + h],
+    // m_i[first + 2 + h]).
+    for (int64_t half = 0; half < 2; ++half) {
+      const int64_t first = 4 * half;
       SmallVector<int64_t> mask;
       for (int64_t l = 0; l < 2 * G; ++l) {
         mask.push_back(8 * (l / 2) + first + l % 2);
         mask.push_back(8 * (l / 2) + first + 2 + l % 2);
       }
-      return v.extend(v.shuffle(allMins, mask), 16, /*isSigned=*/false);
-    };
-    Value mins01 = minPairs(0), mins45 = minPairs(4);
-
-    const size_t T = xAts.size();
-    SmallVector<Value> isum(T, v.splatI32(0));
-    // Token j's activation bytes 8p .. 8p + 7 of chunk c, broadcast.
-    auto xPiece = [&](Value xAt, int64_t c, int64_t p) -> Value {
-      Value eight = v.loadBytes(xq, v.addConst(xAt, kActQs + 32 * c + 8 * p), 8);
-      Value word = vector::BitCastOp::create(
-          b, loc, VectorType::get({1}, b.getI64Type()), eight);
-      Value wide = vector::BroadcastOp::create(
-          b, loc, VectorType::get({4}, b.getI64Type()), word);
-      return vector::BitCastOp::create(b, loc, v.vecI8(32), wide);
-    };
+      store(v.extend(v.shuffle(allMins, mask), 16, /*isSigned=*/false),
+            kDecodedMins + 32 * half);
+    }
+    // Chunks 2j and 2j + 1 are the low and high nibbles of the same 32 bytes
+    // of each row; a 4 x 4 transpose of qwords puts qword p of the rows side
+    // by side.
     for (int64_t j = 0; j < 4; ++j) {
-      // Chunks 2j and 2j + 1 are the low and high nibbles of the same 32
-      // bytes of each row; a 4 x 4 transpose of qwords puts qword p of the
-      // rows side by side.
       SmallVector<Value> q;
       for (int64_t r = 0; r < G; ++r)
         q.push_back(vector::BitCastOp::create(
@@ -225,25 +225,64 @@ public:
       Value e23 = pick(q[2], q[3], even), o23 = pick(q[2], q[3], odd);
       Value pieces[4] = {pick(e01, e23, lowHalves), pick(o01, o23, lowHalves),
                          pick(e01, e23, highHalves), pick(o01, o23, highHalves)};
-      Value low[4], high[4];
       for (int64_t p = 0; p < 4; ++p) {
         Value bytes = vector::BitCastOp::create(b, loc, v.vecI8(32), pieces[p]);
-        low[p] = v.andI8(bytes, 0x0f);
-        high[p] = v.andI8(v.shrI8(bytes, 4), 0x0f);
-      }
-      Value scaleLow = chunkScales(2 * j), scaleHigh = chunkScales(2 * j + 1);
-      for (size_t t = 0; t < T; ++t) {
-        Value sumLow = v.splatI32(0), sumHigh = v.splatI32(0);
-        for (int64_t p = 0; p < 4; ++p) {
-          sumLow = v.dotU(sumLow, low[p], xPiece(xAts[t], 2 * j, p));
-          sumHigh = v.dotU(sumHigh, high[p], xPiece(xAts[t], 2 * j + 1, p));
-        }
-        isum[t] = v.add(isum[t], v.add(arith::MulIOp::create(b, loc, sumLow,
-                                                             scaleLow),
-                                       arith::MulIOp::create(b, loc, sumHigh,
-                                                             scaleHigh)));
+        store(v.andI8(bytes, 0x0f), kDecodedQuants + 32 * (4 * (2 * j) + p));
+        store(v.andI8(v.shrI8(bytes, 4), 0x0f),
+              kDecodedQuants + 32 * (4 * (2 * j + 1) + p));
       }
     }
+  }
+
+  /// `decoded` at `at`: the step as emitGroupPromptDecode left it.
+  void emitGroupPromptStep(VectorOps &v, Value decoded, Value at, Value xq,
+                           ArrayRef<Value> xAts, Value, Value, ArrayRef<Value>,
+                           MutableArrayRef<Value> accs) override {
+    OpBuilder &b = v.b;
+    Location loc = v.loc;
+    constexpr int64_t G = kPromptGroup;
+    auto load = [&](int64_t offset, VectorType type) -> Value {
+      return vector::BitCastOp::create(
+          b, loc, type, v.loadBytes(decoded, v.addConst(at, offset), 32));
+    };
+    const size_t T = xAts.size();
+    SmallVector<Value> isum(T, v.splatI32(0));
+    // Token j's activation bytes 8p .. 8p + 7 of chunk c, broadcast.
+    auto xPiece = [&](Value xAt, int64_t c, int64_t p) -> Value {
+      Value eight =
+          v.loadBytes(xq, v.addConst(xAt, kActQs + 32 * c + 8 * p), 8);
+      Value word = vector::BitCastOp::create(
+          b, loc, VectorType::get({1}, b.getI64Type()), eight);
+      Value wide = vector::BroadcastOp::create(
+          b, loc, VectorType::get({4}, b.getI64Type()), word);
+      return vector::BitCastOp::create(b, loc, v.vecI8(32), wide);
+    };
+    // Two chunks at a time, piece-major over the tokens: 2T independent
+    // vpdpbusd chains in flight (one chain per chunk and token would leave
+    // the unit waiting on its latency).
+    for (int64_t c0 = 0; c0 < 8; c0 += 2) {
+      Value quants[2][4];
+      for (int64_t c = 0; c < 2; ++c)
+        for (int64_t p = 0; p < 4; ++p)
+          quants[c][p] =
+              load(kDecodedQuants + 32 * (4 * (c0 + c) + p), v.vecI8(32));
+      SmallVector<Value> sums(2 * T, v.splatI32(0));
+      for (int64_t p = 0; p < 4; ++p)
+        for (size_t t = 0; t < T; ++t)
+          for (int64_t c = 0; c < 2; ++c)
+            sums[2 * t + c] = v.dotU(sums[2 * t + c], quants[c][p],
+                                     xPiece(xAts[t], c0 + c, p));
+      for (int64_t c = 0; c < 2; ++c) {
+        Value scale = load(kDecodedScales + 32 * (c0 + c), v.vecI32(8));
+        for (size_t t = 0; t < T; ++t)
+          isum[t] = v.add(isum[t], arith::MulIOp::create(b, loc, sums[2 * t + c],
+                                                         scale));
+      }
+    }
+    Value mins01 = load(kDecodedMins, v.vecI16(16));
+    Value mins45 = load(kDecodedMins + 32, v.vecI16(16));
+    Value dRows = load(kDecodedD, v.vecF32(8));
+    Value dminRows = load(kDecodedDmin, v.vecF32(8));
     for (size_t t = 0; t < T; ++t) {
       // Chunk sums of the activations (pairs of the 16 block sums), as i16:
       // lane (i, h) of the first vector (x_h, x_{2+h}), of the second
@@ -283,6 +322,14 @@ public:
 
 private:
   static constexpr int64_t kPromptGroup = 4;
+  /// A decoded Q4_K group step: 32 quant vectors (chunk c, piece p at
+  /// 4c + p), 8 chunk scale vectors (i32), 2 minimum pair vectors (i16), the
+  /// rows' d and dmin (f32), 32 bytes each.
+  static constexpr int64_t kDecodedQuants = 0, kDecodedScales = 32 * 32,
+                           kDecodedMins = kDecodedScales + 8 * 32,
+                           kDecodedD = kDecodedMins + 2 * 32,
+                           kDecodedDmin = kDecodedD + 32,
+                           kDecodedBytes = kDecodedDmin + 32;
   ISA isa;
 
   int offset() const { return format == Format::Q3_K ? 4 : 32; }

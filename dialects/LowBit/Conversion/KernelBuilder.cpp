@@ -368,6 +368,10 @@ constexpr int64_t kTokenBlock = 64;
 
 /// Stack bytes at most of the group prompt path's per-token scratch.
 constexpr int64_t kPromptScratch = 128 * 1024;
+/// At most this many bytes of a group's decoded steps (FormatKernel::
+/// groupPromptDecodedBytes): they stay in L2 while the block's tokens read
+/// them.
+constexpr int64_t kDecodedScratch = 256 * 1024;
 
 /// Bytes ahead of a group decode step that it prefetches.
 constexpr int64_t kGroupPrefetch = 4096;
@@ -495,13 +499,17 @@ struct LoopNest {
   /// Tokens [t, t + T) of token block tb (scratch filled) x rows [r, r + G)
   /// of one whole interleaved group: the kernel's group prompt path.
   void groupPromptKernel(Value r, int64_t G, Value t, int64_t T, Value tb,
-                         Value ints, Value floats) {
+                         Value ints, Value floats, Value decoded) {
     VectorOps &v = *this->v;
     OpBuilder &b = v.b;
     Location loc = v.loc;
-    const int64_t stepBytes = G * kernel->weightBytesPerStep();
+    // From the group's decoded steps (filled by the caller) or the packed
+    // weights.
+    const int64_t stepBytes = decoded ? kernel->groupPromptDecodedBytes()
+                                      : G * kernel->weightBytesPerStep();
+    Value weights = decoded ? decoded : w;
     const int64_t actStep = kernel->actUnitsPerStep();
-    Value groupStart = v.mulConst(r, rowBytes);
+    Value groupStart = decoded ? v.index(0) : v.mulConst(r, rowBytes);
     SmallVector<Value> xStarts, sStarts;
     for (int64_t j = 0; j < T; ++j) {
       Value tok = v.addConst(t, j);
@@ -522,8 +530,8 @@ struct LoopNest {
             sAts.push_back(nv.add(sStarts[j], s));
           }
           SmallVector<Value> accs(iter.begin(), iter.end());
-          kernel->emitGroupPromptStep(nv, w, wAt, xq, xAts, ints, floats, sAts,
-                                      accs);
+          kernel->emitGroupPromptStep(nv, weights, wAt, xq, xAts, ints, floats,
+                                      sAts, accs);
           scf::YieldOp::create(nested, nestedLoc, accs);
         });
     for (int64_t j = 0; j < T; ++j) {
@@ -630,9 +638,19 @@ LogicalResult buildMatmulKernel(func::FuncOp fn, const KernelSpec &spec,
   const int64_t G = kernel.groupDecodeRows(spec);
   // The group prompt path's scratch: a static alloca of at most
   // kPromptScratch bytes (token blocks shrink for long rows).
-  const int64_t GP = kernel.groupPromptRows(spec);
+  int64_t GP = kernel.groupPromptRows(spec);
+  // Kernels that decode a group once per token block: the decoded steps of
+  // one group, a static alloca too (no group path for rows so long that it
+  // would exceed kDecodedScratch).
+  const int64_t decodedBytes = kernel.groupPromptDecodedBytes() * nest.steps;
+  if (decodedBytes > kDecodedScratch)
+    GP = 0;
   int64_t promptBlock = 0;
-  Value ints, floats;
+  Value ints, floats, decoded;
+  if (GP > 1 && decodedBytes > 0)
+    decoded = memref::AllocaOp::create(
+        b, loc, MemRefType::get({decodedBytes}, b.getI8Type()),
+        b.getI64IntegerAttr(64));
   if (GP > 1) {
     promptBlock = std::clamp<int64_t>(
         kPromptScratch / (8 * nest.steps) / tt * tt, tt, kTokenBlock);
@@ -752,16 +770,29 @@ LogicalResult buildMatmulKernel(func::FuncOp fn, const KernelSpec &spec,
                                 ints, floats, sv.add(sStart, s));
                           });
                     });
-                    n.forRange(rowBegin, groupsEnd, GP,
-                               [&](LoopNest &rn, Value r) {
-                                 rn.tiled(tb, tbEnd, tt,
-                                          [&](LoopNest &tn, Value t,
-                                              int64_t toks) {
-                                            tn.groupPromptKernel(r, GP, t, toks,
-                                                                 tb, ints,
-                                                                 floats);
-                                          });
-                               });
+                    n.forRange(
+                        rowBegin, groupsEnd, GP, [&](LoopNest &rn, Value r) {
+                          if (decoded)
+                            rn.forRange(
+                                rn.v->index(0), rn.v->index(nest.steps), 1,
+                                [&](LoopNest &sn, Value s) {
+                                  VectorOps &sv = *sn.v;
+                                  Value wAt = sv.add(
+                                      sv.mulConst(r, nest.rowBytes),
+                                      sv.mulConst(
+                                          s, GP * kernel.weightBytesPerStep()));
+                                  kernel.emitGroupPromptDecode(
+                                      sv, nest.w, wAt, decoded,
+                                      sv.mulConst(
+                                          s, kernel.groupPromptDecodedBytes()));
+                                });
+                          rn.tiled(tb, tbEnd, tt,
+                                   [&](LoopNest &tn, Value t, int64_t toks) {
+                                     tn.groupPromptKernel(r, GP, t, toks, tb,
+                                                          ints, floats,
+                                                          decoded);
+                                   });
+                        });
                   });
               // Rows after the last whole group.
               generic(gn, groupsEnd);
