@@ -8,7 +8,10 @@
 //   - each kernel for 1 token (decode), 1 and N threads splitting the rows,
 //     as GB/s of weight bytes streamed. The weights rotate through copies
 //     totalling >= 2 GiB so every call reads them from DRAM, not from L3;
-//   - each kernel for 64 tokens (prompt), as integer GOP/s (2 N K t / s).
+//   - each kernel for 64 tokens (prompt), as integer GOP/s (2 N K t / s),
+//     and as a fraction of the int8 dot-product peak: a tight loop of
+//     independent 256-bit vpdpbusd (AVX2: vpmaddubsw + vpmaddwd + vpaddd)
+//     on the same threads.
 // --hot keeps one copy of the weights (and a 32 MiB read buffer): cache-
 // resident, it measures the kernels' compute throughput instead.
 // Prints a Markdown table (bench/results/kernels.md keeps one).
@@ -177,6 +180,87 @@ Bandwidth readBandwidth(Team &team, const uint8_t *buf, size_t bytes,
     std::printf(" ");
   std::sort(times.begin(), times.end());
   return {slice / times[times.size() / 2] / 1e9, slice / times.front() / 1e9};
+}
+
+/// Chains of the peak loop: more than latency x throughput of the dot
+/// product, so the loop measures throughput.
+constexpr int kPeakChains = 12;
+constexpr int64_t kPeakIterations = 1 << 16;
+
+#if defined(__x86_64__)
+/// kPeakIterations x kPeakChains 256-bit vpdpbusd (32 u8 x s8 products each)
+/// on independent accumulators: the machine's int8 dot-product peak.
+__attribute__((target("avx512f,avx512vl,avx512vnni"))) int32_t
+peakLoopVnni(int32_t seed) {
+  __m256i acc[kPeakChains];
+  const __m256i a = _mm256_set1_epi32(seed), b = _mm256_set1_epi32(seed + 1);
+  for (__m256i &x : acc)
+    x = _mm256_set1_epi32(seed);
+  for (int64_t i = 0; i < kPeakIterations; ++i)
+    for (int c = 0; c < kPeakChains; ++c) {
+      acc[c] = _mm256_dpbusd_epi32(acc[c], a, b);
+      asm volatile("" : "+x"(acc[c])); // keep every step
+    }
+  __m256i s = acc[0];
+  for (int c = 1; c < kPeakChains; ++c)
+    s = _mm256_add_epi32(s, acc[c]);
+  return _mm256_extract_epi32(s, 0);
+}
+/// The AVX2 form of the same 32 products: vpmaddubsw, vpmaddwd, vpaddd.
+__attribute__((target("avx2"))) int32_t peakLoopAvx2(int32_t seed) {
+  __m256i acc[kPeakChains];
+  __m256i a = _mm256_set1_epi32(seed);
+  const __m256i b = _mm256_set1_epi32(seed + 1), ones = _mm256_set1_epi16(1);
+  for (__m256i &x : acc)
+    x = _mm256_set1_epi32(seed);
+  for (int64_t i = 0; i < kPeakIterations; ++i)
+    for (int c = 0; c < kPeakChains; ++c) {
+      // `a` may change (it does not): the products cannot be hoisted.
+      asm volatile("" : "+x"(a));
+      acc[c] = _mm256_add_epi32(
+          acc[c], _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), ones));
+      asm volatile("" : "+x"(acc[c]));
+    }
+  __m256i s = acc[0];
+  for (int c = 1; c < kPeakChains; ++c)
+    s = _mm256_add_epi32(s, acc[c]);
+  return _mm256_extract_epi32(s, 0);
+}
+#endif
+
+/// Integer GOP/s (2 per u8 x s8 product) of `team` running the peak loop of
+/// the widest dot product `isa` has; 0 where there is none.
+double int8Peak(Team &team, target::ISA isa, double seconds) {
+#if defined(__x86_64__)
+  const bool vnni = isa == target::ISA::X86AVX512VNNI &&
+                    __builtin_cpu_supports("avx512vnni");
+  if (!vnni && !__builtin_cpu_supports("avx2"))
+    return 0;
+  std::vector<int32_t> sink(team.size());
+  std::vector<double> rates;
+  auto start = Clock::now();
+  while (std::chrono::duration<double>(Clock::now() - start).count() <
+             seconds ||
+         rates.size() < 5) {
+    auto t0 = Clock::now();
+    team.run([&](int id) {
+      sink[id] += vnni ? peakLoopVnni(id + 1) : peakLoopAvx2(id + 1);
+    });
+    const double secs =
+        std::chrono::duration<double>(Clock::now() - t0).count();
+    rates.push_back(2.0 * 32 * kPeakChains * kPeakIterations * team.size() /
+                    secs / 1e9);
+  }
+  if (sink[0] == 12345)
+    std::printf(" ");
+  std::sort(rates.begin(), rates.end());
+  return rates[rates.size() / 2];
+#else
+  (void)team;
+  (void)isa;
+  (void)seconds;
+  return 0;
+#endif
 }
 
 std::string qtype(formats::Format f, int64_t n, int64_t k, uint32_t r) {
@@ -399,6 +483,9 @@ int main(int argc, char **argv) {
     results.push_back(r);
   }
   std::free(buf);
+  // The int8 dot-product peak with the same teams, after the kernels.
+  const double peak[2] = {int8Peak(one, t->isa, seconds),
+                          int8Peak(team, t->isa, seconds)};
 
   std::printf("Target %s (%s); kernels generated in %.2f s.\n\n", t->name,
               t->cpu, compileSeconds);
@@ -408,17 +495,24 @@ int main(int argc, char **argv) {
               "with the same threads. Median call (fastest call in "
               "parentheses).\n\n",
               readBytes >> 20);
+  std::printf("int8 dot-product peak (%d independent 256-bit %s per "
+              "thread): %.0f GOP/s on 1 thread, %.0f on %d.\n\n",
+              kPeakChains,
+              t->isa == target::ISA::X86AVX512VNNI ? "vpdpbusd"
+                                                   : "vpmaddubsw+vpmaddwd",
+              peak[0], peak[1], threads);
   std::printf("| weights 4096x4096 | MiB | threads | read GB/s | decode GB/s "
-              "| decode / read | prompt t=64 GOP/s |\n");
-  std::printf("|---|---:|---:|---:|---:|---:|---:|\n");
+              "| decode / read | prompt t=64 GOP/s | prompt / int8 peak |\n");
+  std::printf("|---|---:|---:|---:|---:|---:|---:|---:|\n");
   for (const Result &r : results)
     for (int ti = 0; ti < 2; ++ti)
       std::printf("| %s | %.1f | %d | %.1f (%.1f) | %.1f (%.1f) | %.0f%% "
-                  "(%.0f%%) | %.0f |\n",
+                  "(%.0f%%) | %.0f | %.0f%% |\n",
                   r.format.c_str(), r.bytes / (1 << 20), ti ? threads : 1,
                   r.read[ti].median, r.read[ti].best, r.gbs[ti], r.bestGbs[ti],
                   100 * r.gbs[ti] / r.read[ti].median,
-                  100 * r.bestGbs[ti] / r.read[ti].best, r.gops[ti]);
+                  100 * r.bestGbs[ti] / r.read[ti].best, r.gops[ti],
+                  peak[ti] > 0 ? 100 * r.gops[ti] / peak[ti] : 0.0);
   double load[3] = {0, 0, 0};
   if (getloadavg(load, 3) > 0)
     std::printf("\nLoad average at the end: %.2f (other processes share "
