@@ -344,8 +344,9 @@ bool lb_model::resolveSymbols(Failure &f) {
   for (const auto &t : tensors) {
     t->rowUnit = t->interleave;
     if (const target::KernelChoice *c = table ? table->find(t->format) : nullptr)
-      t->rowUnit = std::lcm<int64_t>(t->interleave,
-                             std::max<int64_t>(1, c->rowTile));
+      t->rowUnit = std::lcm<int64_t>(
+          std::lcm<int64_t>(t->interleave, std::max<int64_t>(1, c->rowTile)),
+          target::kPromptGroupRows);
   }
   const std::string codePath = dir + "/" + manifest.codeFile;
   if (!useStatic) {

@@ -13,10 +13,12 @@
 func.func @layer(%x: tensor<?x256xf32>,
                  %a: !lowbit.qtensor<64x256 : q4_0, #lowbit.layout<rows = 8>>,
                  %c: !lowbit.qtensor<32x256 : q4_k, #lowbit.layout<rows = 4>>,
-                 %d: !lowbit.qtensor<32x256 : q4_k>) {
+                 %d: !lowbit.qtensor<32x256 : q4_k>,
+                 %e: !lowbit.qtensor<64x256 : q8_0, #lowbit.layout<rows = 4>>) {
   %0 = lowbit.matmul %x, %a : tensor<?x256xf32>, !lowbit.qtensor<64x256 : q4_0, #lowbit.layout<rows = 8>> -> tensor<?x64xf32>
   %1 = lowbit.matmul %x, %c : tensor<?x256xf32>, !lowbit.qtensor<32x256 : q4_k, #lowbit.layout<rows = 4>> -> tensor<?x32xf32>
   %2 = lowbit.matmul %x, %d : tensor<?x256xf32>, !lowbit.qtensor<32x256 : q4_k> -> tensor<?x32xf32>
+  %3 = lowbit.matmul %x, %e : tensor<?x256xf32>, !lowbit.qtensor<64x256 : q8_0, #lowbit.layout<rows = 4>> -> tensor<?x64xf32>
   return
 }
 
@@ -29,7 +31,9 @@ func.func @layer(%x: tensor<?x256xf32>,
 // CHECK:       vpmaddwd
 // CHECK:       vfmadd
 // CHECK-LABEL: {{^}}lb_mm_q4_k_32x256_r1:
+// CHECK-LABEL: {{^}}lb_mm_q8_0_64x256_r4:
+// CHECK:       vpdpbusd {{.*}}{1to8}, %ymm
 
 // PLAIN-LABEL: {{^}}lb_mm_q4_k_32x256_r1:
 // PLAIN-NOT:   vpmulld
-// PLAIN-LABEL: {{^}}lb_kernel_table:
+// PLAIN-LABEL: {{^}}lb_mm_q8_0_64x256_r4:

@@ -143,11 +143,11 @@ public:
   /// the byte offsets of its parts) and read back by every token tile.
   int64_t groupPromptDecodedBytes() const override { return kDecodedBytes; }
 
-  void emitGroupPromptDecode(VectorOps &v, Value w, Value wAt, Value decoded,
-                             Value at) override {
+  void emitGroupPromptDecode(VectorOps &v, Value w, ArrayRef<Value> rowAts,
+                             Value decoded, Value at) override {
     OpBuilder &b = v.b;
     Location loc = v.loc;
-    constexpr int64_t G = kPromptGroup, B = sizeof(blocks::Q4_K);
+    constexpr int64_t G = kPromptGroup;
     auto store = [&](Value vector, int64_t offset) {
       Value bytes = vector::BitCastOp::create(b, loc, v.vecI8(32), vector);
       vector::StoreOp::create(b, loc, bytes, decoded,
@@ -155,8 +155,7 @@ public:
     };
     // Per row: d, dmin and the 8 scales and minimums.
     SmallVector<Value> d, dmin, scales, mins;
-    for (int64_t r = 0; r < G; ++r) {
-      Value rowAt = v.addConst(wAt, B * r);
+    for (Value rowAt : rowAts) {
       d.push_back(v.loadScalar(
           w, v.addConst(rowAt, offsetof(blocks::Q4_K, d)), b.getI16Type()));
       dmin.push_back(v.loadScalar(
@@ -215,7 +214,7 @@ public:
       for (int64_t r = 0; r < G; ++r)
         q.push_back(vector::BitCastOp::create(
             b, loc, VectorType::get({4}, b.getI64Type()),
-            v.loadBytes(w, v.addConst(wAt, B * r + kQ4KQs + 32 * j), 32)));
+            v.loadBytes(w, v.addConst(rowAts[r], kQ4KQs + 32 * j), 32)));
       auto pick = [&](Value x, Value y, ArrayRef<int64_t> mask) -> Value {
         return vector::ShuffleOp::create(b, loc, x, y, mask);
       };

@@ -776,13 +776,22 @@ LogicalResult buildMatmulKernel(func::FuncOp fn, const KernelSpec &spec,
                             rn.forRange(
                                 rn.v->index(0), rn.v->index(nest.steps), 1,
                                 [&](LoopNest &sn, Value s) {
+                                  // Row i of the group: interleave group
+                                  // i / inter, lane i % inter, step s.
                                   VectorOps &sv = *sn.v;
-                                  Value wAt = sv.add(
+                                  const int64_t inter = spec.interleave,
+                                                block =
+                                                    kernel.weightBytesPerStep();
+                                  Value step = sv.add(
                                       sv.mulConst(r, nest.rowBytes),
-                                      sv.mulConst(
-                                          s, GP * kernel.weightBytesPerStep()));
+                                      sv.mulConst(s, inter * block));
+                                  SmallVector<Value> rowAts;
+                                  for (int64_t i = 0; i < GP; ++i)
+                                    rowAts.push_back(sv.addConst(
+                                        step, i / inter * inter * nest.rowBytes +
+                                                  i % inter * block));
                                   kernel.emitGroupPromptDecode(
-                                      sv, nest.w, wAt, decoded,
+                                      sv, nest.w, rowAts, decoded,
                                       sv.mulConst(
                                           s, kernel.groupPromptDecodedBytes()));
                                 });

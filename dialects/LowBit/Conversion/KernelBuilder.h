@@ -244,9 +244,12 @@ public:
   /// gets the scratch and the step's offset in it as `w` and `wAt`); 0: the
   /// step decodes the packed weights itself.
   virtual int64_t groupPromptDecodedBytes() const { return 0; }
-  /// Decodes the group's k step at byte `wAt` of `w` into `decoded` at `at`.
-  virtual void emitGroupPromptDecode(VectorOps &v, Value w, Value wAt,
-                                     Value decoded, Value at) {}
+  /// Decodes one k step of the group's rows into `decoded` at `at`; row i's
+  /// block is at byte rowAts[i] of `w` (the group may span several
+  /// interleave groups).
+  virtual void emitGroupPromptDecode(VectorOps &v, Value w,
+                                     ArrayRef<Value> rowAts, Value decoded,
+                                     Value at) {}
   /// A token's results for the group's rows (vector<G x f32>) from its
   /// accumulator after the k loop: the accumulator itself when lane i is
   /// row i (G = 8); kernels with several lanes per row add them here.

@@ -143,10 +143,70 @@ public:
   /// Q4_0 prompts on x86: lane i of the decoded vectors is row i of the
   /// group, each activation dword is broadcast to all 8 rows.
   int64_t groupPromptRows(const KernelSpec &spec) const override {
+    // Q8_0 with AVX-512 VNNI: 8 rows of any interleave that divides 8,
+    // decoded once per token block (emitGroupPromptDecode).
+    if (format == Format::Q8_0 && isa == ISA::X86AVX512VNNI &&
+        kGroup % spec.interleave == 0)
+      return kGroup;
     if (format != Format::Q4_0 || spec.interleave != kGroup ||
         isa == ISA::AArch64Neon)
       return 0;
     return kGroup;
+  }
+
+  int64_t groupPromptDecodedBytes() const override {
+    return format == Format::Q8_0 ? kQ8DecodedBytes : 0;
+  }
+
+  /// Q8_0: the 8 rows' quants plus 128 (unsigned for vpdpbusd; the prepared
+  /// -128 * sum(x) takes it off again), transposed so that vector k holds
+  /// dword k of every row (lane i row i), and the rows' d.
+  void emitGroupPromptDecode(VectorOps &v, Value w, ArrayRef<Value> rowAts,
+                             Value decoded, Value at) override {
+    OpBuilder &b = v.b;
+    Location loc = v.loc;
+    auto store = [&](Value vector, int64_t offset) {
+      Value bytes = vector::BitCastOp::create(b, loc, v.vecI8(32), vector);
+      vector::StoreOp::create(b, loc, bytes, decoded,
+                              ValueRange{v.addConst(at, offset)});
+    };
+    SmallVector<Value> halves, q;
+    for (Value rowAt : rowAts) {
+      halves.push_back(v.loadScalar(w, rowAt, b.getI16Type()));
+      Value biased = arith::XOrIOp::create(
+          b, loc, v.loadBytes(w, v.addConst(rowAt, qsAt), 32),
+          v.splatI8(0x80));
+      q.push_back(vector::BitCastOp::create(b, loc, v.vecI32(8), biased));
+    }
+    Value d = vector::BitCastOp::create(
+        b, loc, VectorType::get({kGroup}, b.getF16Type()),
+        vector::FromElementsOp::create(b, loc, v.vecI16(kGroup), halves));
+    store(arith::ExtFOp::create(b, loc, v.vecF32(8), d), kQ8DecodedD);
+    auto pick = [&](Value x, Value y, ArrayRef<int64_t> mask) -> Value {
+      return vector::ShuffleOp::create(b, loc, x, y, mask);
+    };
+    const int64_t lo32[] = {0, 8, 1, 9, 4, 12, 5, 13};
+    const int64_t hi32[] = {2, 10, 3, 11, 6, 14, 7, 15};
+    const int64_t lo64[] = {0, 1, 8, 9, 4, 5, 12, 13};
+    const int64_t hi64[] = {2, 3, 10, 11, 6, 7, 14, 15};
+    const int64_t lo128[] = {0, 1, 2, 3, 8, 9, 10, 11};
+    const int64_t hi128[] = {4, 5, 6, 7, 12, 13, 14, 15};
+    Value t[8], u[8];
+    for (int64_t k = 0; k < 4; ++k) {
+      t[2 * k] = pick(q[2 * k], q[2 * k + 1], lo32);
+      t[2 * k + 1] = pick(q[2 * k], q[2 * k + 1], hi32);
+    }
+    // u[4h + m]: dwords m and m + 4 of rows 4h .. 4h + 3.
+    for (int64_t h = 0; h < 2; ++h) {
+      u[4 * h + 0] = pick(t[4 * h], t[4 * h + 2], lo64);
+      u[4 * h + 1] = pick(t[4 * h], t[4 * h + 2], hi64);
+      u[4 * h + 2] = pick(t[4 * h + 1], t[4 * h + 3], lo64);
+      u[4 * h + 3] = pick(t[4 * h + 1], t[4 * h + 3], hi64);
+    }
+    for (int64_t m = 0; m < 4; ++m) {
+      store(pick(u[m], u[4 + m], lo128), 32 * m);
+      store(pick(u[m], u[4 + m], hi128), 32 * (m + 4));
+    }
   }
 
   /// ints: -offset * (sum of the block's x); floats: dx.
@@ -155,7 +215,9 @@ public:
     OpBuilder &b = v.b;
     Location loc = v.loc;
     Value x = v.loadBytes(xq, v.addConst(xAt, kActQs), 32);
-    Value partial = v.dotU(v.splatI32(0), v.splatI8(offset), x);
+    // Q8_0's weights arrive biased by 128 (emitGroupPromptDecode).
+    const int bias = format == Format::Q8_0 ? 128 : offset;
+    Value partial = v.dotU(v.splatI32(0), v.splatI8(bias), x);
     Value sum = vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD,
                                             partial);
     Value neg = arith::SubIOp::create(b, loc, v.i32(0), sum);
@@ -175,6 +237,10 @@ public:
                            MutableArrayRef<Value> accs) override {
     OpBuilder &b = v.b;
     Location loc = v.loc;
+    if (format == Format::Q8_0) {
+      emitQ8PromptStep(v, w, wAt, xq, xAts, ints, floats, sAts, accs);
+      return;
+    }
     SmallVector<Value> pairs;
     for (int64_t p = 0; p < 4; ++p) {
       Value lo = v.loadBytes(w, v.addConst(wAt, blockBytes * p + qsAt), 16);
@@ -253,6 +319,47 @@ public:
 
 private:
   static constexpr int64_t kGroup = 8;
+  /// A decoded Q8_0 step: 8 quant vectors (dword k of the rows at 32k),
+  /// then the rows' d as f32.
+  static constexpr int64_t kQ8DecodedD = 8 * 32,
+                           kQ8DecodedBytes = kQ8DecodedD + 32;
+
+  /// Q8_0 over `decoded` at `at`: per token the prepared -128 * sum(x) plus
+  /// 8 vpdpbusd with the activation dwords broadcast to the rows, in two
+  /// chains (even and odd dwords) so 2T chains are in flight.
+  void emitQ8PromptStep(VectorOps &v, Value decoded, Value at, Value xq,
+                        ArrayRef<Value> xAts, Value ints, Value floats,
+                        ArrayRef<Value> sAts, MutableArrayRef<Value> accs) {
+    OpBuilder &b = v.b;
+    Location loc = v.loc;
+    auto xWord = [&](Value xAt, int64_t k) -> Value {
+      Value four = v.loadBytes(xq, v.addConst(xAt, kActQs + 4 * k), 4);
+      Value word = vector::BitCastOp::create(b, loc, v.vecI32(1), four);
+      Value wide = vector::BroadcastOp::create(b, loc, v.vecI32(8), word);
+      return vector::BitCastOp::create(b, loc, v.vecI8(32), wide);
+    };
+    const size_t T = xAts.size();
+    SmallVector<Value> even, odd(T, v.splatI32(0));
+    for (size_t j = 0; j < T; ++j)
+      even.push_back(v.splat(
+          memref::LoadOp::create(b, loc, ints, ValueRange{sAts[j]}), 8));
+    for (int64_t k = 0; k < 8; ++k) {
+      Value quants = v.loadBytes(decoded, v.addConst(at, 32 * k), 32);
+      for (size_t j = 0; j < T; ++j) {
+        Value &sum = k % 2 ? odd[j] : even[j];
+        sum = v.dotU(sum, quants, xWord(xAts[j], k));
+      }
+    }
+    Value d = vector::BitCastOp::create(
+        b, loc, v.vecF32(8),
+        v.loadBytes(decoded, v.addConst(at, kQ8DecodedD), 32));
+    for (size_t j = 0; j < T; ++j) {
+      Value dx = v.splat(
+          memref::LoadOp::create(b, loc, floats, ValueRange{sAts[j]}), 8);
+      accs[j] = v.fmaScaled(accs[j], v.add(even[j], odd[j]),
+                            arith::MulFOp::create(b, loc, d, dx));
+    }
+  }
 
   /// AVX2: rows 2p and 2p+1 share a vector as in emitPaired; the vpmaddubsw
   /// pairs of the 4 row pairs are reduced by a vphaddw tree to two i16

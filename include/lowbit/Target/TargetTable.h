@@ -49,6 +49,11 @@ struct KernelChoice {
   const char *dotPath;
 };
 
+/// The most rows a group prompt path takes at a time (Q4_0's and Q8_0's
+/// 8; Q4_K's 4): the runtime splits a matmul's rows among threads in
+/// multiples of it, so every range starts a group.
+constexpr uint32_t kPromptGroupRows = 8;
+
 /// Instruction-set family: selects how the kernel generator lowers integer
 /// dot products and half-precision conversions.
 enum class ISA : uint8_t { X86AVX2, X86AVX512VNNI, AArch64Neon };

@@ -7,6 +7,9 @@
 // prompt column (EPYC, AVX-512 VNNI): Q4_0's group prompt path (8 rows x
 // tokenTile tokens, one accumulator per token) 260 GOP/s per thread at 8
 // tokens, 283 at 16; Q4_K 167 -> 219 from 2 to 4 tokens, Q6_K 162 -> 166.
+// Q8_0's group prompt path (8 rows x 4 tokens, two chains per token): ~225,
+// against ~120 for its row tiles. Q4_K's (4 rows): ~210 at 4 tokens, ~188 at
+// 8 (spills); an 8-row Q4_K path measured no faster (~185).
 // Q4_K's group prompt path (4 rows x tokenTile tokens): ~210 GOP/s at 4
 // tokens, ~188 at 8 (register spills). Q4_K stays at 4 rows: at 8 rows the
 // one-token tiles read 21-23 GB/s instead of 28-31.

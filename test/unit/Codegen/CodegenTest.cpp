@@ -145,7 +145,8 @@ std::string tempPath(const std::string &stem, const std::string &ext) {
 }
 
 /// Jobs for every case: tokens 1 (decode), 5 (token tile + tail) and 70
-/// (two token blocks), rows in three ranges, strided activations/results.
+/// (two token blocks), rows in three ranges (prompts also in two ranges
+/// aligned to kPromptGroupRows), strided activations/results.
 std::vector<Job> makeJobs(const std::vector<Case> &cases,
                           const codegen::KernelManifest &manifest) {
   std::vector<Job> jobs;
@@ -186,6 +187,14 @@ std::vector<Job> makeJobs(const std::vector<Case> &cases,
       j.packed = packed;
       j.decoded = decoded;
       j.x = gaussian(tokens * j.xStride, seed++);
+      // Prompts again with ranges that start at multiples of
+      // kPromptGroupRows, as the runtime's do: the group prompt paths.
+      if (tokens > 1 && c.rows > 16 && c.rows % target::kPromptGroupRows == 0) {
+        Job aligned = j;
+        aligned.ranges = {{0, 16}, {16, c.rows}};
+        aligned.x = gaussian(tokens * j.xStride, seed++);
+        jobs.push_back(std::move(aligned));
+      }
       jobs.push_back(std::move(j));
     }
   }
