@@ -182,6 +182,47 @@ Value VectorOps::shuffle(Value v, ArrayRef<int64_t> mask) {
   return vector::ShuffleOp::create(b, loc, v, v, mask);
 }
 
+Value VectorOps::unpack(Value a, Value c, unsigned bits, bool high) {
+  // Per 128-bit half h: dwords (or qword pairs) of a and c alternately, from
+  // the low or the high half of each.
+  SmallVector<int64_t> mask;
+  const int64_t per = bits / 32; // dwords per element taken
+  for (int64_t h = 0; h < 2; ++h)
+    for (int64_t e = 0; e < 2 / per; ++e)
+      for (int64_t source = 0; source < 2; ++source)
+        for (int64_t d = 0; d < per; ++d)
+          mask.push_back(8 * source + 4 * h + (high ? 2 : 0) + e * per + d);
+  return vector::ShuffleOp::create(b, loc, a, c, mask);
+}
+Value VectorOps::unpackLo32(Value a, Value c) { return unpack(a, c, 32, false); }
+Value VectorOps::unpackHi32(Value a, Value c) { return unpack(a, c, 32, true); }
+Value VectorOps::unpackLo64(Value a, Value c) { return unpack(a, c, 64, false); }
+Value VectorOps::unpackHi64(Value a, Value c) { return unpack(a, c, 64, true); }
+
+SmallVector<Value, 8> VectorOps::transposeDwords(ArrayRef<Value> rows) {
+  // Dword pairs, then qword pairs inside each 128-bit half, then the halves.
+  Value t[8], u[8];
+  for (int64_t k = 0; k < 4; ++k) {
+    t[2 * k] = unpackLo32(rows[2 * k], rows[2 * k + 1]);
+    t[2 * k + 1] = unpackHi32(rows[2 * k], rows[2 * k + 1]);
+  }
+  // u[4h + m]: dwords m and m + 4 of rows 4h .. 4h + 3.
+  for (int64_t h = 0; h < 2; ++h) {
+    u[4 * h + 0] = unpackLo64(t[4 * h], t[4 * h + 2]);
+    u[4 * h + 1] = unpackHi64(t[4 * h], t[4 * h + 2]);
+    u[4 * h + 2] = unpackLo64(t[4 * h + 1], t[4 * h + 3]);
+    u[4 * h + 3] = unpackHi64(t[4 * h + 1], t[4 * h + 3]);
+  }
+  SmallVector<Value, 8> out(8);
+  for (int64_t m = 0; m < 4; ++m) {
+    out[m] = vector::ShuffleOp::create(
+        b, loc, u[m], u[4 + m], ArrayRef<int64_t>{0, 1, 2, 3, 8, 9, 10, 11});
+    out[m + 4] = vector::ShuffleOp::create(
+        b, loc, u[m], u[4 + m], ArrayRef<int64_t>{4, 5, 6, 7, 12, 13, 14, 15});
+  }
+  return out;
+}
+
 Value VectorOps::extend(Value v, unsigned bits, bool isSigned) {
   auto type = VectorType::get({numElements(v)}, b.getIntegerType(bits));
   if (isSigned)

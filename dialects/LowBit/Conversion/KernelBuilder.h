@@ -111,6 +111,17 @@ public:
   Value slice(Value v, int64_t offset, int64_t n);
   /// Shuffle of one 1-D vector with a mask.
   Value shuffle(Value v, ArrayRef<int64_t> mask);
+  /// vpunpck{l,h}{dq,qdq} of two vector<8xi32>: per 128-bit half, the low
+  /// (high) two dwords or the low (high) qword of each, interleaved.
+  Value unpackLo32(Value a, Value b);
+  Value unpackHi32(Value a, Value b);
+  Value unpackLo64(Value a, Value b);
+  Value unpackHi64(Value a, Value b);
+  /// The 8 x 8 dword transpose of 8 vector<8xi32> rows: result k holds
+  /// dword k of every row, lane i row i.
+  SmallVector<Value, 8> transposeDwords(ArrayRef<Value> rows);
+  /// The unpacks above: `bits` 32 or 64, the low or `high` halves.
+  Value unpack(Value a, Value b, unsigned bits, bool high);
   /// Sign/zero extension of an integer vector to `bits`.
   Value extend(Value v, unsigned bits, bool isSigned);
 

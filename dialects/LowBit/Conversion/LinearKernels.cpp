@@ -182,31 +182,9 @@ public:
         b, loc, VectorType::get({kGroup}, b.getF16Type()),
         vector::FromElementsOp::create(b, loc, v.vecI16(kGroup), halves));
     store(arith::ExtFOp::create(b, loc, v.vecF32(8), d), kQ8DecodedD);
-    auto pick = [&](Value x, Value y, ArrayRef<int64_t> mask) -> Value {
-      return vector::ShuffleOp::create(b, loc, x, y, mask);
-    };
-    const int64_t lo32[] = {0, 8, 1, 9, 4, 12, 5, 13};
-    const int64_t hi32[] = {2, 10, 3, 11, 6, 14, 7, 15};
-    const int64_t lo64[] = {0, 1, 8, 9, 4, 5, 12, 13};
-    const int64_t hi64[] = {2, 3, 10, 11, 6, 7, 14, 15};
-    const int64_t lo128[] = {0, 1, 2, 3, 8, 9, 10, 11};
-    const int64_t hi128[] = {4, 5, 6, 7, 12, 13, 14, 15};
-    Value t[8], u[8];
-    for (int64_t k = 0; k < 4; ++k) {
-      t[2 * k] = pick(q[2 * k], q[2 * k + 1], lo32);
-      t[2 * k + 1] = pick(q[2 * k], q[2 * k + 1], hi32);
-    }
-    // u[4h + m]: dwords m and m + 4 of rows 4h .. 4h + 3.
-    for (int64_t h = 0; h < 2; ++h) {
-      u[4 * h + 0] = pick(t[4 * h], t[4 * h + 2], lo64);
-      u[4 * h + 1] = pick(t[4 * h], t[4 * h + 2], hi64);
-      u[4 * h + 2] = pick(t[4 * h + 1], t[4 * h + 3], lo64);
-      u[4 * h + 3] = pick(t[4 * h + 1], t[4 * h + 3], hi64);
-    }
-    for (int64_t m = 0; m < 4; ++m) {
-      store(pick(u[m], u[4 + m], lo128), 32 * m);
-      store(pick(u[m], u[4 + m], hi128), 32 * (m + 4));
-    }
+    SmallVector<Value, 8> dwords = v.transposeDwords(q);
+    for (int64_t k = 0; k < 8; ++k)
+      store(dwords[k], 32 * k);
   }
 
   /// ints: -offset * (sum of the block's x); floats: dx.
@@ -249,19 +227,12 @@ public:
       pairs.push_back(
           vector::BitCastOp::create(b, loc, v.vecI32(8), v.concat(lo, hi)));
     }
-    auto shuffle2 = [&](Value a, Value c, ArrayRef<int64_t> mask) -> Value {
-      return vector::ShuffleOp::create(b, loc, a, c, mask);
-    };
-    const int64_t lo32[] = {0, 8, 1, 9, 4, 12, 5, 13};
-    const int64_t hi32[] = {2, 10, 3, 11, 6, 14, 7, 15};
-    const int64_t lo64[] = {0, 1, 8, 9, 4, 5, 12, 13};
-    const int64_t hi64[] = {2, 3, 10, 11, 6, 7, 14, 15};
-    Value t0 = shuffle2(pairs[0], pairs[1], lo32);
-    Value t1 = shuffle2(pairs[2], pairs[3], lo32);
-    Value t2 = shuffle2(pairs[0], pairs[1], hi32);
-    Value t3 = shuffle2(pairs[2], pairs[3], hi32);
-    Value cols[4] = {shuffle2(t0, t1, lo64), shuffle2(t0, t1, hi64),
-                     shuffle2(t2, t3, lo64), shuffle2(t2, t3, hi64)};
+    Value t0 = v.unpackLo32(pairs[0], pairs[1]);
+    Value t1 = v.unpackLo32(pairs[2], pairs[3]);
+    Value t2 = v.unpackHi32(pairs[0], pairs[1]);
+    Value t3 = v.unpackHi32(pairs[2], pairs[3]);
+    Value cols[4] = {v.unpackLo64(t0, t1), v.unpackHi64(t0, t1),
+                     v.unpackLo64(t2, t3), v.unpackHi64(t2, t3)};
     SmallVector<Value> low, high;
     for (Value c : cols) {
       Value bytes = vector::BitCastOp::create(b, loc, v.vecI8(32), c);
