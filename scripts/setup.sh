@@ -12,6 +12,7 @@ PACKAGES=(
   clang-22 libclang-rt-22-dev
   liblld-22-dev
   libgtest-dev nlohmann-json3-dev
+  libonnx-dev libprotobuf-dev protobuf-compiler libonnx-testdata time
   g++-aarch64-linux-gnu qemu-user
 )
 

@@ -35,6 +35,13 @@ if os.path.isdir(os.path.join(config.lowbit_shared_dir, "tokenizers")):
 
 config.environment["LOWBIT_NO_PROGRESS"] = "1"
 
+# ONNX fixtures are written as protobuf text (test/ONNX/Inputs/*.txtpb) and
+# encoded with protoc against Debian's onnx.proto (libonnx-dev,
+# protobuf-compiler); the ONNX backend node tests come from libonnx-testdata.
+config.substitutions.append(
+    ("%onnx-encode",
+     "protoc -I/usr/include onnx/onnx.proto --encode=onnx.ModelProto"))
+
 tool_dirs = [config.lowbit_tools_dir, config.llvm_tools_dir]
 tools = [
     ToolSubst("lowbit-opt", unresolved="fatal"),

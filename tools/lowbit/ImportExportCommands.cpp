@@ -6,16 +6,21 @@
 #include "LowBit/IR/LowBit.h"
 #include "LowBit/Translation/GGUFExport.h"
 #include "LowBit/Translation/GGUFImport.h"
+#include "LowBit/Translation/ONNXExport.h"
+#include "LowBit/Translation/ONNXImport.h"
+#include "lowbit/ONNX/ONNXFile.h"
 
 using namespace lowbit;
 
 int importCommand(int argc, char **argv) {
-  cli::CommandLine cl("import", "MODEL.gguf -o OUT.mlir",
-                      "Import a GGUF model into the lowbit dialect. Weights "
-                      "stay in the GGUF file and are\nreferenced by offset "
-                      "(#lowbit.external); large metadata arrays (the "
-                      "tokenizer\nvocabulary) are referenced too, so the IR "
-                      "of any model prints in kilobytes.");
+  cli::CommandLine cl("import", "MODEL.gguf|MODEL.onnx -o OUT.mlir",
+                      "Import a GGUF or ONNX model into the lowbit dialect. "
+                      "Weights stay in the model's\nfiles and are referenced "
+                      "by offset (#lowbit.external); large GGUF metadata "
+                      "arrays\n(the tokenizer vocabulary) are referenced "
+                      "too, so the IR of any model prints in\nkilobytes. "
+                      "An ONNX model is imported node for node "
+                      "(lowbit.onnx.node), external\ndata included.");
   cl.option("output", "FILE", "Where to write the IR ('-' for stdout).", "o");
   cl.option("inline-array-limit", "N",
             "Metadata arrays with more than N elements are referenced from "
@@ -37,8 +42,10 @@ int importCommand(int argc, char **argv) {
   options.buildGraph = !cl.has("weights-only");
 
   auto context = driver::makeContext();
-  auto module =
-      mlir::lowbit::importGGUF(context.get(), cl.positional()[0], options);
+  const std::string &input = cl.positional()[0];
+  auto module = driver::isONNX(input)
+                    ? mlir::lowbit::importONNX(context.get(), input)
+                    : mlir::lowbit::importGGUF(context.get(), input, options);
   if (!module)
     return 1;
   if (!driver::writeIR(*module, cl.get("output"), error))
@@ -47,13 +54,18 @@ int importCommand(int argc, char **argv) {
 }
 
 int exportCommand(int argc, char **argv) {
-  cli::CommandLine cl("export", "MODEL.mlir -o OUT.gguf",
-                      "Write a model in the lowbit dialect (or a GGUF file) "
-                      "as a GGUF file: metadata in its\nrecorded order, "
-                      "weights in module order, aligned as llama.cpp expects. "
-                      "The file is\nwritten under a temporary name and "
+  cli::CommandLine cl("export", "MODEL.mlir -o OUT.gguf|OUT.onnx",
+                      "Write a model in the lowbit dialect (or a GGUF or "
+                      "ONNX file) as a GGUF file:\nmetadata in its recorded "
+                      "order, weights in module order, aligned as llama.cpp\n"
+                      "expects; or, when OUT ends in .onnx, an imported ONNX "
+                      "graph as an ONNX model\n(external data in OUT.data). "
+                      "Files are written under a temporary name and\n"
                       "renamed when complete.");
-  cl.option("output", "FILE", "The GGUF file to write.", "o");
+  cl.option("output", "FILE", "The GGUF or ONNX file to write.", "o");
+  cl.option("external-data-threshold", "BYTES",
+            "ONNX: tensors of at least BYTES go to the external data file "
+            "OUT.data\n(default: only those the source kept there).");
   std::string error;
   if (std::optional<int> done = cl.parseCommand(argc, argv, "input model"))
     return *done;
@@ -63,7 +75,22 @@ int exportCommand(int argc, char **argv) {
   auto module = driver::loadModel(*context, cl.positional()[0]);
   if (!module)
     return 1;
-  if (mlir::failed(mlir::lowbit::exportGGUF(*module, cl.get("output"))))
+  const std::string &output = cl.get("output");
+  if (llvm::StringRef(output).ends_with(".onnx")) {
+    mlir::lowbit::ONNXExportOptions options;
+    if (cl.has("external-data-threshold")) {
+      long long threshold = 0;
+      if (!cl.getInt("external-data-threshold", threshold, error))
+        return cli::fail(error);
+      if (threshold < 0)
+        return cli::fail("--external-data-threshold must not be negative");
+      options.externalDataThreshold = static_cast<uint64_t>(threshold);
+    }
+    return mlir::failed(mlir::lowbit::exportONNX(*module, output, options));
+  }
+  if (cl.has("external-data-threshold"))
+    return cli::fail("--external-data-threshold applies to ONNX output only");
+  if (mlir::failed(mlir::lowbit::exportGGUF(*module, output)))
     return 1;
   return 0;
 }

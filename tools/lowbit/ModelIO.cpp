@@ -3,6 +3,8 @@
 
 #include "LowBit/IR/LowBit.h"
 #include "LowBit/Translation/GGUFImport.h"
+#include "LowBit/Translation/ONNXImport.h"
+#include "lowbit/ONNX/ONNXFile.h"
 #include "lowbit/Support/MappedFile.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -75,9 +77,16 @@ static bool isGGUF(const std::string &path) {
   return in.read(magic, 4) && std::string(magic, 4) == "GGUF";
 }
 
+bool isONNX(const std::string &path) {
+  return llvm::StringRef(path).ends_with(".onnx") ||
+         ::lowbit::onnxfile::looksLikeONNX(path);
+}
+
 OwningOpRef<ModuleOp> loadModel(MLIRContext &context, const std::string &path) {
   if (isGGUF(path))
     return mlir::lowbit::importGGUF(&context, path);
+  if (isONNX(path))
+    return mlir::lowbit::importONNX(&context, path);
   std::string error;
   auto file = MappedFile::open(path, error);
   if (!file) {

@@ -14,8 +14,12 @@ namespace lowbit::driver {
 /// diagnostics print as "error: <file>: <message>" on stderr.
 std::unique_ptr<mlir::MLIRContext> makeContext();
 
-/// Loads a model: a GGUF file (detected by its magic) is imported, anything
-/// else is parsed as lowbit IR and verified. Null after a printed error.
+/// Whether `path` is an ONNX model (by its name, or its first byte).
+bool isONNX(const std::string &path);
+
+/// Loads a model: a GGUF file (detected by its magic) or an ONNX file
+/// (isONNX) is imported, anything else is parsed as lowbit IR and verified.
+/// Null after a printed error.
 mlir::OwningOpRef<mlir::ModuleOp> loadModel(mlir::MLIRContext &context,
                                             const std::string &path);
 

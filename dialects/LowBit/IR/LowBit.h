@@ -47,6 +47,10 @@ bool isFloatModelField(llvm::StringRef field);
 /// The module's lowbit.model, or null.
 ModelAttr getModelAttr(ModuleOp module);
 
+/// Bytes an ONNX tensor of `type` takes in a file (4-bit types two to a
+/// byte, bool one byte); -1 for a dynamic shape or a type without a size.
+int64_t getONNXStorageBytes(RankedTensorType type);
+
 /// GGUF value type names as used in #lowbit.array ("u32", "string", ...).
 llvm::StringRef ggufTypeName(uint32_t type);
 std::optional<uint32_t> parseGGUFTypeName(llvm::StringRef name);

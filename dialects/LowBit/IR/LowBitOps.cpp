@@ -4,6 +4,7 @@
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/DialectResourceBlobManager.h"
 #include "mlir/IR/OpImplementation.h"
+#include "llvm/ADT/StringSet.h"
 
 #include <cmath>
 
@@ -407,6 +408,110 @@ LogicalResult MatmulResidualOp::verify() {
       !compatible(result[1], weight[0]))
     return emitOpError() << "result " << getResult().getType()
                          << " must be [tokens, " << weight[0] << "]";
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// ONNX graphs
+//===----------------------------------------------------------------------===//
+
+int64_t mlir::lowbit::getONNXStorageBytes(RankedTensorType type) {
+  Type element = type.getElementType();
+  int64_t bits = 0;
+  if (auto complex = dyn_cast<ComplexType>(element))
+    bits = 2 * complex.getElementType().getIntOrFloatBitWidth();
+  else if (element.isIntOrFloat())
+    // ONNX stores a bool in a byte.
+    bits = std::max<int64_t>(element.getIntOrFloatBitWidth(),
+                             element.isInteger(1) ? 8 : 1);
+  if (bits == 0 || !type.hasStaticShape())
+    return -1;
+  int64_t count = type.getNumElements();
+  if (count < 0 || count > (INT64_MAX - 7) / bits)
+    return -1;
+  return (count * bits + 7) / 8;
+}
+
+LogicalResult ONNXInitializerOp::verify() {
+  RankedTensorType type = getTensorType();
+  if (!type.hasStaticShape())
+    return emitOpError() << "type " << type << " must have a static shape";
+  Attribute data = getData();
+  if (auto external = dyn_cast<ExternalDataAttr>(data)) {
+    int64_t bytes = getONNXStorageBytes(type);
+    if (bytes < 0 || external.getSize() != uint64_t(bytes))
+      return emitOpError() << "external data of " << external.getSize()
+                           << " bytes, but " << type << " takes " << bytes;
+    return success();
+  }
+  if (auto elements = dyn_cast<ElementsAttr>(data)) {
+    if (elements.getShapedType() != type)
+      return emitOpError() << "data of type " << elements.getShapedType()
+                           << " differs from " << type;
+    return success();
+  }
+  return emitOpError() << "data must be #lowbit.external or elements";
+}
+
+LogicalResult
+ONNXConstantOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
+  auto tensor = symbolTable.lookupNearestSymbolFrom<ONNXInitializerOp>(
+      *this, getTensorAttr());
+  if (!tensor)
+    return emitOpError() << "'" << getTensor()
+                         << "' does not name a lowbit.onnx.initializer";
+  if (tensor.getType() != getType())
+    return emitOpError() << "type " << getType() << " differs from "
+                         << tensor.getType() << " of @" << getTensor();
+  return success();
+}
+
+LogicalResult ONNXNodeOp::verify() {
+  if (getOpType().empty())
+    return emitOpError() << "needs an op_type";
+  if (std::optional<ArrayAttr> outputs = getOutputs();
+      outputs && outputs->size() != getNumResults())
+    return emitOpError() << "names " << outputs->size() << " outputs but has "
+                         << getNumResults() << " results";
+  size_t subgraphCount = getSubgraphs() ? getSubgraphs()->size() : 0;
+  if (subgraphCount != getGraphs().size())
+    return emitOpError() << "names " << subgraphCount << " subgraphs but has "
+                         << getGraphs().size() << " regions";
+  for (Region &region : getGraphs())
+    if (region.empty() || !isa<ONNXYieldOp>(region.front().getTerminator()))
+      return emitOpError() << "subgraph regions must end in lowbit.onnx.yield";
+  for (NamedAttribute attr : getOnnxAttributes()) {
+    Attribute value = attr.getValue();
+    bool stringArray =
+        isa<ArrayAttr>(value) &&
+        llvm::all_of(cast<ArrayAttr>(value),
+                     [](Attribute a) { return isa<StringAttr>(a); });
+    auto integer = dyn_cast<IntegerAttr>(value);
+    auto real = dyn_cast<FloatAttr>(value);
+    if (!(integer && integer.getType().isInteger(64)) &&
+        !(real && real.getType().isF32()) && !isa<StringAttr>(value) &&
+        !isa<DenseI64ArrayAttr, DenseF32ArrayAttr, FlatSymbolRefAttr>(value) &&
+        !stringArray)
+      return emitOpError() << "attribute '" << attr.getName().getValue()
+                           << "' has no ONNX attribute type: " << value;
+  }
+  if (std::optional<ArrayAttr> order = getAttributeOrder()) {
+    size_t expected = getOnnxAttributes().size() + subgraphCount;
+    llvm::StringSet<> seen;
+    for (Attribute name : *order) {
+      StringRef text = cast<StringAttr>(name).getValue();
+      bool known = getOnnxAttributes().contains(text) ||
+                   (getSubgraphs() &&
+                    llvm::is_contained(getSubgraphs()->getAsValueRange<StringAttr>(),
+                                       text));
+      if (!known || !seen.insert(text).second)
+        return emitOpError() << "attribute_order names '" << text
+                             << "', which is not an attribute or is repeated";
+    }
+    if (seen.size() != expected)
+      return emitOpError() << "attribute_order must name all " << expected
+                           << " attributes";
+  }
   return success();
 }
 

@@ -427,4 +427,6 @@ def LowBit_MatmulResidualOp : LowBit_Op<"matmul_residual", [Pure]> {
   let hasVerifier = 1;
 }
 
+include "LowBit/IR/LowBitONNXOps.td"
+
 #endif // LOWBIT_OPS_TD

@@ -1,0 +1,550 @@
+//===- ONNXExport.cpp - lowbit dialect -> ONNX file -----------------------===//
+//
+// Writes func.func @forward of lowbit.onnx.node ops (as ONNXImport makes
+// them, or as passes leave them) back as an ONNX ModelProto. Everything the
+// importer recorded (names, orders, dim_param names, producer fields, how
+// each tensor was stored) is written as it was, so an imported model that no
+// pass changed comes out byte for byte the same.
+//
+//===----------------------------------------------------------------------===//
+#include "LowBit/Translation/ONNXExport.h"
+
+#include "LowBit/IR/LowBit.h"
+#include "LowBit/Translation/ONNXImport.h"
+#include "lowbit/Support/MappedFile.h"
+
+#include "onnx/onnx_pb.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/DialectResourceBlobManager.h"
+#include "llvm/ADT/DenseMap.h"
+#include "llvm/ADT/StringSet.h"
+
+#include <climits>
+
+using namespace mlir;
+using namespace mlir::lowbit;
+
+namespace {
+
+class ONNXExporter {
+public:
+  ONNXExporter(ModuleOp module, const ONNXExportOptions &options)
+      : module(module), options(options) {}
+
+  LogicalResult run(onnx::ModelProto &proto);
+
+  /// Tensors to write to the external data file, in order.
+  struct ExternalTensor {
+    onnx::TensorProto *proto;
+    const uint8_t *bytes;
+    uint64_t size;
+  };
+  std::vector<ExternalTensor> externalTensors;
+
+private:
+  /// The files tensor bytes are read from stay mapped until the model is
+  /// written.
+  std::vector<std::shared_ptr<::lowbit::MappedFile>> mappedFiles;
+
+  LogicalResult fail(Operation *op, const llvm::Twine &message) {
+    return op->emitError() << message;
+  }
+  std::string nameOf(Value value);
+  void setName(Value value, llvm::StringRef name);
+  LogicalResult exportType(Type type, ArrayAttr dims, onnx::TypeProto &out,
+                           Location at);
+  LogicalResult exportValueInfo(DictionaryAttr info, Value value,
+                                onnx::ValueInfoProto &out, Location at);
+  LogicalResult exportTensor(ONNXInitializerOp op, onnx::TensorProto &out);
+  LogicalResult exportNode(ONNXNodeOp op, onnx::NodeProto &out);
+  LogicalResult exportBlock(Block &block, ArrayAttr inputInfos,
+                            ArrayAttr outputInfos, ArrayAttr valueInfo,
+                            onnx::GraphProto &out);
+
+  ModuleOp module;
+  const ONNXExportOptions &options;
+  llvm::DenseMap<Value, std::string> names;
+  llvm::StringSet<> usedNames;
+  SymbolTableCollection symbolTables;
+};
+
+} // namespace
+
+void ONNXExporter::setName(Value value, llvm::StringRef name) {
+  names[value] = name.str();
+  usedNames.insert(name);
+}
+
+std::string ONNXExporter::nameOf(Value value) {
+  if (auto it = names.find(value); it != names.end())
+    return it->second;
+  // A value a pass created: give it a fresh name.
+  for (unsigned n = names.size();; ++n) {
+    std::string candidate = "lowbit_" + std::to_string(n);
+    if (!usedNames.count(candidate)) {
+      setName(value, candidate);
+      return candidate;
+    }
+  }
+}
+
+LogicalResult ONNXExporter::exportType(Type type, ArrayAttr dims,
+                                       onnx::TypeProto &out, Location at) {
+  if (isa<NoneType>(type))
+    return success();
+  auto tensor = dyn_cast<TensorType>(type);
+  int32_t dataType = tensor ? getONNXDataType(tensor.getElementType()) : 0;
+  if (!dataType)
+    return emitError(at) << "type " << type << " has no ONNX form";
+  auto *tensorType = out.mutable_tensor_type();
+  tensorType->set_elem_type(dataType);
+  auto ranked = dyn_cast<RankedTensorType>(type);
+  if (!ranked)
+    return success();
+  auto *shape = tensorType->mutable_shape();
+  for (auto [index, size] : llvm::enumerate(ranked.getShape())) {
+    auto *dim = shape->add_dim();
+    StringRef param;
+    if (dims && index < dims.size())
+      param = cast<StringAttr>(dims[index]).getValue();
+    if (!ShapedType::isDynamic(size))
+      dim->set_dim_value(size);
+    else if (!param.empty())
+      dim->set_dim_param(param.str());
+  }
+  return success();
+}
+
+LogicalResult ONNXExporter::exportValueInfo(DictionaryAttr info, Value value,
+                                            onnx::ValueInfoProto &out,
+                                            Location at) {
+  if (!info) {
+    out.set_name(nameOf(value));
+    return exportType(value.getType(), nullptr, *out.mutable_type(), at);
+  }
+  out.set_name(cast<StringAttr>(info.get("name")).str());
+  if (auto type = info.getAs<TypeAttr>("type"))
+    if (failed(exportType(type.getValue(), info.getAs<ArrayAttr>("dims"),
+                          *out.mutable_type(), at)))
+      return failure();
+  if (auto doc = info.getAs<StringAttr>("doc_string"))
+    out.set_doc_string(doc.str());
+  return success();
+}
+
+/// Appends the `count` elements of `elements` (in memory order) to the
+/// typed repeated field ONNX keeps `dataType` in.
+static void appendTypedValues(DenseElementsAttr elements, int32_t dataType,
+                              onnx::TensorProto &out) {
+  Type element = elements.getElementType();
+  int64_t count = elements.getNumElements();
+  if (count == 0)
+    return;
+  if (element.isInteger(1)) {
+    for (bool v : elements.getValues<bool>())
+      out.add_int32_data(v ? 1 : 0);
+    return;
+  }
+  ArrayRef<char> raw = elements.getRawData();
+  int64_t width = int64_t(raw.size()) / (elements.isSplat() ? 1 : count);
+  auto at = [&](int64_t i) {
+    return raw.data() + (elements.isSplat() ? 0 : i * width);
+  };
+  for (int64_t i = 0; i < count; ++i) {
+    const char *p = at(i);
+    switch (dataType) {
+    case onnx::TensorProto::FLOAT:
+    case onnx::TensorProto::COMPLEX64:
+      for (int64_t part = 0; part < width / 4; ++part) {
+        float v;
+        memcpy(&v, p + 4 * part, 4);
+        out.add_float_data(v);
+      }
+      break;
+    case onnx::TensorProto::DOUBLE:
+    case onnx::TensorProto::COMPLEX128:
+      for (int64_t part = 0; part < width / 8; ++part) {
+        double v;
+        memcpy(&v, p + 8 * part, 8);
+        out.add_double_data(v);
+      }
+      break;
+    case onnx::TensorProto::INT64: {
+      int64_t v;
+      memcpy(&v, p, 8);
+      out.add_int64_data(v);
+      break;
+    }
+    case onnx::TensorProto::UINT32: {
+      uint32_t v;
+      memcpy(&v, p, 4);
+      out.add_uint64_data(v);
+      break;
+    }
+    case onnx::TensorProto::UINT64: {
+      uint64_t v;
+      memcpy(&v, p, 8);
+      out.add_uint64_data(v);
+      break;
+    }
+    case onnx::TensorProto::INT8: {
+      int8_t v;
+      memcpy(&v, p, 1);
+      out.add_int32_data(v);
+      break;
+    }
+    case onnx::TensorProto::INT16: {
+      int16_t v;
+      memcpy(&v, p, 2);
+      out.add_int32_data(v);
+      break;
+    }
+    case onnx::TensorProto::INT32: {
+      int32_t v;
+      memcpy(&v, p, 4);
+      out.add_int32_data(v);
+      break;
+    }
+    default: {
+      // UINT8, UINT16, the 16- and 8-bit floats: their bit patterns.
+      uint32_t v = 0;
+      memcpy(&v, p, std::min<int64_t>(width, 4));
+      out.add_int32_data(int32_t(v));
+      break;
+    }
+    }
+  }
+}
+
+LogicalResult ONNXExporter::exportTensor(ONNXInitializerOp op,
+                                         onnx::TensorProto &out) {
+  RankedTensorType type = op.getTensorType();
+  for (int64_t size : type.getShape())
+    out.add_dims(size);
+  int32_t dataType = getONNXDataType(type.getElementType());
+  if (!dataType)
+    return fail(op, "element type " + llvm::Twine(type.getElementType()
+                                                      .getAbstractType()
+                                                      .getName()) +
+                        " has no ONNX form");
+  out.set_data_type(dataType);
+  if (!op->hasAttr("unnamed"))
+    out.set_name(op.getONNXName().str());
+  const uint8_t *bytes = nullptr;
+  uint64_t size = 0;
+  Attribute data = op.getData();
+  if (auto external = dyn_cast<ExternalDataAttr>(data)) {
+    std::string error;
+    auto file = ::lowbit::MappedFile::openCached(external.getPath().str(),
+                                                 error);
+    if (file) {
+      bytes = file->range(external.getOffset(), external.getSize(), error);
+      mappedFiles.push_back(file);
+    }
+    if (!bytes)
+      return fail(op, error);
+    size = external.getSize();
+  } else if (auto resource = dyn_cast<DenseResourceElementsAttr>(data)) {
+    AsmResourceBlob *blob = resource.getRawHandle().getBlob();
+    if (!blob)
+      return fail(op, "resource blob without data");
+    bytes = reinterpret_cast<const uint8_t *>(blob->getData().data());
+    size = blob->getData().size();
+  } else if (auto elements = dyn_cast<DenseElementsAttr>(data)) {
+    appendTypedValues(elements, dataType, out);
+    return success();
+  } else {
+    return fail(op, "data has no ONNX form");
+  }
+  if (op.getExternal() || size >= options.externalDataThreshold) {
+    externalTensors.push_back({&out, bytes, size});
+    return success();
+  }
+  out.set_raw_data(bytes, size);
+  return success();
+}
+
+LogicalResult ONNXExporter::exportNode(ONNXNodeOp op, onnx::NodeProto &out) {
+  for (Value input : op.getInputs())
+    out.add_input(isa_and_nonnull<ONNXNoneOp>(input.getDefiningOp())
+                      ? std::string()
+                      : nameOf(input));
+  for (auto [index, result] : llvm::enumerate(op.getResults())) {
+    StringRef name;
+    if (std::optional<ArrayAttr> outputs = op.getOutputs())
+      name = cast<StringAttr>((*outputs)[index]).getValue();
+    if (!name.empty())
+      setName(result, name);
+    // An unnamed result nothing uses is an omitted optional output.
+    out.add_output(name.empty() && result.use_empty() ? std::string()
+                                                      : nameOf(result));
+  }
+  if (op.getName())
+    out.set_name(op.getName()->str());
+  out.set_op_type(op.getOpType().str());
+  if (op.getDomain())
+    out.set_domain(op.getDomain()->str());
+  if (op.getDocString())
+    out.set_doc_string(op.getDocString()->str());
+
+  // Attribute order: as recorded, else sorted by name.
+  SmallVector<StringRef> order;
+  if (std::optional<ArrayAttr> recorded = op.getAttributeOrder()) {
+    for (Attribute name : *recorded)
+      order.push_back(cast<StringAttr>(name).getValue());
+  } else {
+    for (NamedAttribute attr : op.getOnnxAttributes())
+      order.push_back(attr.getName().getValue());
+    if (std::optional<ArrayAttr> subgraphs = op.getSubgraphs())
+      for (Attribute name : *subgraphs)
+        order.push_back(cast<StringAttr>(name).getValue());
+    llvm::sort(order);
+  }
+  for (StringRef name : order) {
+    onnx::AttributeProto *attr = out.add_attribute();
+    attr->set_name(name.str());
+    if (std::optional<ArrayAttr> subgraphs = op.getSubgraphs()) {
+      auto names = subgraphs->getAsValueRange<StringAttr>();
+      auto found = llvm::find(names, name);
+      if (found != names.end()) {
+        Region &region =
+            op.getGraphs()[std::distance(names.begin(), found)];
+        Block &block = region.front();
+        auto yield = cast<ONNXYieldOp>(block.getTerminator());
+        attr->set_type(onnx::AttributeProto::GRAPH);
+        onnx::GraphProto *graph = attr->mutable_g();
+        if (auto graphName = yield->getAttrOfType<StringAttr>("name"))
+          graph->set_name(graphName.str());
+        if (auto doc = yield->getAttrOfType<StringAttr>("doc_string"))
+          graph->set_doc_string(doc.str());
+        if (failed(exportBlock(block,
+                               yield->getAttrOfType<ArrayAttr>("inputs"),
+                               yield->getAttrOfType<ArrayAttr>("outputs"),
+                               yield->getAttrOfType<ArrayAttr>("value_info"),
+                               *graph)))
+          return failure();
+        continue;
+      }
+    }
+    Attribute value = op.getOnnxAttributes().get(name);
+    if (auto real = dyn_cast<FloatAttr>(value)) {
+      attr->set_type(onnx::AttributeProto::FLOAT);
+      attr->set_f(real.getValueAsDouble());
+    } else if (auto integer = dyn_cast<IntegerAttr>(value)) {
+      attr->set_type(onnx::AttributeProto::INT);
+      attr->set_i(integer.getInt());
+    } else if (auto string = dyn_cast<StringAttr>(value)) {
+      attr->set_type(onnx::AttributeProto::STRING);
+      attr->set_s(string.str());
+    } else if (auto floats = dyn_cast<DenseF32ArrayAttr>(value)) {
+      attr->set_type(onnx::AttributeProto::FLOATS);
+      for (float v : floats.asArrayRef())
+        attr->add_floats(v);
+    } else if (auto ints = dyn_cast<DenseI64ArrayAttr>(value)) {
+      attr->set_type(onnx::AttributeProto::INTS);
+      for (int64_t v : ints.asArrayRef())
+        attr->add_ints(v);
+    } else if (auto strings = dyn_cast<ArrayAttr>(value)) {
+      attr->set_type(onnx::AttributeProto::STRINGS);
+      for (Attribute s : strings)
+        attr->add_strings(cast<StringAttr>(s).str());
+    } else if (auto symbol = dyn_cast<FlatSymbolRefAttr>(value)) {
+      auto tensor = symbolTables.lookupNearestSymbolFrom<ONNXInitializerOp>(
+          op, symbol);
+      if (!tensor)
+        return fail(op, "attribute '" + name + "' names no tensor");
+      attr->set_type(onnx::AttributeProto::TENSOR);
+      if (failed(exportTensor(tensor, *attr->mutable_t())))
+        return failure();
+    } else {
+      return fail(op, "attribute '" + name + "' has no ONNX form");
+    }
+  }
+  return success();
+}
+
+LogicalResult ONNXExporter::exportBlock(Block &block, ArrayAttr inputInfos,
+                                        ArrayAttr outputInfos,
+                                        ArrayAttr valueInfo,
+                                        onnx::GraphProto &out) {
+  for (BlockArgument arg : block.getArguments()) {
+    DictionaryAttr info;
+    if (inputInfos && arg.getArgNumber() < inputInfos.size())
+      info = cast<DictionaryAttr>(inputInfos[arg.getArgNumber()]);
+    if (info)
+      setName(arg, cast<StringAttr>(info.get("name")).getValue());
+    if (failed(exportValueInfo(info, arg, *out.add_input(), arg.getLoc())))
+      return failure();
+  }
+  for (Operation &op : block) {
+    if (auto constant = dyn_cast<ONNXConstantOp>(op)) {
+      auto tensor = symbolTables.lookupNearestSymbolFrom<ONNXInitializerOp>(
+          constant, constant.getTensorAttr());
+      if (!tensor)
+        return fail(&op, "names no lowbit.onnx.initializer");
+      onnx::TensorProto *proto = out.add_initializer();
+      if (failed(exportTensor(tensor, *proto)))
+        return failure();
+      if (proto->name().empty())
+        return fail(&op, "an initializer needs a name");
+      setName(constant, proto->name());
+    } else if (auto node = dyn_cast<ONNXNodeOp>(op)) {
+      if (failed(exportNode(node, *out.add_node())))
+        return failure();
+    } else if (isa<ONNXNoneOp>(op)) {
+      continue;
+    } else if (isa<ONNXYieldOp, func::ReturnOp>(op)) {
+      for (auto [index, value] : llvm::enumerate(op.getOperands())) {
+        DictionaryAttr info;
+        if (outputInfos && index < outputInfos.size())
+          info = cast<DictionaryAttr>(outputInfos[index]);
+        if (failed(exportValueInfo(info, value, *out.add_output(),
+                                   op.getLoc())))
+          return failure();
+        if (info && cast<StringAttr>(info.get("name")).getValue() !=
+                        nameOf(value))
+          return fail(&op, "output " + llvm::Twine(index) + " is named '" +
+                               cast<StringAttr>(info.get("name")).getValue() +
+                               "' but its value is '" + nameOf(value) + "'");
+      }
+    } else {
+      return fail(&op, "'" + op.getName().getStringRef() +
+                           "' has no ONNX form yet");
+    }
+  }
+  if (valueInfo)
+    for (Attribute entry : valueInfo) {
+      auto info = cast<DictionaryAttr>(entry);
+      // Values a pass removed lose their declaration.
+      if (!usedNames.count(cast<StringAttr>(info.get("name")).getValue()))
+        continue;
+      onnx::ValueInfoProto *proto = out.add_value_info();
+      if (failed(exportValueInfo(info, nullptr, *proto, block.back().getLoc())))
+        return failure();
+    }
+  return success();
+}
+
+LogicalResult ONNXExporter::run(onnx::ModelProto &proto) {
+  auto func = module.lookupSymbol<func::FuncOp>("forward");
+  if (!func || func.isExternal())
+    return module.emitError() << "no func.func @forward to export";
+  auto str = [&](StringRef name) {
+    return module->getAttrOfType<StringAttr>(name);
+  };
+  auto integer = [&](StringRef name) {
+    return module->getAttrOfType<IntegerAttr>(name);
+  };
+  if (auto v = integer("onnx.ir_version"))
+    proto.set_ir_version(v.getInt());
+  if (auto opsets = module->getAttrOfType<ArrayAttr>("onnx.opset_import")) {
+    for (Attribute entry : opsets) {
+      // [domain, version], or [version] when the file gave no domain.
+      auto pair = cast<ArrayAttr>(entry);
+      auto *opset = proto.add_opset_import();
+      if (pair.size() == 2)
+        opset->set_domain(cast<StringAttr>(pair[0]).str());
+      opset->set_version(cast<IntegerAttr>(pair.getValue().back()).getInt());
+    }
+  }
+  if (auto v = str("onnx.producer_name"))
+    proto.set_producer_name(v.str());
+  if (auto v = str("onnx.producer_version"))
+    proto.set_producer_version(v.str());
+  if (auto v = str("onnx.domain"))
+    proto.set_domain(v.str());
+  if (auto v = integer("onnx.model_version"))
+    proto.set_model_version(v.getInt());
+  if (auto v = str("onnx.doc_string"))
+    proto.set_doc_string(v.str());
+  onnx::GraphProto *graph = proto.mutable_graph();
+  if (auto v = str("onnx.graph_name"))
+    graph->set_name(v.str());
+  if (auto v = str("onnx.graph_doc_string"))
+    graph->set_doc_string(v.str());
+  if (auto props = module->getAttrOfType<ArrayAttr>("onnx.metadata_props"))
+    for (Attribute entry : props) {
+      auto pair = cast<ArrayAttr>(entry);
+      auto *prop = proto.add_metadata_props();
+      prop->set_key(cast<StringAttr>(pair[0]).str());
+      prop->set_value(cast<StringAttr>(pair[1]).str());
+    }
+
+  auto infos = [&](bool results) {
+    SmallVector<Attribute> list;
+    unsigned count = results ? func.getNumResults() : func.getNumArguments();
+    for (unsigned i = 0; i < count; ++i) {
+      Attribute info = results ? func.getResultAttr(i, "onnx.value")
+                               : func.getArgAttr(i, "onnx.value");
+      if (!info)
+        return ArrayAttr();
+      list.push_back(info);
+    }
+    return ArrayAttr::get(module.getContext(), list);
+  };
+  return exportBlock(func.front(), infos(false), infos(true),
+                     func->getAttrOfType<ArrayAttr>("onnx.value_info"),
+                     *graph);
+}
+
+LogicalResult mlir::lowbit::exportONNX(ModuleOp module,
+                                       const std::string &path,
+                                       const ONNXExportOptions &options) {
+  onnx::ModelProto proto;
+  ONNXExporter exporter(module, options);
+  if (failed(exporter.run(proto)))
+    return failure();
+
+  std::string error;
+  auto fail = [&]() {
+    module.emitError() << error;
+    return failure();
+  };
+  // External data: one file next to the model, each tensor 64-byte aligned.
+  std::unique_ptr<::lowbit::AtomicFileWriter> dataWriter;
+  if (!exporter.externalTensors.empty()) {
+    std::string dataPath = path + ".data";
+    std::string location = dataPath.substr(dataPath.rfind('/') + 1);
+    dataWriter = std::make_unique<::lowbit::AtomicFileWriter>(dataPath);
+    if (!dataWriter->open(error))
+      return fail();
+    uint64_t offset = 0;
+    static const char zeros[64] = {};
+    for (auto &tensor : exporter.externalTensors) {
+      uint64_t padding = (64 - offset % 64) % 64;
+      if (!dataWriter->write(zeros, padding, error) ||
+          !dataWriter->write(tensor.bytes, tensor.size, error))
+        return fail();
+      offset += padding;
+      tensor.proto->set_data_location(onnx::TensorProto::EXTERNAL);
+      auto add = [&](const char *key, const std::string &value) {
+        auto *entry = tensor.proto->add_external_data();
+        entry->set_key(key);
+        entry->set_value(value);
+      };
+      add("location", location);
+      add("offset", std::to_string(offset));
+      add("length", std::to_string(tensor.size));
+      offset += tensor.size;
+    }
+  }
+  if (proto.ByteSizeLong() > size_t(INT_MAX)) {
+    error = path + ": the model would be larger than 2 GiB, which protobuf "
+                   "cannot write; lower --external-data-threshold";
+    return fail();
+  }
+  std::string bytes;
+  if (!proto.SerializeToString(&bytes)) {
+    error = path + ": cannot serialize the model";
+    return fail();
+  }
+  ::lowbit::AtomicFileWriter writer(path);
+  if (!writer.open(error) || !writer.write(bytes.data(), bytes.size(), error))
+    return fail();
+  if (dataWriter && !dataWriter->commit(error))
+    return fail();
+  if (!writer.commit(error))
+    return fail();
+  return success();
+}
