@@ -20,6 +20,9 @@ missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Node.js and npm run the ONNX Runtime test client; a Node.js from
+# elsewhere (NodeSource bundles npm, and conflicts with Debian's) will do.
+command -v npm > /dev/null || missing+=(nodejs npm)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   SUDO=""
@@ -38,4 +41,15 @@ if [ ! -f "$BUILD_DIR/build.ninja" ]; then
     -DLOWBIT_ENABLE_FUZZERS=ON
 fi
 ninja -C "$BUILD_DIR" -j"${LOWBIT_JOBS:-2}"
+
+# ONNX Runtime, the test client of the ONNX output (npm, for tests only; its
+# install script downloads GPU files, which --ignore-scripts skips: the CPU
+# binaries are in the package).
+CLIENT="$BUILD_DIR/ort-client"
+if ! cmp -s test/clients/ort/package-lock.json "$CLIENT/package-lock.json" ||
+   [ ! -d "$CLIENT/node_modules/onnxruntime-node" ]; then
+  mkdir -p "$CLIENT"
+  cp test/clients/ort/package.json test/clients/ort/package-lock.json "$CLIENT/"
+  (cd "$CLIENT" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+fi
 echo "setup: built into $BUILD_DIR (tools in $BUILD_DIR/bin)"

@@ -38,6 +38,22 @@ config.environment["LOWBIT_NO_PROGRESS"] = "1"
 # ONNX fixtures are written as protobuf text (test/ONNX/Inputs/*.txtpb) and
 # encoded with protoc against Debian's onnx.proto (libonnx-dev,
 # protobuf-compiler); the ONNX backend node tests come from libonnx-testdata.
+import sys
+config.substitutions.append(("%python", sys.executable))
+# ONNX Runtime (npm onnxruntime-node, installed into the build folder by
+# scripts/setup.sh) runs lowbit's ONNX output in the tests.
+ort_modules = os.path.join(config.lowbit_obj_root, "ort-client", "node_modules")
+if os.path.isdir(os.path.join(ort_modules, "onnxruntime-node")):
+    config.available_features.add("onnxruntime")
+    config.environment["NODE_PATH"] = ort_modules
+else:
+    lit_config.note("onnxruntime-node not found in " + ort_modules +
+                    ": the ONNX Runtime tests are skipped (scripts/setup.sh "
+                    "installs it)")
+config.substitutions.append(
+    ("%ort-compare",
+     "node " + os.path.join(config.lowbit_src_root, "test", "clients", "ort",
+                            "ort-compare.js")))
 config.substitutions.append(
     ("%onnx-encode",
      "protoc -I/usr/include onnx/onnx.proto --encode=onnx.ModelProto"))

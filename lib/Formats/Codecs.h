@@ -145,6 +145,20 @@ inline uint16_t fp32ToBf16(float f) {
   return (uint16_t)((u + (0x7fff + ((u >> 16) & 1))) >> 16);
 }
 
+/// Q4_K/Q5_K: scale and min `j` (0-7) of the 12 packed bytes at `q`:
+/// entries 0-3 in the low 6 bits of bytes 0-3 (scale) and 4-7 (min); entries
+/// 4-7 keep their low nibbles in bytes 8-11 and their top 2 bits in bits 6-7
+/// of bytes 0-7.
+inline void unpackScaleMin(int j, const uint8_t *q, uint8_t &sc, uint8_t &m) {
+  if (j < 4) {
+    sc = q[j] & 63;
+    m = q[j + 4] & 63;
+  } else {
+    sc = static_cast<uint8_t>((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
+    m = static_cast<uint8_t>((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+  }
+}
+
 } // namespace lowbit::formats::detail
 
 #endif // LOWBIT_LIB_FORMATS_CODECS_H

@@ -410,7 +410,8 @@ inline void pack2Bit(const uint8_t *L, uint8_t *qs) {
                                (L[j + l + 64] << 4) | (L[j + l + 96] << 6));
 }
 
-/// Q4_K/Q5_K: 8 six-bit scales and 8 six-bit mins in 12 bytes. Entries 0-3
+/// Q4_K/Q5_K: 8 six-bit scales and 8 six-bit mins in 12 bytes (unpacked by
+/// Codecs.h's unpackScaleMin). Entries 0-3
 /// sit in the low 6 bits of bytes 0-3 (scale) and 4-7 (min); entries 4-7
 /// keep their low nibbles in bytes 8-11 and their top 2 bits in the spare
 /// bits 6-7 of bytes 0-7.
@@ -423,15 +424,6 @@ inline void packScaleMin(const uint8_t *ls, const uint8_t *lm, uint8_t *out) {
     out[j + 4] = static_cast<uint8_t>((ls[j] & 0xF) | ((lm[j] & 0xF) << 4));
     out[j - 4] |= static_cast<uint8_t>((ls[j] >> 4) << 6);
     out[j] |= static_cast<uint8_t>((lm[j] >> 4) << 6);
-  }
-}
-inline void unpackScaleMin(int j, const uint8_t *q, uint8_t &sc, uint8_t &m) {
-  if (j < 4) {
-    sc = q[j] & 63;
-    m = q[j + 4] & 63;
-  } else {
-    sc = static_cast<uint8_t>((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
-    m = static_cast<uint8_t>((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
   }
 }
 

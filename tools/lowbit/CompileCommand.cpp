@@ -19,6 +19,7 @@
 #include "LowBit/Transforms/Analysis.h"
 #include "LowBit/Transforms/Passes.h"
 #include "LowBit/Translation/GGUFExport.h"
+#include "LowBit/Translation/ONNXExport.h"
 #include "lowbit/Analysis/BitAllocation.h"
 #include "lowbit/Analysis/Sensitivity.h"
 #include "lowbit/Calibration/IMatrix.h"
@@ -125,9 +126,10 @@ struct TensorRow {
 
 int compileCommand(int argc, char **argv) {
   cli::CommandLine cl(
-      "compile", "MODEL (-o OUT.gguf) [options]",
-      "Quantize a model (GGUF or lowbit IR) and write a GGUF file that "
-      "llama.cpp loads.\nFormats are chosen per tensor by a llama.cpp-style "
+      "compile", "MODEL (-o OUT.gguf|OUT.onnx) [options]",
+      "Quantize a model (GGUF, ONNX or lowbit IR) and write a GGUF file that "
+      "llama.cpp loads\n(or, from an ONNX model, an ONNX file whose "
+      "matmuls are com.microsoft MatMulNBits).\nFormats are chosen per tensor by a llama.cpp-style "
       "preset and its mixing rules\n(output, attn_v and ffn_down bumps, "
       "fall-backs when a row does not fit a block),\nwhich --tensor-type "
       "rules override; or, with --target-bpw / --target-size, by a\n"
@@ -135,7 +137,8 @@ int compileCommand(int argc, char **argv) {
       "sensitivity to\nevery format, and choose the formats that "
       "minimise the predicted damage within\nthe budget (--state keeps "
       "the analysis for re-targeting).");
-  cl.option("output", "FILE", "The GGUF file to write.", "o");
+  cl.option("output", "FILE",
+            "The file to write (GGUF; ONNX when it ends in .onnx).", "o");
   cl.option("preset", "NAME",
             "llama.cpp preset with its mixing rules (default q8_0; the list "
             "is below).");
@@ -207,8 +210,10 @@ int compileCommand(int argc, char **argv) {
                            "error, no imatrix.");
   cl.option("threads", "N", "Encoder threads (default: all cores).", "t");
   cl.option("emit", "KIND",
-            "What to write: gguf (default), mlir (the quantized IR, data "
-            "as resources),\nor native: a directory for the lowbit runtime "
+            "What to write: gguf (default; onnx when -o ends in .onnx), "
+            "onnx (an ONNX\nmodel's own graph, its matmuls as MatMulNBits; "
+            "large tensors in OUT.data),\nmlir (the quantized IR, data "
+            "as resources), or native: a directory for the lowbit runtime "
             "(model.so with kernels\ngenerated for --target, packed "
             "weights.bin, manifest.json, metadata.gguf).");
   cl.option("target", "NAME",
@@ -222,10 +227,12 @@ int compileCommand(int argc, char **argv) {
     return *done;
   if (!cl.has("output"))
     return cli::fail("missing -o OUT.gguf");
-  std::string emit = cl.get("emit", "gguf");
-  if (emit != "gguf" && emit != "mlir" && emit != "native")
-    return cli::fail("--emit must be gguf, mlir or native, got '" + emit +
-                     "'");
+  std::string emit = cl.get(
+      "emit",
+      llvm::StringRef(cl.get("output")).ends_with(".onnx") ? "onnx" : "gguf");
+  if (emit != "gguf" && emit != "mlir" && emit != "native" && emit != "onnx")
+    return cli::fail("--emit must be gguf, onnx, mlir or native, got '" +
+                     emit + "'");
   const ::lowbit::target::TargetInfo *nativeTarget = nullptr;
   if (emit == "native") {
     std::string name = cl.get("target", "host");
@@ -314,6 +321,11 @@ int compileCommand(int argc, char **argv) {
       !cl.getInt("kld-chunks", kldChunks, error))
     return cli::fail(error);
   std::vector<std::string> candidateFormats;
+  if (emit == "onnx" && !cl.has("formats"))
+    // What MatMulNBits holds (2, 4 and 8 bits, linear groups).
+    for (const char *name : {"q2_k", "i4_sym_g128", "i4_asym_g128", "q4_0",
+                             "q4_1", "q4_k", "i8_sym_g128", "q8_0"})
+      candidateFormats.push_back(name);
   if (cl.has("formats")) {
     std::string list = cl.get("formats");
     for (size_t at = 0; at <= list.size();) {
@@ -386,6 +398,28 @@ int compileCommand(int argc, char **argv) {
   auto module = driver::loadModel(*context, cl.positional()[0]);
   if (!module)
     return 1;
+  // An ONNX graph: its matmuls over constant weights become lowbit matmuls
+  // over weights the passes below quantize; its other nodes stay.
+  const bool fromONNX =
+      (*module)->getAttrOfType<StringAttr>("lowbit.source") &&
+      (*module)->getAttrOfType<StringAttr>("lowbit.source").getValue() ==
+          "onnx";
+  if (fromONNX) {
+    const bool calibrates = (budgetMode && !noImportance) ||
+                            presetCalibrates || cl.has("imatrix");
+    if (calibrates)
+      return cli::fail("calibration runs lowbit's executor, which does not "
+                       "run ONNX graphs yet: quantize an ONNX model with "
+                       "--preset/--tensor-type, or with a budget and "
+                       "--no-importance");
+    PassManager convert(context.get());
+    convert.addPass(createLowBitConvertONNX());
+    if (failed(convert.run(*module)))
+      return 1;
+  } else if (emit == "onnx") {
+    return cli::fail("ONNX output needs an ONNX model: models read from GGUF "
+                     "have no ONNX form yet (write GGUF, or --emit native)");
+  }
 
   // The budget modes: statistics -> sensitivity -> allocation.
   struct StepTime {
@@ -603,6 +637,9 @@ int compileCommand(int argc, char **argv) {
       if (failed(driver::writeNativeArtifact(*module, *nativeTarget, output,
                                              !cl.has("json"))))
         return 1;
+    } else if (emit == "onnx") {
+      if (failed(exportONNX(*module, output)))
+        return 1;
     } else if (failed(exportGGUF(*module, output))) {
       return 1;
     }
@@ -619,7 +656,12 @@ int compileCommand(int argc, char **argv) {
                   type.getFormat().getName().str(),
                   std::vector<int64_t>(type.getShape().begin(),
                                        type.getShape().end()),
-                  type.getByteSize(), type.getNumElements(), -1.0};
+                  emit == "onnx"
+                      ? ::lowbit::formats::onnxWeightBytes(
+                            type.getFormat().getFormat(), type.getNumRows(),
+                            type.getRowLength())
+                      : type.getByteSize(),
+                  type.getNumElements(), -1.0};
     if (auto err = weight->getAttrOfType<FloatAttr>(kQuantErrorAttrName))
       row.error = err.getValueAsDouble();
     tensorBytes += row.bytes;
@@ -633,12 +675,18 @@ int compileCommand(int argc, char **argv) {
   uint64_t fileBytes = stat(sizedFile.c_str(), &st) == 0
                            ? static_cast<uint64_t>(st.st_size)
                            : 0;
+  // An ONNX model's external data is part of it.
+  if (emit == "onnx" && stat((output + ".data").c_str(), &st) == 0)
+    fileBytes += static_cast<uint64_t>(st.st_size);
   double fileBpw = elements ? fileBytes * 8.0 / elements : 0;
   double tensorBpw = elements ? tensorBytes * 8.0 / elements : 0;
   // Share of the budget used, truncated (99.499% must not read 99.50%).
+  // An ONNX budget counts the weights (Allocate's ONNX sizes).
+  const uint64_t budgetedBytes = emit == "onnx" ? tensorBytes : fileBytes;
   double budgetShare =
-      budget ? std::floor(10000.0 * double(fileBytes) / double(budget)) / 100.0
-             : 0.0;
+      budget
+          ? std::floor(10000.0 * double(budgetedBytes) / double(budget)) / 100.0
+          : 0.0;
   int64_t computed = 0, reused = 0;
   double kldSeconds = 0;
   if (auto report = (*module)->getAttrOfType<DictionaryAttr>(
@@ -716,9 +764,11 @@ int compileCommand(int argc, char **argv) {
   if (budget)
     llvm::outs() << llvm::formatv(
         "budget {0} bytes ({1:f3} bpw): predicted {2} bytes ({3:f3} bpw), "
-        "actual {4} bytes ({5:f3} bpw) = {6:f2}% of the budget\n",
+        "actual {4} bytes ({5:f3} bpw){7} = {6:f2}% of the budget\n",
         budget, budget * 8.0 / elements, predictedBytes,
-        predictedBytes * 8.0 / elements, fileBytes, fileBpw, budgetShare);
+        predictedBytes * 8.0 / elements, budgetedBytes,
+        budgetedBytes * 8.0 / elements, budgetShare,
+        emit == "onnx" ? " of weights as ONNX stores them" : "");
   if (!steps.empty()) {
     llvm::outs() << "time:";
     for (size_t i = 0; i < steps.size(); ++i) {

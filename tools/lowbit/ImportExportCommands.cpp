@@ -66,6 +66,13 @@ int exportCommand(int argc, char **argv) {
   cl.option("external-data-threshold", "BYTES",
             "ONNX: tensors of at least BYTES go to the external data file "
             "OUT.data\n(default: only those the source kept there).");
+  cl.flag("dequantize",
+          "ONNX: write quantized matmul weights as f32 MatMul initializers "
+          "(decoded by\nlowbit's codecs) instead of com.microsoft "
+          "MatMulNBits.");
+  cl.option("accuracy-level", "N",
+            "ONNX: MatMulNBits' accuracy_level (0-4; 4 lets ONNX Runtime "
+            "quantize the\nactivations to int8). Default: not written.");
   std::string error;
   if (std::optional<int> done = cl.parseCommand(argc, argv, "input model"))
     return *done;
@@ -86,10 +93,22 @@ int exportCommand(int argc, char **argv) {
         return cli::fail("--external-data-threshold must not be negative");
       options.externalDataThreshold = static_cast<uint64_t>(threshold);
     }
+    options.dequantizeWeights = cl.has("dequantize");
+    if (cl.has("accuracy-level")) {
+      long long level = 0;
+      if (!cl.getInt("accuracy-level", level, error))
+        return cli::fail(error);
+      if (level < 0 || level > 4)
+        return cli::fail("--accuracy-level must be 0 to 4");
+      options.accuracyLevel = level;
+    }
     return mlir::failed(mlir::lowbit::exportONNX(*module, output, options));
   }
-  if (cl.has("external-data-threshold"))
-    return cli::fail("--external-data-threshold applies to ONNX output only");
+  for (const char *onnxOnly :
+       {"external-data-threshold", "dequantize", "accuracy-level"})
+    if (cl.has(onnxOnly))
+      return cli::fail(std::string("--") + onnxOnly +
+                       " applies to ONNX output (-o FILE.onnx) only");
   if (mlir::failed(mlir::lowbit::exportGGUF(*module, output)))
     return 1;
   return 0;

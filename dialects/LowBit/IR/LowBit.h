@@ -59,6 +59,9 @@ std::optional<uint32_t> parseGGUFTypeName(llvm::StringRef name);
 /// mmap'ed and kept mapped for the life of the process, or a dense_resource
 /// blob). Null with `error` set when the data cannot be reached.
 const uint8_t *getWeightBytes(GlobalWeightOp op, std::string &error);
+/// The same for an ONNX tensor; its dense elements (non-splat, not i1) are
+/// read in place too. Null with `error` set otherwise.
+const uint8_t *getONNXTensorBytes(ONNXInitializerOp op, std::string &error);
 
 /// Checks the hex blobs of a textual module's `dialect_resources` before
 /// MLIR's parser sees them: their first 4 bytes are the blob's alignment,

@@ -92,21 +92,31 @@ LogicalResult EmbeddingOp::verify() {
 }
 
 LogicalResult MatmulOp::verify() {
-  if (failed(expectRank(*this, "input", getInput().getType(), 2)) ||
-      failed(expectRank(*this, "weight", getWeight().getType(), 2)) ||
-      failed(expectRank(*this, "result", getResult().getType(), 2)))
+  if (failed(expectRank(*this, "weight", getWeight().getType(), 2)))
     return failure();
   ArrayRef<int64_t> input = getInput().getType().getShape();
   ArrayRef<int64_t> weight = weightShape(getWeight().getType());
   ArrayRef<int64_t> result = getResult().getType().getShape();
-  if (!compatible(input[1], weight[1]))
-    return emitOpError() << "input width " << input[1]
+  // [tokens, K] in models lowbit builds; ONNX graphs may add leading
+  // (batch) dimensions, which pass through.
+  if (input.size() < 2)
+    return emitOpError() << "input must have rank 2 or more, got "
+                         << getInput().getType();
+  if (result.size() != input.size())
+    return emitOpError() << "result " << getResult().getType()
+                         << " must have the input's rank " << input.size();
+  if (!compatible(input.back(), weight[1]))
+    return emitOpError() << "input width " << input.back()
                          << " does not match the weight's row length "
                          << weight[1];
-  if (!compatible(result[0], input[0]) || !compatible(result[1], weight[0]))
+  for (size_t i = 0; i + 1 < input.size(); ++i)
+    if (!compatible(result[i], input[i]))
+      return emitOpError() << "result " << getResult().getType()
+                           << " must keep the input's leading dimensions";
+  if (!compatible(result.back(), weight[0]))
     return emitOpError() << "result " << getResult().getType()
-                         << " must be [" << input[0] << ", " << weight[0]
-                         << "]";
+                         << " must end in the weight's " << weight[0]
+                         << " rows";
   if (Value bias = getBias()) {
     ArrayRef<int64_t> b = weightShape(bias.getType());
     if (b.size() != 1 || !compatible(b[0], weight[0]))

@@ -83,7 +83,8 @@ def LowBit_MatmulOp : LowBit_Op<"matmul", [Pure]> {
   let description = [{
     `result[t, n] = sum_k x[t, k] * w[n, k] (+ bias[n])`, the GGML convention:
     a weight of shape `[N, K]` has one row per output, so rows are contiguous
-    blocks of the format.
+    blocks of the format. Inputs of higher rank (`[batch, t, K]`, from ONNX
+    graphs) keep their leading dimensions.
     ```mlir
     %y = lowbit.matmul %x, %w : tensor<?x64xf32>, !lowbit.qtensor<172x64 : q4_0> -> tensor<?x172xf32>
     ```

@@ -10,12 +10,13 @@
 using namespace mlir;
 using namespace mlir::lowbit;
 
-const uint8_t *mlir::lowbit::getWeightBytes(GlobalWeightOp op,
-                                            std::string &error) {
-  uint64_t expected = op.getWeightType().getByteSize();
-  if (auto external = dyn_cast<ExternalDataAttr>(op.getData())) {
+/// The `expected` bytes behind `data` (#lowbit.external, a dense_resource
+/// blob or, with `allowDense`, non-splat dense elements) of the symbol `name`.
+static const uint8_t *dataBytes(Attribute data, uint64_t expected,
+                                StringRef name, std::string &error) {
+  if (auto external = dyn_cast<ExternalDataAttr>(data)) {
     // Files stay mapped for the process: pointers handed out here are used
-    // long after this call (by the exporter, passes and the executor).
+    // long after this call (by the exporters, passes and the executor).
     static std::mutex mutex;
     static std::map<std::string, std::shared_ptr<::lowbit::MappedFile>> files;
     std::shared_ptr<::lowbit::MappedFile> file;
@@ -33,23 +34,47 @@ const uint8_t *mlir::lowbit::getWeightBytes(GlobalWeightOp op,
     }
     return file->range(external.getOffset(), expected, error);
   }
-  if (auto resource = dyn_cast<DenseResourceElementsAttr>(op.getData())) {
+  if (auto resource = dyn_cast<DenseResourceElementsAttr>(data)) {
     AsmResourceBlob *blob = resource.getRawHandle().getBlob();
     if (!blob) {
-      error = "resource blob of @" + op.getSymName().str() + " has no data";
+      error = "resource blob of @" + name.str() + " has no data";
       return nullptr;
     }
     ArrayRef<char> bytes = blob->getData();
     if (bytes.size() != expected) {
-      error = "resource blob of @" + op.getSymName().str() + " holds " +
+      error = "resource blob of @" + name.str() + " holds " +
               std::to_string(bytes.size()) + " bytes, expected " +
               std::to_string(expected);
       return nullptr;
     }
     return reinterpret_cast<const uint8_t *>(bytes.data());
   }
-  error = "@" + op.getSymName().str() + " has no data";
+  if (auto dense = dyn_cast<DenseElementsAttr>(data);
+      dense && !dense.isSplat() && !dense.getElementType().isInteger(1) &&
+      dense.getRawData().size() == expected)
+    return reinterpret_cast<const uint8_t *>(dense.getRawData().data());
+  error = "@" + name.str() + " has no data in a form lowbit reads as bytes";
   return nullptr;
+}
+
+const uint8_t *mlir::lowbit::getWeightBytes(GlobalWeightOp op,
+                                            std::string &error) {
+  if (isa<DenseElementsAttr>(op.getData())) {
+    error = "@" + op.getSymName().str() + " has no data";
+    return nullptr;
+  }
+  return dataBytes(op.getData(), op.getWeightType().getByteSize(),
+                   op.getSymName(), error);
+}
+
+const uint8_t *mlir::lowbit::getONNXTensorBytes(ONNXInitializerOp op,
+                                                std::string &error) {
+  int64_t expected = getONNXStorageBytes(op.getTensorType());
+  if (expected < 0) {
+    error = "@" + op.getSymName().str() + " has no fixed size";
+    return nullptr;
+  }
+  return dataBytes(op.getData(), uint64_t(expected), op.getSymName(), error);
 }
 
 bool mlir::lowbit::checkResourceBlobAlignments(llvm::StringRef source,

@@ -122,6 +122,16 @@ void AllocateBitsPass::runOnOperation() {
   int64_t elements = 0;
   uint64_t fixedBytes = 0;
   bool anySensitivity = false;
+  // A model imported from ONNX goes back out as ONNX: a weight costs what
+  // it takes there (MatMulNBits' f32 scales and zero points included).
+  auto source = module->getAttrOfType<StringAttr>("lowbit.source");
+  const bool onnxSizes = source && source.getValue() == "onnx";
+  auto bytesOf = [&](QTensorType type, Format f) -> uint64_t {
+    if (onnxSizes)
+      return formats::onnxWeightBytes(f, type.getNumRows(),
+                                      type.getRowLength());
+    return layout->alignUp(type.withFormat(f).getByteSize());
+  };
   for (GlobalWeightOp op : module.getOps<GlobalWeightOp>()) {
     QTensorType type = op.getWeightType();
     std::string name = ggufTensorName(op);
@@ -166,8 +176,11 @@ void AllocateBitsPass::runOnOperation() {
           return fail("tensor '" + name + "': damage of " + f->name +
                       " is negative or not finite");
         analysis::AllocationOption option;
-        option.bytes =
-            layout->alignUp(type.withFormat(f->format).getByteSize());
+        option.bytes = bytesOf(type, f->format);
+        if (option.bytes == 0)
+          return fail("tensor '" + name + "': candidate " + f->name +
+                      " has no ONNX form (MatMulNBits takes 2, 4 and 8 "
+                      "bits with linear groups)");
         option.damage = value;
         option.id = static_cast<int>(f->format);
         candidate.options.push_back(option);
@@ -182,15 +195,18 @@ void AllocateBitsPass::runOnOperation() {
                        << formats::info(t.current).name;
     }
     if (!t.searched)
-      fixedBytes += layout->alignUp(type.withFormat(t.chosen).getByteSize());
+      fixedBytes += bytesOf(type, t.chosen);
     tensors.push_back(t);
   }
   if (!anySensitivity)
     return fail("no weight has a lowbit.sensitivity attribute: run "
                 "lowbit-sensitivity first");
 
-  fixedBytes += layout->alignUp(layout->headerBytes +
-                                static_cast<uint64_t>(reserveBytes));
+  // ONNX budgets count the weights (the graph and its other tensors are
+  // the model's own, whatever the allocation does).
+  fixedBytes += onnxSizes ? static_cast<uint64_t>(reserveBytes)
+                          : layout->alignUp(layout->headerBytes +
+                                            static_cast<uint64_t>(reserveBytes));
   uint64_t budget = 0, largestBytes = 0;
   analysis::AllocationResult result;
   if (hasBpw) {

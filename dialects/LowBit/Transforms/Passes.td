@@ -4,6 +4,42 @@
 
 include "mlir/Pass/PassBase.td"
 
+def LowBitConvertONNX : Pass<"lowbit-convert-onnx", "::mlir::ModuleOp"> {
+  let summary = "Turn the ONNX nodes lowbit understands into lowbit ops";
+  let description = [{
+    The second step of the ONNX import (the first, lowbit import, keeps
+    every node as a `lowbit.onnx.node`): matmuls against constant weights
+    become `lowbit.matmul` over a `lowbit.global_weight`, so the rest of the
+    pipeline (format assignment, allocation, quantization) sees the weights
+    it sees in any model.
+
+    - `MatMul(X, W)`, W an f32 initializer `[K, N]`: the weight is W
+      transposed (`!lowbit.qtensor<N x K : f32>`, one row per output, in a
+      resource blob).
+    - `Gemm(A, B, C)` with alpha = beta = 1 and transA = 0: with transB = 1,
+      B is already `[N, K]` and the weight references its bytes in the file;
+      C (1-D) becomes the matmul's bias.
+
+    An initializer that nothing else reads is replaced by the weight (the
+    symbol moves over); `onnx.name` on the weight keeps its ONNX name, and
+    `onnx.name` / `onnx.outputs` on the matmul the node's names, which the
+    ONNX exporter writes back. Other nodes are left as they are.
+
+    Before:
+    ```mlir
+    lowbit.onnx.initializer @W : tensor<64x32xf32> = #lowbit.external<...>
+    %w = lowbit.onnx.constant @W : tensor<64x32xf32>
+    %y = lowbit.onnx.node "MatMul"(%x, %w) {outputs = ["y"]} : (tensor<?x64xf32>, tensor<64x32xf32>) -> tensor<?x32xf32>
+    ```
+    After:
+    ```mlir
+    lowbit.global_weight @W : !lowbit.qtensor<32x64 : f32> = dense_resource<W> : tensor<8192xi8> {onnx.name = "W"}
+    %w = lowbit.weight @W : !lowbit.qtensor<32x64 : f32>
+    %y = lowbit.matmul %x, %w {onnx.outputs = ["y"]} : tensor<?x64xf32>, !lowbit.qtensor<32x64 : f32> -> tensor<?x32xf32>
+    ```
+  }];
+}
+
 def LowBitAssignFormats : Pass<"lowbit-assign-formats", "::mlir::ModuleOp"> {
   let summary = "Choose a storage format for every weight from a preset and rules";
   let description = [{

@@ -427,9 +427,15 @@ void SensitivityPass::runOnOperation() {
       const formats::FormatInfo *f = formats::findByName(name);
       if (!f)
         return fail("unknown format '" + name + "' in formats");
-      if (f->ggmlType < 0 || !formats::hasCodec(f->format))
-        return fail("format '" + name +
-                    "' cannot be a candidate (no GGUF type or no codec)");
+      // Formats GGUF cannot hold are candidates for models that go back
+      // out as ONNX (lowbit.source = "onnx").
+      auto source = getOperation()->getAttrOfType<StringAttr>("lowbit.source");
+      bool ggufOnly = !source || source.getValue() != "onnx";
+      if ((ggufOnly && f->ggmlType < 0) || !formats::hasCodec(f->format))
+        return fail("format '" + name + "' cannot be a candidate (" +
+                    (ggufOnly && f->ggmlType < 0 ? "GGUF cannot hold it"
+                                                 : "no codec") +
+                    ")");
       if (const char *why = ::lowbit::quant::weightFormatProblem(f->format))
         return fail("format '" + name + "' cannot be a candidate: " + why);
       if (noImportance && formats::requiresImportance(f->format))

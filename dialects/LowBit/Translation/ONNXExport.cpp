@@ -20,7 +20,10 @@
 #include "llvm/ADT/DenseMap.h"
 #include "llvm/ADT/StringSet.h"
 
+#include "lowbit/Formats/Formats.h"
+
 #include <climits>
+#include <deque>
 
 using namespace mlir;
 using namespace mlir::lowbit;
@@ -43,10 +46,6 @@ public:
   std::vector<ExternalTensor> externalTensors;
 
 private:
-  /// The files tensor bytes are read from stay mapped until the model is
-  /// written.
-  std::vector<std::shared_ptr<::lowbit::MappedFile>> mappedFiles;
-
   LogicalResult fail(Operation *op, const llvm::Twine &message) {
     return op->emitError() << message;
   }
@@ -61,9 +60,26 @@ private:
   LogicalResult exportBlock(Block &block, ArrayAttr inputInfos,
                             ArrayAttr outputInfos, ArrayAttr valueInfo,
                             onnx::GraphProto &out);
+  LogicalResult exportMatmul(MatmulOp op, onnx::GraphProto &graph);
+  /// Adds an initializer holding `bytes` (kept alive by the exporter).
+  void addInitializer(onnx::GraphProto &graph, const std::string &name,
+                      int32_t dataType, ArrayRef<int64_t> dims,
+                      std::vector<uint8_t> bytes, bool external);
+  /// A name no value or initializer has yet, from `base`.
+  std::string freshName(const std::string &base);
 
   ModuleOp module;
   const ONNXExportOptions &options;
+  /// Bytes of the initializers the exporter makes (MatMulNBits weights).
+  std::deque<std::vector<uint8_t>> ownedBytes;
+  /// The initializer names of the weights already written (tied weights).
+  llvm::DenseMap<Operation *, SmallVector<std::string>> writtenWeights;
+
+public:
+  /// Whether a com.microsoft op was written (the opset import it needs).
+  bool usesContribOps = false;
+
+private:
   llvm::DenseMap<Value, std::string> names;
   llvm::StringSet<> usedNames;
   SymbolTableCollection symbolTables;
@@ -231,32 +247,15 @@ LogicalResult ONNXExporter::exportTensor(ONNXInitializerOp op,
   out.set_data_type(dataType);
   if (!op->hasAttr("unnamed"))
     out.set_name(op.getONNXName().str());
-  const uint8_t *bytes = nullptr;
-  uint64_t size = 0;
-  Attribute data = op.getData();
-  if (auto external = dyn_cast<ExternalDataAttr>(data)) {
-    std::string error;
-    auto file = ::lowbit::MappedFile::openCached(external.getPath().str(),
-                                                 error);
-    if (file) {
-      bytes = file->range(external.getOffset(), external.getSize(), error);
-      mappedFiles.push_back(file);
-    }
-    if (!bytes)
-      return fail(op, error);
-    size = external.getSize();
-  } else if (auto resource = dyn_cast<DenseResourceElementsAttr>(data)) {
-    AsmResourceBlob *blob = resource.getRawHandle().getBlob();
-    if (!blob)
-      return fail(op, "resource blob without data");
-    bytes = reinterpret_cast<const uint8_t *>(blob->getData().data());
-    size = blob->getData().size();
-  } else if (auto elements = dyn_cast<DenseElementsAttr>(data)) {
+  if (auto elements = dyn_cast<DenseElementsAttr>(op.getData())) {
     appendTypedValues(elements, dataType, out);
     return success();
-  } else {
-    return fail(op, "data has no ONNX form");
   }
+  std::string error;
+  const uint8_t *bytes = getONNXTensorBytes(op, error);
+  if (!bytes)
+    return fail(op, error);
+  uint64_t size = uint64_t(getONNXStorageBytes(type));
   if (op.getExternal() || size >= options.externalDataThreshold) {
     externalTensors.push_back({&out, bytes, size});
     return success();
@@ -364,6 +363,193 @@ LogicalResult ONNXExporter::exportNode(ONNXNodeOp op, onnx::NodeProto &out) {
   return success();
 }
 
+std::string ONNXExporter::freshName(const std::string &base) {
+  if (!usedNames.count(base)) {
+    usedNames.insert(base);
+    return base;
+  }
+  for (int n = 1;; ++n) {
+    std::string candidate = base + "_" + std::to_string(n);
+    if (!usedNames.count(candidate)) {
+      usedNames.insert(candidate);
+      return candidate;
+    }
+  }
+}
+
+void ONNXExporter::addInitializer(onnx::GraphProto &graph,
+                                  const std::string &name, int32_t dataType,
+                                  ArrayRef<int64_t> dims,
+                                  std::vector<uint8_t> bytes, bool external) {
+  onnx::TensorProto *tensor = graph.add_initializer();
+  tensor->set_name(name);
+  tensor->set_data_type(dataType);
+  for (int64_t d : dims)
+    tensor->add_dims(d);
+  if (external || bytes.size() >= options.externalDataThreshold) {
+    ownedBytes.push_back(std::move(bytes));
+    externalTensors.push_back(
+        {tensor, ownedBytes.back().data(), ownedBytes.back().size()});
+    return;
+  }
+  tensor->set_raw_data(bytes.data(), bytes.size());
+}
+
+/// Packs `count` codes of `bits` bits low-first into bytes (ONNX Runtime's
+/// MatMulNBits order: element i at bit (i * bits) % 8 of byte i * bits / 8).
+static void packCodes(const uint8_t *codes, int64_t count, unsigned bits,
+                      uint8_t *out) {
+  std::memset(out, 0, (count * bits + 7) / 8);
+  for (int64_t i = 0; i < count; ++i)
+    out[i * bits / 8] |= uint8_t(codes[i] << ((i * bits) % 8));
+}
+
+/// lowbit.matmul over a stored weight: MatMul with the weight (transposed
+/// back to ONNX's [K, N]) when it is f32, or dequantized on request; else
+/// com.microsoft MatMulNBits, which holds the formats with an affine form
+/// (Formats.h) bit for bit: packed codes, f32 scales, and zero points when
+/// they are not the default 2^(bits - 1).
+LogicalResult ONNXExporter::exportMatmul(MatmulOp op, onnx::GraphProto &graph) {
+  auto ref = op.getWeight().getDefiningOp<WeightOp>();
+  GlobalWeightOp weight =
+      ref ? symbolTables.lookupNearestSymbolFrom<GlobalWeightOp>(
+                ref, ref.getNameAttr())
+          : nullptr;
+  if (!weight)
+    return fail(op, "a matmul whose weight is computed has no ONNX form yet");
+  QTensorType type = weight.getWeightType();
+  int64_t rows = type.getShape()[0], cols = type.getShape()[1];
+  ::lowbit::formats::Format format = type.getFormat().getFormat();
+  std::string base = weight->hasAttr("onnx.name")
+                         ? weight->getAttrOfType<StringAttr>("onnx.name").str()
+                         : weight.getSymName().str();
+  std::string nodeName;
+  if (auto name = op->getAttrOfType<StringAttr>("onnx.name"))
+    nodeName = name.str();
+  std::string output;
+  if (auto outputs = op->getAttrOfType<ArrayAttr>("onnx.outputs"))
+    output = cast<StringAttr>(outputs[0]).str();
+  if (output.empty())
+    output = nameOf(op.getResult());
+  else
+    setName(op.getResult(), output);
+  std::string product =
+      op.getBias() ? freshName(output + "_matmul") : output;
+
+  ::lowbit::formats::AffineForm form;
+  bool affine = ::lowbit::formats::affineForm(format, form) &&
+                !options.dequantizeWeights;
+  std::string error;
+  const uint8_t *bytes = getWeightBytes(weight, error);
+  if (!bytes)
+    return fail(op, error);
+  onnx::NodeProto *node = graph.add_node();
+  node->add_input(nameOf(op.getInput()));
+  node->add_output(product);
+  if (!nodeName.empty())
+    node->set_name(nodeName);
+  SmallVector<std::string> &written = writtenWeights[weight];
+  const bool external = weight->hasAttr("onnx.external");
+  if (!affine) {
+    if (format != ::lowbit::formats::Format::F32 && !options.dequantizeWeights)
+      return fail(op, "weight '" + base + "' is in format " +
+                          ::lowbit::formats::info(format).name +
+                          ", which ONNX Runtime's MatMulNBits cannot hold "
+                          "(it takes 2, 4 and 8 bits with linear groups: "
+                          "q4_0, q4_1, q4_k, q8_0, q2_k, i4_*, i8_*); "
+                          "choose those formats, export GGUF, or export "
+                          "with --dequantize");
+    if (written.empty()) {
+      std::vector<float> values(rows * cols);
+      ::lowbit::formats::dequantizeRows(format, bytes, values.data(), rows,
+                                        cols, 0);
+      std::vector<uint8_t> transposed(values.size() * sizeof(float));
+      float *t = reinterpret_cast<float *>(transposed.data());
+      for (int64_t n = 0; n < rows; ++n)
+        for (int64_t k = 0; k < cols; ++k)
+          t[k * rows + n] = values[n * cols + k];
+      written.push_back(freshName(base));
+      addInitializer(graph, written[0], onnx::TensorProto::FLOAT,
+                     {cols, rows}, std::move(transposed), external);
+    }
+    node->set_op_type("MatMul");
+    node->add_input(written[0]);
+  } else {
+    const int64_t groups = cols / form.groupSize;
+    const int64_t blob = int64_t(form.groupSize) * form.bits / 8;
+    const int64_t zeroBytes = (groups * form.bits + 7) / 8;
+    if (written.empty()) {
+      std::vector<uint8_t> packed(rows * groups * blob);
+      std::vector<uint8_t> scaleBytes(rows * groups * sizeof(float));
+      std::vector<uint8_t> zeroes(
+          form.integerZeros ? rows * zeroBytes : rows * groups * sizeof(float));
+      std::vector<uint8_t> codes(cols), zeroCodes(groups);
+      std::vector<float> zeros(groups);
+      float *scales = reinterpret_cast<float *>(scaleBytes.data());
+      const uint64_t rowBytes =
+          ::lowbit::formats::rowBytes(::lowbit::formats::info(format), cols);
+      for (int64_t n = 0; n < rows; ++n) {
+        ::lowbit::formats::decodeAffineRow(format, bytes + n * rowBytes, cols,
+                                           codes.data(), scales + n * groups,
+                                           zeros.data());
+        packCodes(codes.data(), cols, form.bits, &packed[n * groups * blob]);
+        if (form.integerZeros) {
+          for (int64_t g = 0; g < groups; ++g)
+            zeroCodes[g] = uint8_t(zeros[g]);
+          packCodes(zeroCodes.data(), groups, form.bits,
+                    &zeroes[n * zeroBytes]);
+        } else {
+          std::memcpy(&zeroes[n * groups * sizeof(float)], zeros.data(),
+                      groups * sizeof(float));
+        }
+      }
+      std::string bits = std::to_string(form.bits);
+      written.push_back(freshName(base + "_Q" + bits));
+      written.push_back(freshName(base + "_scales"));
+      addInitializer(graph, written[0], onnx::TensorProto::UINT8,
+                     {rows, groups, blob}, std::move(packed), external);
+      addInitializer(graph, written[1], onnx::TensorProto::FLOAT,
+                     {rows, groups}, std::move(scaleBytes), external);
+      if (!form.defaultZeros) {
+        written.push_back(freshName(base + "_zero_points"));
+        if (form.integerZeros)
+          addInitializer(graph, written[2], onnx::TensorProto::UINT8,
+                         {rows * zeroBytes}, std::move(zeroes), external);
+        else
+          addInitializer(graph, written[2], onnx::TensorProto::FLOAT,
+                         {rows, groups}, std::move(zeroes), external);
+      }
+    }
+    node->set_op_type("MatMulNBits");
+    node->set_domain("com.microsoft");
+    usesContribOps = true;
+    for (const std::string &name : written)
+      node->add_input(name);
+    auto attr = [&](const char *name, int64_t value) {
+      onnx::AttributeProto *a = node->add_attribute();
+      a->set_name(name);
+      a->set_type(onnx::AttributeProto::INT);
+      a->set_i(value);
+    };
+    attr("K", cols);
+    attr("N", rows);
+    attr("bits", form.bits);
+    attr("block_size", form.groupSize);
+    if (options.accuracyLevel >= 0)
+      attr("accuracy_level", options.accuracyLevel);
+  }
+  if (Value bias = op.getBias()) {
+    onnx::NodeProto *add = graph.add_node();
+    add->set_op_type("Add");
+    if (!nodeName.empty())
+      add->set_name(nodeName + "_bias");
+    add->add_input(product);
+    add->add_input(nameOf(bias));
+    add->add_output(output);
+  }
+  return success();
+}
+
 LogicalResult ONNXExporter::exportBlock(Block &block, ArrayAttr inputInfos,
                                         ArrayAttr outputInfos,
                                         ArrayAttr valueInfo,
@@ -392,8 +578,11 @@ LogicalResult ONNXExporter::exportBlock(Block &block, ArrayAttr inputInfos,
     } else if (auto node = dyn_cast<ONNXNodeOp>(op)) {
       if (failed(exportNode(node, *out.add_node())))
         return failure();
-    } else if (isa<ONNXNoneOp>(op)) {
-      continue;
+    } else if (isa<ONNXNoneOp, WeightOp>(op)) {
+      continue; // Written where they are used.
+    } else if (auto matmul = dyn_cast<MatmulOp>(op)) {
+      if (failed(exportMatmul(matmul, out)))
+        return failure();
     } else if (isa<ONNXYieldOp, func::ReturnOp>(op)) {
       for (auto [index, value] : llvm::enumerate(op.getOperands())) {
         DictionaryAttr info;
@@ -483,9 +672,19 @@ LogicalResult ONNXExporter::run(onnx::ModelProto &proto) {
     }
     return ArrayAttr::get(module.getContext(), list);
   };
-  return exportBlock(func.front(), infos(false), infos(true),
-                     func->getAttrOfType<ArrayAttr>("onnx.value_info"),
-                     *graph);
+  if (failed(exportBlock(func.front(), infos(false), infos(true),
+                         func->getAttrOfType<ArrayAttr>("onnx.value_info"),
+                         *graph)))
+    return failure();
+  if (usesContribOps &&
+      llvm::none_of(proto.opset_import(), [](const auto &opset) {
+        return opset.domain() == "com.microsoft";
+      })) {
+    auto *opset = proto.add_opset_import();
+    opset->set_domain("com.microsoft");
+    opset->set_version(1);
+  }
+  return success();
 }
 
 LogicalResult mlir::lowbit::exportONNX(ModuleOp module,

@@ -14,10 +14,18 @@ struct ONNXExportOptions {
   /// ("<path>.data") even if the source kept them inline; tensors the source
   /// kept in external data always do.
   uint64_t externalDataThreshold = UINT64_MAX;
+  /// Quantized matmul weights are written as f32 MatMul initializers
+  /// (decoded by the codec library) instead of MatMulNBits: the same
+  /// function, readable by any ONNX runtime.
+  bool dequantizeWeights = false;
+  /// MatMulNBits' accuracy_level attribute (ONNX Runtime: 0 unset, 1 fp32,
+  /// 2 fp16, 3 bf16, 4 int8 activations); -1 leaves it out.
+  int64_t accuracyLevel = -1;
 };
 
 /// Writes func.func @forward (lowbit.onnx.node ops, lowbit.onnx.initializer
-/// tensors) as an ONNX model at `path`, and its external data, if any, at
+/// tensors, and lowbit.matmul over stored weights, as MatMul or
+/// com.microsoft MatMulNBits) as an ONNX model at `path`, and its external data, if any, at
 /// "<path>.data". Both are written to temporary names and renamed when
 /// complete. Fails with a diagnostic on the op that has no ONNX form.
 LogicalResult exportONNX(ModuleOp module, const std::string &path,

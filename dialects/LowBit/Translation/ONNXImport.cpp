@@ -206,15 +206,13 @@ FailureOr<Type> ONNXImporter::importType(const onnx::TypeProto &type,
   if (!type.has_tensor_type())
     return fail(fileLoc, what + " has a sequence, map, optional or sparse "
                                 "type; lowbit imports tensors only (not "
-                                "supported yet)"),
-           failure();
+                                "supported yet)");
   const auto &tensor = type.tensor_type();
   Type element = getONNXElementType(context, tensor.elem_type());
   if (!element)
     return fail(fileLoc, what + " has element type " +
                              onnxfile::dataTypeName(tensor.elem_type()) +
-                             ", which lowbit cannot hold (not supported yet)"),
-           failure();
+                             ", which lowbit cannot hold (not supported yet)");
   if (!tensor.has_shape())
     return Type(UnrankedTensorType::get(element));
   SmallVector<int64_t> shape;
@@ -328,8 +326,7 @@ FailureOr<Attribute> ONNXImporter::tensorData(const onnx::TensorProto &tensor,
   case 22:
     return fail(at, "4-bit tensor '" + tensor.name() +
                         "' stored in int32_data (not supported yet; store it "
-                        "as raw_data)"),
-           failure();
+                        "as raw_data)");
   default: {
     // INT32 and the narrower types: one value per int32_data entry, the
     // 16-bit floats as their bit patterns.
@@ -342,8 +339,7 @@ FailureOr<Attribute> ONNXImporter::tensorData(const onnx::TensorProto &tensor,
   bool detectedSplat = false;
   if (!DenseElementsAttr::isValidRawBuffer(type, raw, detectedSplat))
     return fail(at, "tensor '" + tensor.name() +
-                        "': its values do not fill its type"),
-           failure();
+                        "': its values do not fill its type");
   return Attribute(DenseElementsAttr::getFromRawBuffer(type, raw));
 }
 
@@ -354,8 +350,7 @@ FailureOr<StringAttr> ONNXImporter::importTensor(const onnx::TensorProto &tensor
   if (!element)
     return fail(at, "tensor '" + tensor.name() + "' of type " +
                         onnxfile::dataTypeName(tensor.data_type()) +
-                        " (lowbit cannot hold it; not supported yet)"),
-           failure();
+                        " (lowbit cannot hold it; not supported yet)");
   auto type = RankedTensorType::get(
       SmallVector<int64_t>(tensor.dims().begin(), tensor.dims().end()),
       element);
@@ -365,7 +360,7 @@ FailureOr<StringAttr> ONNXImporter::importTensor(const onnx::TensorProto &tensor
   std::string symbol = uniqueSymbol(symbolBase);
   OpBuilder::InsertionGuard guard(builder);
   builder.setInsertionPoint(initializerAnchor);
-  auto op = builder.create<ONNXInitializerOp>(
+  auto op = ONNXInitializerOp::create(builder, 
       loc(tensor.name()), builder.getStringAttr(symbol), TypeAttr::get(type),
       *data, /*external=*/nullptr, /*name=*/nullptr);
   auto found = model.fileBytes.find(&tensor);
@@ -403,7 +398,7 @@ LogicalResult ONNXImporter::importSubgraph(const onnx::GraphProto &graph,
   if (failed(importGraph(graph, *block, scope, outputs, outputInfos,
                          valueInfo)))
     return failure();
-  auto yield = builder.create<ONNXYieldOp>(at, outputs);
+  auto yield = ONNXYieldOp::create(builder, at, outputs);
   yield->setAttr("inputs", builder.getArrayAttr(inputs));
   yield->setAttr("outputs", builder.getArrayAttr(outputInfos));
   if (graph.has_name())
@@ -423,7 +418,7 @@ LogicalResult ONNXImporter::importNode(const onnx::NodeProto &node,
   SmallVector<Value> operands;
   for (const std::string &input : node.input()) {
     if (input.empty()) {
-      operands.push_back(builder.create<ONNXNoneOp>(at));
+      operands.push_back(ONNXNoneOp::create(builder, at));
       continue;
     }
     Value value = scope.lookup(input);
@@ -501,7 +496,7 @@ LogicalResult ONNXImporter::importNode(const onnx::NodeProto &node,
     attributes.push_back(builder.getNamedAttr(attr.name(), value));
   }
 
-  auto op = builder.create<ONNXNodeOp>(
+  auto op = ONNXNodeOp::create(builder, 
       at, resultTypes, builder.getStringAttr(node.op_type()), operands,
       node.has_domain() ? builder.getStringAttr(node.domain()) : nullptr,
       builder.getDictionaryAttr(attributes),
@@ -584,7 +579,7 @@ LogicalResult ONNXImporter::importGraph(const onnx::GraphProto &graph,
     FailureOr<StringAttr> symbol = importTensor(tensor, tensor.name(), at);
     if (failed(symbol))
       return failure();
-    auto constant = builder.create<ONNXConstantOp>(
+    auto constant = ONNXConstantOp::create(builder, 
         at,
         cast<ONNXInitializerOp>(SymbolTable::lookupSymbolIn(module, *symbol))
             .getType(),
@@ -667,7 +662,7 @@ OwningOpRef<ModuleOp> ONNXImporter::run() {
     argInfos.push_back(*info);
   }
   builder.setInsertionPointToEnd(module.getBody());
-  auto func = builder.create<func::FuncOp>(
+  auto func = func::FuncOp::create(builder, 
       fileLoc, "forward", builder.getFunctionType(argTypes, {}));
   initializerAnchor = func;
   Block *entry = func.addEntryBlock();
@@ -683,7 +678,7 @@ OwningOpRef<ModuleOp> ONNXImporter::run() {
   if (failed(importGraph(graph, *entry, scope, outputs, outputInfos,
                          valueInfo)))
     return nullptr;
-  builder.create<func::ReturnOp>(fileLoc, outputs);
+  func::ReturnOp::create(builder, fileLoc, outputs);
   SmallVector<Type> resultTypes;
   for (Value v : outputs)
     resultTypes.push_back(v.getType());

@@ -169,6 +169,41 @@ float splitScaledIntegerBlock(Format format, const void *block,
 void dequantizeRows(Format format, const void *src, float *dst, int64_t nrows,
                     int64_t n, int nthreads = 0);
 
+//===----------------------------------------------------------------------===//
+// Affine integer form. The formats whose every group decodes as
+//   x = (code - zero) * scale,   code an unsigned `bits`-bit integer,
+// which ONNX Runtime's MatMulNBits (com.microsoft) stores as it is: Q4_0,
+// Q4_1, Q8_0, Q2_K, Q4_K and the I4_*/I8_* group formats.
+//===----------------------------------------------------------------------===//
+
+struct AffineForm {
+  unsigned bits;      // 2, 4 or 8
+  unsigned groupSize; // weights per (scale, zero) pair
+  /// Zero points are integers in [0, 2^bits) (else any float).
+  bool integerZeros;
+  /// Every zero point is 2^(bits - 1) (the symmetric formats).
+  bool defaultZeros;
+};
+
+/// The affine form of `format`, or false.
+bool affineForm(Format format, AffineForm &form);
+
+/// Decodes one row of `n` weights into affine form: `n` codes and
+/// n / groupSize scales and zeros. Reconstructing (code - zero) * scale in
+/// float gives dequantizeRow's values up to float rounding (exactly for the
+/// formats with integer zeros). Groups whose scale is zero but whose offset
+/// is not (possible in Q4_1 and the K-quants) get codes 0, scale 1 and
+/// zero -offset, which keeps their value.
+void decodeAffineRow(Format format, const void *src, int64_t n,
+                     uint8_t *codes, float *scales, float *zeros);
+
+/// Bytes a [rows, cols] weight in `format` takes in an ONNX file: as
+/// MatMulNBits (packed codes, an f32 scale per group, and zero points
+/// unless they are the default: packed like the codes when integer, f32
+/// when not), or as a float initializer for F32/F16/BF16. 0 when the format
+/// has no ONNX form.
+uint64_t onnxWeightBytes(Format format, int64_t rows, int64_t cols);
+
 } // namespace lowbit::formats
 
 #endif // LOWBIT_FORMATS_FORMATS_H

@@ -81,7 +81,7 @@ func.func @f(%x: tensor<?x64xf32>, %w: !lowbit.qtensor<16x32 : q4_0>) {
 // -----
 
 func.func @f(%x: tensor<?x32xf32>, %w: !lowbit.qtensor<16x32 : q4_0>) {
-  // expected-error @+1 {{result 'tensor<?x8xf32>' must be [-9223372036854775808, 16]}}
+  // expected-error @+1 {{result 'tensor<?x8xf32>' must end in the weight's 16 rows}}
   %y = lowbit.matmul %x, %w : tensor<?x32xf32>, !lowbit.qtensor<16x32 : q4_0> -> tensor<?x8xf32>
   return
 }
@@ -91,6 +91,30 @@ func.func @f(%x: tensor<?x32xf32>, %w: !lowbit.qtensor<16x32 : q4_0>) {
 func.func @f(%x: tensor<?x32xf32>, %w: !lowbit.qtensor<16x32 : q4_0>, %b: tensor<8xf32>) {
   // expected-error @+1 {{bias must be 1-D of size 16}}
   %y = lowbit.matmul %x, %w bias %b : tensor<?x32xf32>, !lowbit.qtensor<16x32 : q4_0>, tensor<8xf32> -> tensor<?x16xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<32xf32>, %w: !lowbit.qtensor<16x32 : q4_0>) {
+  // expected-error @+1 {{input must have rank 2 or more, got 'tensor<32xf32>'}}
+  %y = lowbit.matmul %x, %w : tensor<32xf32>, !lowbit.qtensor<16x32 : q4_0> -> tensor<16xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x?x32xf32>, %w: !lowbit.qtensor<16x32 : q4_0>) {
+  // expected-error @+1 {{result 'tensor<?x16xf32>' must have the input's rank 3}}
+  %y = lowbit.matmul %x, %w : tensor<2x?x32xf32>, !lowbit.qtensor<16x32 : q4_0> -> tensor<?x16xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x?x32xf32>, %w: !lowbit.qtensor<16x32 : q4_0>) {
+  // expected-error @+1 {{result 'tensor<3x?x16xf32>' must keep the input's leading dimensions}}
+  %y = lowbit.matmul %x, %w : tensor<2x?x32xf32>, !lowbit.qtensor<16x32 : q4_0> -> tensor<3x?x16xf32>
   return
 }
 
