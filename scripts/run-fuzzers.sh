@@ -6,7 +6,7 @@
 #   scripts/run-fuzzers.sh [BUILD_DIR [SECONDS [TARGET...]]]
 #   scripts/run-fuzzers.sh --long [BUILD_DIR [TARGET...]]
 #
-# Targets: gguf imatrix manifest state tokenizer_text tokenizer_vocab mlir
+# Targets: gguf imatrix manifest state tokenizer_text tokenizer_vocab mlir onnx
 # (default: all). The first form runs each for SECONDS (default 60); --long
 # runs each to 1,000,000 executions and prints a table of the figures (execs,
 # coverage, crashes) for bench/results/fuzzing.md.
@@ -32,7 +32,7 @@ if [[ $long == 0 && $# -gt 0 ]]; then
 fi
 targets=("$@")
 [[ ${#targets[@]} -gt 0 ]] ||
-  targets=(gguf imatrix manifest state tokenizer_text tokenizer_vocab mlir)
+  targets=(gguf imatrix manifest state tokenizer_text tokenizer_vocab mlir onnx)
 
 bin=$build/bin
 for t in "${targets[@]}"; do
@@ -106,6 +106,18 @@ seeds() { # seeds TARGET DIR
         > "$dir/unicode.txt"
       printf '\xff\xfe\xc0\x80 \xed\xa0\x80 <s></s><|endoftext|>' > "$dir/bad.txt"
     fi
+    ;;
+  onnx)
+    # lowbit's own fixtures (protobuf text) and a few of ONNX's node tests.
+    for txt in "$root"/test/ONNX/Inputs/*.txtpb; do
+      protoc -I/usr/include onnx/onnx.proto --encode=onnx.ModelProto \
+        < "$txt" > "$dir/$(basename "$txt" .txtpb).onnx"
+    done
+    for t in test_add test_gemm_default_matrix_bias test_if test_loop11 \
+             test_scan9_sum test_clip_default_inbounds test_constant; do
+      node=/usr/share/libonnx-testdata/data/node/$t/model.onnx
+      [[ -f $node ]] && cp "$node" "$dir/$t.onnx"
+    done
     ;;
   mlir)
     "$lowbit" import "$work/tiny.gguf" -o "$dir/tiny.mlir"

@@ -4,7 +4,13 @@
 #include "onnx/defs/schema.h"
 #include "onnx/shape_inference/implementation.h"
 
+#include <cerrno>
 #include <climits>
+#include <csignal>
+#include <cstring>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -615,6 +621,106 @@ void restoreDeclared(std::vector<DeclaredGraph> &declared) {
   }
 }
 
+/// Tensors larger than this are not handed to shape inference.
+constexpr uint64_t kInferenceTensorBytes = 1 << 16;
+
+/// The declared inputs, outputs and value_info of every graph (the order of
+/// `declared`), after shape inference, written to `fd` as length-prefixed
+/// GraphProtos holding just those fields.
+bool writeInferredTypes(int fd, const std::vector<DeclaredGraph> &declared) {
+  for (const DeclaredGraph &entry : declared) {
+    onnx::GraphProto types;
+    *types.mutable_input() = entry.graph->input();
+    *types.mutable_output() = entry.graph->output();
+    *types.mutable_value_info() = entry.graph->value_info();
+    std::string bytes = types.SerializeAsString();
+    uint64_t size = bytes.size();
+    bytes.insert(0, reinterpret_cast<const char *>(&size), sizeof(size));
+    for (size_t done = 0; done < bytes.size();) {
+      ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        return false;
+      done += size_t(n);
+    }
+  }
+  return true;
+}
+
+/// Types of intermediate values come from ONNX's own shape inference (what
+/// it cannot infer, e.g. com.microsoft ops, stays untyped). libonnx's
+/// inference is not hardened against hostile graphs (a fuzzed Scan crashes
+/// it), so it runs in a child process that sends the typed value infos back
+/// through a pipe; when the child fails, dies or takes over 30 s, the values
+/// stay as the file declares them.
+void inferTypes(onnx::ModelProto &proto,
+                std::vector<DeclaredGraph> &declared) {
+  int fds[2];
+  if (::pipe(fds) != 0)
+    return;
+  pid_t child = ::fork();
+  if (child < 0) {
+    ::close(fds[0]);
+    ::close(fds[1]);
+    return;
+  }
+  if (child == 0) {
+    ::close(fds[0]);
+    ::alarm(30);
+    // A crash here is expected on hostile input: no core file.
+    struct rlimit noCore = {0, 0};
+    ::setrlimit(RLIMIT_CORE, &noCore);
+    try {
+      onnx::ShapeInferenceOptions options{/*check_type=*/false,
+                                          /*error_mode=*/0,
+                                          /*enable_data_propagation=*/false};
+      onnx::shape_inference::InferShapes(
+          proto, onnx::OpSchemaRegistry::Instance(), options);
+    } catch (...) {
+      // What was inferred before the failure is kept.
+    }
+    restoreDeclared(declared);
+    ::_exit(writeInferredTypes(fds[1], declared) ? 0 : 1);
+  }
+  ::close(fds[1]);
+  std::string received;
+  char buffer[1 << 16];
+  for (;;) {
+    ssize_t n = ::read(fds[0], buffer, sizeof(buffer));
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      break;
+    received.append(buffer, size_t(n));
+  }
+  ::close(fds[0]);
+  int status = 0;
+  while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    return;
+  std::vector<onnx::GraphProto> types(declared.size());
+  size_t at = 0;
+  for (onnx::GraphProto &graph : types) {
+    uint64_t size = 0;
+    if (received.size() - at < sizeof(size))
+      return;
+    std::memcpy(&size, received.data() + at, sizeof(size));
+    at += sizeof(size);
+    if (received.size() - at < size ||
+        !graph.ParseFromArray(received.data() + at, int(size)))
+      return;
+    at += size;
+  }
+  for (size_t i = 0; i < declared.size(); ++i) {
+    onnx::GraphProto &graph = *declared[i].graph;
+    graph.mutable_input()->Swap(types[i].mutable_input());
+    graph.mutable_output()->Swap(types[i].mutable_output());
+    graph.mutable_value_info()->Swap(types[i].mutable_value_info());
+  }
+}
+
 } // namespace
 
 std::unique_ptr<Model> readModel(const std::string &path, std::string &error) {
@@ -657,20 +763,12 @@ std::unique_ptr<Model> readModel(const std::string &path, std::string &error) {
 
   std::vector<DeclaredGraph> declared;
   recordDeclared(*model, *model->proto.mutable_graph(), declared);
-  // Types of intermediate values come from ONNX's own shape inference; it
-  // only adds value_info entries, and what it cannot infer (ops it has no
-  // schema for, e.g. com.microsoft) stays untyped.
-  try {
-    onnx::ShapeInferenceOptions options{/*check_type=*/false,
-                                        /*error_mode=*/0,
-                                        /*enable_data_propagation=*/false};
-    onnx::shape_inference::InferShapes(model->proto,
-                                       onnx::OpSchemaRegistry::Instance(),
-                                       options);
-  } catch (const std::exception &) {
-    // Types stay as declared.
-  }
-  restoreDeclared(declared);
+  // Large tensors are read through the mapping from here on; inference only
+  // needs the small ones (shapes given as initializers).
+  for (auto &[tensor, bytes] : model->fileBytes)
+    if (bytes.size > kInferenceTensorBytes)
+      const_cast<onnx::TensorProto *>(tensor)->clear_raw_data();
+  inferTypes(model->proto, declared);
   for (auto &[tensor, bytes] : model->fileBytes)
     const_cast<onnx::TensorProto *>(tensor)->clear_raw_data();
   return model;

@@ -219,6 +219,7 @@ int compileCommand(int argc, char **argv) {
   cl.option("target", "NAME",
             "With --emit native: the CPU to generate code for: host "
             "(default), x86-64-v3,\nx86-64-v4 or aarch64.");
+  driver::addONNXExportOptions(cl);
   cl.flag("json", "Print the report as JSON on stdout instead of the table.");
   cl.flag("quiet", "No summary table.", "q");
   cl.epilog(presetList());
@@ -243,6 +244,10 @@ int compileCommand(int argc, char **argv) {
   } else if (cl.has("target")) {
     return cli::fail("--target applies to --emit native");
   }
+  mlir::lowbit::ONNXExportOptions onnxOptions;
+  if (emit == "onnx" ? !driver::parseONNXExportOptions(cl, onnxOptions, error)
+                     : !driver::checkNoONNXExportOptions(cl, error))
+    return cli::fail(error);
   long long threads = 0;
   if (!cl.getInt("threads", threads, error))
     return cli::fail(error);
@@ -638,7 +643,7 @@ int compileCommand(int argc, char **argv) {
                                              !cl.has("json"))))
         return 1;
     } else if (emit == "onnx") {
-      if (failed(exportONNX(*module, output)))
+      if (failed(exportONNX(*module, output, onnxOptions)))
         return 1;
     } else if (failed(exportGGUF(*module, output))) {
       return 1;

@@ -63,16 +63,7 @@ int exportCommand(int argc, char **argv) {
                       "Files are written under a temporary name and\n"
                       "renamed when complete.");
   cl.option("output", "FILE", "The GGUF or ONNX file to write.", "o");
-  cl.option("external-data-threshold", "BYTES",
-            "ONNX: tensors of at least BYTES go to the external data file "
-            "OUT.data\n(default: only those the source kept there).");
-  cl.flag("dequantize",
-          "ONNX: write quantized matmul weights as f32 MatMul initializers "
-          "(decoded by\nlowbit's codecs) instead of com.microsoft "
-          "MatMulNBits.");
-  cl.option("accuracy-level", "N",
-            "ONNX: MatMulNBits' accuracy_level (0-4; 4 lets ONNX Runtime "
-            "quantize the\nactivations to int8). Default: not written.");
+  driver::addONNXExportOptions(cl);
   std::string error;
   if (std::optional<int> done = cl.parseCommand(argc, argv, "input model"))
     return *done;
@@ -85,30 +76,12 @@ int exportCommand(int argc, char **argv) {
   const std::string &output = cl.get("output");
   if (llvm::StringRef(output).ends_with(".onnx")) {
     mlir::lowbit::ONNXExportOptions options;
-    if (cl.has("external-data-threshold")) {
-      long long threshold = 0;
-      if (!cl.getInt("external-data-threshold", threshold, error))
-        return cli::fail(error);
-      if (threshold < 0)
-        return cli::fail("--external-data-threshold must not be negative");
-      options.externalDataThreshold = static_cast<uint64_t>(threshold);
-    }
-    options.dequantizeWeights = cl.has("dequantize");
-    if (cl.has("accuracy-level")) {
-      long long level = 0;
-      if (!cl.getInt("accuracy-level", level, error))
-        return cli::fail(error);
-      if (level < 0 || level > 4)
-        return cli::fail("--accuracy-level must be 0 to 4");
-      options.accuracyLevel = level;
-    }
+    if (!driver::parseONNXExportOptions(cl, options, error))
+      return cli::fail(error);
     return mlir::failed(mlir::lowbit::exportONNX(*module, output, options));
   }
-  for (const char *onnxOnly :
-       {"external-data-threshold", "dequantize", "accuracy-level"})
-    if (cl.has(onnxOnly))
-      return cli::fail(std::string("--") + onnxOnly +
-                       " applies to ONNX output (-o FILE.onnx) only");
+  if (!driver::checkNoONNXExportOptions(cl, error))
+    return cli::fail(error);
   if (mlir::failed(mlir::lowbit::exportGGUF(*module, output)))
     return 1;
   return 0;

@@ -113,6 +113,71 @@ OwningOpRef<ModuleOp> loadModel(MLIRContext &context, const std::string &path) {
   return module;
 }
 
+void addONNXExportOptions(cli::CommandLine &cl) {
+  cl.option("onnx-weights", "STYLE",
+            "ONNX: how quantized matmul weights are written: nbits "
+            "(default;\ncom.microsoft MatMulNBits, any format with linear "
+            "groups) or qdq\n(DequantizeLinear with block_size, opset 21, "
+            "feeding MatMul; integer zero\npoints only: q4_0, q8_0, i4_*, "
+            "i8_*).");
+  cl.option("external-data-threshold", "BYTES",
+            "ONNX: tensors of at least BYTES go to the external data file "
+            "OUT.data\n(default: only those the source kept there).");
+  cl.flag("dequantize",
+          "ONNX: write quantized matmul weights as f32 MatMul initializers "
+          "(decoded by\nlowbit's codecs) instead of quantized ones.");
+  cl.option("accuracy-level", "N",
+            "ONNX: MatMulNBits' accuracy_level (0-4; 4 lets ONNX Runtime "
+            "quantize the\nactivations to int8). Default: not written.");
+}
+
+static const char *const kONNXOptions[] = {
+    "onnx-weights", "external-data-threshold", "dequantize", "accuracy-level"};
+
+bool parseONNXExportOptions(const cli::CommandLine &cl,
+                            mlir::lowbit::ONNXExportOptions &options,
+                            std::string &error) {
+  std::string style = cl.get("onnx-weights", "nbits");
+  if (style == "qdq")
+    options.weightStyle = mlir::lowbit::ONNXWeightStyle::QDQ;
+  else if (style != "nbits") {
+    error = "--onnx-weights must be nbits or qdq, got '" + style + "'";
+    return false;
+  }
+  if (cl.has("external-data-threshold")) {
+    long long threshold = 0;
+    if (!cl.getInt("external-data-threshold", threshold, error))
+      return false;
+    if (threshold < 0) {
+      error = "--external-data-threshold must not be negative";
+      return false;
+    }
+    options.externalDataThreshold = static_cast<uint64_t>(threshold);
+  }
+  options.dequantizeWeights = cl.has("dequantize");
+  if (cl.has("accuracy-level")) {
+    long long level = 0;
+    if (!cl.getInt("accuracy-level", level, error))
+      return false;
+    if (level < 0 || level > 4) {
+      error = "--accuracy-level must be 0 to 4";
+      return false;
+    }
+    options.accuracyLevel = level;
+  }
+  return true;
+}
+
+bool checkNoONNXExportOptions(const cli::CommandLine &cl, std::string &error) {
+  for (const char *option : kONNXOptions)
+    if (cl.has(option)) {
+      error = std::string("--") + option +
+              " applies to ONNX output (-o FILE.onnx) only";
+      return false;
+    }
+  return true;
+}
+
 bool writeIR(ModuleOp module, const std::string &path, std::string &error) {
   if (path == "-") {
     module.print(llvm::outs());

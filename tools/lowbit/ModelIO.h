@@ -2,6 +2,9 @@
 #ifndef LOWBIT_TOOLS_MODELIO_H
 #define LOWBIT_TOOLS_MODELIO_H
 
+#include "CommandLine.h"
+
+#include "LowBit/Translation/ONNXExport.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/IR/OwningOpRef.h"
@@ -22,6 +25,16 @@ bool isONNX(const std::string &path);
 /// Null after a printed error.
 mlir::OwningOpRef<mlir::ModuleOp> loadModel(mlir::MLIRContext &context,
                                             const std::string &path);
+
+/// The options of ONNX output (export and compile share them).
+void addONNXExportOptions(::lowbit::cli::CommandLine &cl);
+bool parseONNXExportOptions(const ::lowbit::cli::CommandLine &cl,
+                            mlir::lowbit::ONNXExportOptions &options,
+                            std::string &error);
+/// False (with `error`) when an ONNX output option is given for another
+/// output.
+bool checkNoONNXExportOptions(const ::lowbit::cli::CommandLine &cl,
+                              std::string &error);
 
 /// Prints `module` to `path` ("-" = stdout) through a temporary file.
 bool writeIR(mlir::ModuleOp module, const std::string &path,

@@ -78,6 +78,8 @@ private:
 public:
   /// Whether a com.microsoft op was written (the opset import it needs).
   bool usesContribOps = false;
+  /// The model's opset of the default domain (0 when it imports none).
+  int64_t defaultOpset = 0;
 
 private:
   llvm::DenseMap<Value, std::string> names;
@@ -395,6 +397,14 @@ void ONNXExporter::addInitializer(onnx::GraphProto &graph,
   tensor->set_raw_data(bytes.data(), bytes.size());
 }
 
+static void addIntAttribute(onnx::NodeProto &node, const char *name,
+                            int64_t value) {
+  onnx::AttributeProto *attr = node.add_attribute();
+  attr->set_name(name);
+  attr->set_type(onnx::AttributeProto::INT);
+  attr->set_i(value);
+}
+
 /// Packs `count` codes of `bits` bits low-first into bytes (ONNX Runtime's
 /// MatMulNBits order: element i at bit (i * bits) % 8 of byte i * bits / 8).
 static void packCodes(const uint8_t *codes, int64_t count, unsigned bits,
@@ -404,12 +414,16 @@ static void packCodes(const uint8_t *codes, int64_t count, unsigned bits,
     out[i * bits / 8] |= uint8_t(codes[i] << ((i * bits) % 8));
 }
 
-/// lowbit.matmul over a stored weight: MatMul with the weight (transposed
-/// back to ONNX's [K, N]) when it is f32, or dequantized on request; else
-/// com.microsoft MatMulNBits, which holds the formats with an affine form
-/// (Formats.h) bit for bit: packed codes, f32 scales, and zero points when
-/// they are not the default 2^(bits - 1).
+/// lowbit.matmul over a stored weight, as
+///  - MatMul with the weight (transposed back to ONNX's [K, N]) when it is
+///    f32, or decoded on request (--dequantize);
+///  - com.microsoft MatMulNBits (the default for quantized weights), which
+///    holds the formats with an affine form (Formats.h) bit for bit: packed
+///    codes, f32 scales, zero points unless they are 2^(bits - 1);
+///  - or DequantizeLinear (opset 21, blocked along K) feeding MatMul, the
+///    standard QDQ form, for the formats with integer zero points.
 LogicalResult ONNXExporter::exportMatmul(MatmulOp op, onnx::GraphProto &graph) {
+  namespace formats = ::lowbit::formats;
   auto ref = op.getWeight().getDefiningOp<WeightOp>();
   GlobalWeightOp weight =
       ref ? symbolTables.lookupNearestSymbolFrom<GlobalWeightOp>(
@@ -418,11 +432,12 @@ LogicalResult ONNXExporter::exportMatmul(MatmulOp op, onnx::GraphProto &graph) {
   if (!weight)
     return fail(op, "a matmul whose weight is computed has no ONNX form yet");
   QTensorType type = weight.getWeightType();
-  int64_t rows = type.getShape()[0], cols = type.getShape()[1];
-  ::lowbit::formats::Format format = type.getFormat().getFormat();
-  std::string base = weight->hasAttr("onnx.name")
-                         ? weight->getAttrOfType<StringAttr>("onnx.name").str()
-                         : weight.getSymName().str();
+  const int64_t rows = type.getShape()[0], cols = type.getShape()[1];
+  const formats::Format format = type.getFormat().getFormat();
+  const std::string base =
+      weight->hasAttr("onnx.name")
+          ? weight->getAttrOfType<StringAttr>("onnx.name").str()
+          : weight.getSymName().str();
   std::string nodeName;
   if (auto name = op->getAttrOfType<StringAttr>("onnx.name"))
     nodeName = name.str();
@@ -433,110 +448,172 @@ LogicalResult ONNXExporter::exportMatmul(MatmulOp op, onnx::GraphProto &graph) {
     output = nameOf(op.getResult());
   else
     setName(op.getResult(), output);
-  std::string product =
+  const std::string product =
       op.getBias() ? freshName(output + "_matmul") : output;
 
-  ::lowbit::formats::AffineForm form;
-  bool affine = ::lowbit::formats::affineForm(format, form) &&
-                !options.dequantizeWeights;
+  formats::AffineForm form;
+  const bool affine =
+      formats::affineForm(format, form) && !options.dequantizeWeights;
+  const bool qdq = affine && options.weightStyle == ONNXWeightStyle::QDQ;
+  if (!affine && format != formats::Format::F32 && !options.dequantizeWeights)
+    return fail(op, "weight '" + base + "' is in format " +
+                        formats::info(format).name +
+                        ", which ONNX Runtime's MatMulNBits cannot hold (it "
+                        "takes 2, 4 and 8 bits with linear groups: q4_0, "
+                        "q4_1, q4_k, q8_0, q2_k, i4_*, i8_*); choose those "
+                        "formats, export GGUF, or export with --dequantize");
+  if (qdq && !form.integerZeros)
+    return fail(op, "weight '" + base + "' is in format " +
+                        formats::info(format).name +
+                        ", whose zero points are not integers: "
+                        "DequantizeLinear cannot hold it (MatMulNBits can: "
+                        "leave out --onnx-weights qdq)");
+  if (qdq && form.bits == 2)
+    return fail(op, "weight '" + base +
+                        "': DequantizeLinear has no 2-bit type (MatMulNBits "
+                        "has: leave out --onnx-weights qdq)");
+  if (qdq && defaultOpset < 21)
+    return fail(op, "QDQ weights need DequantizeLinear with block_size "
+                    "(opset 21) but the model imports opset " +
+                        llvm::Twine(defaultOpset) +
+                        " of the default domain; leave out --onnx-weights "
+                        "qdq (MatMulNBits works with any opset)");
   std::string error;
   const uint8_t *bytes = getWeightBytes(weight, error);
   if (!bytes)
     return fail(op, error);
-  onnx::NodeProto *node = graph.add_node();
-  node->add_input(nameOf(op.getInput()));
-  node->add_output(product);
-  if (!nodeName.empty())
-    node->set_name(nodeName);
-  SmallVector<std::string> &written = writtenWeights[weight];
   const bool external = weight->hasAttr("onnx.external");
-  if (!affine) {
-    if (format != ::lowbit::formats::Format::F32 && !options.dequantizeWeights)
-      return fail(op, "weight '" + base + "' is in format " +
-                          ::lowbit::formats::info(format).name +
-                          ", which ONNX Runtime's MatMulNBits cannot hold "
-                          "(it takes 2, 4 and 8 bits with linear groups: "
-                          "q4_0, q4_1, q4_k, q8_0, q2_k, i4_*, i8_*); "
-                          "choose those formats, export GGUF, or export "
-                          "with --dequantize");
-    if (written.empty()) {
-      std::vector<float> values(rows * cols);
-      ::lowbit::formats::dequantizeRows(format, bytes, values.data(), rows,
-                                        cols, 0);
-      std::vector<uint8_t> transposed(values.size() * sizeof(float));
-      float *t = reinterpret_cast<float *>(transposed.data());
-      for (int64_t n = 0; n < rows; ++n)
-        for (int64_t k = 0; k < cols; ++k)
-          t[k * rows + n] = values[n * cols + k];
-      written.push_back(freshName(base));
-      addInitializer(graph, written[0], onnx::TensorProto::FLOAT,
-                     {cols, rows}, std::move(transposed), external);
-    }
-    node->set_op_type("MatMul");
-    node->add_input(written[0]);
-  } else {
+  const uint64_t rowBytes = formats::rowBytes(formats::info(format), cols);
+
+  // The weight's initializers (and DequantizeLinear node), once per weight.
+  SmallVector<std::string> &written = writtenWeights[weight];
+  if (written.empty() && !affine) {
+    std::vector<float> values(rows * cols);
+    formats::dequantizeRows(format, bytes, values.data(), rows, cols, 0);
+    std::vector<uint8_t> transposed(values.size() * sizeof(float));
+    float *t = reinterpret_cast<float *>(transposed.data());
+    for (int64_t n = 0; n < rows; ++n)
+      for (int64_t k = 0; k < cols; ++k)
+        t[k * rows + n] = values[n * cols + k];
+    written.push_back(freshName(base));
+    addInitializer(graph, written[0], onnx::TensorProto::FLOAT, {cols, rows},
+                   std::move(transposed), external);
+  } else if (written.empty()) {
     const int64_t groups = cols / form.groupSize;
-    const int64_t blob = int64_t(form.groupSize) * form.bits / 8;
-    const int64_t zeroBytes = (groups * form.bits + 7) / 8;
-    if (written.empty()) {
+    std::vector<uint8_t> codes(rows * cols);
+    std::vector<float> scales(rows * groups), zeros(rows * groups);
+    for (int64_t n = 0; n < rows; ++n)
+      formats::decodeAffineRow(format, bytes + n * rowBytes, cols,
+                               &codes[n * cols], &scales[n * groups],
+                               &zeros[n * groups]);
+    auto floatBytes = [](const std::vector<float> &values) {
+      std::vector<uint8_t> out(values.size() * sizeof(float));
+      std::memcpy(out.data(), values.data(), out.size());
+      return out;
+    };
+    if (!qdq) {
+      const int64_t blob = int64_t(form.groupSize) * form.bits / 8;
+      const int64_t zeroBytes = (groups * form.bits + 7) / 8;
       std::vector<uint8_t> packed(rows * groups * blob);
-      std::vector<uint8_t> scaleBytes(rows * groups * sizeof(float));
-      std::vector<uint8_t> zeroes(
-          form.integerZeros ? rows * zeroBytes : rows * groups * sizeof(float));
-      std::vector<uint8_t> codes(cols), zeroCodes(groups);
-      std::vector<float> zeros(groups);
-      float *scales = reinterpret_cast<float *>(scaleBytes.data());
-      const uint64_t rowBytes =
-          ::lowbit::formats::rowBytes(::lowbit::formats::info(format), cols);
-      for (int64_t n = 0; n < rows; ++n) {
-        ::lowbit::formats::decodeAffineRow(format, bytes + n * rowBytes, cols,
-                                           codes.data(), scales + n * groups,
-                                           zeros.data());
-        packCodes(codes.data(), cols, form.bits, &packed[n * groups * blob]);
-        if (form.integerZeros) {
-          for (int64_t g = 0; g < groups; ++g)
-            zeroCodes[g] = uint8_t(zeros[g]);
-          packCodes(zeroCodes.data(), groups, form.bits,
-                    &zeroes[n * zeroBytes]);
-        } else {
-          std::memcpy(&zeroes[n * groups * sizeof(float)], zeros.data(),
-                      groups * sizeof(float));
-        }
-      }
-      std::string bits = std::to_string(form.bits);
+      for (int64_t n = 0; n < rows; ++n)
+        packCodes(&codes[n * cols], cols, form.bits, &packed[n * groups * blob]);
+      const std::string bits = std::to_string(form.bits);
       written.push_back(freshName(base + "_Q" + bits));
       written.push_back(freshName(base + "_scales"));
       addInitializer(graph, written[0], onnx::TensorProto::UINT8,
                      {rows, groups, blob}, std::move(packed), external);
       addInitializer(graph, written[1], onnx::TensorProto::FLOAT,
-                     {rows, groups}, std::move(scaleBytes), external);
+                     {rows, groups}, floatBytes(scales), external);
       if (!form.defaultZeros) {
         written.push_back(freshName(base + "_zero_points"));
-        if (form.integerZeros)
+        if (form.integerZeros) {
+          std::vector<uint8_t> zeroCodes(groups), packedZeros(rows * zeroBytes);
+          for (int64_t n = 0; n < rows; ++n) {
+            for (int64_t g = 0; g < groups; ++g)
+              zeroCodes[g] = uint8_t(zeros[n * groups + g]);
+            packCodes(zeroCodes.data(), groups, form.bits,
+                      &packedZeros[n * zeroBytes]);
+          }
           addInitializer(graph, written[2], onnx::TensorProto::UINT8,
-                         {rows * zeroBytes}, std::move(zeroes), external);
-        else
+                         {rows * zeroBytes}, std::move(packedZeros), external);
+        } else {
           addInitializer(graph, written[2], onnx::TensorProto::FLOAT,
-                         {rows, groups}, std::move(zeroes), external);
+                         {rows, groups}, floatBytes(zeros), external);
+        }
       }
+    } else {
+      // ONNX's [K, N] layout, blocked along K (axis 0): codes, scales and
+      // zero points transposed. Symmetric formats store signed values
+      // (code - 2^(bits-1), INT4/INT8) and no zero point; the others their
+      // unsigned codes (UINT4/UINT8) and zero points of that type.
+      const bool sym = form.defaultZeros;
+      const int32_t dataType =
+          form.bits == 4 ? (sym ? 22 /*INT4*/ : 21 /*UINT4*/)
+                         : (sym ? int32_t(onnx::TensorProto::INT8)
+                                : int32_t(onnx::TensorProto::UINT8));
+      const uint8_t shift = sym ? uint8_t(1u << (form.bits - 1)) : 0;
+      std::vector<uint8_t> values(rows * cols);
+      for (int64_t n = 0; n < rows; ++n)
+        for (int64_t k = 0; k < cols; ++k)
+          values[k * rows + n] = uint8_t(codes[n * cols + k] - shift) &
+                                 uint8_t((1u << form.bits) - 1);
+      std::vector<float> scalesKN(groups * rows);
+      std::vector<uint8_t> zerosKN(groups * rows);
+      for (int64_t n = 0; n < rows; ++n)
+        for (int64_t g = 0; g < groups; ++g) {
+          scalesKN[g * rows + n] = scales[n * groups + g];
+          zerosKN[g * rows + n] = uint8_t(zeros[n * groups + g]);
+        }
+      auto pack = [&](std::vector<uint8_t> v) {
+        if (form.bits == 8)
+          return v;
+        std::vector<uint8_t> out((v.size() + 1) / 2);
+        packCodes(v.data(), int64_t(v.size()), 4, out.data());
+        return out;
+      };
+      written.push_back(freshName(base + "_dequantized"));
+      const std::string quantized = freshName(base + "_quantized");
+      const std::string scale = freshName(base + "_scale");
+      addInitializer(graph, quantized, dataType, {cols, rows},
+                     pack(std::move(values)), external);
+      addInitializer(graph, scale, onnx::TensorProto::FLOAT, {groups, rows},
+                     floatBytes(scalesKN), external);
+      onnx::NodeProto *dq = graph.add_node();
+      dq->set_op_type("DequantizeLinear");
+      dq->set_name(written[0]);
+      dq->add_input(quantized);
+      dq->add_input(scale);
+      if (!sym) {
+        const std::string zero = freshName(base + "_zero_point");
+        addInitializer(graph, zero, dataType, {groups, rows},
+                       pack(std::move(zerosKN)), external);
+        dq->add_input(zero);
+      }
+      dq->add_output(written[0]);
+      addIntAttribute(*dq, "axis", 0);
+      addIntAttribute(*dq, "block_size", form.groupSize);
     }
+  }
+
+  onnx::NodeProto *node = graph.add_node();
+  node->add_input(nameOf(op.getInput()));
+  for (const std::string &name : written)
+    node->add_input(name);
+  node->add_output(product);
+  if (!nodeName.empty())
+    node->set_name(nodeName);
+  if (!affine || qdq) {
+    node->set_op_type("MatMul");
+  } else {
     node->set_op_type("MatMulNBits");
     node->set_domain("com.microsoft");
     usesContribOps = true;
-    for (const std::string &name : written)
-      node->add_input(name);
-    auto attr = [&](const char *name, int64_t value) {
-      onnx::AttributeProto *a = node->add_attribute();
-      a->set_name(name);
-      a->set_type(onnx::AttributeProto::INT);
-      a->set_i(value);
-    };
-    attr("K", cols);
-    attr("N", rows);
-    attr("bits", form.bits);
-    attr("block_size", form.groupSize);
+    addIntAttribute(*node, "K", cols);
+    addIntAttribute(*node, "N", rows);
+    addIntAttribute(*node, "bits", form.bits);
+    addIntAttribute(*node, "block_size", form.groupSize);
     if (options.accuracyLevel >= 0)
-      attr("accuracy_level", options.accuracyLevel);
+      addIntAttribute(*node, "accuracy_level", options.accuracyLevel);
   }
   if (Value bias = op.getBias()) {
     onnx::NodeProto *add = graph.add_node();
@@ -635,6 +712,8 @@ LogicalResult ONNXExporter::run(onnx::ModelProto &proto) {
       if (pair.size() == 2)
         opset->set_domain(cast<StringAttr>(pair[0]).str());
       opset->set_version(cast<IntegerAttr>(pair.getValue().back()).getInt());
+      if (opset->domain().empty() || opset->domain() == "ai.onnx")
+        defaultOpset = opset->version();
     }
   }
   if (auto v = str("onnx.producer_name"))

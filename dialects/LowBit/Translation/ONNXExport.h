@@ -9,7 +9,17 @@
 
 namespace mlir::lowbit {
 
+/// How quantized matmul weights are written.
+enum class ONNXWeightStyle {
+  /// com.microsoft MatMulNBits: every format with an affine form.
+  MatMulNBits,
+  /// DequantizeLinear (opset 21, blocked) feeding MatMul: the formats with
+  /// integer zero points, 4 and 8 bits; ONNX Runtime fuses the pair.
+  QDQ,
+};
+
 struct ONNXExportOptions {
+  ONNXWeightStyle weightStyle = ONNXWeightStyle::MatMulNBits;
   /// Tensors of at least this many bytes go to the external data file
   /// ("<path>.data") even if the source kept them inline; tensors the source
   /// kept in external data always do.

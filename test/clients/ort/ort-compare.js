@@ -2,22 +2,26 @@
 // compares their outputs by name: the test client for lowbit's ONNX output.
 //
 //   node ort-compare.js A.onnx B.onnx [--dim NAME=SIZE]... [--rtol R]
+//                       [--optimization disabled|basic|extended|all]
 //
 // Inputs follow A's input metadata: float tensors get values of a seeded
 // generator in [-1, 1), integer tensors small non-negative integers, bools
 // alternate; a symbolic dimension takes its --dim size (default 3). Prints,
 // per output, the largest absolute difference and that difference relative
 // to the largest magnitude of A's output, then MATCH when every relative
-// difference is at most --rtol (default 1e-5), else MISMATCH.
+// difference is at most --rtol (default 1e-5), else MISMATCH. Sessions use
+// --optimization (default all: ONNX Runtime's fusions, as users run it).
 'use strict';
 const ort = require('onnxruntime-node');
 
 function parseArgs(argv) {
-  const args = { models: [], dims: {}, rtol: 1e-5 };
+  const args = { models: [], dims: {}, rtol: 1e-5, optimization: 'all' };
   for (let i = 0; i < argv.length; ++i) {
     if (argv[i] === '--dim') {
       const [name, size] = argv[++i].split('=');
       args.dims[name] = Number(size);
+    } else if (argv[i] === '--optimization') {
+      args.optimization = argv[++i];
     } else if (argv[i] === '--rtol') {
       args.rtol = Number(argv[++i]);
     } else {
@@ -52,7 +56,7 @@ function makeInput(meta, dims) {
 
 async function main() {
   const args = parseArgs(process.argv.slice(2));
-  const options = { graphOptimizationLevel: 'all' };
+  const options = { graphOptimizationLevel: args.optimization };
   const [a, b] = await Promise.all(args.models.map((m) => ort.InferenceSession.create(m, options)));
   const feeds = {};
   for (const meta of a.inputMetadata) feeds[meta.name] = makeInput(meta, args.dims);
