@@ -126,6 +126,21 @@ void AllocateBitsPass::runOnOperation() {
   // it takes there (MatMulNBits' f32 scales and zero points included).
   auto source = module->getAttrOfType<StringAttr>("lowbit.source");
   const bool onnxSizes = source && source.getValue() == "onnx";
+  // An embedding table an ONNX Gather reads.
+  auto readAsTable = [&](GlobalWeightOp op) {
+    std::optional<SymbolTable::UseRange> uses =
+        SymbolTable::getSymbolUses(op, module);
+    return uses && llvm::any_of(*uses, [](const SymbolTable::SymbolUse &use) {
+             return llvm::any_of(use.getUser()->getUsers(), [](Operation *u) {
+               return isa<ONNXNodeOp>(u);
+             });
+           });
+  };
+  auto fitsGatherBlockQuantized = [](Format f) {
+    formats::AffineForm form;
+    return f == Format::F32 || (formats::affineForm(f, form) &&
+                                form.integerZeros && form.bits != 2);
+  };
   auto bytesOf = [&](QTensorType type, Format f) -> uint64_t {
     if (onnxSizes)
       return formats::onnxWeightBytes(f, type.getNumRows(),
@@ -175,6 +190,8 @@ void AllocateBitsPass::runOnOperation() {
         if (!std::isfinite(value) || value < 0)
           return fail("tensor '" + name + "': damage of " + f->name +
                       " is negative or not finite");
+        if (onnxSizes && readAsTable(op) && !fitsGatherBlockQuantized(f->format))
+          continue; // GatherBlockQuantized holds integer zero points only.
         analysis::AllocationOption option;
         option.bytes = bytesOf(type, f->format);
         if (option.bytes == 0)

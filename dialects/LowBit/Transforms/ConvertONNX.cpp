@@ -29,6 +29,9 @@ struct MatmulMatch {
   ONNXInitializerOp tensor;
   bool weightIsNK = false;
   Value bias;
+  /// A Gather over the table `tensor` ([rows, width], read in place): the
+  /// node stays, its data input becomes the weight.
+  bool gather = false;
 };
 
 int64_t intAttr(ONNXNodeOp node, StringRef name, int64_t fallback) {
@@ -73,6 +76,15 @@ struct ConvertONNXPass
     if (!isDefaultDomain(node) || node.getNumResults() != 1)
       return std::nullopt;
     StringRef op = node.getOpType();
+    if (op == "Gather" && node.getInputs().size() == 2 &&
+        intAttr(node, "axis", 0) == 0) {
+      ONNXInitializerOp tensor = constantMatrix(node.getInputs()[0]);
+      if (!tensor)
+        return std::nullopt;
+      MatmulMatch m{node, node.getInputs()[1], tensor, true, nullptr};
+      m.gather = true;
+      return m;
+    }
     if (op == "MatMul" && node.getInputs().size() == 2) {
       ONNXInitializerOp tensor = constantMatrix(node.getInputs()[1]);
       if (!tensor || !isF32Ranked(node.getInputs()[0], 2))
@@ -174,6 +186,12 @@ struct ConvertONNXPass
     QTensorType qtype = weight->getWeightType();
     Value w = WeightOp::create(b, m.node.getLoc(), qtype,
                                  FlatSymbolRefAttr::get(weight->getSymNameAttr()));
+    if (m.gather) {
+      // An embedding table: ONNX's Gather keeps its semantics (any index
+      // rank, negative indices); lowbit quantizes the table it reads.
+      m.node->setOperand(0, w);
+      return success();
+    }
     auto inputType = cast<RankedTensorType>(m.input.getType());
     SmallVector<int64_t> shape(inputType.getShape());
     shape.back() = qtype.getShape()[0];

@@ -19,6 +19,10 @@ def LowBitConvertONNX : Pass<"lowbit-convert-onnx", "::mlir::ModuleOp"> {
     - `Gemm(A, B, C)` with alpha = beta = 1 and transA = 0: with transB = 1,
       B is already `[N, K]` and the weight references its bytes in the file;
       C (1-D) becomes the matmul's bias.
+    - `Gather(T, ids)` on axis 0, T an f32 initializer `[rows, width]`: the
+      node stays (ONNX's Gather semantics), reading the table as a weight
+      (`lowbit.weight`, the bytes referenced in place), which the ONNX
+      exporter writes as com.microsoft GatherBlockQuantized when quantized.
 
     An initializer that nothing else reads is replaced by the weight (the
     symbol moves over); `onnx.name` on the weight keeps its ONNX name, and

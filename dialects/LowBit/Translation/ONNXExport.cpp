@@ -61,6 +61,9 @@ private:
                             ArrayAttr outputInfos, ArrayAttr valueInfo,
                             onnx::GraphProto &out);
   LogicalResult exportMatmul(MatmulOp op, onnx::GraphProto &graph);
+  /// A Gather whose table is a lowbit weight: Gather over f32, or
+  /// com.microsoft GatherBlockQuantized.
+  LogicalResult exportGather(ONNXNodeOp op, onnx::GraphProto &graph);
   /// Adds an initializer holding `bytes` (kept alive by the exporter).
   void addInitializer(onnx::GraphProto &graph, const std::string &name,
                       int32_t dataType, ArrayRef<int64_t> dims,
@@ -72,8 +75,10 @@ private:
   const ONNXExportOptions &options;
   /// Bytes of the initializers the exporter makes (MatMulNBits weights).
   std::deque<std::vector<uint8_t>> ownedBytes;
-  /// The initializer names of the weights already written (tied weights).
+  /// The initializer names of the weights already written (tied weights),
+  /// as matmul weights and as gather tables.
   llvm::DenseMap<Operation *, SmallVector<std::string>> writtenWeights;
+  llvm::DenseMap<Operation *, SmallVector<std::string>> writtenTables;
 
 public:
   /// Whether a com.microsoft op was written (the opset import it needs).
@@ -627,6 +632,112 @@ LogicalResult ONNXExporter::exportMatmul(MatmulOp op, onnx::GraphProto &graph) {
   return success();
 }
 
+LogicalResult ONNXExporter::exportGather(ONNXNodeOp op,
+                                         onnx::GraphProto &graph) {
+  namespace formats = ::lowbit::formats;
+  auto ref = op.getInputs()[0].getDefiningOp<WeightOp>();
+  if (op.getOpType() != "Gather" || !ref || op.getInputs().size() != 2 ||
+      isa_and_nonnull<WeightOp>(op.getInputs()[1].getDefiningOp()))
+    return fail(op, "only a Gather may read a lowbit weight (as its table); "
+                    "this node has no ONNX form");
+  GlobalWeightOp weight =
+      symbolTables.lookupNearestSymbolFrom<GlobalWeightOp>(ref,
+                                                           ref.getNameAttr());
+  if (!weight)
+    return fail(op, "names no lowbit.global_weight");
+  QTensorType type = weight.getWeightType();
+  const int64_t rows = type.getShape()[0], cols = type.getShape()[1];
+  const formats::Format format = type.getFormat().getFormat();
+  const std::string base =
+      weight->hasAttr("onnx.name")
+          ? weight->getAttrOfType<StringAttr>("onnx.name").str()
+          : weight.getSymName().str();
+  formats::AffineForm form;
+  const bool quantized = format != formats::Format::F32 &&
+                         !options.dequantizeWeights;
+  if (quantized && !(formats::affineForm(format, form) && form.integerZeros &&
+                     form.bits != 2))
+    return fail(op, "table '" + base + "' is in format " +
+                        formats::info(format).name +
+                        ", which ONNX Runtime's GatherBlockQuantized cannot "
+                        "hold (it takes 4 and 8 bits with integer zero "
+                        "points: q4_0, q8_0, i4_*, i8_*); choose those "
+                        "formats, or export with --dequantize");
+  std::string error;
+  const uint8_t *bytes = getWeightBytes(weight, error);
+  if (!bytes)
+    return fail(op, error);
+  const bool external = weight->hasAttr("onnx.external");
+  SmallVector<std::string> &written = writtenTables[weight];
+  if (!quantized) {
+    if (written.empty()) {
+      std::vector<uint8_t> values(rows * cols * sizeof(float));
+      formats::dequantizeRows(format, bytes,
+                              reinterpret_cast<float *>(values.data()), rows,
+                              cols, 0);
+      written.push_back(freshName(base));
+      addInitializer(graph, written[0], onnx::TensorProto::FLOAT,
+                     {rows, cols}, std::move(values), external);
+    }
+    setName(op.getInputs()[0], written[0]);
+    return exportNode(op, *graph.add_node());
+  }
+  if (written.empty()) {
+    const uint64_t rowBytes = formats::rowBytes(formats::info(format), cols);
+    const int64_t groups = cols / form.groupSize;
+    const int64_t packedRow = cols * form.bits / 8;
+    const int64_t zeroRow = (groups * form.bits + 7) / 8;
+    std::vector<uint8_t> packed(rows * packedRow), zeroCodes(groups),
+        packedZeros(rows * zeroRow), codes(cols);
+    std::vector<uint8_t> scaleBytes(rows * groups * sizeof(float));
+    std::vector<float> zeros(groups);
+    float *scales = reinterpret_cast<float *>(scaleBytes.data());
+    for (int64_t n = 0; n < rows; ++n) {
+      formats::decodeAffineRow(format, bytes + n * rowBytes, cols,
+                               codes.data(), scales + n * groups,
+                               zeros.data());
+      packCodes(codes.data(), cols, form.bits, &packed[n * packedRow]);
+      for (int64_t g = 0; g < groups; ++g)
+        zeroCodes[g] = uint8_t(zeros[g]);
+      packCodes(zeroCodes.data(), groups, form.bits, &packedZeros[n * zeroRow]);
+    }
+    written.push_back(freshName(base + "_Q" + std::to_string(form.bits)));
+    written.push_back(freshName(base + "_scales"));
+    addInitializer(graph, written[0], onnx::TensorProto::UINT8,
+                   {rows, packedRow}, std::move(packed), external);
+    addInitializer(graph, written[1], onnx::TensorProto::FLOAT,
+                   {rows, groups}, std::move(scaleBytes), external);
+    if (!form.defaultZeros) {
+      written.push_back(freshName(base + "_zero_points"));
+      addInitializer(graph, written[2], onnx::TensorProto::UINT8,
+                     {rows, zeroRow}, std::move(packedZeros), external);
+    }
+  }
+  onnx::NodeProto *node = graph.add_node();
+  node->add_input(written[0]);
+  node->add_input(nameOf(op.getInputs()[1]));
+  for (size_t i = 1; i < written.size(); ++i)
+    node->add_input(written[i]);
+  std::string output;
+  if (std::optional<ArrayAttr> outputs = op.getOutputs())
+    output = cast<StringAttr>((*outputs)[0]).str();
+  if (output.empty())
+    output = nameOf(op.getResult(0));
+  else
+    setName(op.getResult(0), output);
+  node->add_output(output);
+  if (op.getName())
+    node->set_name(op.getName()->str());
+  node->set_op_type("GatherBlockQuantized");
+  node->set_domain("com.microsoft");
+  usesContribOps = true;
+  addIntAttribute(*node, "bits", form.bits);
+  addIntAttribute(*node, "block_size", form.groupSize);
+  addIntAttribute(*node, "gather_axis", 0);
+  addIntAttribute(*node, "quantize_axis", 1);
+  return success();
+}
+
 LogicalResult ONNXExporter::exportBlock(Block &block, ArrayAttr inputInfos,
                                         ArrayAttr outputInfos,
                                         ArrayAttr valueInfo,
@@ -653,7 +764,11 @@ LogicalResult ONNXExporter::exportBlock(Block &block, ArrayAttr inputInfos,
         return fail(&op, "an initializer needs a name");
       setName(constant, proto->name());
     } else if (auto node = dyn_cast<ONNXNodeOp>(op)) {
-      if (failed(exportNode(node, *out.add_node())))
+      bool readsWeight = llvm::any_of(node.getInputs(), [](Value v) {
+        return isa_and_nonnull<WeightOp>(v.getDefiningOp());
+      });
+      if (readsWeight ? failed(exportGather(node, out))
+                      : failed(exportNode(node, *out.add_node())))
         return failure();
     } else if (isa<ONNXNoneOp, WeightOp>(op)) {
       continue; // Written where they are used.
