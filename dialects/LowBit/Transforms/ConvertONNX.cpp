@@ -55,12 +55,30 @@ struct ConvertONNXPass
   using Base::Base;
 
   /// The f32 rank-2 initializer `value` reads, or null.
-  ONNXInitializerOp constantMatrix(Value value) {
-    auto constant = value.getDefiningOp<ONNXConstantOp>();
-    if (!constant)
+  /// The value of a Constant node (many exports carry every weight that
+  /// way): its `value` tensor's symbol, or null.
+  static FlatSymbolRefAttr constantNodeValue(Operation *op) {
+    auto node = dyn_cast_or_null<ONNXNodeOp>(op);
+    if (!node || node.getOpType() != "Constant" || !isDefaultDomain(node) ||
+        !node.getInputs().empty() || node.getNumResults() != 1 ||
+        node.getOnnxAttributes().size() != 1)
       return nullptr;
-    auto tensor = symbols->lookupNearestSymbolFrom<ONNXInitializerOp>(
-        constant, constant.getTensorAttr());
+    return node.getOnnxAttributes().getAs<FlatSymbolRefAttr>("value");
+  }
+
+  /// The f32 rank-2 tensor `value` reads (an initializer, or a Constant
+  /// node's value), or null.
+  ONNXInitializerOp constantMatrix(Value value) {
+    Operation *source = value.getDefiningOp();
+    FlatSymbolRefAttr symbol;
+    if (auto constant = dyn_cast_or_null<ONNXConstantOp>(source))
+      symbol = constant.getTensorAttr();
+    else
+      symbol = constantNodeValue(source);
+    if (!symbol)
+      return nullptr;
+    auto tensor =
+        symbols->lookupNearestSymbolFrom<ONNXInitializerOp>(source, symbol);
     if (!tensor || tensor.getTensorType().getRank() != 2 ||
         !tensor.getTensorType().getElementType().isF32())
       return nullptr;
@@ -165,7 +183,17 @@ struct ConvertONNXPass
     auto weight = GlobalWeightOp::create(b, 
         m.tensor.getLoc(), b.getStringAttr(symbol + ".lowbit"),
         TypeAttr::get(qtype), data, /*role=*/nullptr);
-    weight->setAttr("onnx.name", b.getStringAttr(m.tensor.getONNXName()));
+    // The ONNX name: the tensor's, or for a Constant node's value the
+    // value the node defines (the name the graph uses).
+    std::string onnxName = m.tensor.getONNXName().str();
+    if (std::optional<SymbolTable::UseRange> uses =
+            SymbolTable::getSymbolUses(m.tensor, getOperation()))
+      for (const SymbolTable::SymbolUse &use : *uses)
+        if (constantNodeValue(use.getUser()))
+          if (std::optional<ArrayAttr> outputs =
+                  cast<ONNXNodeOp>(use.getUser()).getOutputs())
+            onnxName = cast<StringAttr>((*outputs)[0]).str();
+    weight->setAttr("onnx.name", b.getStringAttr(onnxName));
     // Written back to external data, where the model kept it.
     if (m.tensor.getExternal())
       weight->setAttr("onnx.external", b.getUnitAttr());
@@ -240,9 +268,10 @@ struct ConvertONNXPass
       SmallVector<Operation *> constants;
       bool unused = true;
       for (const SymbolTable::SymbolUse &use : *uses) {
-        auto constant = dyn_cast<ONNXConstantOp>(use.getUser());
-        unused &= constant && constant->use_empty();
-        constants.push_back(use.getUser());
+        Operation *user = use.getUser();
+        bool reader = isa<ONNXConstantOp>(user) || constantNodeValue(user);
+        unused &= reader && user->use_empty();
+        constants.push_back(user);
       }
       if (!unused)
         continue;

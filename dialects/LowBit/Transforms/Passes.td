@@ -13,7 +13,10 @@ def LowBitConvertONNX : Pass<"lowbit-convert-onnx", "::mlir::ModuleOp"> {
     pipeline (format assignment, allocation, quantization) sees the weights
     it sees in any model.
 
-    - `MatMul(X, W)`, W an f32 initializer `[K, N]`: the weight is W
+    Constant weights are initializers or `Constant` nodes (as many exports
+    carry them).
+
+    - `MatMul(X, W)`, W an f32 constant `[K, N]`: the weight is W
       transposed (`!lowbit.qtensor<N x K : f32>`, one row per output, in a
       resource blob).
     - `Gemm(A, B, C)` with alpha = beta = 1 and transA = 0: with transB = 1,
@@ -25,7 +28,7 @@ def LowBitConvertONNX : Pass<"lowbit-convert-onnx", "::mlir::ModuleOp"> {
       exporter writes as com.microsoft GatherBlockQuantized when quantized.
 
     An initializer that nothing else reads is replaced by the weight (the
-    symbol moves over); `onnx.name` on the weight keeps its ONNX name, and
+    symbol moves over; its Constant node goes too); `onnx.name` on the weight keeps its ONNX name, and
     `onnx.name` / `onnx.outputs` on the matmul the node's names, which the
     ONNX exporter writes back. Other nodes are left as they are.
 
