@@ -79,6 +79,181 @@ const char *dataTypeName(int32_t dataType) {
   return "unknown";
 }
 
+bool decodeElements(int32_t dataType, const uint8_t *bytes, int64_t count,
+                    std::vector<double> &out) {
+  out.resize(count);
+  auto load = [&](auto zero) {
+    using T = decltype(zero);
+    for (int64_t i = 0; i < count; ++i) {
+      T v;
+      std::memcpy(&v, bytes + i * sizeof(T), sizeof(T));
+      out[i] = double(v);
+    }
+  };
+  switch (dataType) {
+  case onnx::TensorProto::FLOAT:
+    load(float());
+    return true;
+  case onnx::TensorProto::DOUBLE:
+    load(double());
+    return true;
+  case onnx::TensorProto::UINT8:
+  case onnx::TensorProto::BOOL:
+    load(uint8_t());
+    return true;
+  case onnx::TensorProto::INT8:
+    load(int8_t());
+    return true;
+  case onnx::TensorProto::UINT16:
+    load(uint16_t());
+    return true;
+  case onnx::TensorProto::INT16:
+    load(int16_t());
+    return true;
+  case onnx::TensorProto::INT32:
+    load(int32_t());
+    return true;
+  case onnx::TensorProto::UINT32:
+    load(uint32_t());
+    return true;
+  case onnx::TensorProto::INT64:
+    load(int64_t());
+    return true;
+  case onnx::TensorProto::UINT64:
+    load(uint64_t());
+    return true;
+  case onnx::TensorProto::FLOAT16:
+  case onnx::TensorProto::BFLOAT16:
+    for (int64_t i = 0; i < count; ++i) {
+      uint16_t h;
+      std::memcpy(&h, bytes + 2 * i, 2);
+      uint32_t bits;
+      if (dataType == onnx::TensorProto::BFLOAT16) {
+        bits = uint32_t(h) << 16;
+      } else {
+        // IEEE half -> float.
+        uint32_t sign = uint32_t(h & 0x8000) << 16, exp = (h >> 10) & 31,
+                 mant = h & 0x3ff;
+        if (exp == 0) {
+          float f = float(mant) * (1.0f / 16777216.0f);
+          std::memcpy(&bits, &f, 4);
+          bits |= sign;
+        } else if (exp == 31) {
+          bits = sign | 0x7f800000u | (mant << 13);
+        } else {
+          bits = sign | ((exp + 112) << 23) | (mant << 13);
+        }
+      }
+      float f;
+      std::memcpy(&f, &bits, 4);
+      out[i] = f;
+    }
+    return true;
+  default:
+    return false;
+  }
+}
+
+bool readTensor(const onnx::TensorProto &tensor, const std::string &base,
+                onnxrt::Tensor &out, std::string &error) {
+  std::string label = "tensor '" + tensor.name() + "'";
+  out.dataType = tensor.data_type();
+  out.shape.assign(tensor.dims().begin(), tensor.dims().end());
+  int64_t count = 1;
+  for (int64_t d : out.shape) {
+    if (d < 0 || (d && count > (int64_t(1) << 40) / d)) {
+      error = label + ": bad shape";
+      return false;
+    }
+    count *= d;
+  }
+  int64_t bytes = storageBytes(out.dataType, count);
+  std::vector<double> typed;
+  if (tensor.data_location() == onnx::TensorProto::EXTERNAL) {
+    std::string location;
+    uint64_t offset = 0;
+    for (const auto &e : tensor.external_data()) {
+      if (e.key() == "location")
+        location = e.value();
+      else if (e.key() == "offset")
+        offset = std::strtoull(e.value().c_str(), nullptr, 10);
+    }
+    if (location.empty() || location[0] == '/' ||
+        location.find("..") != std::string::npos) {
+      error = label + ": bad external data location";
+      return false;
+    }
+    auto file = MappedFile::openCached(base + "/" + location, error);
+    const uint8_t *p = file && bytes >= 0
+                           ? file->range(offset, uint64_t(bytes), error)
+                           : nullptr;
+    if (!p || !decodeElements(out.dataType, p, count, out.values)) {
+      if (error.empty())
+        error = label + ": type " + dataTypeName(out.dataType) +
+                " is not read by the executor";
+      return false;
+    }
+    return true;
+  }
+  if (tensor.has_raw_data()) {
+    if (bytes < 0 || int64_t(tensor.raw_data().size()) != bytes ||
+        !decodeElements(out.dataType,
+                        reinterpret_cast<const uint8_t *>(
+                            tensor.raw_data().data()),
+                        count, out.values)) {
+      error = label + ": raw_data of type " + dataTypeName(out.dataType) +
+              " not read by the executor";
+      return false;
+    }
+    return true;
+  }
+  switch (out.dataType) {
+  case onnx::TensorProto::FLOAT:
+    out.values.assign(tensor.float_data().begin(), tensor.float_data().end());
+    break;
+  case onnx::TensorProto::DOUBLE:
+    out.values.assign(tensor.double_data().begin(), tensor.double_data().end());
+    break;
+  case onnx::TensorProto::INT64:
+    out.values.assign(tensor.int64_data().begin(), tensor.int64_data().end());
+    break;
+  case onnx::TensorProto::UINT32:
+  case onnx::TensorProto::UINT64:
+    out.values.assign(tensor.uint64_data().begin(), tensor.uint64_data().end());
+    break;
+  case onnx::TensorProto::FLOAT16:
+  case onnx::TensorProto::BFLOAT16: {
+    std::vector<uint8_t> raw;
+    for (int32_t v : tensor.int32_data()) {
+      raw.push_back(uint8_t(v));
+      raw.push_back(uint8_t(v >> 8));
+    }
+    if (!decodeElements(out.dataType, raw.data(),
+                        int64_t(tensor.int32_data_size()), out.values))
+      return false;
+    break;
+  }
+  case onnx::TensorProto::STRING:
+  case onnx::TensorProto::COMPLEX64:
+  case onnx::TensorProto::COMPLEX128:
+  case 21:
+  case 22:
+    error = label + ": type " + dataTypeName(out.dataType) +
+            " is not read by the executor";
+    return false;
+  default:
+    out.values.assign(tensor.int32_data().begin(), tensor.int32_data().end());
+    break;
+  }
+  if (int64_t(out.values.size()) != count) {
+    error = label + ": holds " + std::to_string(out.values.size()) +
+            " values, its shape needs " + std::to_string(count);
+    return false;
+  }
+  (void)typed;
+  return true;
+}
+
 bool looksLikeONNX(const std::string &path) {
   std::ifstream in(path, std::ios::binary);
   char first = 0;

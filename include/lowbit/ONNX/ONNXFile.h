@@ -11,6 +11,7 @@
 #ifndef LOWBIT_ONNX_ONNXFILE_H
 #define LOWBIT_ONNX_ONNXFILE_H
 
+#include "lowbit/ONNX/Kernels.h"
 #include "lowbit/Support/MappedFile.h"
 
 #include "onnx/onnx_pb.h"
@@ -59,6 +60,17 @@ int64_t storageBytes(int32_t dataType, int64_t count);
 
 /// ONNX's name of a data type ("FLOAT", "INT4", ...).
 const char *dataTypeName(int32_t dataType);
+
+/// The values of `tensor` (raw_data or typed fields; external data read from
+/// the folder `base`) as an executor tensor. False with `error` for types
+/// the executor does not hold (strings, 4-bit, complex).
+bool readTensor(const onnx::TensorProto &tensor, const std::string &base,
+                onnxrt::Tensor &out, std::string &error);
+
+/// Decodes `count` little-endian elements of `dataType` at `bytes` into
+/// doubles; false for types without a decoder here.
+bool decodeElements(int32_t dataType, const uint8_t *bytes, int64_t count,
+                    std::vector<double> &out);
 
 /// True when `path` starts with ONNX's protobuf framing of a ModelProto
 /// (field 1 ir_version, varint), i.e. is worth trying as an ONNX file.
