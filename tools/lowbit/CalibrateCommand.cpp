@@ -9,10 +9,19 @@
 #include "Commands.h"
 #include "ModelIO.h"
 
+#include "LowBit/Exec/ONNXRunner.h"
+#include "LowBit/IR/LowBit.h"
 #include "LowBit/Transforms/Analysis.h"
 #include "LowBit/Transforms/Passes.h"
 
+#include "lowbit/Calibration/IMatrix.h"
+#include "lowbit/ONNX/ONNXFile.h"
+#include "lowbit/Support/MappedFile.h"
+
 #include "mlir/Pass/PassManager.h"
+
+#include <chrono>
+#include <filesystem>
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/raw_ostream.h"
 
@@ -20,19 +29,120 @@ using namespace lowbit;
 using namespace mlir;
 using namespace mlir::lowbit;
 
+namespace {
+
+/// The data sets of an ONNX calibration folder: the folder itself when it
+/// holds input_0.pb, else its test_data_set_* (ONNX's test-data layout).
+std::vector<std::string> dataSetsIn(const std::string &folder) {
+  namespace fs = std::filesystem;
+  std::vector<std::string> sets;
+  if (fs::exists(fs::path(folder) / "input_0.pb"))
+    return {folder};
+  std::error_code error;
+  for (const auto &entry : fs::directory_iterator(folder, error))
+    if (entry.is_directory() &&
+        fs::exists(entry.path() / "input_0.pb"))
+      sets.push_back(entry.path().string());
+  std::sort(sets.begin(), sets.end());
+  return sets;
+}
+
+/// Calibrates an ONNX model: runs the executor over every data set and sums,
+/// per matmul weight and input channel, the squares and values of its inputs
+/// (llama.cpp's importance matrix, keyed by the weights' names).
+int calibrateONNX(const cli::CommandLine &cl, ModuleOp module) {
+  std::string folder = cl.get("calib"), error;
+  if (!std::filesystem::is_directory(folder))
+    return cli::fail("an ONNX model calibrates on a folder of input_N.pb "
+                     "files (ONNX's test_data_set layout), and '" + folder +
+                     "' is not one");
+  if (cl.has("state") || cl.has("hessians"))
+    return cli::fail("--state and --hessians are not written for ONNX models "
+                     "yet; write the importance matrix with -o");
+  std::vector<std::string> sets = dataSetsIn(folder);
+  if (sets.empty())
+    return cli::fail(folder + ": no input_0.pb, nor test_data_set_* folders "
+                              "holding one");
+  long long chunks = 0;
+  if (!cl.getInt("chunks", chunks, error))
+    return cli::fail(error);
+  if (chunks > 0 && size_t(chunks) < sets.size())
+    sets.resize(size_t(chunks));
+  PassManager pm(module.getContext());
+  pm.addPass(createLowBitConvertONNX());
+  if (failed(pm.run(module)))
+    return 1;
+  ::lowbit::calib::IMatrix imatrix;
+  imatrix.datasets.push_back(folder);
+  auto observe = [&](GlobalWeightOp weight,
+                     const ::lowbit::onnxrt::Tensor &x) {
+    ::lowbit::calib::IMatrixEntry &entry = imatrix.entries[ggufTensorName(weight)];
+    int64_t width = x.shape.back(), rows = x.count() / width;
+    if (entry.counts.empty()) {
+      entry.sumSquares.assign(width, 0.0f);
+      entry.sum.assign(width, 0.0f);
+      entry.counts.assign(1, 0.0f);
+    }
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < width; ++c) {
+        double v = x.values[r * width + c];
+        entry.sumSquares[c] += float(v * v);
+        entry.sum[c] += float(v);
+      }
+    entry.counts[0] += float(rows);
+  };
+  auto started = std::chrono::steady_clock::now();
+  for (const std::string &set : sets) {
+    std::vector<::lowbit::onnxrt::Tensor> inputs;
+    for (int i = 0;; ++i) {
+      std::string path = set + "/input_" + std::to_string(i) + ".pb";
+      if (!std::filesystem::exists(path))
+        break;
+      std::string bytes;
+      onnx::TensorProto proto;
+      ::lowbit::onnxrt::Tensor tensor;
+      if (!::lowbit::readWholeFile(path, bytes, error))
+        return cli::fail(error);
+      if (!proto.ParseFromString(bytes))
+        return cli::fail(path + ": not an ONNX TensorProto");
+      if (!::lowbit::onnxfile::readTensor(proto, set, tensor, error))
+        return cli::fail(path + ": " + error);
+      inputs.push_back(std::move(tensor));
+    }
+    if (failed(runONNXGraph(module, inputs, observe)))
+      return cli::fail("calibration stopped at " + set);
+  }
+  imatrix.chunkCount = int64_t(sets.size());
+  if (!imatrix.saveGGUF(cl.get("output"), error))
+    return cli::fail(error);
+  double seconds = std::chrono::duration<double>(
+                       std::chrono::steady_clock::now() - started)
+                       .count();
+  llvm::outs() << llvm::formatv(
+      "calibrated on {0} data set{1} in {2:f1} s: {3} matmul weights\n"
+      "importance matrix: {4}\n",
+      sets.size(), sets.size() == 1 ? "" : "s", seconds,
+      imatrix.entries.size(), cl.get("output"));
+  return 0;
+}
+
+} // namespace
+
 int calibrateCommand(int argc, char **argv) {
   cli::CommandLine cl(
-      "calibrate", "MODEL --calib FILE|self (-o IMATRIX.gguf | --state FILE)",
+      "calibrate", "MODEL --calib FILE|self|FOLDER (-o IMATRIX.gguf | --state FILE)",
       "Run a model (GGUF or lowbit IR) over calibration text and record, for "
       "every\nweight, per input channel the sum of squared activations, the "
       "sum and the\ntoken count. Chunks like llama.cpp's imatrix tool (BOS "
       "first in every chunk),\nso -o writes an importance matrix llama.cpp's "
       "quantizer reads. --state writes\nlowbit's calibration state (the same "
       "statistics, the tokens, and with\n--hessians the Hessian X^T X of "
-      "every matmul input) for lowbit compile.");
-  cl.option("calib", "FILE|self",
+      "every matmul input) for lowbit compile. An ONNX model\ncalibrates "
+      "on a folder of input_N.pb tensors (or of test_data_set_* folders\n"
+      "holding them, ONNX's test-data layout), one forward pass per set.");
+  cl.option("calib", "FILE|self|FOLDER",
             "Calibration text, or 'self' to sample it from the model "
-            "(seeded).");
+            "(seeded);\nfor an ONNX model, a folder of input tensors.");
   cl.option("ctx-size", "N",
             "Tokens per chunk (default 512, or the model's context if "
             "smaller).",
@@ -72,6 +182,9 @@ int calibrateCommand(int argc, char **argv) {
   auto module = driver::loadModel(*context, cl.positional()[0]);
   if (!module)
     return 1;
+  if (auto source = (*module)->getAttrOfType<StringAttr>("lowbit.source");
+      source && source.getValue() == "onnx")
+    return calibrateONNX(cl, *module);
 
   PassManager pm(context.get());
   LowBitCalibrateOptions options;

@@ -410,13 +410,18 @@ int compileCommand(int argc, char **argv) {
       (*module)->getAttrOfType<StringAttr>("lowbit.source").getValue() ==
           "onnx";
   if (fromONNX) {
-    const bool calibrates = (budgetMode && !noImportance) ||
-                            presetCalibrates || cl.has("imatrix");
+    // An importance matrix comes from 'lowbit calibrate MODEL.onnx'; what
+    // runs the model inside compile (text calibration, Hessians, KL
+    // measurements) is GGUF-only so far.
+    const bool calibrates =
+        presetCalibrates || cl.has("calib") || method != "rtn" ||
+        (budgetMode && !noImportance && !cl.has("imatrix"));
     if (calibrates)
-      return cli::fail("calibration runs lowbit's executor, which does not "
-                       "run ONNX graphs yet: quantize an ONNX model with "
-                       "--preset/--tensor-type, or with a budget and "
-                       "--no-importance");
+      return cli::fail("for an ONNX model, calibrate first ('lowbit calibrate "
+                       "MODEL.onnx --calib FOLDER -o imatrix.gguf') and pass "
+                       "--imatrix; or quantize with --preset/--tensor-type, "
+                       "or a budget with --no-importance (--calib, --state "
+                       "and --method gptq/awq run GGUF models only so far)");
     PassManager convert(context.get());
     convert.addPass(createLowBitConvertONNX());
     if (failed(convert.run(*module)))
@@ -487,7 +492,8 @@ int compileCommand(int argc, char **argv) {
         !noImportance && (statistics == statePath || cl.has("calib"));
     if (measure.empty()) {
       measure = haveTokens ? "gain" : "wmse";
-      if (!haveTokens && !noImportance && !cl.has("quiet") && !cl.has("json"))
+      if (!haveTokens && !noImportance && !fromONNX && !cl.has("quiet") &&
+          !cl.has("json"))
         llvm::errs() << "note: no calibration tokens, so the sensitivity is "
                         "the predicted error (--measure wmse), which ranks "
                         "tensors against each other poorly; add --calib TEXT "
