@@ -1,6 +1,8 @@
 //===- ONNXFile.cpp - Read and check ONNX model files ---------------------===//
 #include "lowbit/ONNX/ONNXFile.h"
 
+#include "lowbit/Formats/Formats.h"
+
 #include "onnx/defs/schema.h"
 #include "onnx/shape_inference/implementation.h"
 
@@ -20,6 +22,7 @@
 #include <vector>
 
 namespace lowbit::onnxfile {
+namespace formats = ::lowbit::formats;
 
 //===----------------------------------------------------------------------===//
 // Data types
@@ -123,32 +126,16 @@ bool decodeElements(int32_t dataType, const uint8_t *bytes, int64_t count,
     load(uint64_t());
     return true;
   case onnx::TensorProto::FLOAT16:
-  case onnx::TensorProto::BFLOAT16:
-    for (int64_t i = 0; i < count; ++i) {
-      uint16_t h;
-      std::memcpy(&h, bytes + 2 * i, 2);
-      uint32_t bits;
-      if (dataType == onnx::TensorProto::BFLOAT16) {
-        bits = uint32_t(h) << 16;
-      } else {
-        // IEEE half -> float.
-        uint32_t sign = uint32_t(h & 0x8000) << 16, exp = (h >> 10) & 31,
-                 mant = h & 0x3ff;
-        if (exp == 0) {
-          float f = float(mant) * (1.0f / 16777216.0f);
-          std::memcpy(&bits, &f, 4);
-          bits |= sign;
-        } else if (exp == 31) {
-          bits = sign | 0x7f800000u | (mant << 13);
-        } else {
-          bits = sign | ((exp + 112) << 23) | (mant << 13);
-        }
-      }
-      float f;
-      std::memcpy(&f, &bits, 4);
-      out[i] = f;
-    }
+  case onnx::TensorProto::BFLOAT16: {
+    // The codec library's half and bfloat16 decoders (one definition).
+    std::vector<float> floats(count);
+    formats::dequantizeRow(dataType == onnx::TensorProto::FLOAT16
+                               ? formats::Format::F16
+                               : formats::Format::BF16,
+                           bytes, floats.data(), count);
+    out.assign(floats.begin(), floats.end());
     return true;
+  }
   default:
     return false;
   }

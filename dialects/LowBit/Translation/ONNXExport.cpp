@@ -176,6 +176,12 @@ static void appendTypedValues(DenseElementsAttr elements, int32_t dataType,
   };
   for (int64_t i = 0; i < count; ++i) {
     const char *p = at(i);
+    // The element at p as a T (unaligned, little-endian like the host).
+    auto load = [p](auto sample) {
+      decltype(sample) v;
+      memcpy(&v, p, sizeof(v));
+      return v;
+    };
     switch (dataType) {
     case onnx::TensorProto::FLOAT:
     case onnx::TensorProto::COMPLEX64:
@@ -193,42 +199,24 @@ static void appendTypedValues(DenseElementsAttr elements, int32_t dataType,
         out.add_double_data(v);
       }
       break;
-    case onnx::TensorProto::INT64: {
-      int64_t v;
-      memcpy(&v, p, 8);
-      out.add_int64_data(v);
+    case onnx::TensorProto::INT64:
+      out.add_int64_data(load(int64_t()));
       break;
-    }
-    case onnx::TensorProto::UINT32: {
-      uint32_t v;
-      memcpy(&v, p, 4);
-      out.add_uint64_data(v);
+    case onnx::TensorProto::UINT32:
+      out.add_uint64_data(load(uint32_t()));
       break;
-    }
-    case onnx::TensorProto::UINT64: {
-      uint64_t v;
-      memcpy(&v, p, 8);
-      out.add_uint64_data(v);
+    case onnx::TensorProto::UINT64:
+      out.add_uint64_data(load(uint64_t()));
       break;
-    }
-    case onnx::TensorProto::INT8: {
-      int8_t v;
-      memcpy(&v, p, 1);
-      out.add_int32_data(v);
+    case onnx::TensorProto::INT8:
+      out.add_int32_data(load(int8_t()));
       break;
-    }
-    case onnx::TensorProto::INT16: {
-      int16_t v;
-      memcpy(&v, p, 2);
-      out.add_int32_data(v);
+    case onnx::TensorProto::INT16:
+      out.add_int32_data(load(int16_t()));
       break;
-    }
-    case onnx::TensorProto::INT32: {
-      int32_t v;
-      memcpy(&v, p, 4);
-      out.add_int32_data(v);
+    case onnx::TensorProto::INT32:
+      out.add_int32_data(load(int32_t()));
       break;
-    }
     default: {
       // UINT8, UINT16, the 16- and 8-bit floats: their bit patterns.
       uint32_t v = 0;

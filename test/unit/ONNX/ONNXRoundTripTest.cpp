@@ -42,6 +42,16 @@ std::string readBytes(const std::string &path) {
   return bytes;
 }
 
+/// The node test folders that hold a model.onnx, sorted.
+std::vector<std::string> nodeTestModels() {
+  std::vector<std::string> models;
+  for (const auto &entry : std::filesystem::directory_iterator(kNodeTests))
+    if (std::filesystem::exists(entry.path() / "model.onnx"))
+      models.push_back(entry.path().filename().string());
+  std::sort(models.begin(), models.end());
+  return models;
+}
+
 struct Outcome {
   bool imported = false;
   std::string error;
@@ -85,11 +95,7 @@ Outcome roundTrip(const std::string &model, const std::string &out,
 TEST(ONNXRoundTrip, BackendNodeTests) {
   if (!std::filesystem::is_directory(kNodeTests))
     GTEST_SKIP() << kNodeTests << " not found (Debian package libonnx-testdata)";
-  std::vector<std::string> models;
-  for (const auto &entry : std::filesystem::directory_iterator(kNodeTests))
-    if (std::filesystem::exists(entry.path() / "model.onnx"))
-      models.push_back(entry.path().filename().string());
-  std::sort(models.begin(), models.end());
+  std::vector<std::string> models = nodeTestModels();
   std::string out = ::testing::TempDir() + "onnx-roundtrip-" +
                     std::to_string(getpid()) + ".onnx";
   int roundTripped = 0;
@@ -179,11 +185,7 @@ bool close(const ::lowbit::onnxrt::Tensor &got,
 TEST(ONNXExecutor, BackendNodeTests) {
   if (!std::filesystem::is_directory(kNodeTests))
     GTEST_SKIP() << kNodeTests << " not found (Debian package libonnx-testdata)";
-  std::vector<std::string> models;
-  for (const auto &entry : std::filesystem::directory_iterator(kNodeTests))
-    if (std::filesystem::exists(entry.path() / "model.onnx"))
-      models.push_back(entry.path().filename().string());
-  std::sort(models.begin(), models.end());
+  std::vector<std::string> models = nodeTestModels();
   std::map<std::string, std::pair<int, int>> table; // op -> passed, run
   int passed = 0, run = 0;
   std::vector<std::string> failures;
