@@ -1339,6 +1339,175 @@ bool depthToSpace(Context &c, bool toSpace) {
   return true;
 }
 
+/// Resize (opsets 10-19): nearest, linear and cubic interpolation, separable
+/// over the axes, with ONNX's coordinate transformations.
+bool resize(Context &c) {
+  const Tensor *x = c.input(0);
+  if (!x)
+    return c.fail("missing input");
+  size_t rank = x->shape.size();
+  const Tensor *roi = c.opset >= 11 ? c.input(1) : nullptr;
+  const Tensor *scalesIn = c.opset >= 11 ? c.input(2) : c.input(1);
+  const Tensor *sizesIn = c.opset >= 11 ? c.input(3) : nullptr;
+  if (c.attrs.has("axes") || c.attrs.getInt("antialias", 0))
+    return c.fail("axes and antialias are not run by the executor yet");
+  std::vector<double> scales(rank, 1.0);
+  Shape out(x->shape);
+  if (sizesIn && sizesIn->count() > 0) {
+    if (size_t(sizesIn->count()) != rank)
+      return c.fail("sizes of the wrong length");
+    for (size_t i = 0; i < rank; ++i) {
+      out[i] = int64_t(sizesIn->values[i]);
+      scales[i] = double(out[i]) / double(x->shape[i]);
+    }
+  } else if (scalesIn && scalesIn->count() > 0) {
+    if (size_t(scalesIn->count()) != rank)
+      return c.fail("scales of the wrong length");
+    for (size_t i = 0; i < rank; ++i) {
+      scales[i] = scalesIn->values[i];
+      out[i] = int64_t(std::floor(double(x->shape[i]) * scales[i]));
+    }
+  } else {
+    return c.fail("needs scales or sizes");
+  }
+  std::string mode = c.attrs.getString("mode", "nearest");
+  std::string transform = c.attrs.getString(
+      "coordinate_transformation_mode",
+      c.opset >= 11 ? "half_pixel" : "asymmetric");
+  std::string nearest = c.attrs.getString(
+      "nearest_mode", c.opset >= 11 ? "round_prefer_floor" : "floor");
+  double cubicA = c.attrs.getFloat("cubic_coeff_a", -0.75);
+  bool excludeOutside = c.attrs.getInt("exclude_outside", 0) != 0;
+  double extrapolation = c.attrs.getFloat("extrapolation_value", 0.0);
+
+  // Per axis and output coordinate: taps (input index, weight), or none when
+  // the coordinate falls outside a tf_crop_and_resize box.
+  struct Tap {
+    int64_t index;
+    double weight;
+  };
+  std::vector<std::vector<std::vector<Tap>>> taps(rank);
+  std::vector<std::vector<bool>> outside(rank);
+  for (size_t a = 0; a < rank; ++a) {
+    int64_t in = x->shape[a], len = out[a];
+    taps[a].resize(len);
+    outside[a].assign(len, false);
+    for (int64_t o = 0; o < len; ++o) {
+      double s = scales[a], xo;
+      if (transform == "half_pixel")
+        xo = (o + 0.5) / s - 0.5;
+      else if (transform == "pytorch_half_pixel")
+        xo = len > 1 ? (o + 0.5) / s - 0.5 : 0.0;
+      else if (transform == "align_corners")
+        // ONNX's reference divides by the unrounded output length when
+        // scales (not sizes) give it.
+        xo = len == 1 ? 0.0
+                      : double(o) * double(in - 1) /
+                            ((sizesIn && sizesIn->count() > 0
+                                  ? double(len)
+                                  : double(in) * s) -
+                             1);
+      else if (transform == "asymmetric")
+        xo = o / s;
+      else if (transform == "tf_half_pixel_for_nn")
+        xo = (o + 0.5) / s;
+      else if (transform == "tf_crop_and_resize") {
+        if (!roi || size_t(roi->count()) != 2 * rank)
+          return c.fail("tf_crop_and_resize needs an roi of 2 x rank");
+        double start = roi->values[a], end = roi->values[a + rank];
+        xo = len > 1 ? start * (in - 1) + o * (end - start) * (in - 1) / (len - 1)
+                     : 0.5 * (start + end) * (in - 1);
+        if (xo < 0 || xo > double(in - 1))
+          outside[a][o] = true;
+      } else {
+        return c.fail("coordinate_transformation_mode " + transform +
+                      " is not known");
+      }
+      auto clampIndex = [&](int64_t i) {
+        return std::clamp<int64_t>(i, 0, in - 1);
+      };
+      std::vector<Tap> &t = taps[a][o];
+      if (mode == "nearest") {
+        double f = std::floor(xo), frac = xo - f;
+        int64_t i;
+        if (nearest == "floor")
+          i = int64_t(f);
+        else if (nearest == "ceil")
+          i = int64_t(std::ceil(xo));
+        else if (nearest == "round_prefer_ceil")
+          i = int64_t(frac >= 0.5 ? f + 1 : f);
+        else
+          i = int64_t(frac > 0.5 ? f + 1 : f);
+        t.push_back({clampIndex(i), 1.0});
+      } else if (mode == "linear") {
+        double f = std::floor(xo), w = xo - f;
+        t.push_back({clampIndex(int64_t(f)), 1 - w});
+        t.push_back({clampIndex(int64_t(f) + 1), w});
+      } else if (mode == "cubic") {
+        double f = std::floor(xo), r = xo - f;
+        auto kernel = [&](double d) {
+          d = std::fabs(d);
+          if (d <= 1)
+            return ((cubicA + 2) * d - (cubicA + 3)) * d * d + 1;
+          if (d < 2)
+            return ((cubicA * d - 5 * cubicA) * d + 8 * cubicA) * d - 4 * cubicA;
+          return 0.0;
+        };
+        double sum = 0;
+        for (int k = -1; k <= 2; ++k) {
+          int64_t i = int64_t(f) + k;
+          double w = kernel(r - k);
+          if (excludeOutside && (i < 0 || i >= in))
+            w = 0;
+          sum += w;
+          t.push_back({clampIndex(i), w});
+        }
+        if (excludeOutside && sum != 0)
+          for (Tap &tap : t)
+            tap.weight /= sum;
+      } else {
+        return c.fail("mode " + mode + " is not known");
+      }
+    }
+  }
+  Tensor &r = c.output(0);
+  r.dataType = x->dataType;
+  r.shape = out;
+  r.values.resize(r.count());
+  Shape strides = stridesOf(x->shape);
+  forEachIndex(out, [&](int64_t flat, const Shape &idx) {
+    for (size_t a = 0; a < rank; ++a)
+      if (outside[a][idx[a]]) {
+        r.values[flat] = extrapolation;
+        return;
+      }
+    // Sum over the product of the axes' taps.
+    double sum = 0;
+    std::vector<size_t> pick(rank, 0);
+    for (;;) {
+      double w = 1;
+      int64_t src = 0;
+      for (size_t a = 0; a < rank; ++a) {
+        const Tap &tap = taps[a][idx[a]][pick[a]];
+        w *= tap.weight;
+        src += tap.index * strides[a];
+      }
+      sum += w * x->values[src];
+      int64_t a = int64_t(rank) - 1;
+      for (; a >= 0; --a) {
+        if (++pick[a] < taps[a][idx[a]].size())
+          break;
+        pick[a] = 0;
+      }
+      if (a < 0)
+        break;
+    }
+    r.values[flat] = sum;
+  });
+  r.round();
+  return true;
+}
+
 } // namespace
 
 //===----------------------------------------------------------------------===//
@@ -1360,7 +1529,7 @@ static const char *const kOperators[] = {
     "Neg", "Not", "Or", "Pow", "RMSNormalization", "Range", "Reciprocal",
     "ReduceL1", "ReduceL2", "ReduceLogSumExp", "ReduceMax", "ReduceMean",
     "ReduceMin", "ReduceProd", "ReduceSum", "ReduceSumSquare", "Relu",
-    "Reshape", "Round", "Selu", "Shape", "Sigmoid", "Sign", "SimplifiedLayerNormalization",
+    "Reshape", "Resize", "Round", "Selu", "Shape", "Sigmoid", "Sign", "SimplifiedLayerNormalization",
     "Sin", "Size", "Slice", "Softmax", "Softplus", "Softsign", "Split",
     "Sqrt", "Squeeze", "Sub", "Sum", "Tan", "Tanh", "ThresholdedRelu",
     "Transpose", "Unsqueeze", "Where", "Xor"};
@@ -1561,6 +1730,7 @@ bool runOperator(const std::string &domain, const std::string &op,
   if (op == "GlobalMaxPool") return pool(c, true, true);
   if (op == "Transpose") return transpose(c);
   if (op == "Tile") return tile(c);
+  if (op == "Resize") return resize(c);
   if (op == "Pad") return pad(c);
   if (op == "CumSum") return cumsum(c);
   if (op == "Trilu") return trilu(c);
