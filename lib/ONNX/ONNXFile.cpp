@@ -241,6 +241,77 @@ bool readTensor(const onnx::TensorProto &tensor, const std::string &base,
   return true;
 }
 
+bool readTensorFiles(const std::string &folder, const std::string &prefix,
+                     std::vector<onnxrt::Tensor> &out, std::string &error) {
+  out.clear();
+  for (int i = 0;; ++i) {
+    std::string path = folder + "/" + prefix + "_" + std::to_string(i) + ".pb";
+    if (!std::filesystem::exists(path))
+      return true;
+    std::string bytes;
+    onnx::TensorProto proto;
+    onnxrt::Tensor tensor;
+    if (!readWholeFile(path, bytes, error))
+      return false;
+    if (bytes.size() > size_t(INT_MAX) || !proto.ParseFromString(bytes)) {
+      error = path + ": not an ONNX TensorProto";
+      return false;
+    }
+    if (!readTensor(proto, folder, tensor, error)) {
+      error = path + ": " + error;
+      return false;
+    }
+    out.push_back(std::move(tensor));
+  }
+}
+
+bool writeTensorFile(const std::string &path, const std::string &name,
+                     const onnxrt::Tensor &tensor, std::string &error) {
+  onnx::TensorProto proto;
+  proto.set_name(name);
+  proto.set_data_type(tensor.dataType);
+  for (int64_t d : tensor.shape)
+    proto.add_dims(d);
+  std::string raw;
+  auto put = [&](auto sample) {
+    using T = decltype(sample);
+    for (double v : tensor.values) {
+      T t = T(v);
+      raw.append(reinterpret_cast<const char *>(&t), sizeof(T));
+    }
+  };
+  switch (tensor.dataType) {
+  case onnx::TensorProto::FLOAT:
+    put(float());
+    break;
+  case onnx::TensorProto::DOUBLE:
+    put(double());
+    break;
+  case onnx::TensorProto::INT64:
+    put(int64_t());
+    break;
+  case onnx::TensorProto::INT32:
+    put(int32_t());
+    break;
+  case onnx::TensorProto::INT8:
+    put(int8_t());
+    break;
+  case onnx::TensorProto::UINT8:
+  case onnx::TensorProto::BOOL:
+    put(uint8_t());
+    break;
+  default:
+    error = path + ": no writer for " + std::string(dataTypeName(tensor.dataType)) +
+            " tensors yet";
+    return false;
+  }
+  proto.set_raw_data(raw);
+  std::string bytes = proto.SerializeAsString();
+  AtomicFileWriter writer(path);
+  return writer.open(error) && writer.write(bytes.data(), bytes.size(), error) &&
+         writer.commit(error);
+}
+
 bool looksLikeONNX(const std::string &path) {
   std::ifstream in(path, std::ios::binary);
   char first = 0;

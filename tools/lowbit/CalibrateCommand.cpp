@@ -16,7 +16,6 @@
 
 #include "lowbit/Calibration/IMatrix.h"
 #include "lowbit/ONNX/ONNXFile.h"
-#include "lowbit/Support/MappedFile.h"
 
 #include "mlir/Pass/PassManager.h"
 
@@ -94,21 +93,8 @@ int calibrateONNX(const cli::CommandLine &cl, ModuleOp module) {
   auto started = std::chrono::steady_clock::now();
   for (const std::string &set : sets) {
     std::vector<::lowbit::onnxrt::Tensor> inputs;
-    for (int i = 0;; ++i) {
-      std::string path = set + "/input_" + std::to_string(i) + ".pb";
-      if (!std::filesystem::exists(path))
-        break;
-      std::string bytes;
-      onnx::TensorProto proto;
-      ::lowbit::onnxrt::Tensor tensor;
-      if (!::lowbit::readWholeFile(path, bytes, error))
-        return cli::fail(error);
-      if (!proto.ParseFromString(bytes))
-        return cli::fail(path + ": not an ONNX TensorProto");
-      if (!::lowbit::onnxfile::readTensor(proto, set, tensor, error))
-        return cli::fail(path + ": " + error);
-      inputs.push_back(std::move(tensor));
-    }
+    if (!::lowbit::onnxfile::readTensorFiles(set, "input", inputs, error))
+      return cli::fail(error);
     if (failed(runONNXGraph(module, inputs, observe)))
       return cli::fail("calibration stopped at " + set);
   }

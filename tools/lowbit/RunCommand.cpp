@@ -2,7 +2,14 @@
 
 #include "CommandLine.h"
 #include "Commands.h"
+#include "ModelIO.h"
 #include "ModelLoading.h"
+
+#include "LowBit/Exec/ONNXRunner.h"
+#include "lowbit/ONNX/ONNXFile.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "llvm/Support/FormatVariadic.h"
 
 #include "lowbit/Eval/Eval.h"
 #include "lowbit/Exec/Executor.h"
@@ -12,10 +19,62 @@
 #include <random>
 
 using namespace lowbit;
+namespace onnxrt = ::lowbit::onnxrt;
+namespace onnxfile = ::lowbit::onnxfile;
+
+namespace {
+
+/// An ONNX model: one forward pass of the executor on the input tensors of
+/// --inputs; each output printed (name, type, shape, a few values) and, with
+/// -o, written as output_N.pb next to ONNX's test-data layout.
+int runONNX(const cli::CommandLine &cl, const std::string &path) {
+  if (!cl.has("inputs"))
+    return cli::fail("an ONNX model runs on input tensors: --inputs FOLDER "
+                     "(input_0.pb, input_1.pb, ... as in ONNX's test data)");
+  auto context = driver::makeContext();
+  auto module = driver::loadModel(*context, path);
+  if (!module)
+    return 1;
+  std::string error;
+  std::vector<onnxrt::Tensor> inputs;
+  if (!onnxfile::readTensorFiles(cl.get("inputs"), "input", inputs, error))
+    return cli::fail(error);
+  auto results = mlir::lowbit::runONNXGraph(*module, inputs);
+  if (mlir::failed(results))
+    return 1;
+  auto func = module->lookupSymbol<mlir::func::FuncOp>("forward");
+  for (size_t i = 0; i < results->size(); ++i) {
+    const onnxrt::Tensor &t = (*results)[i];
+    std::string name = "output_" + std::to_string(i);
+    if (auto info = func.getResultAttrOfType<mlir::DictionaryAttr>(
+            unsigned(i), "onnx.value"))
+      if (auto n = info.getAs<mlir::StringAttr>("name"))
+        name = n.str();
+    std::string shape;
+    for (int64_t d : t.shape)
+      shape += (shape.empty() ? "" : "x") + std::to_string(d);
+    llvm::outs() << name << " " << onnxfile::dataTypeName(t.dataType) << " ["
+                 << shape << "]:";
+    for (size_t k = 0; k < t.values.size() && k < 8; ++k) {
+      char value[32];
+      std::snprintf(value, sizeof(value), " %.6g", t.values[k]);
+      llvm::outs() << value;
+    }
+    llvm::outs() << (t.values.size() > 8 ? " ...\n" : "\n");
+    if (cl.has("output") &&
+        !onnxfile::writeTensorFile(cl.get("output") + "/output_" +
+                                       std::to_string(i) + ".pb",
+                                   name, t, error))
+      return cli::fail(error);
+  }
+  return 0;
+}
+
+} // namespace
 
 int runCommand(int argc, char **argv) {
   cli::CommandLine cl(
-      "run", "MODEL.gguf|ARTIFACT_DIR [-p TEXT] [-n N] [options]",
+      "run", "MODEL.gguf|ARTIFACT_DIR [-p TEXT] [-n N] [options] | MODEL.onnx --inputs FOLDER",
       "Generate text with the CPU reference executor (f32 arithmetic, weights "
       "decoded on\nthe fly from their stored format), or with the native "
       "runtime for a directory\nwritten by `lowbit compile --emit native`. "
@@ -47,10 +106,20 @@ int runCommand(int argc, char **argv) {
   cl.flag("ignore-eos",
           "Keep generating after an end-of-generation token instead of\n"
           "stopping there.");
+  cl.option("inputs", "FOLDER",
+            "ONNX models: run once on FOLDER/input_N.pb (ONNX's test-data "
+            "layout) and\nprint the outputs.");
+  cl.option("output", "FOLDER",
+            "ONNX models, with --inputs: also write FOLDER/output_N.pb.", "o");
   std::string error;
   if (std::optional<int> done = cl.parseCommand(argc, argv, "model"))
     return *done;
   const std::string path = cl.positional()[0];
+  if (driver::isONNX(path))
+    return runONNX(cl, path);
+  if (cl.has("inputs") || cl.has("output"))
+    return cli::fail("--inputs and -o run ONNX models; a GGUF model or "
+                     "artifact generates text from -p");
 
   long long nPredict = 128, topK = 40, threads = 0, ctx = 0, seed = -1;
   double temp = 0.0, topP = 0.95;

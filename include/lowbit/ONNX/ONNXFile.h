@@ -67,6 +67,17 @@ const char *dataTypeName(int32_t dataType);
 bool readTensor(const onnx::TensorProto &tensor, const std::string &base,
                 onnxrt::Tensor &out, std::string &error);
 
+/// Reads `folder`/PREFIX_0.pb, PREFIX_1.pb, ... (ONNX's test-data layout:
+/// serialized TensorProtos) until the first missing index; false with
+/// `error` naming the file when one does not read.
+bool readTensorFiles(const std::string &folder, const std::string &prefix,
+                     std::vector<onnxrt::Tensor> &out, std::string &error);
+
+/// Writes `tensor` named `name` as a serialized TensorProto (raw_data) at
+/// `path`, atomically. False for element types without an encoder here.
+bool writeTensorFile(const std::string &path, const std::string &name,
+                     const onnxrt::Tensor &tensor, std::string &error);
+
 /// Decodes `count` little-endian elements of `dataType` at `bytes` into
 /// doubles; false for types without a decoder here.
 bool decodeElements(int32_t dataType, const uint8_t *bytes, int64_t count,
